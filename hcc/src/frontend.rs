@@ -1,0 +1,132 @@
+//! The clang-22 front end, run once per ISA (DESIGN.md 3.1): each variant is
+//! a correct program for its own ABI because each gets its own headers and
+//! target, and every variant gets the same semantics flags.
+
+use crate::args::Invocation;
+use hc_metadata::Isa;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const CLANG: &str = "clang-22";
+pub const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+/// Flags every variant gets after the user's, so they win: same `char`
+/// signedness, no fused multiply-add, nothing ISA-specific in the layout, and
+/// the sections and frame pointers hld and the unwinder rely on.
+pub const FORCED_FLAGS: &[&str] = &[
+    "-fsigned-char",
+    "-ffp-contract=off",
+    "-fno-stack-protector",
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-fno-common",
+    "-fno-omit-frame-pointer",
+    "-fasynchronous-unwind-tables",
+    "-fno-pic",
+    "-fno-pie",
+];
+
+/// Include directories for an ISA: clang's own headers, then musl's.
+pub fn system_includes(isa: Isa) -> Vec<OsString> {
+    vec![
+        "-isystem".into(),
+        format!("{LLVM_PREFIX}/lib/clang/22/include").into(),
+        "-isystem".into(),
+        isa.musl_include_dir().into(),
+    ]
+}
+
+/// The common part of a front-end command for one ISA.
+pub fn base_command(isa: Isa, inv: &Invocation) -> Command {
+    let mut cmd = Command::new(CLANG);
+    cmd.arg(format!("--target={}", isa.info().triple));
+    let nostdinc = inv.frontend.iter().any(|f| f == "-nostdinc");
+    cmd.arg("-nostdinc");
+    if !nostdinc {
+        cmd.args(system_includes(isa));
+    }
+    cmd.args(&inv.frontend);
+    cmd.args(FORCED_FLAGS);
+    cmd
+}
+
+/// The optimization level clang should see (it shapes the IR it emits, e.g.
+/// lifetime markers and inline hints), as a flag.
+pub fn opt_flag(inv: &Invocation) -> String {
+    format!("-O{}", inv.opt_level.as_deref().unwrap_or("0"))
+}
+
+/// Command producing unoptimized bitcode for `src` on `isa`, written to `out`.
+/// `depfile` adds the dependency flags (only for one ISA).
+pub fn bitcode_command(
+    isa: Isa,
+    inv: &Invocation,
+    src: &Path,
+    out: &Path,
+    depfile: Option<&[OsString]>,
+) -> Command {
+    let mut cmd = base_command(isa, inv);
+    cmd.arg(opt_flag(inv));
+    // hcc runs LLVM's optimizer itself, after the front end, in process.
+    cmd.args(["-Xclang", "-disable-llvm-passes"]);
+    // At -O0 clang marks every function optnone, which would also stop the
+    // SSA repair after instrumentation; hcc's -O0 pipeline does no optimization anyway.
+    cmd.args(["-Xclang", "-disable-O0-optnone"]);
+    cmd.args(["-emit-llvm", "-c", "-o"]).arg(out);
+    if let Some(dep) = depfile {
+        cmd.args(dep);
+    }
+    cmd.arg(src);
+    cmd
+}
+
+/// Dependency flags with gcc's defaults filled in: with -MD/-MMD and no -MF,
+/// the file is the object's name with `.d`; the target defaults to the object.
+pub fn depfile_flags(inv: &Invocation, object: &Path) -> Vec<OsString> {
+    if inv.depfile.is_empty() {
+        return Vec::new();
+    }
+    let mut flags = inv.depfile.clone();
+    let has = |f: &str| inv.depfile.iter().any(|x| x.to_string_lossy().starts_with(f));
+    let writes_file = has("-MD") || has("-MMD");
+    if writes_file && !has("-MF") {
+        flags.push("-MF".into());
+        flags.push(object.with_extension("d").into());
+    }
+    if !has("-MT") && !has("-MQ") {
+        flags.push("-MT".into());
+        flags.push(object.into());
+    }
+    flags
+}
+
+/// Runs the preprocessor only (`-E`) for the primary ISA.
+pub fn preprocess_command(inv: &Invocation, src: &Path, out: Option<&PathBuf>) -> Command {
+    let mut cmd = base_command(Isa::PRIMARY, inv);
+    cmd.arg(opt_flag(inv));
+    cmd.args(&inv.depfile);
+    cmd.arg("-E");
+    if let Some(o) = out {
+        cmd.arg("-o").arg(o);
+    }
+    cmd.arg(src);
+    cmd
+}
+
+/// Shell-style rendering of a command for -v.
+pub fn render(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        let a = a.to_string_lossy();
+        s.push(' ');
+        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "\"'\\$`".contains(c)) {
+            s.push('\'');
+            s.push_str(&a.replace('\'', "'\\''"));
+            s.push('\'');
+        } else {
+            s.push_str(&a);
+        }
+    }
+    s
+}

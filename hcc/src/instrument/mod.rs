@@ -1,0 +1,661 @@
+//! Instrumentation: polls, statepoints with deopt bundles, resume paths and
+//! the shadow stack (DESIGN.md 3.2–3.4), run on each ISA's optimized module
+//! with identical decisions so every variant gets the same sites.
+//!
+//! Shape of an instrumented function:
+//!
+//! ```text
+//! hc.entry:   slots for values live at sites (promoted away by mem2reg)
+//!             if (volatile __hc_poll) goto hc.entry.slow          ; cold
+//! entry:      shadow frame, original code ...
+//!   loop H:   phis; if (volatile __hc_poll) goto H.slow           ; cold
+//!   H.body:   ...  site k: statepoint(call) ["deopt"(live values)]
+//! hc.entry.slow: rec = __hc_resume_frame(f); rec ? dispatch : migration point
+//! hc.dispatch:   switch rec->site: sites outside loops -> hc.resume.k,
+//!                sites in loop L -> L's header (enter loops only there)
+//! H.slow:        switch __hc_resume_site(): sites in H -> hc.resume.k or an
+//!                inner header; default -> migration point, then H.body
+//! hc.resume.k:   values = __hc_resume_take(); reload live values; -> site k
+//! ```
+//! The re-issued call is the site's own call instruction, so a later capture
+//! finds the same site; the callee, also in restore mode, resumes likewise.
+
+pub mod cfg;
+pub mod liveness;
+mod shadow;
+
+use crate::ir::{self, param_index, Block, Builder, Ctx, Ty, Val};
+use cfg::Cfg;
+use hc_metadata::sites::{FunctionSites, Site, SiteKind, SiteTable};
+use hc_metadata::types::{record_layout, ValueType};
+use inkwell::llvm_sys::{LLVMIntPredicate, LLVMLinkage, LLVMOpcode, LLVMTypeKind};
+use liveness::Liveness;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Symbols shared with the in-process runtime (runtime/native/hcrt.h).
+pub mod abi {
+    pub const POLL: &str = "__hc_poll";
+    pub const SSP: &str = "__hc_ssp";
+    pub const MIGRATE_POINT: &str = "__hc_migrate_point";
+    pub const RESUME_FRAME: &str = "__hc_resume_frame";
+    pub const RESUME_SITE: &str = "__hc_resume_site";
+    pub const RESUME_TAKE: &str = "__hc_resume_take";
+    pub const RESUME_BAD: &str = "__hc_resume_bad";
+    pub const ZERO_PAGE: &str = "__hc_zero_page";
+    /// Size of `__hc_zero_page`: the largest byval argument a re-issued call can pass.
+    pub const ZERO_PAGE_SIZE: u64 = 4096;
+    /// Offset of the site index in a frame record (after the function address).
+    pub const RECORD_SITE_OFFSET: u64 = 8;
+    /// GC strategy LLVM requires on functions with statepoints.
+    pub const GC_STRATEGY: &str = "statepoint-example";
+}
+
+/// libc functions that never call back into program code: calls to them
+/// cannot reach a migration point, so they are not sites.
+const LEAF_LIBC: &[&str] = &[
+    "abs", "acos", "asin", "atan", "atan2", "atof", "atoi", "atol", "atoll", "calloc", "cbrt", "ceil",
+    "clock", "clock_gettime", "close", "cos", "cosh", "exp", "exp2", "fabs", "fclose", "feof", "ferror",
+    "fflush", "fgetc", "fgets", "fileno", "floor", "fmax", "fmin", "fmod", "fopen", "fputc", "fputs",
+    "fread", "free", "frexp", "fseek", "ftell", "fwrite", "getc", "getchar", "getenv", "getpid",
+    "gettimeofday", "hypot", "isalnum", "isalpha", "isdigit", "islower", "isspace", "isupper",
+    "isxdigit", "labs", "ldexp", "llabs", "log", "log10", "log2", "lseek", "malloc", "memchr", "memcmp",
+    "memcpy", "memmove", "memset", "open", "perror", "pow", "putc", "putchar", "puts", "read", "realloc",
+    "remove", "rewind", "round", "sin", "sinh", "sqrt", "strcat", "strchr", "strcmp", "strcpy",
+    "strcspn", "strdup", "strerror", "strlen", "strncat", "strncmp", "strncpy", "strndup", "strpbrk",
+    "strrchr", "strspn", "strstr", "strtod", "strtof", "strtol", "strtoll", "strtoul", "strtoull",
+    "tan", "tanh", "time", "tolower", "toupper", "trunc", "ungetc", "unlink", "write",
+];
+
+fn is_leaf_libc(name: &str) -> bool {
+    name.starts_with("__hc_") || LEAF_LIBC.binary_search(&name).is_ok()
+}
+
+/// Declarations of the runtime's entry points in one module.
+pub struct Runtime {
+    pub poll: Val,
+    pub ssp: Val,
+    pub migrate_point: Val,
+    pub migrate_point_ty: Ty,
+    pub resume_frame: Val,
+    pub resume_frame_ty: Ty,
+    pub resume_site: Val,
+    pub resume_site_ty: Ty,
+    pub resume_take: Val,
+    pub resume_take_ty: Ty,
+    pub resume_bad: Val,
+    pub resume_bad_ty: Ty,
+    pub zero_page: Val,
+    pub statepoint: Val,
+    pub statepoint_ty: Ty,
+}
+
+impl Runtime {
+    fn declare(cx: &Ctx) -> Runtime {
+        let (i32t, ptr, void) = (cx.i32(), cx.ptr(), cx.void());
+        let migrate_point_ty = cx.fn_type(void, &[], false);
+        let resume_frame_ty = cx.fn_type(ptr, &[ptr], false);
+        let resume_site_ty = cx.fn_type(i32t, &[], false);
+        let resume_take_ty = cx.fn_type(ptr, &[], false);
+        let resume_bad_ty = cx.fn_type(void, &[ptr, i32t], false);
+        let statepoint = cx.intrinsic("llvm.experimental.gc.statepoint", &[ptr]);
+        let rt = Runtime {
+            poll: cx.declare_global(abi::POLL, i32t, false),
+            ssp: cx.declare_global(abi::SSP, ptr, true),
+            migrate_point: cx.declare(abi::MIGRATE_POINT, migrate_point_ty),
+            migrate_point_ty,
+            resume_frame: cx.declare(abi::RESUME_FRAME, resume_frame_ty),
+            resume_frame_ty,
+            resume_site: cx.declare(abi::RESUME_SITE, resume_site_ty),
+            resume_site_ty,
+            resume_take: cx.declare(abi::RESUME_TAKE, resume_take_ty),
+            resume_take_ty,
+            resume_bad: cx.declare(abi::RESUME_BAD, resume_bad_ty),
+            resume_bad_ty,
+            zero_page: cx.declare_global(abi::ZERO_PAGE, cx.i8(), false),
+            statepoint,
+            statepoint_ty: statepoint.function_type(),
+        };
+        rt.migrate_point.add_fn_attribute(cx.enum_attr("noinline"));
+        rt.resume_bad.add_fn_attribute(cx.enum_attr("noreturn"));
+        rt
+    }
+}
+
+/// The blocks of `f` in function order and its CFG over their indices.
+pub fn function_cfg(f: Val) -> (Vec<Block>, Cfg) {
+    let blocks = f.blocks();
+    let index: HashMap<Block, usize> = blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let succs = blocks
+        .iter()
+        .map(|b| b.successors().iter().map(|s| index[s]).collect())
+        .collect();
+    (blocks, Cfg::new(succs))
+}
+
+/// The record type of a live value, or None if it cannot be carried.
+pub fn value_type(ty: Ty) -> Option<ValueType> {
+    use LLVMTypeKind::*;
+    match ty.kind() {
+        LLVMIntegerTypeKind => match ty.int_width() {
+            1 => Some(ValueType::I1),
+            8 => Some(ValueType::I8),
+            16 => Some(ValueType::I16),
+            32 => Some(ValueType::I32),
+            64 => Some(ValueType::I64),
+            _ => None,
+        },
+        LLVMPointerTypeKind => Some(ValueType::Ptr),
+        LLVMFloatTypeKind => Some(ValueType::F32),
+        LLVMDoubleTypeKind => Some(ValueType::F64),
+        LLVMVectorTypeKind => {
+            let e = ty.element();
+            let bits = match e.kind() {
+                LLVMIntegerTypeKind => e.int_width(),
+                LLVMFloatTypeKind => 32,
+                LLVMDoubleTypeKind | LLVMPointerTypeKind => 64,
+                _ => return None,
+            };
+            match bits * ty.vector_len() {
+                128 => Some(ValueType::V128),
+                64 => Some(ValueType::V64),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Why a call is or is not a site.
+enum CallClass {
+    Site,
+    NotSite,
+    /// The function cannot be instrumented at all.
+    Blocker(String),
+}
+
+fn classify_call(call: Val) -> CallClass {
+    let callee = call.called_operand();
+    if callee.is_inline_asm() {
+        return CallClass::NotSite;
+    }
+    let returns_twice = ir::Ctx::enum_kind("returns_twice");
+    if call.has_call_site_enum_attr(ir::FUNCTION_INDEX, returns_twice)
+        || (callee.is_function() && callee.has_fn_enum_attr(returns_twice))
+    {
+        return CallClass::Blocker(format!(
+            "calls '{}', which returns twice (setjmp)",
+            callee.name()
+        ));
+    }
+    if call.is_musttail() {
+        return CallClass::Blocker("contains a musttail call".into());
+    }
+    if callee.is_function() {
+        if callee.intrinsic_id() != 0 {
+            return CallClass::NotSite;
+        }
+        if is_leaf_libc(&callee.name()) {
+            return CallClass::NotSite;
+        }
+    }
+    // A statepoint cannot wrap a variadic call (the verifier rejects it); a
+    // frame stopped in such a call cannot migrate.
+    if call.called_type().is_vararg_fn() {
+        return CallClass::NotSite;
+    }
+    if call.num_bundles() > 0 {
+        return CallClass::Blocker("contains a call with operand bundles".into());
+    }
+    CallClass::Site
+}
+
+/// What the first look at a function found.
+struct Plan {
+    calls: Vec<Val>,
+}
+
+/// Decides whether `f` is instrumented: `Ok(None)` for functions that can
+/// never be on the stack at a migration point (no sites, no loops), `Err`
+/// with the reason for functions that cannot be instrumented.
+fn plan(f: Val) -> Result<Option<Plan>, String> {
+    if f.function_type().is_vararg_fn() {
+        return Err("variadic function".into());
+    }
+    let mut calls = Vec::new();
+    for b in f.blocks() {
+        for i in b.instructions() {
+            match i.opcode() {
+                Some(LLVMOpcode::LLVMInvoke | LLVMOpcode::LLVMCallBr) => {
+                    return Err("contains invoke/callbr (exceptions or asm goto)".into())
+                }
+                Some(LLVMOpcode::LLVMIndirectBr) => return Err("contains an indirect branch (computed goto)".into()),
+                Some(LLVMOpcode::LLVMCall) => match classify_call(i) {
+                    CallClass::Site => calls.push(i),
+                    CallClass::NotSite => {}
+                    CallClass::Blocker(why) => return Err(why),
+                },
+                _ => {}
+            }
+        }
+    }
+    let (blocks, cfg) = function_cfg(f);
+    let loops = cfg
+        .loops()
+        .map_err(|b| format!("irreducible control flow (at block '{}')", blocks[b].name()))?;
+    if calls.is_empty() && loops.is_empty() {
+        return Ok(None);
+    }
+    // Every value live at a would-be site must have a record type.
+    let live = Liveness::compute(f, &blocks, &cfg);
+    let mut points: Vec<Vec<Val>> = calls.iter().map(|c| live.live_after(*c)).collect();
+    points.push(f.params());
+    for l in &loops {
+        points.push(live.live_at_start(blocks[l.header]));
+    }
+    for v in points.iter().flatten() {
+        if value_type(v.ty()).is_none() {
+            return Err(format!(
+                "a value of type {} is live across a call or loop (not migratable)",
+                v.ty().to_string()
+            ));
+        }
+    }
+    Ok(Some(Plan { calls }))
+}
+
+/// Gives private globals (string literals, constant tables) names and
+/// sections of their own so hld can place each at one address in every
+/// variant; mergeable-string sections would pool them per object.
+fn name_private_globals(cx: &Ctx) {
+    let mut n = 0;
+    for g in cx.globals() {
+        if g.linkage() != LLVMLinkage::LLVMPrivateLinkage || g.is_thread_local() {
+            continue;
+        }
+        let old = g.name();
+        let base = if old.is_empty() {
+            n += 1;
+            format!("anon.{n}")
+        } else {
+            old.trim_start_matches('.').to_string()
+        };
+        let name = format!("hc.{base}");
+        g.set_name(&name);
+        let name = g.name(); // LLVM may have uniqued it.
+        g.set_linkage(LLVMLinkage::LLVMInternalLinkage);
+        g.set_unnamed_addr_none();
+        if g.section().is_none() {
+            let prefix = if g.is_global_constant() {
+                ".rodata."
+            } else if g.initializer_is_zero() {
+                ".bss."
+            } else {
+                ".data."
+            };
+            g.set_section(&format!("{prefix}{name}"));
+        }
+    }
+}
+
+/// Instruments every function of `module` not in `exclude` (symbol → reason)
+/// and returns the translation unit's site table.
+pub fn instrument_module(
+    module: inkwell::llvm_sys::prelude::LLVMModuleRef,
+    source: &str,
+    exclude: &BTreeMap<String, String>,
+) -> SiteTable {
+    let cx = Ctx::new(module);
+    name_private_globals(&cx);
+    let rt = Runtime::declare(&cx);
+    let mut table = SiteTable {
+        source: source.to_string(),
+        functions: Vec::new(),
+    };
+    for f in cx.functions() {
+        if f.is_declaration() {
+            continue;
+        }
+        let symbol = f.name();
+        let section = f.section().unwrap_or_else(|| format!(".text.{symbol}"));
+        let mut entry = FunctionSites {
+            symbol: symbol.clone(),
+            section,
+            instrumented: false,
+            reason: String::new(),
+            frame: Vec::new(),
+            sites: Vec::new(),
+        };
+        if let Some(why) = exclude.get(&symbol) {
+            entry.reason = why.clone();
+        } else {
+            match plan(f) {
+                Ok(None) => {}
+                Ok(Some(p)) => {
+                    let (sites, frame) = transform(&cx, &rt, f, p);
+                    entry.instrumented = true;
+                    entry.sites = sites;
+                    entry.frame = frame;
+                }
+                Err(why) => entry.reason = why,
+            }
+        }
+        table.functions.push(entry);
+    }
+    table
+}
+
+/// One site during the transformation.
+struct SiteWork {
+    call: Val,
+    kind: SiteKind,
+    callee: String,
+    /// Values carried in the frame record, canonical order.
+    carried: Vec<Val>,
+    /// Values recomputed on resume instead (shadow-stack addresses).
+    derived: Vec<Val>,
+}
+
+fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64, u64)>) {
+    let b = Builder::new(cx);
+    let (i32t, ptr) = (cx.i32(), cx.ptr());
+    let prof = cx.md_kind("prof");
+    let cold = cx.branch_weights(1, 2000);
+    let shadow = shadow::apply(cx, rt, f);
+
+    // --- Entry poll and the restore dispatch. ---
+    let old_entry = f.entry();
+    let hc_entry = cx.insert_block_before(old_entry, "hc.entry");
+    let entry_slow = cx.append_block(f, "hc.entry.slow");
+    let entry_mp = cx.append_block(f, "hc.entry.mp");
+    let dispatch = cx.append_block(f, "hc.dispatch");
+    let bad = cx.append_block(f, "hc.resume.bad");
+    b.at_end(hc_entry);
+    let p = b.volatile_load(i32t, rt.poll, "hc.poll");
+    let c = b.icmp(LLVMIntPredicate::LLVMIntNE, p, cx.null(i32t), "");
+    b.cond_br(c, entry_slow, old_entry).set_metadata(prof, cold);
+    b.at_end(entry_slow);
+    let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[f], "hc.rec");
+    let isnull = b.icmp(LLVMIntPredicate::LLVMIntEQ, rec, cx.null(ptr), "");
+    b.cond_br(isnull, entry_mp, dispatch);
+    b.at_end(entry_mp);
+    let entry_mp_call = b.call(rt.migrate_point_ty, rt.migrate_point, &[], "");
+    entry_mp_call.set_call_conv(ir::CC_PRESERVE_ALL);
+    b.br(old_entry);
+    b.at_end(dispatch);
+    let site_ptr = b.gep_i8(cx, rec, cx.const_int(cx.i64(), abi::RECORD_SITE_OFFSET), "");
+    let site_idx = b.load(i32t, site_ptr, "hc.site");
+    b.at_end(bad);
+    b.call(rt.resume_bad_ty, rt.resume_bad, &[f, site_idx], "");
+    b.unreachable();
+
+    // --- Loop-header polls. ---
+    let (blocks, cfg) = function_cfg(f);
+    let loops = cfg.loops().expect("checked reducible in plan()");
+    let mut header_switch: HashMap<Block, (Val, Block)> = HashMap::new();
+    let mut loop_mps = HashSet::new();
+    for l in &loops {
+        let h = blocks[l.header];
+        if header_switch.contains_key(&h) {
+            continue;
+        }
+        let first = h.first_non_phi().expect("blocks end in a terminator");
+        let body = ir::split_before(cx, first, "hc.body");
+        h.terminator().expect("split left a branch").erase();
+        let slow = cx.append_block(f, "hc.loop.slow");
+        let mp = cx.append_block(f, "hc.loop.mp");
+        b.at_end(h);
+        let p = b.volatile_load(i32t, rt.poll, "hc.poll");
+        let c = b.icmp(LLVMIntPredicate::LLVMIntNE, p, cx.null(i32t), "");
+        b.cond_br(c, slow, body).set_metadata(prof, cold);
+        b.at_end(slow);
+        let t = b.call(rt.resume_site_ty, rt.resume_site, &[], "hc.resume.site");
+        let sw = b.switch(t, mp, &[]);
+        b.at_end(mp);
+        let mp_call = b.call(rt.migrate_point_ty, rt.migrate_point, &[], "");
+        mp_call.set_call_conv(ir::CC_PRESERVE_ALL);
+        b.br(body);
+        loop_mps.insert(mp_call);
+        header_switch.insert(h, (sw, slow));
+    }
+
+    // --- Each call site starts its own block, so the resume path can jump to it. ---
+    let plan_calls: HashSet<Val> = plan.calls.iter().copied().collect();
+    for &call in &plan.calls {
+        ir::split_before(cx, call, "hc.site");
+    }
+
+    // --- Number the sites: the entry poll first, then in block order. ---
+    let mut sites = vec![SiteWork {
+        call: entry_mp_call,
+        kind: SiteKind::EntryPoll,
+        callee: String::new(),
+        carried: Vec::new(),
+        derived: Vec::new(),
+    }];
+    for blk in f.blocks() {
+        for i in blk.instructions() {
+            let kind = if plan_calls.contains(&i) {
+                SiteKind::Call
+            } else if loop_mps.contains(&i) {
+                SiteKind::LoopPoll
+            } else {
+                continue;
+            };
+            let callee = i.called_operand();
+            let callee = if kind == SiteKind::Call && callee.is_function() {
+                callee.name()
+            } else {
+                String::new()
+            };
+            sites.push(SiteWork {
+                call: i,
+                kind,
+                callee,
+                carried: Vec::new(),
+                derived: Vec::new(),
+            });
+        }
+    }
+
+    // --- Live values at each site. ---
+    let (blocks, cfg) = function_cfg(f);
+    let live = Liveness::compute(f, &blocks, &cfg);
+    for s in sites.iter_mut() {
+        let mut vals = live.live_after(s.call);
+        let callee = s.call.called_operand();
+        if callee.is_register() && !vals.contains(&callee) {
+            vals.push(callee);
+        }
+        for v in vals {
+            if shadow.slots.contains_key(&v) {
+                s.derived.push(v);
+            } else {
+                s.carried.push(v);
+            }
+        }
+        if !s.derived.is_empty() {
+            let frame = shadow.frame.expect("shadow slots imply a frame");
+            if !s.carried.contains(&frame) {
+                s.carried.push(frame);
+            }
+        }
+        s.carried.sort_by_key(|v| live.position(*v));
+        s.derived.sort_by_key(|v| live.position(*v));
+    }
+    let loops = cfg.loops().expect("instrumentation keeps the CFG reducible");
+    let innermost = cfg::innermost_loop(&loops, blocks.len());
+    let block_index: HashMap<Block, usize> = blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+
+    // --- Resume blocks (filled after demotion), and the operands of each
+    // re-issued call that its frame record does not carry: their values do
+    // not matter (the callee resumes from its own record) but must be well
+    // defined, so the resume edge brings zeros (byval: a zero page). ---
+    let byval = ir::Ctx::enum_kind("byval");
+    let mut resume_block = Vec::new();
+    for (k, s) in sites.iter().enumerate() {
+        let target = s.call.block();
+        let preds = &cfg.preds[block_index[&target]];
+        assert_eq!(preds.len(), 1, "a site's block has one predecessor");
+        let pred = blocks[preds[0]];
+        let r = cx.append_block(f, &format!("hc.resume.{k}"));
+        for j in 0..=s.call.num_args() {
+            let o = s.call.operand(j);
+            if !o.is_register() || s.carried.contains(&o) || s.derived.contains(&o) {
+                continue;
+            }
+            b.at_start(target);
+            let phi = b.phi(o.ty(), "hc.arg");
+            phi.add_incoming(o, pred);
+            let dummy = if j < s.call.num_args() && s.call.has_call_site_enum_attr(param_index(j), byval) {
+                rt.zero_page
+            } else {
+                cx.null(o.ty())
+            };
+            phi.add_incoming(dummy, r);
+            s.call.set_operand(j, phi);
+        }
+        resume_block.push(r);
+    }
+
+    // --- Demote every carried or derived value to a stack slot; mem2reg
+    // rebuilds SSA once the resume paths add their definitions. ---
+    let mut demoted: Vec<Val> = sites.iter().flat_map(|s| s.carried.iter().chain(&s.derived)).copied().collect();
+    demoted.sort_by_key(|v| live.position(*v));
+    demoted.dedup();
+    let mut slot: HashMap<Val, Val> = HashMap::new();
+    b.before(hc_entry.first().expect("hc.entry has the poll"));
+    for &v in &demoted {
+        slot.insert(v, b.alloca(v.ty(), "hc.slot"));
+    }
+    let after_slots = hc_entry.instructions()[demoted.len()];
+    for &v in &demoted {
+        let uses = v.uses();
+        if v.is_argument() {
+            b.before(after_slots);
+        } else if v.is_phi() {
+            b.at_start(v.block());
+        } else {
+            b.after(v);
+        }
+        b.store(v, slot[&v]);
+        for (user, idx) in uses {
+            if user.is_phi() {
+                let from = user.incoming()[idx as usize].1;
+                b.before(from.terminator().expect("predecessor has a terminator"));
+            } else {
+                b.before(user);
+            }
+            let l = b.load(v.ty(), slot[&v], "");
+            user.set_operand(idx, l);
+        }
+    }
+
+    // --- Fill the resume blocks: reload the record into the slots. ---
+    for (k, s) in sites.iter().enumerate() {
+        b.at_end(resume_block[k]);
+        let vals = b.call(rt.resume_take_ty, rt.resume_take, &[], "hc.values");
+        let types: Vec<ValueType> = s.carried.iter().map(|v| value_type(v.ty()).expect("checked in plan()")).collect();
+        let (offsets, _) = record_layout(&types);
+        let mut restored = HashMap::new();
+        for (v, off) in s.carried.iter().zip(offsets) {
+            let at = b.gep_i8(cx, vals, cx.const_int(cx.i64(), off as u64), "");
+            let x = b.load(v.ty(), at, "");
+            x.set_alignment(8);
+            b.store(x, slot[v]);
+            restored.insert(*v, x);
+        }
+        for d in &s.derived {
+            let frame = restored[&shadow.frame.expect("derived values imply a frame")];
+            let x = b.gep_i8(cx, frame, cx.const_int(cx.i64(), shadow.slots[d]), "");
+            b.store(x, slot[d]);
+        }
+        b.br(s.call.block());
+    }
+
+    // --- Dispatch: sites outside loops directly, the rest through the
+    // headers of the loops that contain them, outermost first. ---
+    let mut entry_cases = Vec::new();
+    let mut new_header_preds: Vec<(Block, Block)> = Vec::new();
+    for (k, s) in sites.iter().enumerate() {
+        let bi = block_index[&s.call.block()];
+        let mut chain = Vec::new();
+        let mut l = innermost[bi];
+        while let Some(li) = l {
+            chain.push(li);
+            l = loops[li].parent;
+        }
+        chain.reverse();
+        let kv = cx.const_int(i32t, k as u64);
+        let first = chain.first().map(|&li| blocks[loops[li].header]).unwrap_or(resume_block[k]);
+        entry_cases.push((kv, first));
+        if !chain.is_empty() {
+            new_header_preds.push((first, dispatch));
+        }
+        for (pos, &li) in chain.iter().enumerate() {
+            let h = blocks[loops[li].header];
+            let (sw, slow) = header_switch[&h];
+            let next = match chain.get(pos + 1) {
+                Some(&inner) => {
+                    let ih = blocks[loops[inner].header];
+                    new_header_preds.push((ih, slow));
+                    ih
+                }
+                None => resume_block[k],
+            };
+            // SAFETY: `sw` is a switch instruction built above.
+            unsafe { inkwell::llvm_sys::core::LLVMAddCase(sw.0, kv.0, next.0) };
+        }
+    }
+    b.at_end(dispatch);
+    b.switch(site_idx, bad, &entry_cases);
+    // One phi entry per edge: a switch may reach a header by several cases.
+    for (h, p) in new_header_preds {
+        for phi in h.phis() {
+            phi.add_incoming(cx.poison(phi.ty()), p);
+        }
+    }
+
+    // --- Statepoints. ---
+    let elementtype_kind = "elementtype";
+    let mut out_sites = Vec::new();
+    for (k, s) in sites.iter().enumerate() {
+        let call = s.call;
+        b.before(call);
+        let deopt: Vec<Val> = s.carried.iter().map(|v| b.load(v.ty(), slot[v], "")).collect();
+        let nargs = call.num_args();
+        let callee = call.called_operand();
+        let fty = call.called_type();
+        let mut args = vec![
+            cx.const_int(cx.i64(), k as u64),
+            cx.const_int(i32t, 0),
+            callee,
+            cx.const_int(i32t, nargs as u64),
+            cx.const_int(i32t, 0),
+        ];
+        args.extend((0..nargs).map(|j| call.operand(j)));
+        args.push(cx.const_int(i32t, 0));
+        args.push(cx.const_int(i32t, 0));
+        let sp = b.call_with_bundle(rt.statepoint_ty, rt.statepoint, &args, "deopt", &deopt, "");
+        sp.set_call_conv(call.call_conv());
+        sp.add_call_site_attribute(param_index(2), cx.type_attr(elementtype_kind, fty));
+        for j in 0..nargs {
+            for a in call.call_site_attributes(param_index(j)) {
+                sp.add_call_site_attribute(param_index(5 + j), a);
+            }
+        }
+        let ret = fty.return_type();
+        if !ret.is_void() {
+            let gc_result = cx.intrinsic("llvm.experimental.gc.result", &[ret]);
+            let r = b.call(gc_result.function_type(), gc_result, &[sp], "");
+            call.replace_all_uses_with(r);
+        }
+        call.erase();
+        out_sites.push(Site {
+            kind: s.kind,
+            callee: s.callee.clone(),
+            values: s.carried.iter().map(|v| value_type(v.ty()).expect("checked")).collect(),
+        });
+    }
+    f.set_gc(abi::GC_STRATEGY);
+    (out_sites, shadow.layout)
+}

@@ -1,0 +1,905 @@
+//! A thin layer over LLVM-C for the instrumentation pass.
+//!
+//! inkwell owns the context, modules, target machines, pass pipelines and code
+//! generation. The instrumentation, though, rewrites operands of every kind of
+//! value generically (arguments, instructions, phis, calls) and keys analyses
+//! by value identity; doing that through inkwell's typed enums would be a
+//! conversion at every step. So this module wraps the few dozen LLVM-C calls
+//! it needs in `Copy` handles.
+//!
+//! # Safety
+//! Every handle here is created from a live `inkwell::module::Module` that the
+//! caller holds (and does not drop) for as long as the handles are used; LLVM-C
+//! functions are then called with valid references of the kinds they expect,
+//! which each wrapper checks where LLVM does not (e.g. `LLVMIsA*` before a
+//! kind-specific call). That is the single invariant the `unsafe` blocks below
+//! rely on.
+
+use inkwell::llvm_sys::core::*;
+use inkwell::llvm_sys::prelude::*;
+use inkwell::llvm_sys::{LLVMCallConv, LLVMIntPredicate, LLVMOpcode, LLVMTypeKind};
+use std::ffi::{CStr, CString};
+
+/// An LLVM value: instruction, argument, constant, function, ...
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Val(pub LLVMValueRef);
+/// A basic block.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Block(pub LLVMBasicBlockRef);
+/// A type.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Ty(pub LLVMTypeRef);
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).expect("LLVM names contain no NUL")
+}
+
+fn owned(p: *const std::os::raw::c_char, len: usize) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: LLVM returns a pointer to `len` bytes it owns, valid while the value lives.
+    let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, len) };
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Calling conventions hcc uses.
+pub const CC_C: u32 = LLVMCallConv::LLVMCCallConv as u32;
+pub const CC_PRESERVE_MOST: u32 = LLVMCallConv::LLVMPreserveMostCallConv as u32;
+pub const CC_PRESERVE_ALL: u32 = LLVMCallConv::LLVMPreserveAllCallConv as u32;
+
+/// Attribute index of parameter `i` (LLVM-C numbering: 0 is the return value).
+pub fn param_index(i: u32) -> u32 {
+    i + 1
+}
+pub const FUNCTION_INDEX: u32 = u32::MAX;
+
+impl Ty {
+    pub fn kind(self) -> LLVMTypeKind {
+        // SAFETY: see module docs.
+        unsafe { LLVMGetTypeKind(self.0) }
+    }
+    pub fn int_width(self) -> u32 {
+        // SAFETY: see module docs; only called on integer types.
+        unsafe { LLVMGetIntTypeWidth(self.0) }
+    }
+    pub fn vector_len(self) -> u32 {
+        // SAFETY: see module docs; only called on vector types.
+        unsafe { LLVMGetVectorSize(self.0) }
+    }
+    pub fn element(self) -> Ty {
+        // SAFETY: see module docs; only called on sequential types.
+        Ty(unsafe { LLVMGetElementType(self.0) })
+    }
+    pub fn is_void(self) -> bool {
+        self.kind() == LLVMTypeKind::LLVMVoidTypeKind
+    }
+    pub fn is_vararg_fn(self) -> bool {
+        // SAFETY: see module docs; only called on function types.
+        unsafe { LLVMIsFunctionVarArg(self.0) != 0 }
+    }
+    pub fn return_type(self) -> Ty {
+        // SAFETY: see module docs; only called on function types.
+        Ty(unsafe { LLVMGetReturnType(self.0) })
+    }
+    pub fn to_string(self) -> String {
+        // SAFETY: see module docs; the message is disposed after copying.
+        unsafe {
+            let p = LLVMPrintTypeToString(self.0);
+            let s = CStr::from_ptr(p).to_string_lossy().into_owned();
+            LLVMDisposeMessage(p);
+            s
+        }
+    }
+}
+
+impl Val {
+    pub fn is_null(self) -> bool {
+        self.0.is_null()
+    }
+    pub fn ty(self) -> Ty {
+        // SAFETY: see module docs.
+        Ty(unsafe { LLVMTypeOf(self.0) })
+    }
+    pub fn name(self) -> String {
+        let mut len = 0;
+        // SAFETY: see module docs.
+        let p = unsafe { LLVMGetValueName2(self.0, &mut len) };
+        owned(p, len)
+    }
+    pub fn set_name(self, name: &str) {
+        // SAFETY: see module docs.
+        unsafe { LLVMSetValueName2(self.0, name.as_ptr() as *const _, name.len()) }
+    }
+    pub fn is_instruction(self) -> bool {
+        // SAFETY: see module docs.
+        unsafe { !LLVMIsAInstruction(self.0).is_null() }
+    }
+    pub fn is_argument(self) -> bool {
+        // SAFETY: see module docs.
+        unsafe { !LLVMIsAArgument(self.0).is_null() }
+    }
+    pub fn is_constant(self) -> bool {
+        // SAFETY: see module docs.
+        unsafe { LLVMIsConstant(self.0) != 0 }
+    }
+    pub fn is_function(self) -> bool {
+        // SAFETY: see module docs.
+        unsafe { !LLVMIsAFunction(self.0).is_null() }
+    }
+    pub fn is_inline_asm(self) -> bool {
+        // SAFETY: see module docs.
+        unsafe { !LLVMIsAInlineAsm(self.0).is_null() }
+    }
+    pub fn is_phi(self) -> bool {
+        // SAFETY: see module docs.
+        unsafe { !LLVMIsAPHINode(self.0).is_null() }
+    }
+    pub fn is_call(self) -> bool {
+        // SAFETY: see module docs.
+        unsafe { !LLVMIsACallInst(self.0).is_null() }
+    }
+    pub fn is_alloca(self) -> bool {
+        // SAFETY: see module docs.
+        unsafe { !LLVMIsAAllocaInst(self.0).is_null() }
+    }
+    pub fn is_global_variable(self) -> bool {
+        // SAFETY: see module docs.
+        unsafe { !LLVMIsAGlobalVariable(self.0).is_null() }
+    }
+    /// Values the liveness analysis tracks: results of instructions and arguments.
+    pub fn is_register(self) -> bool {
+        (self.is_instruction() || self.is_argument())
+            && !self.ty().is_void()
+            && self.ty().kind() != LLVMTypeKind::LLVMTokenTypeKind
+    }
+    pub fn opcode(self) -> Option<LLVMOpcode> {
+        if self.is_instruction() {
+            // SAFETY: see module docs; checked to be an instruction.
+            Some(unsafe { LLVMGetInstructionOpcode(self.0) })
+        } else {
+            None
+        }
+    }
+    pub fn num_operands(self) -> u32 {
+        // SAFETY: see module docs.
+        let n = unsafe { LLVMGetNumOperands(self.0) };
+        n.max(0) as u32
+    }
+    pub fn operand(self, i: u32) -> Val {
+        // SAFETY: see module docs; callers stay below num_operands.
+        Val(unsafe { LLVMGetOperand(self.0, i) })
+    }
+    pub fn operands(self) -> impl Iterator<Item = Val> {
+        (0..self.num_operands()).map(move |i| self.operand(i))
+    }
+    pub fn set_operand(self, i: u32, v: Val) {
+        // SAFETY: see module docs.
+        unsafe { LLVMSetOperand(self.0, i, v.0) }
+    }
+    pub fn block(self) -> Block {
+        // SAFETY: see module docs; only called on instructions.
+        Block(unsafe { LLVMGetInstructionParent(self.0) })
+    }
+    pub fn next(self) -> Option<Val> {
+        // SAFETY: see module docs.
+        let v = unsafe { LLVMGetNextInstruction(self.0) };
+        (!v.is_null()).then_some(Val(v))
+    }
+    pub fn prev(self) -> Option<Val> {
+        // SAFETY: see module docs.
+        let v = unsafe { LLVMGetPreviousInstruction(self.0) };
+        (!v.is_null()).then_some(Val(v))
+    }
+    /// Users of this value, with the operand index each uses it at.
+    pub fn uses(self) -> Vec<(Val, u32)> {
+        let mut out = Vec::new();
+        // SAFETY: see module docs; the use list is read before anything changes it.
+        unsafe {
+            let mut u = LLVMGetFirstUse(self.0);
+            while !u.is_null() {
+                let user = LLVMGetUser(u);
+                let n = LLVMGetNumOperands(user).max(0) as u32;
+                for i in 0..n {
+                    if LLVMGetOperandUse(user, i) == u {
+                        out.push((Val(user), i));
+                        break;
+                    }
+                }
+                u = LLVMGetNextUse(u);
+            }
+        }
+        out
+    }
+    pub fn replace_all_uses_with(self, other: Val) {
+        // SAFETY: see module docs.
+        unsafe { LLVMReplaceAllUsesWith(self.0, other.0) }
+    }
+    pub fn erase(self) {
+        // SAFETY: see module docs; the instruction has no remaining uses.
+        unsafe { LLVMInstructionEraseFromParent(self.0) }
+    }
+    pub fn remove_from_parent(self) {
+        // SAFETY: see module docs.
+        unsafe { LLVMInstructionRemoveFromParent(self.0) }
+    }
+
+    // --- phis ---
+    pub fn incoming(self) -> Vec<(Val, Block)> {
+        // SAFETY: see module docs; only called on phis.
+        unsafe {
+            let n = LLVMCountIncoming(self.0);
+            (0..n)
+                .map(|i| {
+                    (
+                        Val(LLVMGetIncomingValue(self.0, i)),
+                        Block(LLVMGetIncomingBlock(self.0, i)),
+                    )
+                })
+                .collect()
+        }
+    }
+    pub fn add_incoming(self, v: Val, b: Block) {
+        let mut vals = [v.0];
+        let mut blocks = [b.0];
+        // SAFETY: see module docs; only called on phis.
+        unsafe { LLVMAddIncoming(self.0, vals.as_mut_ptr(), blocks.as_mut_ptr(), 1) }
+    }
+
+    // --- calls ---
+    pub fn called_operand(self) -> Val {
+        // SAFETY: see module docs; only called on calls.
+        Val(unsafe { LLVMGetCalledValue(self.0) })
+    }
+    pub fn called_type(self) -> Ty {
+        // SAFETY: see module docs; only called on calls.
+        Ty(unsafe { LLVMGetCalledFunctionType(self.0) })
+    }
+    pub fn num_args(self) -> u32 {
+        // SAFETY: see module docs; only called on calls.
+        unsafe { LLVMGetNumArgOperands(self.0) }
+    }
+    pub fn call_conv(self) -> u32 {
+        // SAFETY: see module docs; only called on calls.
+        unsafe { LLVMGetInstructionCallConv(self.0) }
+    }
+    pub fn set_call_conv(self, cc: u32) {
+        // SAFETY: see module docs; only called on calls.
+        unsafe { LLVMSetInstructionCallConv(self.0, cc) }
+    }
+    pub fn num_bundles(self) -> u32 {
+        // SAFETY: see module docs; only called on calls.
+        unsafe { LLVMGetNumOperandBundles(self.0) }
+    }
+    pub fn intrinsic_id(self) -> u32 {
+        // SAFETY: see module docs; only called on functions.
+        unsafe { LLVMGetIntrinsicID(self.0) }
+    }
+    pub fn call_site_attributes(self, index: u32) -> Vec<LLVMAttributeRef> {
+        // SAFETY: see module docs; the buffer has room for `n` attributes.
+        unsafe {
+            let n = LLVMGetCallSiteAttributeCount(self.0, index);
+            let mut buf = vec![std::ptr::null_mut(); n as usize];
+            if n > 0 {
+                LLVMGetCallSiteAttributes(self.0, index, buf.as_mut_ptr());
+            }
+            buf
+        }
+    }
+    pub fn add_call_site_attribute(self, index: u32, a: LLVMAttributeRef) {
+        // SAFETY: see module docs.
+        unsafe { LLVMAddCallSiteAttribute(self.0, index, a) }
+    }
+    pub fn has_call_site_enum_attr(self, index: u32, kind: u32) -> bool {
+        // SAFETY: see module docs.
+        unsafe { !LLVMGetCallSiteEnumAttribute(self.0, index, kind).is_null() }
+    }
+    pub fn is_musttail(self) -> bool {
+        // SAFETY: see module docs; only called on calls.
+        unsafe { LLVMGetTailCallKind(self.0) == inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindMustTail }
+    }
+    pub fn clear_tail(self) {
+        // SAFETY: see module docs; only called on calls.
+        unsafe { LLVMSetTailCallKind(self.0, inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindNone) }
+    }
+
+    // --- functions ---
+    pub fn is_declaration(self) -> bool {
+        // SAFETY: see module docs.
+        unsafe { LLVMIsDeclaration(self.0) != 0 }
+    }
+    pub fn blocks(self) -> Vec<Block> {
+        let mut out = Vec::new();
+        // SAFETY: see module docs; only called on functions.
+        unsafe {
+            let mut b = LLVMGetFirstBasicBlock(self.0);
+            while !b.is_null() {
+                out.push(Block(b));
+                b = LLVMGetNextBasicBlock(b);
+            }
+        }
+        out
+    }
+    pub fn entry(self) -> Block {
+        // SAFETY: see module docs; only called on defined functions.
+        Block(unsafe { LLVMGetEntryBasicBlock(self.0) })
+    }
+    pub fn params(self) -> Vec<Val> {
+        // SAFETY: see module docs; only called on functions.
+        unsafe {
+            let n = LLVMCountParams(self.0);
+            (0..n).map(|i| Val(LLVMGetParam(self.0, i))).collect()
+        }
+    }
+    /// The function's own type (not the pointer type of the function value).
+    pub fn function_type(self) -> Ty {
+        // SAFETY: see module docs; only called on functions.
+        Ty(unsafe { LLVMGlobalGetValueType(self.0) })
+    }
+    pub fn set_gc(self, name: &str) {
+        let c = cstr(name);
+        // SAFETY: see module docs; LLVM copies the name.
+        unsafe { LLVMSetGC(self.0, c.as_ptr()) }
+    }
+    pub fn add_fn_attribute(self, a: LLVMAttributeRef) {
+        // SAFETY: see module docs.
+        unsafe { LLVMAddAttributeAtIndex(self.0, FUNCTION_INDEX, a) }
+    }
+    pub fn has_fn_enum_attr(self, kind: u32) -> bool {
+        // SAFETY: see module docs.
+        unsafe { !LLVMGetEnumAttributeAtIndex(self.0, FUNCTION_INDEX, kind).is_null() }
+    }
+    pub fn linkage(self) -> inkwell::llvm_sys::LLVMLinkage {
+        // SAFETY: see module docs.
+        unsafe { LLVMGetLinkage(self.0) }
+    }
+    pub fn set_linkage(self, l: inkwell::llvm_sys::LLVMLinkage) {
+        // SAFETY: see module docs.
+        unsafe { LLVMSetLinkage(self.0, l) }
+    }
+    pub fn section(self) -> Option<String> {
+        // SAFETY: see module docs.
+        let p = unsafe { LLVMGetSection(self.0) };
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: LLVM returns a NUL-terminated string it owns.
+        let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
+        (!s.is_empty()).then_some(s)
+    }
+    pub fn set_section(self, s: &str) {
+        let c = cstr(s);
+        // SAFETY: see module docs; LLVM copies the string.
+        unsafe { LLVMSetSection(self.0, c.as_ptr()) }
+    }
+    pub fn set_unnamed_addr_none(self) {
+        // SAFETY: see module docs.
+        unsafe { LLVMSetUnnamedAddress(self.0, inkwell::llvm_sys::LLVMUnnamedAddr::LLVMNoUnnamedAddr) }
+    }
+    pub fn is_global_constant(self) -> bool {
+        // SAFETY: see module docs; only called on global variables.
+        unsafe { LLVMIsGlobalConstant(self.0) != 0 }
+    }
+    pub fn is_thread_local(self) -> bool {
+        // SAFETY: see module docs; only called on global variables.
+        unsafe { LLVMIsThreadLocal(self.0) != 0 }
+    }
+    pub fn initializer_is_zero(self) -> bool {
+        // SAFETY: see module docs; only called on global variables.
+        unsafe {
+            let init = LLVMGetInitializer(self.0);
+            !init.is_null() && LLVMIsNull(init) != 0
+        }
+    }
+    pub fn allocated_type(self) -> Ty {
+        // SAFETY: see module docs; only called on allocas.
+        Ty(unsafe { LLVMGetAllocatedType(self.0) })
+    }
+    pub fn alignment(self) -> u32 {
+        // SAFETY: see module docs; only called on allocas, loads, stores and globals.
+        unsafe { LLVMGetAlignment(self.0) }
+    }
+    pub fn set_alignment(self, a: u32) {
+        // SAFETY: see module docs.
+        unsafe { LLVMSetAlignment(self.0, a) }
+    }
+    pub fn const_int_value(self) -> Option<u64> {
+        // SAFETY: see module docs; checked to be a ConstantInt first.
+        unsafe {
+            if LLVMIsAConstantInt(self.0).is_null() {
+                None
+            } else {
+                Some(LLVMConstIntGetZExtValue(self.0))
+            }
+        }
+    }
+    pub fn set_metadata(self, kind: u32, md: LLVMValueRef) {
+        // SAFETY: see module docs.
+        unsafe { LLVMSetMetadata(self.0, kind, md) }
+    }
+}
+
+impl Block {
+    pub fn name(self) -> String {
+        // SAFETY: see module docs.
+        let p = unsafe { LLVMGetBasicBlockName(self.0) };
+        if p.is_null() {
+            return String::new();
+        }
+        // SAFETY: LLVM returns a NUL-terminated string it owns.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+    pub fn first(self) -> Option<Val> {
+        // SAFETY: see module docs.
+        let v = unsafe { LLVMGetFirstInstruction(self.0) };
+        (!v.is_null()).then_some(Val(v))
+    }
+    pub fn last(self) -> Option<Val> {
+        // SAFETY: see module docs.
+        let v = unsafe { LLVMGetLastInstruction(self.0) };
+        (!v.is_null()).then_some(Val(v))
+    }
+    pub fn terminator(self) -> Option<Val> {
+        // SAFETY: see module docs.
+        let v = unsafe { LLVMGetBasicBlockTerminator(self.0) };
+        (!v.is_null()).then_some(Val(v))
+    }
+    pub fn instructions(self) -> Vec<Val> {
+        let mut out = Vec::new();
+        let mut i = self.first();
+        while let Some(v) = i {
+            out.push(v);
+            i = v.next();
+        }
+        out
+    }
+    pub fn phis(self) -> Vec<Val> {
+        self.instructions().into_iter().take_while(|i| i.is_phi()).collect()
+    }
+    /// The first instruction that is not a phi.
+    pub fn first_non_phi(self) -> Option<Val> {
+        self.instructions().into_iter().find(|i| !i.is_phi())
+    }
+    pub fn successors(self) -> Vec<Block> {
+        let Some(t) = self.terminator() else {
+            return Vec::new();
+        };
+        // SAFETY: see module docs; `t` is a terminator.
+        unsafe {
+            let n = LLVMGetNumSuccessors(t.0);
+            (0..n).map(|i| Block(LLVMGetSuccessor(t.0, i))).collect()
+        }
+    }
+    pub fn as_value(self) -> Val {
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBasicBlockAsValue(self.0) })
+    }
+    pub fn parent(self) -> Val {
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMGetBasicBlockParent(self.0) })
+    }
+    pub fn next_block(self) -> Option<Block> {
+        // SAFETY: see module docs.
+        let b = unsafe { LLVMGetNextBasicBlock(self.0) };
+        (!b.is_null()).then_some(Block(b))
+    }
+    pub fn move_after(self, other: Block) {
+        // SAFETY: see module docs.
+        unsafe { LLVMMoveBasicBlockAfter(self.0, other.0) }
+    }
+    pub fn move_before(self, other: Block) {
+        // SAFETY: see module docs.
+        unsafe { LLVMMoveBasicBlockBefore(self.0, other.0) }
+    }
+}
+
+/// Module-level context for building: types and constants.
+pub struct Ctx {
+    pub ctx: LLVMContextRef,
+    pub module: LLVMModuleRef,
+}
+
+impl Ctx {
+    pub fn new(module: LLVMModuleRef) -> Ctx {
+        // SAFETY: see module docs.
+        let ctx = unsafe { LLVMGetModuleContext(module) };
+        Ctx { ctx, module }
+    }
+    pub fn i1(&self) -> Ty {
+        // SAFETY: see module docs.
+        Ty(unsafe { LLVMInt1TypeInContext(self.ctx) })
+    }
+    pub fn i8(&self) -> Ty {
+        // SAFETY: see module docs.
+        Ty(unsafe { LLVMInt8TypeInContext(self.ctx) })
+    }
+    pub fn i32(&self) -> Ty {
+        // SAFETY: see module docs.
+        Ty(unsafe { LLVMInt32TypeInContext(self.ctx) })
+    }
+    pub fn i64(&self) -> Ty {
+        // SAFETY: see module docs.
+        Ty(unsafe { LLVMInt64TypeInContext(self.ctx) })
+    }
+    pub fn ptr(&self) -> Ty {
+        // SAFETY: see module docs.
+        Ty(unsafe { LLVMPointerTypeInContext(self.ctx, 0) })
+    }
+    pub fn void(&self) -> Ty {
+        // SAFETY: see module docs.
+        Ty(unsafe { LLVMVoidTypeInContext(self.ctx) })
+    }
+    pub fn token(&self) -> Ty {
+        // SAFETY: see module docs.
+        Ty(unsafe { LLVMTokenTypeInContext(self.ctx) })
+    }
+    pub fn fn_type(&self, ret: Ty, params: &[Ty], vararg: bool) -> Ty {
+        let mut p: Vec<_> = params.iter().map(|t| t.0).collect();
+        // SAFETY: see module docs; the slice outlives the call.
+        Ty(unsafe { LLVMFunctionType(ret.0, p.as_mut_ptr(), p.len() as u32, vararg as i32) })
+    }
+    pub fn const_int(&self, ty: Ty, v: u64) -> Val {
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMConstInt(ty.0, v, 0) })
+    }
+    pub fn null(&self, ty: Ty) -> Val {
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMConstNull(ty.0) })
+    }
+    pub fn poison(&self, ty: Ty) -> Val {
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMGetPoison(ty.0) })
+    }
+    pub fn function(&self, name: &str) -> Option<Val> {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        let f = unsafe { LLVMGetNamedFunction(self.module, c.as_ptr()) };
+        (!f.is_null()).then_some(Val(f))
+    }
+    /// Finds or declares a function.
+    pub fn declare(&self, name: &str, ty: Ty) -> Val {
+        if let Some(f) = self.function(name) {
+            return f;
+        }
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMAddFunction(self.module, c.as_ptr(), ty.0) })
+    }
+    pub fn global(&self, name: &str) -> Option<Val> {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        let g = unsafe { LLVMGetNamedGlobal(self.module, c.as_ptr()) };
+        (!g.is_null()).then_some(Val(g))
+    }
+    /// Finds or declares an external global.
+    pub fn declare_global(&self, name: &str, ty: Ty, thread_local: bool) -> Val {
+        if let Some(g) = self.global(name) {
+            return g;
+        }
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        unsafe {
+            let g = LLVMAddGlobal(self.module, ty.0, c.as_ptr());
+            if thread_local {
+                LLVMSetThreadLocalMode(g, inkwell::llvm_sys::LLVMThreadLocalMode::LLVMInitialExecTLSModel);
+            }
+            Val(g)
+        }
+    }
+    pub fn globals(&self) -> Vec<Val> {
+        let mut out = Vec::new();
+        // SAFETY: see module docs.
+        unsafe {
+            let mut g = LLVMGetFirstGlobal(self.module);
+            while !g.is_null() {
+                out.push(Val(g));
+                g = LLVMGetNextGlobal(g);
+            }
+        }
+        out
+    }
+    pub fn functions(&self) -> Vec<Val> {
+        let mut out = Vec::new();
+        // SAFETY: see module docs.
+        unsafe {
+            let mut f = LLVMGetFirstFunction(self.module);
+            while !f.is_null() {
+                out.push(Val(f));
+                f = LLVMGetNextFunction(f);
+            }
+        }
+        out
+    }
+    pub fn intrinsic(&self, name: &str, overloads: &[Ty]) -> Val {
+        let mut tys: Vec<_> = overloads.iter().map(|t| t.0).collect();
+        // SAFETY: see module docs; the name is looked up by bytes and length.
+        unsafe {
+            let id = LLVMLookupIntrinsicID(name.as_ptr() as *const _, name.len());
+            assert!(id != 0, "LLVM has no intrinsic {name}");
+            Val(LLVMGetIntrinsicDeclaration(self.module, id, tys.as_mut_ptr(), tys.len()))
+        }
+    }
+    pub fn intrinsic_id(&self, name: &str) -> u32 {
+        // SAFETY: see module docs.
+        unsafe { LLVMLookupIntrinsicID(name.as_ptr() as *const _, name.len()) }
+    }
+    pub fn enum_kind(name: &str) -> u32 {
+        // SAFETY: the name is passed by pointer and length.
+        unsafe { LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len()) }
+    }
+    pub fn enum_attr(&self, name: &str) -> LLVMAttributeRef {
+        // SAFETY: see module docs.
+        unsafe { LLVMCreateEnumAttribute(self.ctx, Self::enum_kind(name), 0) }
+    }
+    pub fn type_attr(&self, name: &str, ty: Ty) -> LLVMAttributeRef {
+        // SAFETY: see module docs.
+        unsafe { LLVMCreateTypeAttribute(self.ctx, Self::enum_kind(name), ty.0) }
+    }
+    pub fn md_kind(&self, name: &str) -> u32 {
+        // SAFETY: see module docs.
+        unsafe { LLVMGetMDKindIDInContext(self.ctx, name.as_ptr() as *const _, name.len() as u32) }
+    }
+    /// `!{!"branch_weights", i32 a, i32 b}` as a value for `set_metadata`.
+    pub fn branch_weights(&self, a: u32, b: u32) -> LLVMValueRef {
+        let tag = "branch_weights";
+        // SAFETY: see module docs; the element array outlives the call.
+        unsafe {
+            let mut elems = [
+                LLVMMDStringInContext2(self.ctx, tag.as_ptr() as *const _, tag.len()),
+                LLVMValueAsMetadata(self.const_int(self.i32(), a as u64).0),
+                LLVMValueAsMetadata(self.const_int(self.i32(), b as u64).0),
+            ];
+            let node = LLVMMDNodeInContext2(self.ctx, elems.as_mut_ptr(), elems.len());
+            LLVMMetadataAsValue(self.ctx, node)
+        }
+    }
+    pub fn append_block(&self, f: Val, name: &str) -> Block {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Block(unsafe { LLVMAppendBasicBlockInContext(self.ctx, f.0, c.as_ptr()) })
+    }
+    pub fn insert_block_before(&self, before: Block, name: &str) -> Block {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Block(unsafe { LLVMInsertBasicBlockInContext(self.ctx, before.0, c.as_ptr()) })
+    }
+    /// A new block right after `after`.
+    pub fn block_after(&self, after: Block, name: &str) -> Block {
+        let b = self.append_block(after.parent(), name);
+        b.move_after(after);
+        b
+    }
+}
+
+/// An instruction builder.
+pub struct Builder(LLVMBuilderRef);
+
+impl Drop for Builder {
+    fn drop(&mut self) {
+        // SAFETY: created by LLVMCreateBuilderInContext and not shared.
+        unsafe { LLVMDisposeBuilder(self.0) }
+    }
+}
+
+impl Builder {
+    pub fn new(cx: &Ctx) -> Builder {
+        // SAFETY: see module docs.
+        Builder(unsafe { LLVMCreateBuilderInContext(cx.ctx) })
+    }
+    pub fn at_end(&self, b: Block) -> &Self {
+        // SAFETY: see module docs.
+        unsafe { LLVMPositionBuilderAtEnd(self.0, b.0) };
+        self
+    }
+    pub fn before(&self, i: Val) -> &Self {
+        // SAFETY: see module docs.
+        unsafe { LLVMPositionBuilderBeforeInstrAndDbgRecords(self.0, i.0) };
+        self
+    }
+    /// Positions after `i` (before the next instruction, or at the block's end).
+    pub fn after(&self, i: Val) -> &Self {
+        match i.next() {
+            Some(n) => self.before(n),
+            None => self.at_end(i.block()),
+        }
+    }
+    /// Positions at the first non-phi instruction of `b`.
+    pub fn at_start(&self, b: Block) -> &Self {
+        match b.first_non_phi() {
+            Some(i) => self.before(i),
+            None => self.at_end(b),
+        }
+    }
+    pub fn insert(&self, i: Val) {
+        // SAFETY: see module docs; `i` was removed from its parent.
+        unsafe { LLVMInsertIntoBuilder(self.0, i.0) }
+    }
+    pub fn load(&self, ty: Ty, ptr: Val, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildLoad2(self.0, ty.0, ptr.0, c.as_ptr()) })
+    }
+    pub fn volatile_load(&self, ty: Ty, ptr: Val, name: &str) -> Val {
+        let l = self.load(ty, ptr, name);
+        // SAFETY: see module docs; `l` is a load.
+        unsafe { LLVMSetVolatile(l.0, 1) };
+        l
+    }
+    pub fn store(&self, v: Val, ptr: Val) -> Val {
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildStore(self.0, v.0, ptr.0) })
+    }
+    pub fn alloca(&self, ty: Ty, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildAlloca(self.0, ty.0, c.as_ptr()) })
+    }
+    pub fn gep_i8(&self, cx: &Ctx, base: Val, offset: Val, name: &str) -> Val {
+        let c = cstr(name);
+        let mut idx = [offset.0];
+        // SAFETY: see module docs; the index array outlives the call.
+        Val(unsafe { LLVMBuildGEP2(self.0, cx.i8().0, base.0, idx.as_mut_ptr(), 1, c.as_ptr()) })
+    }
+    pub fn br(&self, dest: Block) -> Val {
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildBr(self.0, dest.0) })
+    }
+    pub fn cond_br(&self, cond: Val, then: Block, els: Block) -> Val {
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildCondBr(self.0, cond.0, then.0, els.0) })
+    }
+    pub fn switch(&self, v: Val, default: Block, cases: &[(Val, Block)]) -> Val {
+        // SAFETY: see module docs.
+        unsafe {
+            let s = LLVMBuildSwitch(self.0, v.0, default.0, cases.len() as u32);
+            for (c, b) in cases {
+                LLVMAddCase(s, c.0, b.0);
+            }
+            Val(s)
+        }
+    }
+    pub fn icmp(&self, pred: LLVMIntPredicate, a: Val, b: Val, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildICmp(self.0, pred, a.0, b.0, c.as_ptr()) })
+    }
+    pub fn add(&self, a: Val, b: Val, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildAdd(self.0, a.0, b.0, c.as_ptr()) })
+    }
+    pub fn and(&self, a: Val, b: Val, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildAnd(self.0, a.0, b.0, c.as_ptr()) })
+    }
+    pub fn ptr_to_int(&self, v: Val, ty: Ty, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildPtrToInt(self.0, v.0, ty.0, c.as_ptr()) })
+    }
+    pub fn int_to_ptr(&self, v: Val, ty: Ty, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildIntToPtr(self.0, v.0, ty.0, c.as_ptr()) })
+    }
+    pub fn mul(&self, a: Val, b: Val, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildMul(self.0, a.0, b.0, c.as_ptr()) })
+    }
+    pub fn zext(&self, v: Val, ty: Ty, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildZExtOrBitCast(self.0, v.0, ty.0, c.as_ptr()) })
+    }
+    pub fn phi(&self, ty: Ty, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildPhi(self.0, ty.0, c.as_ptr()) })
+    }
+    pub fn call(&self, fty: Ty, f: Val, args: &[Val], name: &str) -> Val {
+        let c = cstr(name);
+        let mut a: Vec<_> = args.iter().map(|v| v.0).collect();
+        // SAFETY: see module docs; the argument array outlives the call.
+        Val(unsafe { LLVMBuildCall2(self.0, fty.0, f.0, a.as_mut_ptr(), a.len() as u32, c.as_ptr()) })
+    }
+    /// A call with one operand bundle `tag(bundle...)`.
+    pub fn call_with_bundle(&self, fty: Ty, f: Val, args: &[Val], tag: &str, bundle: &[Val], name: &str) -> Val {
+        let c = cstr(name);
+        let mut a: Vec<_> = args.iter().map(|v| v.0).collect();
+        let mut b: Vec<_> = bundle.iter().map(|v| v.0).collect();
+        // SAFETY: see module docs; the arrays outlive the calls and the bundle is
+        // disposed after the call instruction copied it.
+        unsafe {
+            let ob = LLVMCreateOperandBundle(tag.as_ptr() as *const _, tag.len(), b.as_mut_ptr(), b.len() as u32);
+            let mut obs = [ob];
+            let v = LLVMBuildCallWithOperandBundles(
+                self.0,
+                fty.0,
+                f.0,
+                a.as_mut_ptr(),
+                a.len() as u32,
+                obs.as_mut_ptr(),
+                1,
+                c.as_ptr(),
+            );
+            LLVMDisposeOperandBundle(ob);
+            Val(v)
+        }
+    }
+    pub fn unreachable(&self) -> Val {
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildUnreachable(self.0) })
+    }
+}
+
+/// Moves `from` and every instruction after it in its block into a new block
+/// placed right after, ends the old block with a branch to the new one, and
+/// repoints the successors' phis. Returns the new block.
+pub fn split_before(cx: &Ctx, from: Val, name: &str) -> Block {
+    let old = from.block();
+    let new = cx.block_after(old, name);
+    let b = Builder::new(cx);
+    b.at_end(new);
+    let mut cur = Some(from);
+    while let Some(i) = cur {
+        cur = i.next();
+        i.remove_from_parent();
+        b.insert(i);
+    }
+    b.at_end(old).br(new);
+    for s in new.successors() {
+        retarget_phis(cx, s, old, new);
+    }
+    new
+}
+
+/// In `block`'s phis, replaces incoming block `from` with `to`. LLVM-C cannot
+/// set a phi's incoming block, so each affected phi is rebuilt.
+pub fn retarget_phis(cx: &Ctx, block: Block, from: Block, to: Block) {
+    let b = Builder::new(cx);
+    for phi in block.phis() {
+        let inc = phi.incoming();
+        if !inc.iter().any(|(_, bb)| *bb == from) {
+            continue;
+        }
+        b.before(phi);
+        let name = phi.name();
+        let new = b.phi(phi.ty(), "");
+        for (v, bb) in inc {
+            new.add_incoming(v, if bb == from { to } else { bb });
+        }
+        phi.replace_all_uses_with(new);
+        phi.erase();
+        new.set_name(&name);
+    }
+}
+
+/// Target data of a module, for type sizes.
+pub fn abi_size(module: LLVMModuleRef, ty: Ty) -> u64 {
+    // SAFETY: see module docs.
+    unsafe {
+        let dl = inkwell::llvm_sys::target::LLVMGetModuleDataLayout(module);
+        inkwell::llvm_sys::target::LLVMABISizeOfType(dl, ty.0)
+    }
+}
+
+pub fn abi_align(module: LLVMModuleRef, ty: Ty) -> u32 {
+    // SAFETY: see module docs.
+    unsafe {
+        let dl = inkwell::llvm_sys::target::LLVMGetModuleDataLayout(module);
+        inkwell::llvm_sys::target::LLVMABIAlignmentOfType(dl, ty.0)
+    }
+}
+
+/// Prints a function's IR (for diagnostics and tests).
+pub fn print(v: Val) -> String {
+    // SAFETY: see module docs; the message is disposed after copying.
+    unsafe {
+        let p = LLVMPrintValueToString(v.0);
+        let s = CStr::from_ptr(p).to_string_lossy().into_owned();
+        LLVMDisposeMessage(p);
+        s
+    }
+}

@@ -1,0 +1,335 @@
+//! The in-process LLVM pipeline for one translation unit: every ISA's module
+//! is optimized, instrumented and compiled on its own thread with the same
+//! pipeline; between instrumentation and code generation the threads meet so
+//! the per-function site tables can be compared (DESIGN.md 3.1). A function
+//! whose sites differ across ISAs is left uninstrumented in every variant
+//! and the round repeats until all variants agree — it cannot loop forever,
+//! because the excluded set only grows.
+
+use crate::instrument;
+use hc_metadata::sites::{FunctionSites, SiteTable};
+use hc_metadata::Isa;
+use inkwell::context::Context;
+use inkwell::memory_buffer::MemoryBuffer;
+use inkwell::module::Module;
+use inkwell::passes::PassBuilderOptions;
+use inkwell::targets::{CodeModel, FileType, InitializationConfig, RelocMode, Target, TargetMachine, TargetTriple};
+use inkwell::OptimizationLevel;
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::sync::Once;
+
+/// `-O` levels as hcc maps them onto LLVM pipelines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptLevel {
+    O0,
+    O1,
+    O2,
+    O3,
+    Os,
+    Oz,
+}
+
+impl OptLevel {
+    pub fn from_flag(v: Option<&str>) -> OptLevel {
+        match v {
+            None | Some("0") => OptLevel::O0,
+            Some("" | "1" | "g") => OptLevel::O1,
+            Some("2") => OptLevel::O2,
+            Some("3") => OptLevel::O3,
+            Some("s") => OptLevel::Os,
+            Some("z") => OptLevel::Oz,
+            Some(_) => OptLevel::O2,
+        }
+    }
+    fn pipeline(self) -> &'static str {
+        match self {
+            OptLevel::O0 => "default<O0>",
+            OptLevel::O1 => "default<O1>",
+            OptLevel::O2 => "default<O2>",
+            OptLevel::O3 => "default<O3>",
+            OptLevel::Os => "default<Os>",
+            OptLevel::Oz => "default<Oz>",
+        }
+    }
+    fn codegen(self) -> OptimizationLevel {
+        match self {
+            OptLevel::O0 => OptimizationLevel::None,
+            OptLevel::O1 => OptimizationLevel::Less,
+            OptLevel::O3 => OptimizationLevel::Aggressive,
+            _ => OptimizationLevel::Default,
+        }
+    }
+}
+
+/// What compiling one translation unit produced.
+pub struct UnitOutput {
+    /// One relocatable object per ISA.
+    pub objects: BTreeMap<Isa, Vec<u8>>,
+    /// The site table every variant agreed on.
+    pub sites: SiteTable,
+    /// Functions left uninstrumented because the variants disagreed.
+    pub mismatches: Vec<(String, String)>,
+}
+
+static INIT: Once = Once::new();
+
+/// Registers the targets and LLVM's own options once per process.
+pub fn init_llvm() {
+    INIT.call_once(|| {
+        let cfg = InitializationConfig::default();
+        Target::initialize_x86(&cfg);
+        Target::initialize_aarch64(&cfg);
+        // Deopt values in callee-saved registers rather than forced spills:
+        // the instrumented code is then the code the backend would have made.
+        let args = [c"hcc".as_ptr(), c"-use-registers-for-deopt-values".as_ptr()];
+        // SAFETY: argv is an array of two NUL-terminated strings that outlive the call.
+        unsafe {
+            inkwell::llvm_sys::support::LLVMParseCommandLineOptions(
+                args.len() as i32,
+                args.as_ptr(),
+                std::ptr::null(),
+            )
+        };
+    });
+}
+
+pub fn target_machine(isa: Isa, level: OptLevel) -> Result<TargetMachine, String> {
+    init_llvm();
+    let info = isa.info();
+    let triple = TargetTriple::create(info.triple);
+    let target = Target::from_triple(&triple).map_err(|e| e.to_string())?;
+    target
+        .create_target_machine(
+            &triple,
+            info.cpu,
+            info.features,
+            level.codegen(),
+            RelocMode::Static,
+            CodeModel::Default,
+        )
+        .ok_or_else(|| format!("LLVM cannot create a target machine for {}", info.triple))
+}
+
+enum Command {
+    Redo(BTreeMap<String, String>),
+    Codegen,
+    Abort,
+}
+
+/// Compiles one translation unit from each ISA's bitcode.
+pub fn compile_unit(
+    bitcode: &BTreeMap<Isa, Vec<u8>>,
+    source: &str,
+    level: OptLevel,
+) -> Result<UnitOutput, String> {
+    init_llvm();
+    std::thread::scope(|scope| {
+        let (res_tx, res_rx) = mpsc::channel::<(Isa, Result<SiteTable, String>)>();
+        let mut commands = BTreeMap::new();
+        let mut workers = Vec::new();
+        for (&isa, bc) in bitcode {
+            let (tx, rx) = mpsc::channel::<Command>();
+            commands.insert(isa, tx);
+            let res_tx = res_tx.clone();
+            workers.push((
+                isa,
+                scope.spawn(move || worker(isa, bc, source, level, rx, res_tx)),
+            ));
+        }
+        drop(res_tx);
+        let mut exclude: BTreeMap<String, String> = BTreeMap::new();
+        let mut mismatches = Vec::new();
+        let result: Result<SiteTable, String> = loop {
+            let mut tables = BTreeMap::new();
+            let mut failure = None;
+            for _ in 0..commands.len() {
+                match res_rx.recv() {
+                    Ok((isa, Ok(t))) => {
+                        tables.insert(isa, t);
+                    }
+                    Ok((isa, Err(e))) => failure = Some(format!("{isa}: {e}")),
+                    Err(_) => failure = Some("a compiler thread stopped".to_string()),
+                }
+            }
+            if let Some(e) = failure {
+                break Err(e);
+            }
+            let diffs = compare(&tables);
+            if diffs.is_empty() {
+                break Ok(tables.into_values().next().unwrap_or_default());
+            }
+            for (sym, why) in diffs {
+                mismatches.push((sym.clone(), why.clone()));
+                exclude.insert(sym, why);
+            }
+            for tx in commands.values() {
+                let _ = tx.send(Command::Redo(exclude.clone()));
+            }
+        };
+        let ok = result.is_ok();
+        for tx in commands.values() {
+            let _ = tx.send(if ok { Command::Codegen } else { Command::Abort });
+        }
+        let mut objects = BTreeMap::new();
+        let mut errors = Vec::new();
+        for (isa, h) in workers {
+            match h.join() {
+                Ok(Ok(Some(obj))) => {
+                    objects.insert(isa, obj);
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => errors.push(format!("{isa}: {e}")),
+                Err(_) => errors.push(format!("{isa}: compiler thread panicked")),
+            }
+        }
+        let sites = result?;
+        if let Some(e) = errors.into_iter().next() {
+            return Err(e);
+        }
+        Ok(UnitOutput {
+            objects,
+            sites,
+            mismatches,
+        })
+    })
+}
+
+/// Functions whose instrumentation differs between the ISAs' tables, with why.
+pub fn compare(tables: &BTreeMap<Isa, SiteTable>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Some((&first_isa, first)) = tables.iter().next() else {
+        return out;
+    };
+    let index = |t: &SiteTable| -> BTreeMap<String, FunctionSites> {
+        t.functions.iter().map(|f| (f.symbol.clone(), f.clone())).collect()
+    };
+    let a = index(first);
+    for (&isa, t) in tables.iter().skip(1) {
+        let b = index(t);
+        for (sym, fa) in &a {
+            let why = match b.get(sym) {
+                None if fa.instrumented => Some(format!("exists only in the {first_isa} variant after optimization")),
+                None => None,
+                Some(fb) if fa.instrumented != fb.instrumented => Some(format!(
+                    "instrumented for {} but not for {} ({})",
+                    if fa.instrumented { first_isa } else { isa },
+                    if fa.instrumented { isa } else { first_isa },
+                    if fa.instrumented { &fb.reason } else { &fa.reason }
+                )),
+                Some(fb) if fa.frame != fb.frame => Some(format!(
+                    "stack slots differ between {first_isa} and {isa} (an ISA-specific type such as va_list)"
+                )),
+                Some(fb) if fa.sites != fb.sites => Some(describe_site_diff(fa, fb, first_isa, isa)),
+                Some(_) => None,
+            };
+            if let Some(w) = why {
+                out.push((sym.clone(), w));
+            }
+        }
+        for (sym, fb) in &b {
+            if fb.instrumented && !a.contains_key(sym) {
+                out.push((sym.clone(), format!("exists only in the {isa} variant after optimization")));
+            }
+        }
+    }
+    out.sort();
+    out.dedup_by(|x, y| x.0 == y.0);
+    out
+}
+
+fn describe_site_diff(a: &FunctionSites, b: &FunctionSites, ia: Isa, ib: Isa) -> String {
+    if a.sites.len() != b.sites.len() {
+        return format!(
+            "optimization made different code for {ia} ({} sites) and {ib} ({} sites)",
+            a.sites.len(),
+            b.sites.len()
+        );
+    }
+    for (k, (sa, sb)) in a.sites.iter().zip(&b.sites).enumerate() {
+        if sa != sb {
+            let names = |s: &hc_metadata::sites::Site| s.values.iter().map(|t| t.name()).collect::<Vec<_>>().join(",");
+            return format!(
+                "site {k} differs: {ia} {:?} '{}' [{}] vs {ib} {:?} '{}' [{}]",
+                sa.kind,
+                sa.callee,
+                names(sa),
+                sb.kind,
+                sb.callee,
+                names(sb)
+            );
+        }
+    }
+    "sites differ".into()
+}
+
+fn worker(
+    isa: Isa,
+    bitcode: &[u8],
+    source: &str,
+    level: OptLevel,
+    commands: mpsc::Receiver<Command>,
+    results: mpsc::Sender<(Isa, Result<SiteTable, String>)>,
+) -> Result<Option<Vec<u8>>, String> {
+    let tm = target_machine(isa, level)?;
+    let ctx = Context::create();
+    let mut exclude = BTreeMap::new();
+    loop {
+        let step = build(&ctx, &tm, bitcode, source, level, &exclude);
+        let (module, table) = match step {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = results.send((isa, Err(e.clone())));
+                return Err(e);
+            }
+        };
+        let _ = results.send((isa, Ok(table)));
+        match commands.recv() {
+            Ok(Command::Redo(ex)) => exclude = ex,
+            Ok(Command::Codegen) => {
+                let buf = tm
+                    .write_to_memory_buffer(&module, FileType::Object)
+                    .map_err(|e| format!("code generation failed: {e}"))?;
+                return Ok(Some(buf.as_slice().to_vec()));
+            }
+            Ok(Command::Abort) | Err(_) => return Ok(None),
+        }
+    }
+}
+
+/// Parses, optimizes and instruments one ISA's module.
+fn build<'c>(
+    ctx: &'c Context,
+    tm: &TargetMachine,
+    bitcode: &[u8],
+    source: &str,
+    level: OptLevel,
+    exclude: &BTreeMap<String, String>,
+) -> Result<(Module<'c>, SiteTable), String> {
+    let buf = MemoryBuffer::create_from_memory_range_copy(bitcode, source);
+    let module = Module::parse_bitcode_from_buffer(&buf, ctx).map_err(|e| e.to_string())?;
+    module.set_triple(&tm.get_triple());
+    let opts = PassBuilderOptions::create();
+    module
+        .run_passes(level.pipeline(), tm, opts)
+        .map_err(|e| format!("optimization failed: {e}"))?;
+    let table = instrument::instrument_module(module.as_mut_ptr(), source, exclude);
+    module
+        .run_passes("function(mem2reg,loop-simplify)", tm, PassBuilderOptions::create())
+        .map_err(|e| format!("SSA repair after instrumentation failed: {e}"))?;
+    // HCC_DUMP_IR=DIR writes each ISA's instrumented IR, for debugging hcc itself.
+    if let Some(dir) = std::env::var_os("HCC_DUMP_IR") {
+        let stem = std::path::Path::new(source).file_stem().unwrap_or_default().to_string_lossy();
+        let triple = tm.get_triple();
+        let arch = triple.as_str().to_string_lossy();
+        let arch = arch.split('-').next().unwrap_or("unknown");
+        let _ = module.print_to_file(std::path::Path::new(&dir).join(format!("{stem}.{arch}.ll")));
+    }
+    if let Err(e) = module.verify() {
+        return Err(format!(
+            "internal error: instrumented IR is invalid (please report this with the source file): {}",
+            e.to_string()
+        ));
+    }
+    Ok((module, table))
+}

@@ -1,0 +1,64 @@
+//! Multi-ISA containers are ordinary ELF files of the primary ISA that carry
+//! the other variants and the metadata in non-allocated `.hcontainer.*`
+//! sections: tools that know nothing of hcontainer (nm, ar, readelf, the
+//! kernel) see a normal object or executable.
+
+use object::build::elf::{Builder, SectionData};
+use object::elf;
+use object::{Object, ObjectSection};
+
+/// Section of an hcc object holding the object of another ISA.
+pub fn object_section(isa: crate::Isa) -> String {
+    format!(".hcontainer.obj.{}", isa.name())
+}
+
+/// Prefix shared by every hcontainer section.
+pub const PREFIX: &str = ".hcontainer.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("not a valid ELF file: {0}")]
+    Parse(String),
+    #[error("cannot write ELF file: {0}")]
+    Write(String),
+}
+
+/// Returns `elf` with the given sections added (non-allocated, PROGBITS),
+/// replacing sections of the same name.
+pub fn add_sections(data: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, ContainerError> {
+    let mut b = Builder::read(data).map_err(|e| ContainerError::Parse(e.to_string()))?;
+    for s in b.sections.iter_mut() {
+        if sections.iter().any(|(n, _)| s.name.as_slice() == n.as_bytes()) {
+            s.delete = true;
+        }
+    }
+    for (name, bytes) in sections {
+        let s = b.sections.add();
+        s.name = name.as_bytes().to_vec().into();
+        s.sh_type = elf::SHT_PROGBITS;
+        s.sh_flags = 0;
+        s.sh_addralign = 8;
+        s.data = SectionData::Data(bytes.to_vec().into());
+    }
+    let mut out = Vec::new();
+    b.write(&mut out).map_err(|e| ContainerError::Write(e.to_string()))?;
+    Ok(out)
+}
+
+/// Returns `elf` without its `.hcontainer.*` sections.
+pub fn strip_container_sections(data: &[u8]) -> Result<Vec<u8>, ContainerError> {
+    let mut b = Builder::read(data).map_err(|e| ContainerError::Parse(e.to_string()))?;
+    for s in b.sections.iter_mut() {
+        if s.name.as_slice().starts_with(PREFIX.as_bytes()) {
+            s.delete = true;
+        }
+    }
+    let mut out = Vec::new();
+    b.write(&mut out).map_err(|e| ContainerError::Write(e.to_string()))?;
+    Ok(out)
+}
+
+/// The contents of section `name`, if present.
+pub fn section<'a>(file: &object::File<'a>, name: &str) -> Option<&'a [u8]> {
+    file.section_by_name(name).and_then(|s| s.data().ok())
+}

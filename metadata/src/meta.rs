@@ -1,0 +1,260 @@
+//! The metadata hld writes into section `.hcontainer.meta` of a multi-ISA ELF,
+//! and `hcontainer` reads to rewrite dumps (see docs/FORMATS.md, "Binary metadata").
+//!
+//! ```text
+//! +---------------+---------+-------------+------------------------------------------+
+//! | "HCMETA\0\0"  | ver u32 | build_id 16 | layout | functions | nvariants u32 | Variant... |
+//! +---------------+---------+-------------+------------------------------------------+
+//! layout:    main u64 | data_start u64 | data_end u64 | local_start u64 | local_end u64
+//!            | tls_memsz u64 | tls_filesz u64 | tls_align u64
+//! functions: n u32, each: addr u64 | name str | instrumented u32 | reason str | nsites u32
+//!            | site: kind u8 | callee str | nvalues u32 | type u8...
+//! Variant:   isa u32 | nsites u32 | site: ret u64 | fn u64 | index u32 | nlocs u32 | loc...
+//! loc:       kind u8 (1 reg, 2 direct, 3 indirect, 4 const) | pad u8 | size u16 | reg u16 | pad u16 | value i64
+//! ```
+
+use crate::isa::Isa;
+use crate::sites::{Site, SiteKind};
+use crate::stackmap::Location;
+use crate::types::ValueType;
+use crate::wire::{Reader, Result, Writer};
+use std::collections::HashMap;
+
+pub const SECTION: &str = ".hcontainer.meta";
+/// Section of the container ELF holding the complete executable of another ISA.
+pub fn variant_section(isa: Isa) -> String {
+    format!(".hcontainer.exe.{}", isa.name())
+}
+const MAGIC: &[u8; 8] = b"HCMETA\0\0";
+pub const VERSION: u32 = 1;
+
+/// Address-space layout shared by all variants.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Layout {
+    /// Address of `main`, the outermost frame a capture walks to.
+    pub main: u64,
+    /// Aligned writable data (.data, .bss, ...): migrated byte for byte.
+    pub data_start: u64,
+    pub data_end: u64,
+    /// Arch-local data: each variant keeps its own, restore never writes it.
+    pub local_start: u64,
+    pub local_end: u64,
+    pub tls_memsz: u64,
+    pub tls_filesz: u64,
+    pub tls_align: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FunctionMeta {
+    pub addr: u64,
+    pub name: String,
+    pub instrumented: bool,
+    pub reason: String,
+    pub sites: Vec<Site>,
+}
+
+/// One site in one variant: where it returns to and where its values are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteLocation {
+    pub ret: u64,
+    pub function: u64,
+    pub index: u32,
+    pub locations: Vec<Location>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VariantMeta {
+    pub isa: Isa,
+    pub sites: Vec<SiteLocation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BinaryMeta {
+    pub build_id: [u8; 16],
+    pub layout: Layout,
+    pub functions: Vec<FunctionMeta>,
+    pub variants: Vec<VariantMeta>,
+}
+
+impl BinaryMeta {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.bytes(MAGIC);
+        w.u32(VERSION);
+        w.bytes(&self.build_id);
+        let l = &self.layout;
+        for v in [
+            l.main,
+            l.data_start,
+            l.data_end,
+            l.local_start,
+            l.local_end,
+            l.tls_memsz,
+            l.tls_filesz,
+            l.tls_align,
+        ] {
+            w.u64(v);
+        }
+        w.u32(self.functions.len() as u32);
+        for f in &self.functions {
+            w.u64(f.addr);
+            w.str(&f.name);
+            w.u32(f.instrumented as u32);
+            w.str(&f.reason);
+            w.u32(f.sites.len() as u32);
+            for s in &f.sites {
+                w.u8(s.kind as u8);
+                w.str(&s.callee);
+                w.u32(s.values.len() as u32);
+                for t in &s.values {
+                    w.u8(*t as u8);
+                }
+            }
+        }
+        w.u32(self.variants.len() as u32);
+        for v in &self.variants {
+            w.u32(v.isa as u32);
+            w.u32(v.sites.len() as u32);
+            for s in &v.sites {
+                w.u64(s.ret);
+                w.u64(s.function);
+                w.u32(s.index);
+                w.u32(s.locations.len() as u32);
+                for loc in &s.locations {
+                    let (kind, size, reg, value) = match *loc {
+                        Location::Register { reg, size } => (1, size, reg, 0),
+                        Location::Direct { reg, offset } => (2, 8, reg, offset as i64),
+                        Location::Indirect { reg, offset, size } => (3, size, reg, offset as i64),
+                        Location::Constant(c) => (4, 8, 0, c),
+                    };
+                    w.u8(kind);
+                    w.u8(0);
+                    w.u16(size);
+                    w.u16(reg);
+                    w.u16(0);
+                    w.i64(value);
+                }
+            }
+        }
+        w.buf
+    }
+
+    pub fn decode(data: &[u8]) -> Result<BinaryMeta> {
+        let mut r = Reader::new(data, "hcontainer metadata");
+        r.magic(MAGIC)?;
+        r.version(VERSION)?;
+        let build_id = r.array::<16>()?;
+        let layout = Layout {
+            main: r.u64()?,
+            data_start: r.u64()?,
+            data_end: r.u64()?,
+            local_start: r.u64()?,
+            local_end: r.u64()?,
+            tls_memsz: r.u64()?,
+            tls_filesz: r.u64()?,
+            tls_align: r.u64()?,
+        };
+        let nf = r.count(24)?;
+        let mut functions = Vec::with_capacity(nf);
+        for _ in 0..nf {
+            let addr = r.u64()?;
+            let name = r.str()?.to_string();
+            let instrumented = r.u32()? != 0;
+            let reason = r.str()?.to_string();
+            let ns = r.count(9)?;
+            let mut sites = Vec::with_capacity(ns);
+            for _ in 0..ns {
+                let at = r.pos();
+                let kind = SiteKind::from_u8(r.u8()?)
+                    .ok_or_else(|| r.invalid_at(at, "unknown site kind"))?;
+                let callee = r.str()?.to_string();
+                let nv = r.count(1)?;
+                let mut values = Vec::with_capacity(nv);
+                for _ in 0..nv {
+                    let at = r.pos();
+                    values.push(
+                        ValueType::from_u8(r.u8()?)
+                            .ok_or_else(|| r.invalid_at(at, "unknown value type"))?,
+                    );
+                }
+                sites.push(Site { kind, callee, values });
+            }
+            functions.push(FunctionMeta {
+                addr,
+                name,
+                instrumented,
+                reason,
+                sites,
+            });
+        }
+        let nv = r.count(8)?;
+        let mut variants = Vec::with_capacity(nv);
+        for _ in 0..nv {
+            let at = r.pos();
+            let isa = Isa::from_u32(r.u32()?).ok_or_else(|| r.invalid_at(at, "unknown ISA"))?;
+            let ns = r.count(24)?;
+            let mut sites = Vec::with_capacity(ns);
+            for _ in 0..ns {
+                let ret = r.u64()?;
+                let function = r.u64()?;
+                let index = r.u32()?;
+                let nl = r.count(16)?;
+                let mut locations = Vec::with_capacity(nl);
+                for _ in 0..nl {
+                    let at = r.pos();
+                    let kind = r.u8()?;
+                    r.u8()?;
+                    let size = r.u16()?;
+                    let reg = r.u16()?;
+                    r.u16()?;
+                    let value = r.i64()?;
+                    locations.push(match kind {
+                        1 => Location::Register { reg, size },
+                        2 => Location::Direct {
+                            reg,
+                            offset: value as i32,
+                        },
+                        3 => Location::Indirect {
+                            reg,
+                            offset: value as i32,
+                            size,
+                        },
+                        4 => Location::Constant(value),
+                        _ => return Err(r.invalid_at(at, "unknown location kind")),
+                    });
+                }
+                sites.push(SiteLocation {
+                    ret,
+                    function,
+                    index,
+                    locations,
+                });
+            }
+            variants.push(VariantMeta { isa, sites });
+        }
+        Ok(BinaryMeta {
+            build_id,
+            layout,
+            functions,
+            variants,
+        })
+    }
+
+    pub fn variant(&self, isa: Isa) -> Option<&VariantMeta> {
+        self.variants.iter().find(|v| v.isa == isa)
+    }
+
+    pub fn function(&self, addr: u64) -> Option<&FunctionMeta> {
+        self.functions
+            .binary_search_by_key(&addr, |f| f.addr)
+            .ok()
+            .map(|i| &self.functions[i])
+    }
+}
+
+impl VariantMeta {
+    /// Index from return address to site, for the unwinder.
+    pub fn by_return_address(&self) -> HashMap<u64, &SiteLocation> {
+        self.sites.iter().map(|s| (s.ret, s)).collect()
+    }
+}
