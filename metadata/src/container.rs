@@ -23,10 +23,24 @@ pub enum ContainerError {
     Write(String),
 }
 
+/// Opens an ELF file for rewriting. LLVM's objects keep section names in
+/// `.strtab` (shared with symbol names); the writer wants a `.shstrtab`.
+fn read(data: &[u8]) -> Result<Builder<'_>, ContainerError> {
+    let mut b = Builder::read(data).map_err(|e| ContainerError::Parse(e.to_string()))?;
+    if !b.sections.iter().any(|s| matches!(s.data, SectionData::SectionString)) {
+        let s = b.sections.add();
+        s.name = b".shstrtab".to_vec().into();
+        s.sh_type = elf::SHT_STRTAB;
+        s.sh_addralign = 1;
+        s.data = SectionData::SectionString;
+    }
+    Ok(b)
+}
+
 /// Returns `elf` with the given sections added (non-allocated, PROGBITS),
 /// replacing sections of the same name.
 pub fn add_sections(data: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, ContainerError> {
-    let mut b = Builder::read(data).map_err(|e| ContainerError::Parse(e.to_string()))?;
+    let mut b = read(data)?;
     for s in b.sections.iter_mut() {
         if sections.iter().any(|(n, _)| s.name.as_slice() == n.as_bytes()) {
             s.delete = true;
@@ -47,7 +61,7 @@ pub fn add_sections(data: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, 
 
 /// Returns `elf` without its `.hcontainer.*` sections.
 pub fn strip_container_sections(data: &[u8]) -> Result<Vec<u8>, ContainerError> {
-    let mut b = Builder::read(data).map_err(|e| ContainerError::Parse(e.to_string()))?;
+    let mut b = read(data)?;
     for s in b.sections.iter_mut() {
         if s.name.as_slice().starts_with(PREFIX.as_bytes()) {
             s.delete = true;

@@ -263,36 +263,44 @@ fn plan(f: Val) -> Result<Option<Plan>, String> {
     Ok(Some(Plan { calls }))
 }
 
-/// Gives private globals (string literals, constant tables) names and
-/// sections of their own so hld can place each at one address in every
-/// variant; mergeable-string sections would pool them per object.
-fn name_private_globals(cx: &Ctx) {
+/// Gives every function and global a section of its own, as clang's
+/// -ffunction-sections/-fdata-sections would (those are code-generator
+/// options LLVM-C cannot set), so hld can place each at one address in every
+/// variant. Private globals (string literals, constant tables) also get names,
+/// and lose `unnamed_addr` so no mergeable-string section pools them.
+fn assign_sections(cx: &Ctx) {
     let mut n = 0;
     for g in cx.globals() {
-        if g.linkage() != LLVMLinkage::LLVMPrivateLinkage || g.is_thread_local() {
+        if g.is_declaration() || g.name().starts_with("llvm.") {
             continue;
         }
-        let old = g.name();
-        let base = if old.is_empty() {
-            n += 1;
-            format!("anon.{n}")
-        } else {
-            old.trim_start_matches('.').to_string()
-        };
-        let name = format!("hc.{base}");
-        g.set_name(&name);
-        let name = g.name(); // LLVM may have uniqued it.
-        g.set_linkage(LLVMLinkage::LLVMInternalLinkage);
-        g.set_unnamed_addr_none();
-        if g.section().is_none() {
-            let prefix = if g.is_global_constant() {
-                ".rodata."
-            } else if g.initializer_is_zero() {
-                ".bss."
+        if g.linkage() == LLVMLinkage::LLVMPrivateLinkage {
+            let old = g.name();
+            let base = if old.is_empty() {
+                n += 1;
+                format!("anon.{n}")
             } else {
-                ".data."
+                old.trim_start_matches('.').to_string()
             };
-            g.set_section(&format!("{prefix}{name}"));
+            g.set_name(&format!("hc.{base}"));
+            g.set_linkage(LLVMLinkage::LLVMInternalLinkage);
+            g.set_unnamed_addr_none();
+        }
+        if g.section().is_some() {
+            continue;
+        }
+        let prefix = match (g.is_thread_local(), g.is_global_constant(), g.initializer_is_zero()) {
+            (true, _, true) => ".tbss.",
+            (true, _, false) => ".tdata.",
+            (false, true, _) => ".rodata.",
+            (false, false, true) => ".bss.",
+            (false, false, false) => ".data.",
+        };
+        g.set_section(&format!("{prefix}{}", g.name()));
+    }
+    for f in cx.functions() {
+        if !f.is_declaration() && f.section().is_none() {
+            f.set_section(&format!(".text.{}", f.name()));
         }
     }
 }
@@ -305,7 +313,7 @@ pub fn instrument_module(
     exclude: &BTreeMap<String, String>,
 ) -> SiteTable {
     let cx = Ctx::new(module);
-    name_private_globals(&cx);
+    assign_sections(&cx);
     let rt = Runtime::declare(&cx);
     let mut table = SiteTable {
         source: source.to_string(),

@@ -1,0 +1,173 @@
+//! Link inputs: hcc objects and archives of them, unpacked into one set of
+//! files per ISA with names that agree across variants, plus the runtime and
+//! musl's start files and libraries.
+
+use crate::LinkError;
+use hc_metadata::container;
+use hc_metadata::sites::{SiteTable, SECTION as SITES};
+use hc_metadata::Isa;
+use object::read::archive::ArchiveFile;
+use object::{Object, ObjectKind};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// One item of the user's link line, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    File(PathBuf),
+    Lib(String),
+}
+
+/// musl keeps these in libc.a and ships empty archives for compatibility.
+const MUSL_BUILTIN_LIBS: &[&str] = &["c", "crypt", "dl", "m", "pthread", "resolv", "rt", "util", "xnet"];
+
+/// The runtime objects hld links into every program, per ISA.
+pub fn runtime_objects(isa: Isa) -> [(&'static str, &'static [u8]); 2] {
+    match isa {
+        Isa::X86_64 => [
+            ("hcrt.o", include_bytes!(concat!(env!("OUT_DIR"), "/hcrt-x86_64.o"))),
+            ("hcstub.o", include_bytes!(concat!(env!("OUT_DIR"), "/hcstub-x86_64.o"))),
+        ],
+        Isa::Aarch64 => [
+            ("hcrt.o", include_bytes!(concat!(env!("OUT_DIR"), "/hcrt-aarch64.o"))),
+            ("hcstub.o", include_bytes!(concat!(env!("OUT_DIR"), "/hcstub-aarch64.o"))),
+        ],
+    }
+}
+
+/// Inputs ready for lld.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// Per ISA: the user's part of the link line (objects and archives), in order.
+    pub files: BTreeMap<Isa, Vec<PathBuf>>,
+    /// Per ISA: the runtime objects.
+    pub runtime: BTreeMap<Isa, Vec<PathBuf>>,
+    /// Site tables by the file key lld's map will show (see layout::file_key).
+    pub sites: BTreeMap<String, SiteTable>,
+}
+
+fn write(path: &Path, data: &[u8]) -> Result<(), LinkError> {
+    std::fs::write(path, data).map_err(|e| LinkError::Io(format!("{}: {e}", path.display())))
+}
+
+/// Splits an hcc object into its per-ISA objects and its site table.
+fn split_object(what: &str, data: &[u8]) -> Result<(BTreeMap<Isa, Vec<u8>>, SiteTable), LinkError> {
+    let not_hcc = |why: &str| LinkError::NotHcc {
+        file: what.to_string(),
+        why: why.to_string(),
+    };
+    let file = object::File::parse(data).map_err(|e| not_hcc(&format!("not an ELF object ({e})")))?;
+    if file.kind() != ObjectKind::Relocatable {
+        return Err(not_hcc("not a relocatable object"));
+    }
+    let sites = container::section(&file, SITES).ok_or_else(|| not_hcc("it has no .hcontainer.sites section"))?;
+    let table = SiteTable::decode(sites).map_err(|e| LinkError::Corrupt {
+        file: what.to_string(),
+        why: e.to_string(),
+    })?;
+    let mut out = BTreeMap::new();
+    for isa in Isa::ALL {
+        if isa == Isa::PRIMARY {
+            let stripped = container::strip_container_sections(data).map_err(|e| LinkError::Corrupt {
+                file: what.to_string(),
+                why: e.to_string(),
+            })?;
+            out.insert(isa, stripped);
+        } else {
+            let obj = container::section(&file, &container::object_section(isa))
+                .ok_or_else(|| not_hcc(&format!("it has no {isa} variant")))?;
+            out.insert(isa, obj.to_vec());
+        }
+    }
+    Ok((out, table))
+}
+
+fn find_library(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
+    dirs.iter().map(|d| d.join(format!("lib{name}.a"))).find(|p| p.exists())
+}
+
+/// Unpacks the user's inputs and the runtime into `tmp/<isa>/`.
+pub fn prepare(items: &[Item], lib_dirs: &[PathBuf], tmp: &Path) -> Result<Prepared, LinkError> {
+    let mut p = Prepared::default();
+    for isa in Isa::ALL {
+        let dir = tmp.join(isa.name());
+        std::fs::create_dir_all(&dir).map_err(|e| LinkError::Io(e.to_string()))?;
+        for (name, bytes) in runtime_objects(isa) {
+            let path = dir.join(name);
+            write(&path, bytes)?;
+            p.runtime.entry(isa).or_default().push(path);
+        }
+        p.files.insert(isa, Vec::new());
+    }
+    for (n, item) in items.iter().enumerate() {
+        let path = match item {
+            Item::File(f) => f.clone(),
+            Item::Lib(l) if MUSL_BUILTIN_LIBS.contains(&l.as_str()) => continue,
+            Item::Lib(l) => find_library(l, lib_dirs).ok_or_else(|| LinkError::LibraryNotFound {
+                name: l.clone(),
+                dirs: lib_dirs.to_vec(),
+            })?,
+        };
+        let data = std::fs::read(&path).map_err(|e| LinkError::Io(format!("{}: {e}", path.display())))?;
+        if data.starts_with(b"!<arch>\n") {
+            unpack_archive(&mut p, n, &path, &data, tmp)?;
+        } else {
+            let (objs, table) = split_object(&path.display().to_string(), &data)?;
+            let name = format!("in{n}.o");
+            for (isa, bytes) in objs {
+                let out = tmp.join(isa.name()).join(&name);
+                write(&out, &bytes)?;
+                p.files.get_mut(&isa).expect("every ISA").push(out);
+            }
+            p.sites.insert(name, table);
+        }
+    }
+    Ok(p)
+}
+
+fn unpack_archive(p: &mut Prepared, n: usize, path: &Path, data: &[u8], tmp: &Path) -> Result<(), LinkError> {
+    let what = path.display().to_string();
+    let ar = ArchiveFile::parse(data).map_err(|e| LinkError::Corrupt {
+        file: what.clone(),
+        why: e.to_string(),
+    })?;
+    let archive_name = format!("lib{n}.a");
+    let mut members: BTreeMap<Isa, Vec<PathBuf>> = BTreeMap::new();
+    for (k, member) in ar.members().enumerate() {
+        let member = member.map_err(|e| LinkError::Corrupt {
+            file: what.clone(),
+            why: e.to_string(),
+        })?;
+        let mname = String::from_utf8_lossy(member.name()).replace('/', "_");
+        let body = member.data(data).map_err(|e| LinkError::Corrupt {
+            file: what.clone(),
+            why: e.to_string(),
+        })?;
+        let (objs, table) = split_object(&format!("{what}({mname})"), body)?;
+        // Unique member names: archives may hold two members of one name.
+        let unique = format!("m{k}_{mname}");
+        for (isa, bytes) in objs {
+            let dir = tmp.join(isa.name()).join(format!("lib{n}"));
+            std::fs::create_dir_all(&dir).map_err(|e| LinkError::Io(e.to_string()))?;
+            let out = dir.join(&unique);
+            write(&out, &bytes)?;
+            members.entry(isa).or_default().push(out);
+        }
+        p.sites.insert(format!("{archive_name}({unique})"), table);
+    }
+    for (isa, list) in members {
+        let out = tmp.join(isa.name()).join(&archive_name);
+        let status = Command::new("llvm-ar-22")
+            .arg("rcsD")
+            .arg(&out)
+            .args(&list)
+            .status()
+            .map_err(|e| LinkError::Tool(format!("llvm-ar-22: {e} (run scripts/setup.sh)")))?;
+        if !status.success() {
+            return Err(LinkError::Tool(format!("llvm-ar-22 failed on {what}")));
+        }
+        p.files.get_mut(&isa).expect("every ISA").push(out);
+    }
+    Ok(())
+}

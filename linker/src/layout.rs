@@ -1,0 +1,539 @@
+//! The aligned layout (DESIGN.md 3.5): every input section both variants
+//! link gets one address in both, at the largest alignment and padded to
+//! the larger size; sections only one variant has go after the aligned
+//! ones; writable data that is per-variant goes to the arch-local region.
+//!
+//! ```text
+//! 0x400000  ELF + program headers                       ┐ text segment (r-x)
+//!           .init .fini, aligned .text, ISA-only .text   ┘
+//! 64K       aligned .rodata, ISA-only .rodata,           ┐ rodata segment (r--)
+//!           .eh_frame .llvm_stackmaps (per variant)      ┘
+//! 64K       .tdata .tbss (aligned: same TLS offsets)     ┐ data segment (rw-)
+//!           .init_array .fini_array                      │
+//!           __hc_data_start: aligned .data, .bss          │ ← migrated byte for byte
+//!           __hc_data_end                                 ┘
+//! 64K       __hc_local_start: arch-local data and bss      ┐ local segment (rw-)
+//!           (musl's per-process state, the runtime's own,  │ ← never restored
+//!           ISA-only data) __hc_local_end                  ┘
+//!           __hc_image_end
+//! ```
+
+use crate::mapfile::{InputSection, LinkMap};
+use hc_metadata::Isa;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+
+pub const BASE: u64 = 0x400000;
+const SEGMENT_ALIGN: u64 = 0x10000;
+
+/// musl objects whose data each variant keeps for itself (DESIGN.md 3.5 and
+/// §6): the libc struct (auxv, TLS sizes, page size), hwcap, the vdso
+/// pointers and the main thread's TLS/pthread area.
+const ARCH_LOCAL: &[(&str, &str)] = &[
+    ("libc.a(libc.lo)", ".bss.__libc"),
+    ("libc.a(libc.lo)", ".bss.__hwcap"),
+    ("libc.a(defsysinfo.lo)", ".bss.__sysinfo"),
+    ("libc.a(__init_tls.lo)", ".bss.builtin_tls"),
+    ("libc.a(__init_tls.lo)", ".bss.main_tls"),
+    ("libc.a(clock_gettime.lo)", ".data.rel.local.vdso_func"),
+    ("libc.a(sched_getcpu.lo)", ".data.rel.local.vdso_func"),
+];
+
+/// Objects of the in-process runtime: their data is arch-local.
+pub const RUNTIME_OBJECTS: &[&str] = &["hcrt.o", "hcstub.o"];
+
+/// The anchor of the TLS block: first in .tdata in every variant.
+const TLS_ANCHOR: (&str, &str) = ("hcrt.o", ".tdata.__hc_tls_anchor");
+
+/// A file as lld names it, normalized so both variants' names agree:
+/// `dir/x.o` → `x.o`, `dir/libc.a(fputs.lo)` → `libc.a(fputs.lo)`.
+pub fn file_key(file: &str) -> String {
+    if file.starts_with('<') {
+        return file.to_string();
+    }
+    match file.rfind('(') {
+        Some(open) if file.ends_with(')') => {
+            let archive = &file[..open];
+            let base = archive.rsplit('/').next().unwrap_or(archive);
+            format!("{base}{}", &file[open..])
+        }
+        _ => file.rsplit('/').next().unwrap_or(file).to_string(),
+    }
+}
+
+/// lld's linker-script pattern for the file: `path` or `archive:member`.
+fn file_pattern(file: &str) -> String {
+    match file.rfind('(') {
+        Some(open) if file.ends_with(')') => {
+            format!("{}:{}", &file[..open], &file[open + 1..file.len() - 1])
+        }
+        _ => file.to_string(),
+    }
+}
+
+/// Which part of the image an output section belongs to.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum Class {
+    Text,
+    Rodata,
+    Tdata,
+    Tbss,
+    Data,
+    Bss,
+    /// Whole per-variant sections (placed by lld as a unit): .init, .eh_frame, ...
+    Whole,
+    /// Linker-made data (.got): per variant, arch-local.
+    Internal,
+    NonAlloc,
+}
+
+fn class_of(output: &str, addr: u64) -> Option<Class> {
+    Some(match output {
+        ".text" => Class::Text,
+        ".rodata" => Class::Rodata,
+        ".tdata" => Class::Tdata,
+        ".tbss" => Class::Tbss,
+        ".data" | ".data.rel.ro" => Class::Data,
+        ".bss" => Class::Bss,
+        ".init" | ".fini" | ".eh_frame" | ".eh_frame_hdr" | ".llvm_stackmaps" | ".gcc_except_table"
+        | ".init_array" | ".fini_array" | ".preinit_array" => Class::Whole,
+        ".got" | ".got.plt" | ".relro_padding" => Class::Internal,
+        _ if addr == 0 => Class::NonAlloc,
+        _ => return None,
+    })
+}
+
+/// One input section placed at the same address in every variant.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    pub key: String,
+    pub section: String,
+    pub addr: u64,
+    /// The linker-script file pattern in each variant.
+    pub patterns: BTreeMap<Isa, String>,
+}
+
+/// An input section one variant has alone, placed only there.
+#[derive(Clone, Debug)]
+pub struct Single {
+    pub pattern: String,
+    pub section: String,
+    pub addr: Option<u64>,
+}
+
+/// The complete plan both linker scripts are written from.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub init: u64,
+    pub fini: u64,
+    pub text_start: u64,
+    pub text: Vec<Placed>,
+    pub text_only: BTreeMap<Isa, Vec<Single>>,
+    pub rodata_start: u64,
+    pub rodata: Vec<Placed>,
+    pub rodata_only: BTreeMap<Isa, Vec<Single>>,
+    pub whole_ro: u64,
+    pub tls_start: u64,
+    pub tdata: Vec<Placed>,
+    pub tdata_only: BTreeMap<Isa, Vec<Single>>,
+    pub tbss_start: u64,
+    pub tbss: Vec<Placed>,
+    pub tbss_only: BTreeMap<Isa, Vec<Single>>,
+    pub tls_end: u64,
+    pub arrays: u64,
+    pub data_start: u64,
+    pub data: Vec<Placed>,
+    pub bss_start: u64,
+    pub bss: Vec<Placed>,
+    pub data_end: u64,
+    pub local_start: u64,
+    pub local_data: BTreeMap<Isa, Vec<Single>>,
+    pub local_bss: BTreeMap<Isa, Vec<Single>>,
+    pub image_end: u64,
+    /// Paths of crti.o/crtn.o per variant (ordering of .init/.fini).
+    pub crt: BTreeMap<Isa, (String, String)>,
+}
+
+fn align_up(v: u64, a: u64) -> u64 {
+    let a = a.max(1);
+    v.div_ceil(a) * a
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("the {isa} link produced output section '{section}', which hld does not know how to place")]
+    UnknownOutput { isa: Isa, section: String },
+    #[error("input section {file}({section}) appears twice in the {isa} link; hld cannot give it one address")]
+    Duplicate { isa: Isa, file: String, section: String },
+}
+
+type Entry<'a> = &'a InputSection;
+
+/// Computes the aligned layout from each variant's first-pass link map.
+pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
+    // (class, key, section) → per-ISA entry; order of first appearance in the primary map.
+    let mut order: Vec<(Class, String, String)> = Vec::new();
+    let mut entries: HashMap<(Class, String, String), BTreeMap<Isa, Entry>> = HashMap::new();
+    let arch_local: BTreeSet<(String, String)> =
+        ARCH_LOCAL.iter().map(|(f, s)| (f.to_string(), s.to_string())).collect();
+    let mut plan = Plan::default();
+    for (&isa, map) in maps {
+        for out in &map.outputs {
+            if class_of(&out.name, out.addr).is_none() {
+                return Err(LayoutError::UnknownOutput {
+                    isa,
+                    section: out.name.clone(),
+                });
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for inp in &map.inputs {
+            let Some(class) = class_of(&inp.output, inp.addr).or_else(|| class_of(&inp.output, 0)) else {
+                return Err(LayoutError::UnknownOutput { isa, section: format!("{} (input {}:{})", inp.output, inp.file, inp.section) });
+            };
+            if matches!(class, Class::NonAlloc | Class::Whole) {
+                if inp.section == ".init" {
+                    let key = file_key(&inp.file);
+                    let e = plan.crt.entry(isa).or_default();
+                    if key == "crti.o" {
+                        e.0 = file_pattern(&inp.file);
+                    } else if key == "crtn.o" {
+                        e.1 = file_pattern(&inp.file);
+                    }
+                }
+                continue;
+            }
+            let key = file_key(&inp.file);
+            let id = (class, key.clone(), inp.section.clone());
+            if !seen.insert(id.clone()) && !key.starts_with('<') {
+                return Err(LayoutError::Duplicate {
+                    isa,
+                    file: inp.file.clone(),
+                    section: inp.section.clone(),
+                });
+            }
+            let slot = entries.entry(id.clone()).or_default();
+            if slot.is_empty() {
+                order.push(id);
+            }
+            slot.insert(isa, inp);
+        }
+    }
+    // The TLS anchor goes first so the TLS block starts with it.
+    if let Some(pos) = order
+        .iter()
+        .position(|(c, k, s)| *c == Class::Tdata && k == TLS_ANCHOR.0 && s == TLS_ANCHOR.1)
+    {
+        let a = order.remove(pos);
+        order.insert(0, a);
+    }
+    let nisa = maps.len();
+    let is_local = |class: Class, key: &str, section: &str, n: usize| -> bool {
+        match class {
+            Class::Internal => true,
+            Class::Data | Class::Bss => {
+                n < nisa
+                    || RUNTIME_OBJECTS.contains(&key)
+                    || arch_local.contains(&(key.to_string(), section.to_string()))
+                    || key.starts_with('<')
+            }
+            _ => false,
+        }
+    };
+
+    // Places the common entries of one class from `cursor`; ISA-only ones
+    // after them, each variant on its own from the same start.
+    let place = |class: Class,
+                 cursor: &mut u64,
+                 common: &mut Vec<Placed>,
+                 only: &mut BTreeMap<Isa, Vec<Single>>| {
+        // lld aligns an output section to its largest input alignment.
+        let max_align = order
+            .iter()
+            .filter(|id| id.0 == class)
+            .flat_map(|id| entries[id].values().map(|e| e.align))
+            .max()
+            .unwrap_or(1);
+        *cursor = align_up(*cursor, max_align);
+        for id in order.iter().filter(|id| id.0 == class) {
+            let per = &entries[id];
+            if is_local(class, &id.1, &id.2, per.len()) || per.len() < nisa {
+                continue;
+            }
+            let align = per.values().map(|e| e.align).max().unwrap_or(1);
+            let size = per.values().map(|e| e.size).max().unwrap_or(0);
+            let addr = align_up(*cursor, align);
+            *cursor = addr + size;
+            common.push(Placed {
+                key: id.1.clone(),
+                section: id.2.clone(),
+                addr,
+                patterns: per.iter().map(|(i, e)| (*i, file_pattern(&e.file))).collect(),
+            });
+        }
+        let start = *cursor;
+        let mut end = start;
+        for &isa in maps.keys() {
+            let mut c = start;
+            for id in order.iter().filter(|id| id.0 == class) {
+                let per = &entries[id];
+                if per.len() == nisa || is_local(class, &id.1, &id.2, per.len()) {
+                    continue;
+                }
+                if let Some(e) = per.get(&isa) {
+                    let addr = align_up(c, e.align);
+                    c = addr + e.size;
+                    only.entry(isa).or_default().push(Single {
+                        pattern: file_pattern(&e.file),
+                        section: id.2.clone(),
+                        addr: Some(addr),
+                    });
+                }
+            }
+            end = end.max(c);
+        }
+        *cursor = end;
+    };
+
+    let whole_size = |names: &[&str]| -> u64 {
+        maps.values()
+            .map(|m| {
+                m.outputs
+                    .iter()
+                    .filter(|o| names.contains(&o.name.as_str()))
+                    .map(|o| align_up(o.size, 16) + o.align)
+                    .sum::<u64>()
+            })
+            .max()
+            .unwrap_or(0)
+    };
+
+    // Text segment.
+    let mut cursor = BASE + 0x1000;
+    plan.init = cursor;
+    cursor += align_up(whole_size(&[".init"]), 16);
+    plan.fini = cursor;
+    cursor += align_up(whole_size(&[".fini"]), 16);
+    cursor = align_up(cursor, 64);
+    plan.text_start = cursor;
+    let (mut text, mut text_only) = (Vec::new(), BTreeMap::new());
+    place(Class::Text, &mut cursor, &mut text, &mut text_only);
+    plan.text = text;
+    plan.text_only = text_only;
+
+    // Read-only segment.
+    cursor = align_up(cursor, SEGMENT_ALIGN);
+    plan.rodata_start = cursor;
+    let (mut ro, mut ro_only) = (Vec::new(), BTreeMap::new());
+    place(Class::Rodata, &mut cursor, &mut ro, &mut ro_only);
+    plan.rodata = ro;
+    plan.rodata_only = ro_only;
+    plan.whole_ro = align_up(cursor, 64);
+    cursor = plan.whole_ro + whole_size(&[".eh_frame", ".eh_frame_hdr", ".llvm_stackmaps", ".gcc_except_table"]);
+
+    // Data segment: TLS first.
+    cursor = align_up(cursor + 0x1000, SEGMENT_ALIGN);
+    plan.tls_start = cursor;
+    let (mut td, mut td_only) = (Vec::new(), BTreeMap::new());
+    place(Class::Tdata, &mut cursor, &mut td, &mut td_only);
+    plan.tdata = td;
+    plan.tdata_only = td_only;
+    let tbss_align = maps
+        .values()
+        .flat_map(|m| m.inputs.iter().filter(|i| i.output == ".tbss").map(|i| i.align))
+        .max()
+        .unwrap_or(1);
+    let tdata_end = cursor;
+    cursor = align_up(cursor, tbss_align);
+    plan.tbss_start = cursor;
+    let (mut tb, mut tb_only) = (Vec::new(), BTreeMap::new());
+    place(Class::Tbss, &mut cursor, &mut tb, &mut tb_only);
+    plan.tbss = tb;
+    plan.tbss_only = tb_only;
+    plan.tls_end = cursor;
+    // .tbss takes no room in the image: the arrays follow .tdata.
+    cursor = align_up(tdata_end, 64);
+    plan.arrays = cursor;
+    cursor += whole_size(&[".preinit_array", ".init_array", ".fini_array"]) + 64;
+    cursor = align_up(cursor, 0x1000);
+    plan.data_start = cursor;
+    let (mut data, mut unused) = (Vec::new(), BTreeMap::new());
+    place(Class::Data, &mut cursor, &mut data, &mut unused);
+    cursor = cursor.max(plan.data_start);
+    plan.data = data;
+    let mut bss = Vec::new();
+    place(Class::Bss, &mut cursor, &mut bss, &mut unused);
+    plan.bss_start = bss.first().map(|p| p.addr).unwrap_or(cursor);
+    plan.bss = bss;
+    plan.data_end = cursor;
+
+    // Arch-local segment: each variant lays it out for itself.
+    plan.local_start = align_up(cursor, SEGMENT_ALIGN);
+    let mut local_size = 0u64;
+    for &isa in maps.keys() {
+        let mut size = 0;
+        for id in &order {
+            let per = &entries[id];
+            let Some(e) = per.get(&isa) else { continue };
+            if !is_local(id.0, &id.1, &id.2, per.len()) {
+                continue;
+            }
+            size = align_up(size, e.align) + e.size;
+            let single = Single {
+                pattern: file_pattern(&e.file),
+                section: id.2.clone(),
+                addr: None,
+            };
+            let list = if matches!(id.0, Class::Bss) { &mut plan.local_bss } else { &mut plan.local_data };
+            if !id.1.starts_with('<') {
+                list.entry(isa).or_default().push(single);
+            }
+        }
+        local_size = local_size.max(size);
+    }
+    plan.image_end = align_up(plan.local_start + local_size + 0x1000, SEGMENT_ALIGN);
+    Ok(plan)
+}
+
+/// Writes the linker script of one variant.
+pub fn script(plan: &Plan, isa: Isa) -> String {
+    let mut s = String::new();
+    let w = &mut s;
+    let empty = Vec::new();
+    let (crti, crtn) = plan.crt.get(&isa).cloned().unwrap_or_default();
+    let _ = writeln!(w, "/* Generated by hld for the {isa} variant: every aligned input section at");
+    let _ = writeln!(w, "   the address it has in every variant. */");
+    let _ = writeln!(w, "ENTRY(_start)");
+    let _ = writeln!(w, "PHDRS {{");
+    let _ = writeln!(w, "  text PT_LOAD FILEHDR PHDRS FLAGS(5);");
+    let _ = writeln!(w, "  rodata PT_LOAD FLAGS(4);");
+    let _ = writeln!(w, "  data PT_LOAD FLAGS(6);");
+    let _ = writeln!(w, "  local PT_LOAD FLAGS(6);");
+    let _ = writeln!(w, "  tls PT_TLS;");
+    let _ = writeln!(w, "  stack PT_GNU_STACK FLAGS(6);");
+    let _ = writeln!(w, "}}");
+    let _ = writeln!(w, "SECTIONS {{");
+    let _ = writeln!(w, "  __hc_image_start = {BASE:#x};");
+    let _ = writeln!(w, "  . = {BASE:#x} + SIZEOF_HEADERS;");
+    for (name, addr) in [(".init", plan.init), (".fini", plan.fini)] {
+        let mut body = String::new();
+        if !crti.is_empty() {
+            let _ = write!(body, "KEEP({crti}({name})) ");
+        }
+        let excl = [&crti, &crtn].iter().filter(|p| !p.is_empty()).map(|p| p.as_str()).collect::<Vec<_>>().join(" ");
+        if excl.is_empty() {
+            let _ = write!(body, "KEEP(*({name})) ");
+        } else {
+            let _ = write!(body, "KEEP(*(EXCLUDE_FILE({excl}) {name})) ");
+        }
+        if !crtn.is_empty() {
+            let _ = write!(body, "KEEP({crtn}({name}))");
+        }
+        let _ = writeln!(w, "  {name} {addr:#x} : {{ {body} }} :text");
+    }
+    let placed = |w: &mut String, list: &[Placed]| {
+        for p in list {
+            if let Some(pat) = p.patterns.get(&isa) {
+                let _ = writeln!(w, "    . = {:#x}; KEEP({pat}({}))", p.addr, p.section);
+            }
+        }
+    };
+    let singles = |w: &mut String, list: &[Single]| {
+        for p in list {
+            match p.addr {
+                Some(a) => {
+                    let _ = writeln!(w, "    . = {a:#x}; KEEP({}({}))", p.pattern, p.section);
+                }
+                None => {
+                    let _ = writeln!(w, "    KEEP({}({}))", p.pattern, p.section);
+                }
+            }
+        }
+    };
+    let _ = writeln!(w, "  .text {:#x} : {{", plan.text_start);
+    placed(w, &plan.text);
+    singles(w, plan.text_only.get(&isa).unwrap_or(&empty));
+    let _ = writeln!(w, "  }} :text");
+    let _ = writeln!(w, "  .rodata {:#x} : {{", plan.rodata_start);
+    placed(w, &plan.rodata);
+    singles(w, plan.rodata_only.get(&isa).unwrap_or(&empty));
+    let _ = writeln!(w, "  }} :rodata");
+    let _ = writeln!(w, "  .eh_frame {:#x} : {{ KEEP(*(.eh_frame)) }} :rodata", plan.whole_ro);
+    let _ = writeln!(w, "  .gcc_except_table : {{ *(.gcc_except_table .gcc_except_table.*) }} :rodata");
+    let _ = writeln!(w, "  .llvm_stackmaps : {{ KEEP(*(.llvm_stackmaps)) }} :rodata");
+    let _ = writeln!(w, "  .tdata {:#x} : {{", plan.tls_start);
+    placed(w, &plan.tdata);
+    singles(w, plan.tdata_only.get(&isa).unwrap_or(&empty));
+    let _ = writeln!(w, "  }} :data :tls");
+    let _ = writeln!(w, "  .tbss {:#x} : {{", plan.tbss_start);
+    placed(w, &plan.tbss);
+    singles(w, plan.tbss_only.get(&isa).unwrap_or(&empty));
+    let _ = writeln!(w, "    . = {:#x};", plan.tls_end);
+    let _ = writeln!(w, "  }} :data :tls");
+    let _ = writeln!(w, "  .preinit_array {:#x} : {{ KEEP(*(.preinit_array)) }} :data", plan.arrays);
+    let _ = writeln!(
+        w,
+        "  .init_array : {{ KEEP(*(SORT_BY_INIT_PRIORITY(.init_array.*) SORT_BY_INIT_PRIORITY(.ctors.*))) KEEP(*(.init_array .ctors)) }} :data"
+    );
+    let _ = writeln!(
+        w,
+        "  .fini_array : {{ KEEP(*(SORT_BY_INIT_PRIORITY(.fini_array.*) SORT_BY_INIT_PRIORITY(.dtors.*))) KEEP(*(.fini_array .dtors)) }} :data"
+    );
+    let _ = writeln!(w, "  .data {:#x} : {{", plan.data_start);
+    let _ = writeln!(w, "    __hc_data_start = .;");
+    placed(w, &plan.data);
+    let _ = writeln!(w, "  }} :data");
+    let _ = writeln!(w, "  .bss {:#x} : {{", plan.bss_start.max(plan.data_start));
+    placed(w, &plan.bss);
+    let _ = writeln!(w, "    . = {:#x};", plan.data_end.max(plan.data_start));
+    let _ = writeln!(w, "    __hc_data_end = .;");
+    let _ = writeln!(w, "  }} :data");
+    let _ = writeln!(w, "  .hc_local {:#x} : {{", plan.local_start);
+    let _ = writeln!(w, "    __hc_local_start = .;");
+    singles(w, plan.local_data.get(&isa).unwrap_or(&empty));
+    let _ = writeln!(w, "    *(.got) *(.got.plt)");
+    let _ = writeln!(w, "  }} :local");
+    let _ = writeln!(w, "  .hc_local_bss : {{");
+    singles(w, plan.local_bss.get(&isa).unwrap_or(&empty));
+    let _ = writeln!(w, "    *(COMMON)");
+    let _ = writeln!(w, "    __hc_local_end = .;");
+    let _ = writeln!(w, "  }} :local");
+    let _ = writeln!(w, "  __hc_image_end = {:#x};", plan.image_end);
+    let _ = writeln!(w, "  /DISCARD/ : {{ *(.hcontainer.*) }}");
+    let _ = writeln!(w, "}}");
+    s
+}
+
+/// Checks the second-pass map against the plan: every aligned section where
+/// it was meant to go. Returns the first difference.
+pub fn check(plan: &Plan, isa: Isa, map: &LinkMap) -> Result<(), String> {
+    let mut want: HashMap<(String, String), u64> = HashMap::new();
+    for list in [&plan.text, &plan.rodata, &plan.tdata, &plan.tbss, &plan.data, &plan.bss] {
+        for p in list {
+            if p.patterns.contains_key(&isa) {
+                want.insert((p.key.clone(), p.section.clone()), p.addr);
+            }
+        }
+    }
+    let mut found = 0;
+    for inp in &map.inputs {
+        let key = (file_key(&inp.file), inp.section.clone());
+        if let Some(&addr) = want.get(&key) {
+            found += 1;
+            if addr != inp.addr {
+                return Err(format!(
+                    "{}({}) is at {:#x} in the {isa} variant, planned {:#x}",
+                    inp.file, inp.section, inp.addr, addr
+                ));
+            }
+        }
+    }
+    if found != want.len() {
+        return Err(format!(
+            "{} of {} aligned sections were not linked into the {isa} variant",
+            want.len() - found,
+            want.len()
+        ));
+    }
+    Ok(())
+}

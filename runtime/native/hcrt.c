@@ -1,0 +1,776 @@
+/*
+ * hcontainer in-process runtime (see hcrt.h for the contract).
+ *
+ * Source side: a migration point (__hc_migrate_point, asm) saves every
+ * register and calls __hc_migrate_point_c, which writes a raw dump of the
+ * process (registers, memory, TLS block, files) for the hcontainer CLI, tells
+ * it where the dump is, and parks until told to exit (the destination has
+ * confirmed) or to continue (the rewrite refused, or the destination died).
+ *
+ * Destination side: the constructor maps the snapshot's memory at its old
+ * addresses, copies the TLS block, reopens files, then calls main() in
+ * restore mode: every instrumented function on the way re-enters its frame
+ * from its frame record until the innermost migration point returns.
+ */
+#define _GNU_SOURCE
+#include "hcrt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/auxv.h>
+#include <elf.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__)
+#define HC_ISA 1
+#elif defined(__aarch64__)
+#define HC_ISA 2
+#else
+#error "unsupported ISA"
+#endif
+
+/* ---- State. Everything here except __hc_ssp and the anchor is arch-local:
+ * hld places this object's data in the region restore never overwrites. ---- */
+
+volatile int __hc_poll;
+__thread char *__hc_ssp;
+/* First byte of the TLS block in every variant (hld places it first). */
+__thread long __hc_tls_anchor = 0x6863746c73; /* "hctls": in .tdata, not .tbss */
+
+const unsigned char __hc_zero_page[4096] __attribute__((aligned(4096)));
+/* Patched by hld after linking: identifies the build across variants. */
+const unsigned char __hc_build_id[16] __attribute__((used)) = {'h', 'c', 'b', 'u', 'i', 'l', 'd', '-', 'i', 'd'};
+
+/* The id as the binary holds it after hld patched it (never the initializer
+ * above, which the compiler would otherwise fold into comparisons). */
+static const unsigned char *build_id(void) {
+    const unsigned char *id = __hc_build_id;
+    __asm__("" : "+r"(id));
+    return id;
+}
+
+extern char __hc_image_start[], __hc_image_end[];
+extern char __hc_data_start[], __hc_data_end[];
+extern char __hc_local_start[], __hc_local_end[];
+extern char **__environ;
+extern int main(int, char **, char **);
+
+static struct {
+    int ctl;            /* control socket to hcontainer, -1 if none */
+    long countdown;     /* migration points until the next migration (0: none) */
+    int signo;          /* signal that requests a migration (0: none) */
+    char dir[512];      /* where dumps go */
+    uint64_t argv_start, stack_end;
+    uint64_t shadow_base, shadow_size;
+    unsigned seq;
+    int restoring;
+    /* restore */
+    const unsigned char *snap;
+    size_t snap_len;
+    const unsigned char *frame; /* current frame record */
+    uint32_t frames_left;
+    int32_t saved_errno;
+    struct timespec restore_t0;
+} hc = {.ctl = -1};
+
+/* ---- Small helpers without libc allocation or stdio. ---- */
+
+static size_t hc_strlen(const char *s) {
+    size_t n = 0;
+    while (s[n]) n++;
+    return n;
+}
+
+static void write_all(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        c += w;
+        n -= (size_t)w;
+    }
+}
+
+static char *put_str(char *o, const char *s) {
+    while (*s) *o++ = *s++;
+    return o;
+}
+
+static char *put_u64(char *o, uint64_t v) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n) *o++ = tmp[--n];
+    return o;
+}
+
+static char *put_hex(char *o, uint64_t v) {
+    o = put_str(o, "0x");
+    int started = 0;
+    for (int i = 60; i >= 0; i -= 4) {
+        int d = (int)((v >> i) & 15);
+        if (d || started || i == 0) {
+            *o++ = "0123456789abcdef"[d];
+            started = 1;
+        }
+    }
+    return o;
+}
+
+static uint64_t parse_u64(const char *s) {
+    uint64_t v = 0;
+    while (*s >= '0' && *s <= '9') v = v * 10 + (uint64_t)(*s++ - '0');
+    return v;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static void ctl_send(const char *msg) {
+    if (hc.ctl >= 0) write_all(hc.ctl, msg, hc_strlen(msg));
+}
+
+/* Reads one line from the control socket; returns its length, -1 on EOF. */
+static int ctl_recv(char *buf, int cap) {
+    int n = 0;
+    while (n < cap - 1) {
+        ssize_t r = read(hc.ctl, buf + n, 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        if (buf[n] == '\n') break;
+        n++;
+    }
+    buf[n] = 0;
+    return n;
+}
+
+static void say(const char *msg) {
+    write_all(2, "hcontainer runtime: ", 20);
+    write_all(2, msg, hc_strlen(msg));
+    write_all(2, "\n", 1);
+}
+
+/* A restore that cannot go on: tell hcontainer (the source is still parked
+ * and will continue) and end this process without running any program code. */
+static void __attribute__((noreturn)) restore_fail(const char *why, uint64_t a) {
+    char buf[600];
+    char *o = put_str(buf, "FAIL ");
+    o = put_str(o, why);
+    if (a) {
+        o = put_str(o, " ");
+        o = put_hex(o, a);
+    }
+    *o++ = '\n';
+    *o = 0;
+    if (hc.ctl >= 0) ctl_send(buf);
+    else say(buf + 5);
+    _exit(70);
+}
+
+static const char *getenv_raw(const char *name) {
+    size_t n = hc_strlen(name);
+    for (char **e = __environ; e && *e; e++)
+        if (!strncmp(*e, name, n) && (*e)[n] == '=') return *e + n + 1;
+    return 0;
+}
+
+/* Removes HCONTAINER_* from the environment so the program sees the
+ * environment it was started with. */
+static void strip_env(void) {
+    char **w = __environ;
+    if (!w) return;
+    for (char **r = __environ; *r; r++)
+        if (strncmp(*r, "HCONTAINER_", 11)) *w++ = *r;
+    *w = 0;
+}
+
+/* ---- /proc/self/maps, parsed without allocation. ---- */
+
+struct map {
+    uint64_t start, end;
+    int prot;
+    char name[64];
+};
+
+typedef int (*map_fn)(const struct map *m, void *arg);
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+static int for_each_map(map_fn fn, void *arg) {
+    static char buf[8192];
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t have = 0;
+    int done = 0, rc = 0;
+    while (!done && rc == 0) {
+        ssize_t r = read(fd, buf + have, sizeof buf - have);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) done = 1;
+        else have += (size_t)r;
+        size_t pos = 0;
+        for (;;) {
+            size_t eol = pos;
+            while (eol < have && buf[eol] != '\n') eol++;
+            if (eol == have && !done) break;
+            if (eol == pos && eol == have) break;
+            struct map m = {0};
+            size_t i = pos;
+            int d;
+            while (i < eol && (d = hex_digit(buf[i])) >= 0) m.start = m.start * 16 + (uint64_t)d, i++;
+            i++; /* '-' */
+            while (i < eol && (d = hex_digit(buf[i])) >= 0) m.end = m.end * 16 + (uint64_t)d, i++;
+            i++; /* ' ' */
+            if (i + 3 < eol) {
+                if (buf[i] == 'r') m.prot |= PROT_READ;
+                if (buf[i + 1] == 'w') m.prot |= PROT_WRITE;
+                if (buf[i + 2] == 'x') m.prot |= PROT_EXEC;
+            }
+            /* skip perms, offset, dev, inode to the name */
+            for (int field = 0; field < 4 && i < eol; field++) {
+                while (i < eol && buf[i] != ' ') i++;
+                while (i < eol && buf[i] == ' ') i++;
+            }
+            size_t k = 0;
+            while (i < eol && k < sizeof m.name - 1) m.name[k++] = buf[i++];
+            m.name[k] = 0;
+            if (m.end > m.start && (rc = fn(&m, arg)) != 0) break;
+            pos = eol + 1;
+            if (eol >= have) break;
+        }
+        if (pos >= have) have = 0;
+        else {
+            memmove(buf, buf + pos, have - pos);
+            have -= pos;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+static int find_stack(const struct map *m, void *arg) {
+    uint64_t *a = arg;
+    if (m->start <= a[0] && a[0] < m->end) {
+        a[1] = m->end;
+        return 1;
+    }
+    return 0;
+}
+
+/* The argv/env area starts at argc, just below argv[], which ends just
+ * below environ[]: find argc by walking down from environ. */
+static void find_argv_area(void) {
+    if (!__environ) return;
+    long *p = (long *)__environ - 1; /* argv's terminating NULL */
+    for (long n = 0; n < 1 << 20; n++) {
+        long v = p[-n - 1];
+        if (v == n) {
+            hc.argv_start = (uint64_t)(p - n - 1);
+            break;
+        }
+        if (v == 0) return;
+    }
+    uint64_t a[2] = {hc.argv_start, 0};
+    for_each_map(find_stack, a);
+    hc.stack_end = a[1];
+}
+
+/* ---- Dump. ---- */
+
+struct out {
+    int fd;
+    int failed;
+    size_t len;
+    unsigned char buf[1 << 16];
+};
+static struct out dump_out;
+
+static void out_flush(struct out *o) {
+    if (o->len) write_all(o->fd, o->buf, o->len);
+    o->len = 0;
+}
+
+static void out_bytes(struct out *o, const void *p, size_t n) {
+    if (n > sizeof o->buf / 2) {
+        out_flush(o);
+        const char *c = p;
+        while (n > 0) {
+            ssize_t w = write(o->fd, c, n);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                o->failed = 1;
+                return;
+            }
+            c += w;
+            n -= (size_t)w;
+        }
+        return;
+    }
+    if (o->len + n > sizeof o->buf) out_flush(o);
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+}
+
+static void out_pad(struct out *o, size_t n) {
+    static const unsigned char zeros[8];
+    if (n % 8) out_bytes(o, zeros, 8 - n % 8);
+}
+
+static void out_record(struct out *o, uint32_t kind, uint64_t len) {
+    uint32_t h[2] = {kind, 0};
+    out_bytes(o, h, 8);
+    out_bytes(o, &len, 8);
+}
+
+static void out_region(struct out *o, uint64_t addr, uint64_t map_len, uint64_t data_len, int prot, int kind) {
+    struct hc_region_hdr h = {addr, map_len, data_len, (uint32_t)prot, (uint32_t)kind};
+    out_record(o, HC_REC_REGION, sizeof h + data_len);
+    out_bytes(o, &h, sizeof h);
+    out_bytes(o, (const void *)addr, data_len);
+    out_pad(o, data_len);
+}
+
+struct dump_ctx {
+    struct out *o;
+    uint64_t sp;
+};
+
+/* Emits the part of [s, e) that is not inside [cs, ce). */
+static void emit_clipped(struct out *o, uint64_t s, uint64_t e, uint64_t cs, uint64_t ce, int prot, int kind) {
+    if (ce <= s || cs >= e) {
+        if (e > s) out_region(o, s, e - s, e - s, prot, kind);
+        return;
+    }
+    if (cs > s) out_region(o, s, cs - s, cs - s, prot, kind);
+    if (ce < e) out_region(o, ce, e - ce, e - ce, prot, kind);
+}
+
+static int dump_map(const struct map *m, void *arg) {
+    struct dump_ctx *d = arg;
+    if (!(m->prot & PROT_WRITE) || !(m->prot & PROT_READ)) return 0;
+    if (!strcmp(m->name, "[vvar]") || !strcmp(m->name, "[vdso]") || !strcmp(m->name, "[vsyscall]")) return 0;
+    uint64_t s = m->start, e = m->end;
+    /* The shadow stack: only its used part matters. */
+    if (hc.shadow_base && s <= hc.shadow_base && hc.shadow_base < e) {
+        uint64_t used = (uint64_t)__hc_ssp - hc.shadow_base;
+        used = (used + 4095) & ~(uint64_t)4095;
+        if (used > hc.shadow_size) used = hc.shadow_size;
+        out_region(d->o, hc.shadow_base, hc.shadow_size, used, PROT_READ | PROT_WRITE, HC_REGION_SHADOW);
+        emit_clipped(d->o, s, e, hc.shadow_base, hc.shadow_base + hc.shadow_size + 4096, m->prot, HC_REGION_ANON);
+        return 0;
+    }
+    /* The native stack: the unwinder reads frames from it; restore maps only
+     * the argv/env area. */
+    if (s <= d->sp && d->sp < e) {
+        uint64_t from = d->sp & ~(uint64_t)15;
+        out_region(d->o, from, e - from, e - from, m->prot, HC_REGION_STACK);
+        return 0;
+    }
+    uint64_t is = (uint64_t)__hc_image_start, ie = (uint64_t)__hc_image_end;
+    uint64_t ds = (uint64_t)__hc_data_start, de = (uint64_t)__hc_data_end;
+    if (e <= is || s >= ie) {
+        out_region(d->o, s, e - s, e - s, m->prot, HC_REGION_ANON);
+        return 0;
+    }
+    /* Inside the image: only the aligned data is migrated; anything of the
+     * mapping beyond the image (qemu's brk can share it) is ordinary memory. */
+    uint64_t a = s > ds ? s : ds, b = e < de ? e : de;
+    if (b > a) out_region(d->o, a, b - a, b - a, m->prot, HC_REGION_IMAGE);
+    if (e > ie) out_region(d->o, ie, e - ie, e - ie, m->prot, HC_REGION_ANON);
+    if (s < is) out_region(d->o, s, is - s, is - s, m->prot, HC_REGION_ANON);
+    return 0;
+}
+
+static void dump_tls(struct out *o) {
+    uint64_t memsz = 0;
+    Elf64_Phdr *ph = (Elf64_Phdr *)getauxval(AT_PHDR);
+    size_t n = getauxval(AT_PHNUM);
+    for (size_t i = 0; ph && i < n; i++)
+        if (ph[i].p_type == PT_TLS) memsz = ph[i].p_memsz;
+    uint64_t addr = (uint64_t)&__hc_tls_anchor;
+    out_record(o, HC_REC_TLS, 16 + memsz);
+    out_bytes(o, &addr, 8);
+    out_bytes(o, &memsz, 8);
+    out_bytes(o, (void *)addr, memsz);
+    out_pad(o, memsz);
+}
+
+static void dump_fds(struct out *o, int skip1, int skip2) {
+    static char dents[4096];
+    static struct {
+        struct hc_fd_hdr h;
+        char path[512];
+    } fds[256];
+    unsigned count = 0;
+    int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return;
+    for (;;) {
+        long n = syscall(SYS_getdents64, dfd, dents, sizeof dents);
+        if (n <= 0) break;
+        for (long off = 0; off < n;) {
+            unsigned short reclen = *(unsigned short *)(dents + off + 16);
+            const char *name = dents + off + 19;
+            off += reclen;
+            if (name[0] < '0' || name[0] > '9') continue;
+            int fd = (int)parse_u64(name);
+            if (fd == dfd || fd == skip1 || fd == skip2 || fd == hc.ctl || count >= 256) continue;
+            struct stat st;
+            if (fstat(fd, &st)) continue;
+            char link[32];
+            char *l = put_str(link, "/proc/self/fd/");
+            l = put_u64(l, (uint64_t)fd);
+            *l = 0;
+            ssize_t pl = readlink(link, fds[count].path, sizeof fds[count].path - 1);
+            if (pl < 0) pl = 0;
+            fds[count].h = (struct hc_fd_hdr){
+                .fd = fd,
+                .flags = fcntl(fd, F_GETFL),
+                .fdflags = fcntl(fd, F_GETFD),
+                .mode = st.st_mode,
+                .offset = lseek(fd, 0, SEEK_CUR),
+                .dev = st.st_dev,
+                .ino = st.st_ino,
+                .path_len = (uint32_t)pl,
+            };
+            count++;
+        }
+    }
+    close(dfd);
+    uint64_t len = 8;
+    for (unsigned i = 0; i < count; i++) len += sizeof(struct hc_fd_hdr) + ((fds[i].h.path_len + 7) & ~7u);
+    out_record(o, HC_REC_FDS, len);
+    uint32_t c[2] = {count, 0};
+    out_bytes(o, c, 8);
+    for (unsigned i = 0; i < count; i++) {
+        out_bytes(o, &fds[i].h, sizeof fds[i].h);
+        out_bytes(o, fds[i].path, fds[i].h.path_len);
+        out_pad(o, fds[i].h.path_len);
+    }
+}
+
+/* Writes the dump; returns its path in `path` and 0, or -1. */
+static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
+    char *p = put_str(path, hc.dir);
+    p = put_str(p, "/dump-");
+    p = put_u64(p, (uint64_t)getpid());
+    p = put_str(p, "-");
+    p = put_u64(p, hc.seq++);
+    *p = 0;
+    struct out *o = &dump_out;
+    o->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    o->failed = 0;
+    o->len = 0;
+    if (o->fd < 0) return -1;
+    out_bytes(o, HC_DUMP_MAGIC, 8);
+    uint32_t v[2] = {HC_DUMP_VERSION, HC_ISA};
+    out_bytes(o, v, 8);
+    out_bytes(o, build_id(), 16);
+    out_record(o, HC_REC_REGS, sizeof *r);
+    out_bytes(o, r, sizeof *r);
+    struct dump_ctx d = {o, r->sp};
+    for_each_map(dump_map, &d);
+    dump_tls(o);
+    dump_fds(o, o->fd, -1);
+    struct hc_misc misc = {
+        .err = err,
+        .argv_start = hc.argv_start,
+        .stack_end = hc.stack_end,
+        .shadow_base = hc.shadow_base,
+        .shadow_size = hc.shadow_size,
+        .dump_ns = now_ns() - t0,
+    };
+    out_record(o, HC_REC_MISC, sizeof misc);
+    out_bytes(o, &misc, sizeof misc);
+    out_record(o, HC_REC_END, 0);
+    out_flush(o);
+    int failed = o->failed;
+    if (close(o->fd)) failed = 1;
+    return failed ? -1 : 0;
+}
+
+/* ---- Restore. ---- */
+
+static void finish_restore(void);
+
+static void restore_files(const unsigned char *p, const unsigned char *end) {
+    uint32_t count = *(const uint32_t *)p;
+    p += 8;
+    for (uint32_t i = 0; i < count && p < end; i++) {
+        const struct hc_fd_hdr *h = (const void *)p;
+        const char *path = (const char *)(h + 1);
+        p += sizeof *h + ((h->path_len + 7) & ~7u);
+        struct stat st;
+        if (fstat(h->fd, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino) {
+            /* Already the same file (inherited from hcontainer): shares the
+             * open file description, offset included. */
+            continue;
+        }
+        if (!S_ISREG(h->mode) && !S_ISDIR(h->mode) && !S_ISCHR(h->mode))
+            restore_fail("cannot carry open file descriptor (not a regular file)", (uint64_t)h->fd);
+        char pbuf[520];
+        if (h->path_len >= sizeof pbuf) restore_fail("path too long for fd", (uint64_t)h->fd);
+        memcpy(pbuf, path, h->path_len);
+        pbuf[h->path_len] = 0;
+        int flags = h->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
+        int fd = open(pbuf, flags | O_CLOEXEC);
+        if (fd < 0) restore_fail("cannot reopen file for fd", (uint64_t)h->fd);
+        if (fd != h->fd) {
+            if (dup3(fd, h->fd, (h->fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+                restore_fail("cannot place fd", (uint64_t)h->fd);
+            close(fd);
+        } else if (!(h->fdflags & FD_CLOEXEC)) {
+            fcntl(fd, F_SETFD, 0);
+        }
+        if (h->offset >= 0 && S_ISREG(h->mode)) lseek(h->fd, h->offset, SEEK_SET);
+    }
+}
+
+static void restore_region(const struct hc_region_hdr *h) {
+    const unsigned char *data = (const unsigned char *)(h + 1);
+    uint64_t ds = (uint64_t)__hc_data_start, de = (uint64_t)__hc_data_end;
+    if (h->kind == HC_REGION_IMAGE) {
+        if (h->addr < ds || h->addr + h->map_len > de)
+            restore_fail("image region outside this binary's data", h->addr);
+        memcpy((void *)h->addr, data, h->data_len);
+        return;
+    }
+    int prot = (int)h->prot | PROT_WRITE | PROT_READ;
+    void *m = mmap((void *)h->addr, h->map_len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (m == MAP_FAILED || (uint64_t)m != h->addr) {
+        if (m != MAP_FAILED) munmap(m, h->map_len);
+        restore_fail("address range in use in the destination, cannot map region at", h->addr);
+    }
+    memcpy(m, data, h->data_len);
+    if (h->kind == HC_REGION_SHADOW) {
+        hc.shadow_base = h->addr;
+        hc.shadow_size = h->map_len;
+        mprotect((char *)m + h->map_len - 4096, 4096, PROT_NONE);
+    } else if ((int)h->prot != prot) {
+        mprotect(m, h->map_len, (int)h->prot);
+    }
+}
+
+static void restore(const char *path) {
+    clock_gettime(CLOCK_MONOTONIC, &hc.restore_t0);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) restore_fail("cannot open snapshot", 0);
+    struct stat st;
+    if (fstat(fd, &st)) restore_fail("cannot stat snapshot", 0);
+    hc.snap_len = (size_t)st.st_size;
+    void *m = mmap(0, hc.snap_len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) restore_fail("cannot map snapshot", 0);
+    hc.snap = m;
+    const unsigned char *p = m, *end = p + hc.snap_len;
+    /* hcontainer validated the snapshot; these checks catch a snapshot handed
+     * to the wrong binary by hand. */
+    if (hc.snap_len < 32 || memcmp(p, HC_SNAP_MAGIC, 8) || *(const uint32_t *)(p + 8) != HC_SNAP_VERSION)
+        restore_fail("not a snapshot of this hcontainer version", 0);
+    if (memcmp(p + 16, build_id(), 16)) restore_fail("snapshot is for another build of this program", 0);
+    p += 32;
+    while (p + 16 <= end) {
+        uint32_t kind = *(const uint32_t *)p;
+        uint64_t len = *(const uint64_t *)(p + 8);
+        const unsigned char *body = p + 16;
+        if (body + len > end) restore_fail("snapshot truncated", (uint64_t)(p - hc.snap));
+        switch (kind) {
+        case HC_REC_REGION:
+            restore_region((const void *)body);
+            break;
+        case HC_REC_TLS: {
+            uint64_t size = *(const uint64_t *)(body + 8);
+            memcpy((void *)&__hc_tls_anchor, body + 16, size);
+            break;
+        }
+        case HC_REC_FDS:
+            restore_files(body, body + len);
+            break;
+        case HC_REC_MISC: {
+            const struct hc_misc *mi = (const void *)body;
+            hc.saved_errno = mi->err;
+            hc.argv_start = mi->argv_start;
+            hc.stack_end = mi->stack_end;
+            break;
+        }
+        case HC_REC_FRAMES:
+            hc.frames_left = *(const uint32_t *)body;
+            hc.frame = body + 8;
+            break;
+        default:
+            break;
+        }
+        if (kind == HC_REC_END) break;
+        p = body + ((len + 7) & ~(uint64_t)7);
+    }
+    if (!hc.frames_left) restore_fail("snapshot has no frames", 0);
+    hc.restoring = 1;
+    __hc_poll = HC_POLL_RESTORE;
+    /* main re-enters its frame from the first record; the rest follows. */
+    exit(main(0, 0, 0));
+}
+
+static const struct hc_frame *cur_frame(void) {
+    return (const struct hc_frame *)hc.frame;
+}
+
+void *__hc_resume_frame(void *fn) {
+    if (__hc_poll != HC_POLL_RESTORE) return 0;
+    if (!hc.frames_left) restore_fail("restore: a function was entered after the last frame record", (uint64_t)fn);
+    const struct hc_frame *f = cur_frame();
+    if (f->fn != (uint64_t)fn) restore_fail("restore: entered a function other than the recorded frame's", (uint64_t)fn);
+    return (void *)f;
+}
+
+int __hc_resume_site(void) {
+    if (__hc_poll != HC_POLL_RESTORE || !hc.frames_left) return -1;
+    return (int)cur_frame()->site;
+}
+
+void *__hc_resume_take(void) {
+    const struct hc_frame *f = cur_frame();
+    hc.frame += sizeof *f + f->size;
+    hc.frames_left--;
+    return (void *)(f + 1);
+}
+
+void __hc_resume_bad(void *fn, int site) {
+    (void)site;
+    restore_fail("restore: frame record names a site the function does not have", (uint64_t)fn);
+}
+
+static void finish_restore(void) {
+    if (hc.frames_left) restore_fail("restore: frame records left when the migration point was reached", 0);
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    uint64_t ns = (uint64_t)(t1.tv_sec - hc.restore_t0.tv_sec) * 1000000000u + (uint64_t)t1.tv_nsec -
+                  (uint64_t)hc.restore_t0.tv_nsec;
+    munmap((void *)hc.snap, hc.snap_len);
+    hc.snap = 0;
+    hc.restoring = 0;
+    __hc_poll = hc.countdown > 0 ? HC_POLL_REQUEST : HC_POLL_OFF;
+    if (hc.ctl >= 0) {
+        char buf[64];
+        char *o = put_str(buf, "RESTORED ");
+        o = put_u64(o, ns);
+        *o++ = '\n';
+        *o = 0;
+        ctl_send(buf);
+        /* Wait until the source has let go before touching shared state. */
+        if (ctl_recv(buf, sizeof buf) < 0 || strncmp(buf, "GO", 2)) _exit(70);
+    }
+    errno = hc.saved_errno;
+}
+
+/* ---- Migration point. ---- */
+
+void __hc_migrate_point_c(struct hc_regs *r) {
+    int err = errno;
+    if (__hc_poll == HC_POLL_RESTORE) {
+        finish_restore();
+        return;
+    }
+    if (hc.countdown > 0 && --hc.countdown > 0) return;
+    __hc_poll = HC_POLL_OFF;
+    if (hc.ctl < 0) {
+        errno = err;
+        return;
+    }
+    uint64_t t0 = now_ns();
+    char path[600], msg[700], reply[128];
+    char *o;
+    if (write_dump(r, err, path, t0) != 0) {
+        ctl_send("DUMPFAIL cannot write the dump\n");
+        o = 0;
+    } else {
+        o = put_str(msg, "DUMP ");
+        o = put_str(o, path);
+        *o++ = '\n';
+        *o = 0;
+        ctl_send(msg);
+    }
+    /* Parked: the destination restores; we exit only once it has confirmed. */
+    int n = ctl_recv(reply, sizeof reply);
+    if (n >= 4 && !strncmp(reply, "EXIT", 4)) {
+        /* Our stdio buffers now belong to the destination: no flushing. */
+        _exit(0);
+    }
+    /* CONT <points>: continue (hcontainer refused or the destination failed). */
+    if (n > 5 && !strncmp(reply, "CONT ", 5)) {
+        hc.countdown = (long)parse_u64(reply + 5);
+        if (hc.countdown > 0) __hc_poll = HC_POLL_REQUEST;
+    }
+    errno = err;
+}
+
+static void on_signal(int sig) {
+    (void)sig;
+    if (__hc_poll == HC_POLL_OFF) __hc_poll = HC_POLL_REQUEST;
+}
+
+/* ---- Start-up: runs before any other constructor (hld links this object
+ * first and this priority sorts first). ---- */
+
+__attribute__((constructor(101))) static void hcrt_init(void) {
+    const char *v;
+    if ((v = getenv_raw(HC_ENV_CTL))) {
+        int fd = (int)parse_u64(v);
+        /* Out of the program's way: a high descriptor, closed on exec. */
+        int hi = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+        if (hi >= 0) {
+            close(fd);
+            hc.ctl = hi;
+        }
+    }
+    if ((v = getenv_raw(HC_ENV_DIR))) {
+        size_t n = hc_strlen(v);
+        if (n < sizeof hc.dir) memcpy(hc.dir, v, n + 1);
+    } else {
+        memcpy(hc.dir, "/tmp", 5);
+    }
+    if ((v = getenv_raw(HC_ENV_AT_POINT))) hc.countdown = (long)parse_u64(v);
+    if ((v = getenv_raw(HC_ENV_SIGNAL))) hc.signo = (int)parse_u64(v);
+    const char *restore_path = getenv_raw(HC_ENV_RESTORE);
+    static char rpath[1024];
+    if (restore_path && hc_strlen(restore_path) < sizeof rpath) memcpy(rpath, restore_path, hc_strlen(restore_path) + 1);
+    uint64_t shadow = 64u << 20;
+    if ((v = getenv_raw(HC_ENV_SHADOW))) shadow = parse_u64(v) << 20;
+    strip_env();
+    if (hc.signo > 0) {
+        struct sigaction sa = {0};
+        sa.sa_handler = on_signal;
+        sa.sa_flags = SA_RESTART;
+        sigaction(hc.signo, &sa, 0);
+    }
+    if (restore_path) {
+        restore(rpath); /* does not return */
+    }
+    find_argv_area();
+    /* The main thread's shadow stack, with a guard page above it. */
+    void *s = mmap(0, shadow + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (s == MAP_FAILED) {
+        say("cannot allocate the shadow stack");
+        _exit(70);
+    }
+    mprotect((char *)s + shadow, 4096, PROT_NONE);
+    hc.shadow_base = (uint64_t)s;
+    hc.shadow_size = shadow + 4096;
+    __hc_ssp = s;
+    if (hc.countdown > 0) __hc_poll = HC_POLL_REQUEST;
+}

@@ -1,0 +1,117 @@
+/*
+ * hcontainer in-process runtime: the ABI shared with code hcc generates
+ * (hcc/src/instrument/mod.rs, module `abi`) and with the hcontainer CLI
+ * (docs/FORMATS.md: dump, snapshot and control protocol).
+ *
+ * This code runs inside the migrating process, is compiled per ISA by
+ * clang-22 (never instrumented), and must not call malloc or stdio: it runs
+ * before the program's heap exists (restore) and while the program's stdio
+ * buffers hold data that belongs to the program (dump).
+ */
+#ifndef HCRT_H
+#define HCRT_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+/* __hc_poll values. */
+#define HC_POLL_OFF 0
+#define HC_POLL_REQUEST 1 /* a migration point should run */
+#define HC_POLL_RESTORE 2 /* frames are being re-entered from a snapshot */
+
+/* Register file saved by __hc_migrate_point (asm) in this exact layout.
+ * gpr is indexed by DWARF register number (x86_64: rax=0 .. r15=15;
+ * aarch64: x0..x30 = 0..30, sp = 31); vec by vector register number. */
+struct hc_regs {
+    uint64_t gpr[32];
+    uint64_t pc; /* return address of the migration-point call: the site */
+    uint64_t sp; /* stack pointer after that call returns */
+    unsigned char vec[32][16];
+};
+_Static_assert(sizeof(struct hc_regs) == 784, "asm stubs depend on this layout");
+
+/* Dump: magic, then records (kind, length, payload padded to 8). */
+#define HC_DUMP_MAGIC "HCDUMP\0\0"
+#define HC_DUMP_VERSION 1
+#define HC_SNAP_MAGIC "HCSNAP\0\0"
+#define HC_SNAP_VERSION 1
+
+enum hc_record {
+    HC_REC_END = 0,
+    HC_REC_REGS = 1,    /* struct hc_regs */
+    HC_REC_REGION = 2,  /* struct hc_region_hdr + data */
+    HC_REC_TLS = 3,     /* u64 addr, u64 size, bytes */
+    HC_REC_FDS = 4,     /* u32 count, u32 pad, then hc_fd_hdr + path each */
+    HC_REC_MISC = 5,    /* struct hc_misc */
+    HC_REC_FRAMES = 6,  /* snapshot only: u32 count, u32 pad, frame records */
+};
+
+enum hc_region_kind {
+    HC_REGION_IMAGE = 1,  /* inside the program's aligned data: written in place */
+    HC_REGION_ANON = 2,   /* heap, mmaps: mapped at the same address */
+    HC_REGION_STACK = 3,  /* dump only: the native stack, for the unwinder */
+    HC_REGION_ARGV = 4,   /* the main stack's argv/env area, mapped as data */
+    HC_REGION_SHADOW = 5, /* the shadow stack: only [addr, addr+data_len) is used */
+};
+
+struct hc_region_hdr {
+    uint64_t addr;
+    uint64_t map_len;  /* bytes to map */
+    uint64_t data_len; /* bytes that follow (the rest is zero) */
+    uint32_t prot;     /* PROT_* */
+    uint32_t kind;     /* enum hc_region_kind */
+};
+
+struct hc_fd_hdr {
+    int32_t fd;
+    int32_t flags;    /* F_GETFL */
+    int32_t fdflags;  /* F_GETFD */
+    uint32_t mode;    /* st_mode */
+    int64_t offset;   /* -1 if not seekable */
+    uint64_t dev;
+    uint64_t ino;
+    uint32_t path_len;
+    uint32_t pad;
+    /* path bytes, padded to 8 */
+};
+
+struct hc_misc {
+    int32_t err; /* errno at the migration point */
+    uint32_t pad;
+    uint64_t argv_start; /* lowest address of the argv/env area */
+    uint64_t stack_end;  /* top of the main stack */
+    uint64_t shadow_base, shadow_size;
+    uint64_t dump_ns; /* filled by the dumper: time spent dumping */
+};
+
+/* Frame record in a snapshot: values follow in the canonical layout. */
+struct hc_frame {
+    uint64_t fn;
+    uint32_t site;
+    uint32_t size;
+    /* unsigned char values[size]; (size is a multiple of 8) */
+};
+
+/* Environment the hcontainer CLI passes. */
+#define HC_ENV_CTL "HCONTAINER_CTL_FD"
+#define HC_ENV_DIR "HCONTAINER_DIR"
+#define HC_ENV_AT_POINT "HCONTAINER_AT_POINT"
+#define HC_ENV_SIGNAL "HCONTAINER_SIGNAL"
+#define HC_ENV_RESTORE "HCONTAINER_RESTORE"
+#define HC_ENV_SHADOW "HCONTAINER_SHADOW_STACK"
+
+/* Called by instrumented code. */
+extern volatile int __hc_poll;
+extern __thread char *__hc_ssp;
+void __hc_migrate_point(void); /* asm: preserve_all, saves hc_regs */
+void *__hc_resume_frame(void *fn);
+int __hc_resume_site(void);
+void *__hc_resume_take(void);
+void __hc_resume_bad(void *fn, int site) __attribute__((noreturn));
+extern const unsigned char __hc_zero_page[4096];
+extern const unsigned char __hc_build_id[16];
+
+/* Called by the asm stub. */
+void __hc_migrate_point_c(struct hc_regs *r);
+
+#endif

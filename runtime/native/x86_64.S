@@ -1,0 +1,94 @@
+/*
+ * __hc_migrate_point for x86_64. Called with preserve_all from instrumented
+ * code, so every register may hold a live value: save them all into a
+ * struct hc_regs (hcrt.h) on the stack, call __hc_migrate_point_c with it,
+ * and restore them all.
+ *
+ *   entry:  [rsp] = return address (the site)     rsp = site's sp - 8
+ *   frame:  rsp+0   gpr[32] (DWARF order)
+ *           rsp+256 pc, rsp+264 sp, rsp+272 xmm0..15 (rsp+528.. unused vec slots)
+ *           rsp+792 return address
+ */
+    .text
+    .globl  __hc_migrate_point
+    .type   __hc_migrate_point,@function
+    .p2align 4
+__hc_migrate_point:
+    .cfi_startproc
+    subq    $792, %rsp
+    .cfi_def_cfa_offset 800
+    movq    %rax, 0(%rsp)
+    movq    %rdx, 8(%rsp)
+    movq    %rcx, 16(%rsp)
+    movq    %rbx, 24(%rsp)
+    movq    %rsi, 32(%rsp)
+    movq    %rdi, 40(%rsp)
+    movq    %rbp, 48(%rsp)
+    leaq    800(%rsp), %rax
+    movq    %rax, 56(%rsp)
+    movq    %rax, 264(%rsp)
+    movq    %r8, 64(%rsp)
+    movq    %r9, 72(%rsp)
+    movq    %r10, 80(%rsp)
+    movq    %r11, 88(%rsp)
+    movq    %r12, 96(%rsp)
+    movq    %r13, 104(%rsp)
+    movq    %r14, 112(%rsp)
+    movq    %r15, 120(%rsp)
+    movq    792(%rsp), %rax
+    movq    %rax, 256(%rsp)
+    movups  %xmm0, 272(%rsp)
+    movups  %xmm1, 288(%rsp)
+    movups  %xmm2, 304(%rsp)
+    movups  %xmm3, 320(%rsp)
+    movups  %xmm4, 336(%rsp)
+    movups  %xmm5, 352(%rsp)
+    movups  %xmm6, 368(%rsp)
+    movups  %xmm7, 384(%rsp)
+    movups  %xmm8, 400(%rsp)
+    movups  %xmm9, 416(%rsp)
+    movups  %xmm10, 432(%rsp)
+    movups  %xmm11, 448(%rsp)
+    movups  %xmm12, 464(%rsp)
+    movups  %xmm13, 480(%rsp)
+    movups  %xmm14, 496(%rsp)
+    movups  %xmm15, 512(%rsp)
+    movq    %rsp, %rdi
+    call    __hc_migrate_point_c
+    movups  272(%rsp), %xmm0
+    movups  288(%rsp), %xmm1
+    movups  304(%rsp), %xmm2
+    movups  320(%rsp), %xmm3
+    movups  336(%rsp), %xmm4
+    movups  352(%rsp), %xmm5
+    movups  368(%rsp), %xmm6
+    movups  384(%rsp), %xmm7
+    movups  400(%rsp), %xmm8
+    movups  416(%rsp), %xmm9
+    movups  432(%rsp), %xmm10
+    movups  448(%rsp), %xmm11
+    movups  464(%rsp), %xmm12
+    movups  480(%rsp), %xmm13
+    movups  496(%rsp), %xmm14
+    movups  512(%rsp), %xmm15
+    movq    0(%rsp), %rax
+    movq    8(%rsp), %rdx
+    movq    16(%rsp), %rcx
+    movq    24(%rsp), %rbx
+    movq    32(%rsp), %rsi
+    movq    40(%rsp), %rdi
+    movq    48(%rsp), %rbp
+    movq    64(%rsp), %r8
+    movq    72(%rsp), %r9
+    movq    80(%rsp), %r10
+    movq    88(%rsp), %r11
+    movq    96(%rsp), %r12
+    movq    104(%rsp), %r13
+    movq    112(%rsp), %r14
+    movq    120(%rsp), %r15
+    addq    $792, %rsp
+    .cfi_def_cfa_offset 8
+    ret
+    .cfi_endproc
+    .size   __hc_migrate_point, .-__hc_migrate_point
+    .section .note.GNU-stack,"",@progbits
