@@ -103,14 +103,19 @@ fn class_of(output: &str, addr: u64) -> Option<Class> {
     })
 }
 
-/// One input section placed at the same address in every variant.
+/// One input section placed in every variant so that it, or the symbols it
+/// defines, have the same address in all of them.
 #[derive(Clone, Debug)]
 pub struct Placed {
     pub key: String,
     pub section: String,
+    /// In the primary variant (the others differ only when the same symbol
+    /// sits at different offsets of their sections, as in assembly files).
     pub addr: u64,
-    /// The linker-script file pattern in each variant.
-    pub patterns: BTreeMap<Isa, String>,
+    /// Per variant: the linker-script file pattern, the section name (names
+    /// differ when one variant's code is assembly and the other's C) and the
+    /// address.
+    pub patterns: BTreeMap<Isa, (String, String, u64)>,
 }
 
 /// An input section one variant has alone, placed only there.
@@ -219,6 +224,46 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
             slot.insert(isa, inp);
         }
     }
+    // Empty code sections need no address; setting them aside lets the
+    // pairing below see the sections that matter.
+    let mut empties: BTreeMap<Isa, Vec<Single>> = BTreeMap::new();
+    for id in order.iter().filter(|id| id.0 == Class::Text) {
+        let per = entries.get_mut(id).expect("listed");
+        per.retain(|isa, e| {
+            if e.size == 0 {
+                empties.entry(*isa).or_default().push(Single {
+                    pattern: file_pattern(&e.file),
+                    section: e.section.clone(),
+                    addr: None,
+                });
+            }
+            e.size > 0
+        });
+    }
+    order.retain(|id| !entries[id].is_empty());
+    // Code one variant has in assembly (`.text`) and the other in C
+    // (`.text.name`) is the same function: pair the lone sections of one file
+    // one to one, so function pointers to it stay valid across variants.
+    let mut lone: BTreeMap<String, BTreeMap<Isa, Vec<(Class, String, String)>>> = BTreeMap::new();
+    for id in order.iter().filter(|id| id.0 == Class::Text) {
+        let per = &entries[id];
+        if per.len() == 1 {
+            let isa = *per.keys().next().expect("one entry");
+            lone.entry(id.1.clone()).or_default().entry(isa).or_default().push(id.clone());
+        }
+    }
+    for by_isa in lone.values() {
+        if by_isa.len() != maps.len() || by_isa.values().any(|v| v.len() != 1) {
+            continue;
+        }
+        let ids: Vec<_> = by_isa.values().map(|v| v[0].clone()).collect();
+        let keep = ids[0].clone();
+        for other in &ids[1..] {
+            let moved = entries.remove(other).expect("listed");
+            entries.get_mut(&keep).expect("listed").extend(moved);
+            order.retain(|x| x != other);
+        }
+    }
     // The TLS anchor goes first so the TLS block starts with it.
     if let Some(pos) = order
         .iter()
@@ -260,15 +305,18 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
             if is_local(class, &id.1, &id.2, per.len()) || per.len() < nisa {
                 continue;
             }
-            let align = per.values().map(|e| e.align).max().unwrap_or(1);
-            let size = per.values().map(|e| e.size).max().unwrap_or(0);
-            let addr = align_up(*cursor, align);
-            *cursor = addr + size;
+            let addrs = shifted_addresses(per, *cursor);
+            let end = per.iter().map(|(i, e)| addrs[i] + e.size).max().unwrap_or(*cursor);
+            *cursor = end;
+            let primary = per.keys().next().copied().expect("non-empty");
             common.push(Placed {
                 key: id.1.clone(),
                 section: id.2.clone(),
-                addr,
-                patterns: per.iter().map(|(i, e)| (*i, file_pattern(&e.file))).collect(),
+                addr: addrs[&primary],
+                patterns: per
+                    .iter()
+                    .map(|(i, e)| (*i, (file_pattern(&e.file), e.section.clone(), addrs[i])))
+                    .collect(),
             });
         }
         let start = *cursor;
@@ -318,6 +366,9 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
     plan.text_start = cursor;
     let (mut text, mut text_only) = (Vec::new(), BTreeMap::new());
     place(Class::Text, &mut cursor, &mut text, &mut text_only);
+    for (isa, list) in empties {
+        text_only.entry(isa).or_default().extend(list);
+    }
     plan.text = text;
     plan.text_only = text_only;
 
@@ -395,6 +446,38 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
     Ok(plan)
 }
 
+/// Addresses for one input section in every variant, from `cursor` on: the
+/// same address when its symbols sit at the same offsets (always, for C);
+/// otherwise shifted so the symbols coincide (assembly with different
+/// prologues), as long as every variant's alignment allows it.
+fn shifted_addresses(per: &BTreeMap<Isa, Entry>, cursor: u64) -> BTreeMap<Isa, u64> {
+    let align = per.values().map(|e| e.align).max().unwrap_or(1).max(1);
+    let plain = || per.keys().map(|i| (*i, align_up(cursor, align))).collect();
+    // Offsets of the first symbol every variant defines here.
+    let first = per.values().next().expect("non-empty");
+    let Some(name) = first.symbols.iter().map(|s| &s.0).find(|n| {
+        per.values().all(|e| e.symbols.iter().any(|s| &s.0 == *n))
+    }) else {
+        return plain();
+    };
+    let off: BTreeMap<Isa, u64> = per
+        .iter()
+        .map(|(i, e)| (*i, e.symbols.iter().find(|s| &s.0 == name).map(|s| s.1 - e.addr).unwrap_or(0)))
+        .collect();
+    if off.values().all(|o| *o == off[per.keys().next().expect("non-empty")]) {
+        return plain();
+    }
+    // Find the symbol address S with S - off[i] aligned for every variant.
+    let max_off = *off.values().max().expect("non-empty");
+    let start = cursor + max_off;
+    for s in start..start + align * 2 {
+        if per.iter().all(|(i, e)| (s - off[i]) % e.align.max(1) == 0) {
+            return off.iter().map(|(i, o)| (*i, s - o)).collect();
+        }
+    }
+    plain()
+}
+
 /// Writes the linker script of one variant.
 pub fn script(plan: &Plan, isa: Isa) -> String {
     let mut s = String::new();
@@ -433,8 +516,8 @@ pub fn script(plan: &Plan, isa: Isa) -> String {
     }
     let placed = |w: &mut String, list: &[Placed]| {
         for p in list {
-            if let Some(pat) = p.patterns.get(&isa) {
-                let _ = writeln!(w, "    . = {:#x}; KEEP({pat}({}))", p.addr, p.section);
+            if let Some((pat, section, addr)) = p.patterns.get(&isa) {
+                let _ = writeln!(w, "    . = {addr:#x}; KEEP({pat}({section}))");
             }
         }
     };
@@ -510,8 +593,8 @@ pub fn check(plan: &Plan, isa: Isa, map: &LinkMap) -> Result<(), String> {
     let mut want: HashMap<(String, String), u64> = HashMap::new();
     for list in [&plan.text, &plan.rodata, &plan.tdata, &plan.tbss, &plan.data, &plan.bss] {
         for p in list {
-            if p.patterns.contains_key(&isa) {
-                want.insert((p.key.clone(), p.section.clone()), p.addr);
+            if let Some((_, section, addr)) = p.patterns.get(&isa) {
+                want.insert((p.key.clone(), section.clone()), *addr);
             }
         }
     }

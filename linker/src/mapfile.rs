@@ -19,6 +19,8 @@ pub struct InputSection {
     pub addr: u64,
     pub size: u64,
     pub align: u64,
+    /// Symbols the section defines, with their addresses.
+    pub symbols: Vec<(String, u64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,7 +81,12 @@ pub fn parse(text: &str) -> Result<LinkMap, String> {
                 addr,
                 size,
                 align,
+                symbols: Vec::new(),
             });
+        } else if let Some(last) = map.inputs.last_mut() {
+            if !text.contains(' ') && last.output == current_out && addr >= last.addr && addr <= last.addr + last.size {
+                last.symbols.push((text.to_string(), addr));
+            }
         }
     }
     Ok(map)
@@ -105,6 +112,7 @@ mod tests {
         assert_eq!(m.inputs.len(), 3);
         assert_eq!(m.inputs[0].file, "/tmp/x/in0.o");
         assert_eq!(m.inputs[0].section, ".rodata.str1.1");
+        assert_eq!(m.inputs[0].symbols, vec![("sym".to_string(), 0x201000)]);
         assert_eq!(m.inputs[1].file, "/usr/lib/x86_64-linux-musl/libc.a(block.lo)");
         assert_eq!(m.inputs[1].align, 8);
         assert_eq!(m.inputs[2].output, ".got");

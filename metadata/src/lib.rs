@@ -2,6 +2,7 @@
 //! and is described in docs/FORMATS.md; writers and readers live side by side.
 
 pub mod container;
+pub mod image;
 pub mod isa;
 pub mod meta;
 pub mod sites;

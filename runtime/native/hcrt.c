@@ -379,7 +379,7 @@ static int dump_map(const struct map *m, void *arg) {
     /* The native stack: the unwinder reads frames from it; restore maps only
      * the argv/env area. */
     if (s <= d->sp && d->sp < e) {
-        uint64_t from = d->sp & ~(uint64_t)15;
+        uint64_t from = d->sp & ~(uint64_t)4095;
         out_region(d->o, from, e - from, e - from, m->prot, HC_REGION_STACK);
         return 0;
     }

@@ -1,1 +1,8 @@
+//! hcontainer: runs, checks and migrates multi-ISA programs built by hcc.
 
+pub mod binary;
+pub mod inspect;
+pub mod rewrite;
+pub mod supervisor;
+pub mod unwind;
+pub mod verify;

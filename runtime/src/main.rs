@@ -1,1 +1,170 @@
-fn main(){}
+//! `hcontainer`: inspect, verify, run and migrate programs built by hcc.
+
+use clap::{Parser, Subcommand};
+use hc_metadata::Isa;
+use hcontainer::binary::Binary;
+use hcontainer::supervisor::{self, RunOptions};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "hcontainer",
+    version,
+    about = "Run native C programs built by hcc and move them between CPUs of different ISAs while they run",
+    long_about = "Run native C programs built by hcc and move them between CPUs of different ISAs while they run.\n\n\
+A program built with `CC=hcc` is one ELF file holding an x86_64 and an aarch64 variant with every symbol at the \
+same address. hcontainer runs either variant (the other ISA through qemu-user) and migrates a running process: \
+the process dumps its state at a migration point, hcontainer rewrites the stack into an ISA-neutral snapshot, and \
+the other variant restores it and continues. The source process exits only after the destination confirms."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Show the variants, sections, functions and sites of a program.
+    Inspect {
+        app: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that every variant has every symbol at the same address and that
+    /// the metadata agrees with them; exits non-zero naming the first mismatch.
+    Verify { app: PathBuf },
+    /// Write one variant as a plain executable.
+    Extract {
+        #[arg(long)]
+        isa: Isa,
+        app: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Run a program on an ISA, optionally migrating it along a list of ISAs.
+    ///
+    /// Examples:
+    ///   hcontainer run --isa aarch64 ./app arg1
+    ///   hcontainer run --migrate x86_64,aarch64,x86_64 --at-point 1000 ./app
+    ///   hcontainer run --migrate x86_64,aarch64 --every 50ms ./app
+    #[command(verbatim_doc_comment)]
+    Run {
+        /// ISA to run on (default: this machine's). Other ISAs run under qemu-user.
+        #[arg(long)]
+        isa: Option<Isa>,
+        /// ISAs to visit in order, comma separated; the program starts on the first.
+        #[arg(long, value_delimiter = ',')]
+        migrate: Vec<Isa>,
+        /// Migrate at the Nth migration point reached, then again N points later.
+        #[arg(long, value_name = "N")]
+        at_point: Option<u64>,
+        /// Migrate after this much run time on each ISA (e.g. 50ms, 2s).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        every: Option<Duration>,
+        /// Keep dumps and snapshots in this directory.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+        app: PathBuf,
+        /// Arguments for the program.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "ms"));
+    let v: f64 = num.parse().map_err(|_| format!("'{s}' is not a duration (e.g. 50ms, 2s)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "us" => v / 1e6,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use ms, s or us)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("hcontainer: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Cmd::Inspect { app, json } => {
+            let bin = Binary::open(&app)?;
+            let report = hcontainer::inspect::report(&bin)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", hcontainer::inspect::render(&report));
+            }
+            Ok(0)
+        }
+        Cmd::Verify { app } => {
+            let bin = Binary::open(&app)?;
+            match hcontainer::verify::verify(&bin) {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("ok: {l}");
+                    }
+                    println!("{}: verified", app.display());
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("hcontainer: verify {}: FAILED: {e}", app.display());
+                    Ok(1)
+                }
+            }
+        }
+        Cmd::Extract { isa, app, output } => {
+            let bin = Binary::open(&app)?;
+            let bytes = bin.variant(isa)?;
+            let plain = if isa == Isa::PRIMARY {
+                hc_metadata::container::strip_container_sections(bytes)?
+            } else {
+                bytes.to_vec()
+            };
+            hcontainer::binary::write_exe(&output, &plain)?;
+            Ok(0)
+        }
+        Cmd::Run {
+            isa,
+            migrate,
+            at_point,
+            every,
+            keep,
+            app,
+            args,
+        } => {
+            let bin = Binary::open(&app)?;
+            if (at_point.is_some() || every.is_some()) && migrate.len() < 2 {
+                anyhow::bail!("--at-point and --every need --migrate with at least two ISAs (e.g. --migrate x86_64,aarch64)");
+            }
+            if migrate.len() >= 2 && at_point.is_none() && every.is_none() {
+                anyhow::bail!("--migrate needs --at-point N or --every DURATION to say when to migrate");
+            }
+            let opts = RunOptions {
+                isa,
+                migrate,
+                at_point,
+                every,
+                keep,
+            };
+            let code = supervisor::run(&bin, &args, &opts)?;
+            Ok(code.clamp(0, 255) as u8)
+        }
+    }
+}

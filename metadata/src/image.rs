@@ -1,0 +1,370 @@
+//! Dumps (written by the in-process runtime, raw and ISA-specific) and
+//! snapshots (written by hcontainer, ISA-neutral, read by the runtime of the
+//! destination). The C side is runtime/native/hcrt.h; the layouts here match
+//! its structs byte for byte (see docs/FORMATS.md).
+//!
+//! ```text
+//! header (32 bytes): magic 8 ("HCDUMP\0\0" | "HCSNAP\0\0") | version u32 | isa u32 | build_id 16
+//! record:            kind u32 | pad u32 | len u64 | payload (len bytes, padded to 8)
+//!   1 REGS    gpr[32] u64 | pc u64 | sp u64 | vec[32][16]            (dump only)
+//!   2 REGION  addr u64 | map_len u64 | data_len u64 | prot u32 | kind u32 | data
+//!   3 TLS     addr u64 | size u64 | bytes
+//!   4 FDS     count u32 | pad u32 | (fd i32 | flags i32 | fdflags i32 | mode u32 | offset i64
+//!             | dev u64 | ino u64 | path_len u32 | pad u32 | path, padded to 8)...
+//!   5 MISC    errno i32 | pad u32 | argv_start u64 | stack_end u64 | shadow_base u64
+//!             | shadow_size u64 | dump_ns u64
+//!   6 FRAMES  count u32 | pad u32 | (fn u64 | site u32 | size u32 | values)...  (snapshot only)
+//!   0 END
+//! ```
+
+use crate::wire::{DecodeError, Reader, Result, Writer};
+use crate::Isa;
+
+pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
+pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
+pub const DUMP_VERSION: u32 = 1;
+pub const SNAP_VERSION: u32 = 1;
+
+const REC_END: u32 = 0;
+const REC_REGS: u32 = 1;
+const REC_REGION: u32 = 2;
+const REC_TLS: u32 = 3;
+const REC_FDS: u32 = 4;
+const REC_MISC: u32 = 5;
+const REC_FRAMES: u32 = 6;
+
+/// Registers at the migration point, as the asm stub saved them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Regs {
+    /// By DWARF number (x86_64: 0..15; aarch64: 0..31 with 31 = sp).
+    pub gpr: [u64; 32],
+    /// Return address of the migration-point call: the innermost site.
+    pub pc: u64,
+    /// Stack pointer after that call returns.
+    pub sp: u64,
+    /// 128-bit vector registers by number.
+    pub vec: [[u8; 16]; 32],
+}
+
+pub const REGS_SIZE: usize = 784;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionKind {
+    /// Inside the program's aligned data: written in place on restore.
+    Image = 1,
+    /// Heap and other anonymous memory: mapped at the same address.
+    Anon = 2,
+    /// The native stack (dump only): read by the unwinder.
+    Stack = 3,
+    /// The main stack's argv/env area, mapped as data on restore.
+    Argv = 4,
+    /// The shadow stack; only its used part has data.
+    Shadow = 5,
+}
+
+impl RegionKind {
+    fn from_u32(v: u32) -> Option<RegionKind> {
+        use RegionKind::*;
+        [Image, Anon, Stack, Argv, Shadow].into_iter().find(|k| *k as u32 == v)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Region<'a> {
+    pub addr: u64,
+    pub map_len: u64,
+    pub prot: u32,
+    pub kind: RegionKind,
+    /// The first `data.len()` bytes; the rest of `map_len` is zero.
+    pub data: &'a [u8],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FdInfo {
+    pub fd: i32,
+    pub flags: i32,
+    pub fdflags: i32,
+    pub mode: u32,
+    pub offset: i64,
+    pub dev: u64,
+    pub ino: u64,
+    pub path: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Misc {
+    pub errno: i32,
+    pub argv_start: u64,
+    pub stack_end: u64,
+    pub shadow_base: u64,
+    pub shadow_size: u64,
+    pub dump_ns: u64,
+}
+
+/// A frame record: the site a frame was stopped at, and its live values in
+/// the canonical layout (types::record_layout).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Frame {
+    pub function: u64,
+    pub site: u32,
+    pub values: Vec<u8>,
+}
+
+/// A dump or a snapshot, decoded (memory borrowed from the file's bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image<'a> {
+    pub snapshot: bool,
+    pub isa: Isa,
+    pub build_id: [u8; 16],
+    pub regs: Option<Regs>,
+    pub regions: Vec<Region<'a>>,
+    pub tls: Option<(u64, &'a [u8])>,
+    pub fds: Vec<FdInfo>,
+    pub misc: Misc,
+    pub frames: Vec<Frame>,
+}
+
+impl<'a> Image<'a> {
+    /// Decodes a dump (`snapshot` false) or a snapshot.
+    pub fn decode(data: &'a [u8], snapshot: bool) -> Result<Image<'a>> {
+        let what = if snapshot { "snapshot" } else { "dump" };
+        let mut r = Reader::new(data, what);
+        r.magic(if snapshot { SNAP_MAGIC } else { DUMP_MAGIC })?;
+        r.version(if snapshot { SNAP_VERSION } else { DUMP_VERSION })?;
+        let at = r.pos();
+        let isa = Isa::from_u32(r.u32()?).ok_or_else(|| r.invalid_at(at, "unknown ISA"))?;
+        let build_id = r.array::<16>()?;
+        let mut img = Image {
+            snapshot,
+            isa,
+            build_id,
+            regs: None,
+            regions: Vec::new(),
+            tls: None,
+            fds: Vec::new(),
+            misc: Misc::default(),
+            frames: Vec::new(),
+        };
+        let mut ended = false;
+        while !r.is_empty() {
+            let start = r.pos();
+            let kind = r.u32()?;
+            r.u32()?;
+            let len = r.u64()? as usize;
+            let body = r.bytes(len)?;
+            r.skip_to_align(8)?;
+            let mut b = Reader::at(data, start + 16, what);
+            let body_end = start + 16 + body.len();
+            match kind {
+                REC_END => {
+                    ended = true;
+                    break;
+                }
+                REC_REGS => {
+                    if len != REGS_SIZE {
+                        return Err(b.invalid("register record has the wrong size"));
+                    }
+                    let mut gpr = [0u64; 32];
+                    for g in gpr.iter_mut() {
+                        *g = b.u64()?;
+                    }
+                    let pc = b.u64()?;
+                    let sp = b.u64()?;
+                    let mut vec = [[0u8; 16]; 32];
+                    for v in vec.iter_mut() {
+                        *v = b.array()?;
+                    }
+                    img.regs = Some(Regs { gpr, pc, sp, vec });
+                }
+                REC_REGION => {
+                    let addr = b.u64()?;
+                    let map_len = b.u64()?;
+                    let data_len = b.u64()? as usize;
+                    let prot = b.u32()?;
+                    let k = b.u32()?;
+                    let kind = RegionKind::from_u32(k).ok_or_else(|| b.invalid_at(start, "unknown region kind"))?;
+                    if data_len as u64 > map_len || b.pos() + data_len > body_end {
+                        return Err(b.invalid_at(start, "region data longer than the region"));
+                    }
+                    if addr.checked_add(map_len).is_none() {
+                        return Err(b.invalid_at(start, "region wraps the address space"));
+                    }
+                    let data = b.bytes(data_len)?;
+                    img.regions.push(Region {
+                        addr,
+                        map_len,
+                        prot,
+                        kind,
+                        data,
+                    });
+                }
+                REC_TLS => {
+                    let addr = b.u64()?;
+                    let size = b.u64()? as usize;
+                    if b.pos() + size > body_end {
+                        return Err(b.invalid_at(start, "TLS block longer than its record"));
+                    }
+                    img.tls = Some((addr, b.bytes(size)?));
+                }
+                REC_FDS => {
+                    let n = b.count(48)?;
+                    b.u32()?;
+                    for _ in 0..n {
+                        let fd = b.i32()?;
+                        let flags = b.i32()?;
+                        let fdflags = b.i32()?;
+                        let mode = b.u32()?;
+                        let offset = b.i64()?;
+                        let dev = b.u64()?;
+                        let ino = b.u64()?;
+                        let path_len = b.u32()? as usize;
+                        b.u32()?;
+                        let path = String::from_utf8_lossy(b.bytes(path_len)?).into_owned();
+                        b.skip_to_align(8)?;
+                        img.fds.push(FdInfo {
+                            fd,
+                            flags,
+                            fdflags,
+                            mode,
+                            offset,
+                            dev,
+                            ino,
+                            path,
+                        });
+                    }
+                }
+                REC_MISC => {
+                    let errno = b.i32()?;
+                    b.u32()?;
+                    img.misc = Misc {
+                        errno,
+                        argv_start: b.u64()?,
+                        stack_end: b.u64()?,
+                        shadow_base: b.u64()?,
+                        shadow_size: b.u64()?,
+                        dump_ns: b.u64()?,
+                    };
+                }
+                REC_FRAMES => {
+                    let n = b.count(16)?;
+                    b.u32()?;
+                    for _ in 0..n {
+                        let function = b.u64()?;
+                        let site = b.u32()?;
+                        let size = b.u32()? as usize;
+                        img.frames.push(Frame {
+                            function,
+                            site,
+                            values: b.bytes(size)?.to_vec(),
+                        });
+                    }
+                }
+                _ => return Err(r.invalid_at(start, &format!("unknown record kind {kind}"))),
+            }
+        }
+        if !ended {
+            return Err(DecodeError::Truncated {
+                what,
+                offset: data.len(),
+                needed: 16,
+                available: 0,
+            });
+        }
+        if !snapshot && img.regs.is_none() {
+            return Err(r.invalid("dump has no register record"));
+        }
+        if snapshot && img.frames.is_empty() {
+            return Err(r.invalid("snapshot has no frames"));
+        }
+        Ok(img)
+    }
+
+    /// Encodes as a snapshot (frames, no registers) or a dump.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.bytes(if self.snapshot { SNAP_MAGIC } else { DUMP_MAGIC });
+        w.u32(if self.snapshot { SNAP_VERSION } else { DUMP_VERSION });
+        w.u32(self.isa as u32);
+        w.bytes(&self.build_id);
+        let record = |w: &mut Writer, kind: u32, body: &dyn Fn(&mut Writer)| {
+            w.u32(kind);
+            w.u32(0);
+            let at = w.len();
+            w.u64(0);
+            let start = w.len();
+            body(w);
+            let len = (w.len() - start) as u64;
+            w.patch_u64(at, len);
+            w.pad_to(8);
+        };
+        if let Some(r) = &self.regs {
+            record(&mut w, REC_REGS, &|w| {
+                for g in r.gpr {
+                    w.u64(g);
+                }
+                w.u64(r.pc);
+                w.u64(r.sp);
+                for v in &r.vec {
+                    w.bytes(v);
+                }
+            });
+        }
+        for reg in &self.regions {
+            record(&mut w, REC_REGION, &|w| {
+                w.u64(reg.addr);
+                w.u64(reg.map_len);
+                w.u64(reg.data.len() as u64);
+                w.u32(reg.prot);
+                w.u32(reg.kind as u32);
+                w.bytes(reg.data);
+            });
+        }
+        if let Some((addr, bytes)) = self.tls {
+            record(&mut w, REC_TLS, &|w| {
+                w.u64(addr);
+                w.u64(bytes.len() as u64);
+                w.bytes(bytes);
+            });
+        }
+        record(&mut w, REC_FDS, &|w| {
+            w.u32(self.fds.len() as u32);
+            w.u32(0);
+            for f in &self.fds {
+                w.i32(f.fd);
+                w.i32(f.flags);
+                w.i32(f.fdflags);
+                w.u32(f.mode);
+                w.i64(f.offset);
+                w.u64(f.dev);
+                w.u64(f.ino);
+                w.u32(f.path.len() as u32);
+                w.u32(0);
+                w.bytes(f.path.as_bytes());
+                w.pad_to(8);
+            }
+        });
+        let m = &self.misc;
+        record(&mut w, REC_MISC, &|w| {
+            w.i32(m.errno);
+            w.u32(0);
+            for v in [m.argv_start, m.stack_end, m.shadow_base, m.shadow_size, m.dump_ns] {
+                w.u64(v);
+            }
+        });
+        if self.snapshot {
+            record(&mut w, REC_FRAMES, &|w| {
+                w.u32(self.frames.len() as u32);
+                w.u32(0);
+                for f in &self.frames {
+                    w.u64(f.function);
+                    w.u32(f.site);
+                    w.u32(f.values.len() as u32);
+                    w.bytes(&f.values);
+                }
+            });
+        }
+        record(&mut w, REC_END, &|_| {});
+        w.buf
+    }
+}

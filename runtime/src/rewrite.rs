@@ -1,0 +1,218 @@
+//! Dump → snapshot (DESIGN.md 3.2): unwind the dumped stack with the source
+//! variant's CFI, look each return address up in the source's stack maps,
+//! read every live value, and write ISA-neutral frame records.
+
+use crate::binary::{self, Binary};
+use crate::unwind::{Memory, RegState, UnwindError, Unwinder, MAX_DWARF_REG};
+use hc_metadata::image::{Frame, Image, Region, RegionKind};
+use hc_metadata::stackmap::Location;
+use hc_metadata::types::{record_layout, ValueType};
+use hc_metadata::{DecodeError, Isa};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RewriteError {
+    #[error("cannot read the dump: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("the dump was made by another build of this program (dump build id {dump}, binary {binary}); use the binary the process runs")]
+    ForeignDump { dump: String, binary: String },
+    #[error("{0}")]
+    Binary(#[from] binary::BinaryError),
+    #[error("frame {depth} stopped at {pc:#x} ({place}), which is not a migration site: {why}")]
+    NoSite {
+        depth: usize,
+        pc: u64,
+        place: String,
+        why: String,
+    },
+    #[error("frame {depth} ({function}): {why}")]
+    Value { depth: usize, function: String, why: String },
+    #[error("unwinding frame {depth}: {error}")]
+    Unwind { depth: usize, error: UnwindError },
+    #[error("more than {0} frames: the stack looks corrupted")]
+    TooDeep(usize),
+}
+
+const MAX_FRAMES: usize = 1 << 20;
+
+/// Reads one live value into its record slot.
+fn read_value(
+    loc: &Location,
+    ty: ValueType,
+    st: &RegState,
+    mem: &Memory,
+    out: &mut [u8],
+) -> Result<(), String> {
+    let size = ty.size();
+    let bytes: Vec<u8> = match *loc {
+        Location::Register { reg, .. } => {
+            let v = st
+                .get(reg)
+                .ok_or_else(|| format!("value in DWARF register {reg}, which the unwinder could not recover"))?;
+            v.to_le_bytes()[..size].to_vec()
+        }
+        Location::Indirect { reg, offset, size: loc_size } => {
+            let base = st
+                .get64(reg)
+                .ok_or_else(|| format!("value addressed from DWARF register {reg}, which has no value"))?;
+            let n = size.min(loc_size.max(1) as usize);
+            let mut b = mem
+                .read(base.wrapping_add(offset as i64 as u64), n)
+                .map_err(|e| e.to_string())?
+                .to_vec();
+            b.resize(size, 0);
+            b
+        }
+        Location::Constant(c) => c.to_le_bytes()[..size.min(8)].iter().copied().chain(std::iter::repeat(0)).take(size).collect(),
+        Location::Direct { .. } => {
+            return Err("a value is an address in the native stack frame, which does not migrate".into())
+        }
+    };
+    out[..size].copy_from_slice(&bytes);
+    if ty == ValueType::I1 {
+        out[0] &= 1;
+    }
+    Ok(())
+}
+
+/// Turns a dump into a snapshot for `bin`.
+pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteError> {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    if dump.build_id != bin.meta.build_id {
+        return Err(RewriteError::ForeignDump {
+            dump: hex(&dump.build_id),
+            binary: hex(&bin.meta.build_id),
+        });
+    }
+    let isa = dump.isa;
+    let exe = bin.variant(isa)?;
+    let regs = dump.regs.as_ref().ok_or(DecodeError::Invalid {
+        what: "dump",
+        offset: 0,
+        message: "no registers".into(),
+    })?;
+    let variant = bin.meta.variant(isa).ok_or_else(|| binary::BinaryError::NoVariant {
+        path: bin.path.clone(),
+        isa,
+        have: String::new(),
+    })?;
+    let sites = variant.by_return_address();
+    let (eh_addr, eh) = binary::section(exe, ".eh_frame").ok_or(RewriteError::Unwind {
+        depth: 0,
+        error: UnwindError::NoEhFrame,
+    })?;
+    let text_addr = binary::section(exe, ".text").map(|s| s.0).unwrap_or(0);
+    let unwinder = Unwinder::new(isa, eh_addr, eh, text_addr).map_err(|error| RewriteError::Unwind { depth: 0, error })?;
+    let mem = Memory::new(&dump.regions);
+    let mut st = initial_state(isa, regs);
+    let mut frames = Vec::new();
+    loop {
+        let depth = frames.len();
+        if depth >= MAX_FRAMES {
+            return Err(RewriteError::TooDeep(MAX_FRAMES));
+        }
+        let place = || binary::symbolize(exe, st.pc).unwrap_or_else(|| "unknown code".into());
+        let Some(site) = sites.get(&st.pc) else {
+            let why = match bin.meta.functions.iter().rev().find(|f| f.addr <= st.pc) {
+                Some(f) if !f.instrumented && !f.reason.is_empty() => {
+                    format!("{} is not migratable: {}", f.name, f.reason)
+                }
+                _ => "it is library code or an uninstrumented function (e.g. a libc callback or a signal handler); \
+                      the process continues and retries at its next migration point"
+                    .to_string(),
+            };
+            return Err(RewriteError::NoSite {
+                depth,
+                pc: st.pc,
+                place: place(),
+                why,
+            });
+        };
+        let func = bin.meta.function(site.function).ok_or_else(|| RewriteError::Value {
+            depth,
+            function: format!("{:#x}", site.function),
+            why: "no such function in the metadata".into(),
+        })?;
+        let types = &func.sites[site.index as usize].values;
+        let (offsets, size) = record_layout(types);
+        let mut values = vec![0u8; size];
+        for ((loc, ty), off) in site.locations.iter().zip(types).zip(offsets) {
+            read_value(loc, *ty, &st, &mem, &mut values[off..off + ty.slot_size()]).map_err(|why| {
+                RewriteError::Value {
+                    depth,
+                    function: func.name.clone(),
+                    why,
+                }
+            })?;
+        }
+        frames.push(Frame {
+            function: site.function,
+            site: site.index,
+            values,
+        });
+        if site.function == bin.meta.layout.main {
+            break;
+        }
+        st = unwinder
+            .step(&st, &mem)
+            .map_err(|error| RewriteError::Unwind { depth, error })?;
+    }
+    frames.reverse();
+    Ok(Image {
+        snapshot: true,
+        isa,
+        build_id: dump.build_id,
+        regs: None,
+        regions: snapshot_regions(dump),
+        tls: dump.tls,
+        fds: dump.fds.clone(),
+        misc: dump.misc.clone(),
+        frames,
+    })
+}
+
+/// The register state at the innermost site: the migration-point stub saved
+/// every register, and preserves them all, so they are the site's values.
+fn initial_state(isa: Isa, regs: &hc_metadata::image::Regs) -> RegState {
+    let info = isa.info();
+    let mut r = vec![None; MAX_DWARF_REG];
+    let ngpr = if info.return_address_on_stack { 16 } else { 32 };
+    for (i, v) in regs.gpr.iter().take(ngpr).enumerate() {
+        r[i] = Some(*v as u128);
+    }
+    for (i, v) in regs.vec.iter().take(info.vec_count as usize).enumerate() {
+        r[info.dwarf_vec_base as usize + i] = Some(u128::from_le_bytes(*v));
+    }
+    r[info.dwarf_sp as usize] = Some(regs.sp as u128);
+    RegState {
+        regs: r,
+        pc: regs.pc,
+        sp: regs.sp,
+    }
+}
+
+/// Memory to restore: everything but the native stack, of which only the
+/// argv/env area (when it is still on this stack) travels, as data.
+fn snapshot_regions<'a>(dump: &Image<'a>) -> Vec<Region<'a>> {
+    let mut out = Vec::new();
+    for r in &dump.regions {
+        if r.kind != RegionKind::Stack {
+            out.push(r.clone());
+            continue;
+        }
+        let (start, end) = (dump.misc.argv_start, dump.misc.stack_end);
+        if start >= r.addr && start < r.addr + r.data.len() as u64 && end > start {
+            let page = start & !0xfff;
+            let from = page.max(r.addr);
+            let off = (from - r.addr) as usize;
+            let len = ((end.min(r.addr + r.data.len() as u64)) - from) as usize;
+            out.push(Region {
+                addr: from,
+                map_len: len as u64,
+                prot: r.prot,
+                kind: RegionKind::Argv,
+                data: &r.data[off..off + len],
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,308 @@
+//! `hcontainer run`: starts a program on one ISA and moves it along a list of
+//! ISAs, at the Nth migration point or on a timer. The two-phase protocol
+//! (DESIGN.md 3.6) over a socket to each process's runtime:
+//!
+//! ```text
+//!  source runtime              hcontainer                destination runtime
+//!  DUMP <path>  ───────────►   rewrite → snapshot
+//!      (parked)                spawn with HCONTAINER_RESTORE ──► maps memory, re-enters frames
+//!                               ◄────────────────────────────── RESTORED <ns>   (or FAIL <why>)
+//!  ◄── EXIT  (or CONT <n>)
+//!  _exit(0)                    wait for the source
+//!                               ────────────────────────────────► GO: continues
+//! ```
+//! The source is never lost: if the rewrite refuses or the destination fails,
+//! it is told to continue (CONT) and tries again at a later migration point.
+
+use crate::binary::Binary;
+use crate::rewrite;
+use hc_metadata::image::Image;
+use hc_metadata::Isa;
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// Signal the runtime treats as "migrate at your next migration point".
+pub const MIGRATE_SIGNAL: i32 = libc::SIGUSR2;
+
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// ISA to run on (without migrations).
+    pub isa: Option<Isa>,
+    /// ISAs to visit in order, the first being where the program starts.
+    pub migrate: Vec<Isa>,
+    /// Migrate at the Nth migration point reached, then N points later, ...
+    pub at_point: Option<u64>,
+    /// Migrate after this much run time on each ISA.
+    pub every: Option<Duration>,
+    /// Keep dumps and snapshots in this directory.
+    pub keep: Option<PathBuf>,
+}
+
+/// One running variant with its control socket.
+struct Proc {
+    isa: Isa,
+    child: Child,
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    started: Instant,
+}
+
+impl Proc {
+    fn send(&mut self, msg: &str) {
+        // A process that already died cannot be told anything; its exit
+        // status says the rest.
+        let _ = self.writer.write_all(msg.as_bytes());
+    }
+
+    /// Next line from the runtime; None on EOF; Err(TimedOut) on timeout.
+    fn recv(&mut self, timeout: Option<Duration>) -> std::io::Result<Option<String>> {
+        self.reader.get_ref().set_read_timeout(timeout)?;
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => Ok(None),
+            Ok(_) => Ok(Some(line.trim_end().to_string())),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Err(std::io::Error::new(ErrorKind::TimedOut, "timeout"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn wait(&mut self) -> i32 {
+        match self.child.wait() {
+            Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+            Err(_) => 127,
+        }
+    }
+}
+
+fn spawn(
+    bin: &Binary,
+    isa: Isa,
+    args: &[OsString],
+    workdir: &Path,
+    env: &[(&str, String)],
+) -> anyhow::Result<Proc> {
+    let exe = bin.runnable(isa, workdir)?;
+    let (ours, theirs) = UnixStream::pair()?;
+    // The runtime's end must survive exec; it moves it out of the way itself.
+    // SAFETY: fcntl on a descriptor this function owns.
+    unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_SETFD, 0) };
+    let arg0 = bin.path.as_os_str().to_owned();
+    let mut cmd = if Some(isa) == Isa::host() {
+        let mut c = Command::new(&exe);
+        c.arg0(&arg0);
+        c
+    } else {
+        let qemu = which::which(isa.info().qemu).map_err(|_| {
+            anyhow::anyhow!("{} not found: running the {isa} variant on this machine needs qemu-user (run scripts/setup.sh)", isa.info().qemu)
+        })?;
+        let mut c = Command::new(qemu);
+        c.arg("-0").arg(&arg0).arg(&exe);
+        c
+    };
+    cmd.args(args);
+    cmd.env("HCONTAINER_CTL_FD", theirs.as_raw_fd().to_string());
+    cmd.env("HCONTAINER_DIR", workdir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start the {isa} variant ({}): {e}", exe.display()))?;
+    drop(theirs);
+    let writer = ours.try_clone()?;
+    Ok(Proc {
+        isa,
+        child,
+        reader: BufReader::new(ours),
+        writer,
+        started: Instant::now(),
+    })
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn ns_ms(ns: u64) -> String {
+    ms(Duration::from_nanos(ns))
+}
+
+/// Runs `bin` and returns its exit code.
+pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result<i32> {
+    let mut route = opts.migrate.clone();
+    if route.is_empty() {
+        route.push(opts.isa.or_else(Isa::host).unwrap_or(Isa::PRIMARY));
+    }
+    if let (Some(isa), Some(first)) = (opts.isa, route.first()) {
+        if isa != *first {
+            anyhow::bail!("--isa {isa} conflicts with --migrate, which starts on {first}");
+        }
+    }
+    for isa in &route {
+        bin.variant(*isa)?;
+    }
+    let tmp = tempfile::Builder::new().prefix("hcontainer-").tempdir()?;
+    let workdir = opts.keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&workdir)?;
+    let migrations = route.len() - 1;
+    let trigger_env = |remaining: usize| -> Vec<(&str, String)> {
+        let mut env = Vec::new();
+        if remaining > 0 {
+            if let Some(n) = opts.at_point {
+                env.push(("HCONTAINER_AT_POINT", n.to_string()));
+            }
+        }
+        if opts.every.is_some() {
+            env.push(("HCONTAINER_SIGNAL", MIGRATE_SIGNAL.to_string()));
+        }
+        env
+    };
+    let mut cur = spawn(bin, route[0], args, &workdir, &trigger_env(migrations))?;
+    let mut done = 0usize;
+    let mut requested = false;
+    loop {
+        let timeout = match opts.every {
+            Some(every) if done < migrations && !requested => {
+                Some(every.saturating_sub(cur.started.elapsed()).max(Duration::from_millis(1)))
+            }
+            _ => None,
+        };
+        let msg = match cur.recv(timeout) {
+            Err(e) if e.kind() == ErrorKind::TimedOut => {
+                // SAFETY: kill on the child's own pid.
+                unsafe { libc::kill(cur.child.id() as i32, MIGRATE_SIGNAL) };
+                requested = true;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+            Ok(m) => m,
+        };
+        let Some(msg) = msg else {
+            let code = cur.wait();
+            if done < migrations {
+                eprintln!(
+                    "hcontainer: the program exited (status {code}) before migration {} of {migrations} ({} -> {}) was reached",
+                    done + 1,
+                    route[done],
+                    route[done + 1]
+                );
+            }
+            return Ok(code);
+        };
+        if let Some(why) = msg.strip_prefix("DUMPFAIL ") {
+            eprintln!("hcontainer: the {} process could not write its dump ({why}); it continues", cur.isa);
+            cur.send("CONT 1\n");
+            continue;
+        }
+        let Some(path) = msg.strip_prefix("DUMP ") else {
+            eprintln!("hcontainer: unexpected message from the runtime: {msg:?}");
+            continue;
+        };
+        requested = false;
+        if done >= migrations {
+            cur.send("CONT 0\n");
+            continue;
+        }
+        let dst = route[done + 1];
+        match migrate(bin, args, &workdir, &mut cur, Path::new(path), dst, &trigger_env(migrations - done - 1))? {
+            Outcome::Moved(next, report) => {
+                eprintln!(
+                    "hcontainer: migrated {} -> {dst} ({}/{migrations}): {report}",
+                    route[done],
+                    done + 1
+                );
+                cur = next;
+                done += 1;
+            }
+            Outcome::Refused(why) => {
+                eprintln!(
+                    "hcontainer: migration {} -> {dst} not possible at this point: {why}; the program continues on {} and tries again at its next migration point",
+                    route[done], route[done]
+                );
+                cur.send("CONT 1\n");
+            }
+        }
+        if opts.keep.is_none() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+enum Outcome {
+    Moved(Proc, String),
+    Refused(String),
+}
+
+/// One migration of the parked source `src` to `dst`.
+fn migrate(
+    bin: &Binary,
+    args: &[OsString],
+    workdir: &Path,
+    src: &mut Proc,
+    dump_path: &Path,
+    dst: Isa,
+    env: &[(&str, String)],
+) -> anyhow::Result<Outcome> {
+    let t0 = Instant::now();
+    let raw = match std::fs::read(dump_path) {
+        Ok(r) => r,
+        Err(e) => return Ok(Outcome::Refused(format!("cannot read the dump {}: {e}", dump_path.display()))),
+    };
+    let dump = match Image::decode(&raw, false) {
+        Ok(d) => d,
+        Err(e) => return Ok(Outcome::Refused(format!("damaged dump: {e}"))),
+    };
+    let snap = match rewrite::rewrite(bin, &dump) {
+        Ok(s) => s,
+        Err(e) => return Ok(Outcome::Refused(e.to_string())),
+    };
+    let snap_path = dump_path.with_extension("snap");
+    let bytes = snap.encode();
+    std::fs::write(&snap_path, &bytes)?;
+    let rewrite_time = t0.elapsed();
+    let mut env = env.to_vec();
+    env.push(("HCONTAINER_RESTORE", snap_path.display().to_string()));
+    let t1 = Instant::now();
+    let mut dest = spawn(bin, dst, args, workdir, &env)?;
+    let reply = dest.recv(None);
+    let restore_ns = match &reply {
+        Ok(Some(m)) if m.starts_with("RESTORED ") => m["RESTORED ".len()..].parse::<u64>().unwrap_or(0),
+        other => {
+            let why = match other {
+                Ok(Some(m)) => m.strip_prefix("FAIL ").unwrap_or(m).to_string(),
+                _ => "the destination ended without confirming".to_string(),
+            };
+            let code = dest.wait();
+            let _ = std::fs::remove_file(&snap_path);
+            return Ok(Outcome::Refused(format!("restore on {dst} failed (status {code}): {why}")));
+        }
+    };
+    let startup = t1.elapsed().saturating_sub(Duration::from_nanos(restore_ns));
+    // Two-phase: only now may the source go.
+    src.send("EXIT\n");
+    let status = src.wait();
+    if status != 0 {
+        eprintln!("hcontainer: warning: the {} source exited with status {status} after handing over", src.isa);
+    }
+    dest.send("GO\n");
+    let _ = std::fs::remove_file(&snap_path);
+    let mem: usize = snap.regions.iter().map(|r| r.data.len()).sum();
+    let report = format!(
+        "dump {}, rewrite {}, restore {} (+{} process start), {} frames, {:.1} MiB",
+        ns_ms(dump.misc.dump_ns),
+        ms(rewrite_time),
+        ns_ms(restore_ns),
+        ms(startup),
+        snap.frames.len(),
+        mem as f64 / (1024.0 * 1024.0)
+    );
+    Ok(Outcome::Moved(dest, report))
+}
