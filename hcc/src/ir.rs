@@ -219,6 +219,11 @@ impl Val {
         // SAFETY: see module docs; the instruction has no remaining uses.
         unsafe { LLVMInstructionEraseFromParent(self.0) }
     }
+    /// A copy of this instruction, not yet in any block.
+    pub fn clone_inst(self) -> Val {
+        // SAFETY: see module docs; only called on instructions.
+        Val(unsafe { LLVMInstructionClone(self.0) })
+    }
     pub fn remove_from_parent(self) {
         // SAFETY: see module docs.
         unsafe { LLVMInstructionRemoveFromParent(self.0) }

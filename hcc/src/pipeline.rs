@@ -272,10 +272,14 @@ fn worker(
     results: mpsc::Sender<(Isa, Result<SiteTable, String>)>,
 ) -> Result<Option<Vec<u8>>, String> {
     let tm = target_machine(isa, level)?;
+    // Every variant is optimized with one cost model (the primary ISA's):
+    // loop unrolling, vectorization and inlining then decide alike, so the
+    // variants keep the same call sites (DESIGN.md 3.1).
+    let opt_tm = target_machine(Isa::PRIMARY, level)?;
     let ctx = Context::create();
     let mut exclude = BTreeMap::new();
     loop {
-        let step = build(&ctx, &tm, bitcode, source, level, &exclude);
+        let step = build(&ctx, &tm, &opt_tm, bitcode, source, level, &exclude);
         let (module, table) = match step {
             Ok(x) => x,
             Err(e) => {
@@ -301,6 +305,7 @@ fn worker(
 fn build<'c>(
     ctx: &'c Context,
     tm: &TargetMachine,
+    opt_tm: &TargetMachine,
     bitcode: &[u8],
     source: &str,
     level: OptLevel,
@@ -309,22 +314,21 @@ fn build<'c>(
     let buf = MemoryBuffer::create_from_memory_range_copy(bitcode, source);
     let module = Module::parse_bitcode_from_buffer(&buf, ctx).map_err(|e| e.to_string())?;
     module.set_triple(&tm.get_triple());
+    // The optimizer sees the primary ISA's CPU in every function, so the
+    // primary's cost model answers without warnings about foreign features;
+    // the variant's own CPU and features are put back for code generation.
+    let saved = swap_target_attributes(ctx, &module, Isa::PRIMARY, None);
     let opts = PassBuilderOptions::create();
     module
-        .run_passes(level.pipeline(), tm, opts)
+        .run_passes(level.pipeline(), opt_tm, opts)
         .map_err(|e| format!("optimization failed: {e}"))?;
+    swap_target_attributes(ctx, &module, Isa::PRIMARY, Some(saved));
+    dump_ir(&module, tm, source, "opt");
     let table = instrument::instrument_module(module.as_mut_ptr(), source, exclude);
     module
         .run_passes("function(mem2reg,loop-simplify)", tm, PassBuilderOptions::create())
         .map_err(|e| format!("SSA repair after instrumentation failed: {e}"))?;
-    // HCC_DUMP_IR=DIR writes each ISA's instrumented IR, for debugging hcc itself.
-    if let Some(dir) = std::env::var_os("HCC_DUMP_IR") {
-        let stem = std::path::Path::new(source).file_stem().unwrap_or_default().to_string_lossy();
-        let triple = tm.get_triple();
-        let arch = triple.as_str().to_string_lossy();
-        let arch = arch.split('-').next().unwrap_or("unknown");
-        let _ = module.print_to_file(std::path::Path::new(&dir).join(format!("{stem}.{arch}.ll")));
-    }
+    dump_ir(&module, tm, source, "inst");
     if let Err(e) = module.verify() {
         return Err(format!(
             "internal error: instrumented IR is invalid (please report this with the source file): {}",
@@ -332,4 +336,62 @@ fn build<'c>(
         ));
     }
     Ok((module, table))
+}
+
+/// HCC_DUMP_IR=DIR writes each ISA's IR after optimization (`.opt.ll`) and
+/// after instrumentation (`.inst.ll`), for debugging hcc itself.
+fn dump_ir(module: &Module, tm: &TargetMachine, source: &str, stage: &str) {
+    if let Some(dir) = std::env::var_os("HCC_DUMP_IR") {
+        let stem = std::path::Path::new(source).file_stem().unwrap_or_default().to_string_lossy();
+        let triple = tm.get_triple();
+        let arch = triple.as_str().to_string_lossy();
+        let arch = arch.split('-').next().unwrap_or("unknown");
+        let _ = module.print_to_file(std::path::Path::new(&dir).join(format!("{stem}.{arch}.{stage}.ll")));
+    }
+}
+
+type TargetAttrs = Vec<(String, [Option<String>; 3])>;
+const TARGET_ATTRS: [&str; 3] = ["target-cpu", "target-features", "tune-cpu"];
+
+/// Sets every function's "target-cpu"/"target-features" to `isa`'s and
+/// returns the old values; with `restore`, puts those back instead.
+fn swap_target_attributes(ctx: &Context, module: &Module, isa: Isa, restore: Option<TargetAttrs>) -> TargetAttrs {
+    use inkwell::attributes::AttributeLoc::Function as F;
+    let get = |f: &inkwell::values::FunctionValue, k: &str| {
+        f.get_string_attribute(F, k)
+            .map(|a| a.get_string_value().to_string_lossy().into_owned())
+    };
+    let set = |f: &inkwell::values::FunctionValue, k: &str, v: Option<&String>| {
+        f.remove_string_attribute(F, k);
+        if let Some(v) = v {
+            f.add_attribute(F, ctx.create_string_attribute(k, v));
+        }
+    };
+    let mut saved = Vec::new();
+    match restore {
+        None => {
+            let info = isa.info();
+            let values = [info.cpu, info.features, info.tune_cpu];
+            for f in module.get_functions() {
+                let old = TARGET_ATTRS.map(|k| get(&f, k));
+                if old.iter().all(Option::is_none) {
+                    continue;
+                }
+                saved.push((f.get_name().to_string_lossy().into_owned(), old));
+                for (k, v) in TARGET_ATTRS.iter().zip(values) {
+                    set(&f, k, Some(&v.to_string()));
+                }
+            }
+        }
+        Some(old) => {
+            for (name, values) in old {
+                if let Some(f) = module.get_function(&name) {
+                    for (k, v) in TARGET_ATTRS.iter().zip(&values) {
+                        set(&f, k, v.as_ref());
+                    }
+                }
+            }
+        }
+    }
+    saved
 }

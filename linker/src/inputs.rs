@@ -43,6 +43,8 @@ pub struct Prepared {
     pub files: BTreeMap<Isa, Vec<PathBuf>>,
     /// Per ISA: the runtime objects.
     pub runtime: BTreeMap<Isa, Vec<PathBuf>>,
+    /// Per ISA: musl's libc.a with unique member names.
+    pub libc: BTreeMap<Isa, PathBuf>,
     /// Site tables by the file key lld's map will show (see layout::file_key).
     pub sites: BTreeMap<String, SiteTable>,
 }
@@ -83,6 +85,47 @@ fn split_object(what: &str, data: &[u8]) -> Result<(BTreeMap<Isa, Vec<u8>>, Site
     Ok((out, table))
 }
 
+/// A copy of a system archive in which members that share a name (musl's
+/// libc.a has two `free.lo`, `realloc.lo` and `clone.lo`) get unique names,
+/// so each can be named in a linker script. Names are patched in place in
+/// the member headers; the symbol index refers to members by offset and
+/// stays valid.
+pub fn unique_member_names(data: &[u8]) -> Vec<u8> {
+    let mut out = data.to_vec();
+    let mut seen: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
+    let mut pos = 8;
+    while pos + 60 <= out.len() {
+        let size: usize = std::str::from_utf8(&out[pos + 48..pos + 58])
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let field = out[pos..pos + 16].to_vec();
+        let name_end = field.iter().position(|&c| c == b'/').unwrap_or(16);
+        // Special members ("/", "//") and long names ("/123") are left alone.
+        if name_end > 0 {
+            let name = field[..name_end].to_vec();
+            let n = seen.entry(name.clone()).or_insert(0);
+            *n += 1;
+            if *n > 1 {
+                let (stem, ext) = match name.iter().rposition(|&c| c == b'.') {
+                    Some(d) => (&name[..d], &name[d..]),
+                    None => (&name[..], &b""[..]),
+                };
+                let mut new = stem.to_vec();
+                new.extend_from_slice(format!("~{n}").as_bytes());
+                new.extend_from_slice(ext);
+                new.push(b'/');
+                if new.len() <= 16 {
+                    new.resize(16, b' ');
+                    out[pos..pos + 16].copy_from_slice(&new);
+                }
+            }
+        }
+        pos += 60 + size + (size & 1);
+    }
+    out
+}
+
 fn find_library(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
     dirs.iter().map(|d| d.join(format!("lib{name}.a"))).find(|p| p.exists())
 }
@@ -99,6 +142,11 @@ pub fn prepare(items: &[Item], lib_dirs: &[PathBuf], tmp: &Path) -> Result<Prepa
             p.runtime.entry(isa).or_default().push(path);
         }
         p.files.insert(isa, Vec::new());
+        let libc = PathBuf::from(isa.musl_lib_dir()).join("libc.a");
+        let data = std::fs::read(&libc).map_err(|e| LinkError::Io(format!("{}: {e} (run scripts/setup.sh)", libc.display())))?;
+        let path = dir.join("libc.a");
+        write(&path, &unique_member_names(&data))?;
+        p.libc.insert(isa, path);
     }
     for (n, item) in items.iter().enumerate() {
         let path = match item {

@@ -145,6 +145,9 @@ pub struct Plan {
     pub tbss: Vec<Placed>,
     pub tbss_only: BTreeMap<Isa, Vec<Single>>,
     pub tls_end: u64,
+    /// Largest alignment of any TLS section in any variant: both PT_TLS
+    /// segments get it, so the TLS blocks are laid out alike.
+    pub tls_align: u64,
     pub arrays: u64,
     pub data_start: u64,
     pub data: Vec<Placed>,
@@ -395,7 +398,12 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
         .max()
         .unwrap_or(1);
     let tdata_end = cursor;
-    cursor = align_up(cursor, tbss_align);
+    plan.tls_align = maps
+        .values()
+        .flat_map(|m| m.inputs.iter().filter(|i| i.output == ".tbss" || i.output == ".tdata").map(|i| i.align))
+        .max()
+        .unwrap_or(1);
+    cursor = align_up(cursor, tbss_align.max(plan.tls_align));
     plan.tbss_start = cursor;
     let (mut tb, mut tb_only) = (Vec::new(), BTreeMap::new());
     place(Class::Tbss, &mut cursor, &mut tb, &mut tb_only);
@@ -544,11 +552,11 @@ pub fn script(plan: &Plan, isa: Isa) -> String {
     let _ = writeln!(w, "  .eh_frame {:#x} : {{ KEEP(*(.eh_frame)) }} :rodata", plan.whole_ro);
     let _ = writeln!(w, "  .gcc_except_table : {{ *(.gcc_except_table .gcc_except_table.*) }} :rodata");
     let _ = writeln!(w, "  .llvm_stackmaps : {{ KEEP(*(.llvm_stackmaps)) }} :rodata");
-    let _ = writeln!(w, "  .tdata {:#x} : {{", plan.tls_start);
+    let _ = writeln!(w, "  .tdata {:#x} : ALIGN({}) {{", plan.tls_start, plan.tls_align);
     placed(w, &plan.tdata);
     singles(w, plan.tdata_only.get(&isa).unwrap_or(&empty));
     let _ = writeln!(w, "  }} :data :tls");
-    let _ = writeln!(w, "  .tbss {:#x} : {{", plan.tbss_start);
+    let _ = writeln!(w, "  .tbss {:#x} : ALIGN({}) {{", plan.tbss_start, plan.tls_align);
     placed(w, &plan.tbss);
     singles(w, plan.tbss_only.get(&isa).unwrap_or(&empty));
     let _ = writeln!(w, "    . = {:#x};", plan.tls_end);

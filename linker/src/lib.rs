@@ -97,7 +97,7 @@ fn lld(
     cmd.args(&prepared.runtime[&isa]);
     cmd.args(&prepared.files[&isa]);
     if !opts.nodefaultlibs {
-        cmd.arg("--start-group").arg(libdir.join("libc.a")).arg(isa.info().libgcc).arg("--end-group");
+        cmd.arg("--start-group").arg(&prepared.libc[&isa]).arg(isa.info().libgcc).arg("--end-group");
     }
     if !opts.nostartfiles {
         cmd.arg(libdir.join("crtn.o"));

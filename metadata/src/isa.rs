@@ -26,6 +26,8 @@ pub struct IsaInfo {
     pub cpu: &'static str,
     /// LLVM target features used for code generation (matches clang's default).
     pub features: &'static str,
+    /// LLVM tuning CPU (clang's "tune-cpu" attribute).
+    pub tune_cpu: &'static str,
     /// `e_machine` of the ELF files of this ISA.
     pub elf_machine: u16,
     /// Debian's multiarch directory name for musl (`/usr/lib/<dir>`, `/usr/include/<dir>`).
@@ -54,6 +56,7 @@ pub const X86_64: IsaInfo = IsaInfo {
     triple: "x86_64-linux-musl",
     cpu: "x86-64",
     features: "+cmov,+cx8,+fxsr,+mmx,+sse,+sse2,+x87",
+    tune_cpu: "generic",
     elf_machine: 62, // EM_X86_64
     musl_dir: "x86_64-linux-musl",
     libgcc: "/usr/lib/gcc/x86_64-linux-gnu/12/libgcc.a",
@@ -71,7 +74,8 @@ pub const AARCH64: IsaInfo = IsaInfo {
     name: "aarch64",
     triple: "aarch64-linux-musl",
     cpu: "generic",
-    features: "+fp-armv8,+neon,+outline-atomics,+v8a",
+    features: "+fp-armv8,+neon,+v8a,-fmv",
+    tune_cpu: "generic",
     elf_machine: 183, // EM_AARCH64
     musl_dir: "aarch64-linux-musl",
     libgcc: "/usr/lib/gcc-cross/aarch64-linux-gnu/12/libgcc.a",

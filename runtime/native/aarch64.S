@@ -91,4 +91,18 @@ __hc_migrate_point:
     ret
     .cfi_endproc
     .size   __hc_migrate_point, .-__hc_migrate_point
+/* void hc_switch_stack(void *top, void (*fn)(void *), void *arg): runs
+ * fn(arg) on the stack ending at top; fn never returns. */
+    .text
+    .globl  hc_switch_stack
+    .type   hc_switch_stack,%function
+    .p2align 4
+hc_switch_stack:
+    mov     sp, x0
+    mov     x29, #0
+    mov     x30, #0
+    mov     x0, x2
+    blr     x1
+    brk     #0
+    .size   hc_switch_stack, .-hc_switch_stack
     .section .note.GNU-stack,"",%progbits

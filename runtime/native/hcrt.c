@@ -352,6 +352,11 @@ struct dump_ctx {
     uint64_t sp;
 };
 
+/* First page after this variant's image (its arch-local region). */
+static uint64_t image_end(void) {
+    return ((uint64_t)__hc_local_end + 4095) & ~(uint64_t)4095;
+}
+
 /* Emits the part of [s, e) that is not inside [cs, ce). */
 static void emit_clipped(struct out *o, uint64_t s, uint64_t e, uint64_t cs, uint64_t ce, int prot, int kind) {
     if (ce <= s || cs >= e) {
@@ -383,14 +388,15 @@ static int dump_map(const struct map *m, void *arg) {
         out_region(d->o, from, e - from, e - from, m->prot, HC_REGION_STACK);
         return 0;
     }
-    uint64_t is = (uint64_t)__hc_image_start, ie = (uint64_t)__hc_image_end;
+    /* The image ends with the arch-local region; what follows it in the
+     * same mapping (qemu's brk heap) is ordinary memory. */
+    uint64_t is = (uint64_t)__hc_image_start, ie = image_end();
     uint64_t ds = (uint64_t)__hc_data_start, de = (uint64_t)__hc_data_end;
     if (e <= is || s >= ie) {
         out_region(d->o, s, e - s, e - s, m->prot, HC_REGION_ANON);
         return 0;
     }
-    /* Inside the image: only the aligned data is migrated; anything of the
-     * mapping beyond the image (qemu's brk can share it) is ordinary memory. */
+    /* Inside the image only the aligned data is migrated. */
     uint64_t a = s > ds ? s : ds, b = e < de ? e : de;
     if (b > a) out_region(d->o, a, b - a, b - a, m->prot, HC_REGION_IMAGE);
     if (e > ie) out_region(d->o, ie, e - ie, e - ie, m->prot, HC_REGION_ANON);
@@ -507,6 +513,8 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
 
 /* ---- Restore. ---- */
 
+#define HC_SNAPSHOT_ADDR 0x3c0000000000ull
+
 static void finish_restore(void);
 
 static void restore_files(const unsigned char *p, const unsigned char *end) {
@@ -542,6 +550,29 @@ static void restore_files(const unsigned char *p, const unsigned char *end) {
     }
 }
 
+/* The head of musl's `struct __libc` (src/internal/libc.h, musl 1.2.x): its
+ * auxv pointer points into this process's own stack. */
+struct musl_libc_head {
+    char can_do_threads, threaded, secure;
+    volatile signed char need_locks;
+    int threads_minus_1;
+    size_t *auxv;
+};
+extern struct musl_libc_head __libc;
+
+/* Moves this process's auxv off its stack, which restore unmaps. */
+static void preserve_auxv(void) {
+    static size_t copy[128];
+    static int done;
+    if (done || !__libc.auxv) return;
+    size_t n = 0;
+    while (n + 2 < sizeof copy / sizeof copy[0] && __libc.auxv[n]) n += 2;
+    memcpy(copy, __libc.auxv, n * sizeof(size_t));
+    copy[n] = copy[n + 1] = 0;
+    __libc.auxv = copy;
+    done = 1;
+}
+
 static void restore_region(const struct hc_region_hdr *h) {
     const unsigned char *data = (const unsigned char *)(h + 1);
     uint64_t ds = (uint64_t)__hc_data_start, de = (uint64_t)__hc_data_end;
@@ -567,6 +598,22 @@ static void restore_region(const struct hc_region_hdr *h) {
     }
 }
 
+/* Switches to a new stack and calls fn(arg) there; never returns (asm). */
+void hc_switch_stack(void *top, void (*fn)(void *), void *arg) __attribute__((noreturn));
+
+static int find_sp_map(const struct map *m, void *arg) {
+    uint64_t *a = arg; /* in: an address; out: its mapping [start, end) */
+    if (m->start <= a[0] && a[0] < m->end) {
+        a[1] = m->start;
+        a[2] = m->end;
+        return 1;
+    }
+    return 0;
+}
+
+static int overlaps_snapshot(uint64_t s, uint64_t e);
+static void restore_on_new_stack(void *old_stack);
+
 static void restore(const char *path) {
     clock_gettime(CLOCK_MONOTONIC, &hc.restore_t0);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -574,17 +621,66 @@ static void restore(const char *path) {
     struct stat st;
     if (fstat(fd, &st)) restore_fail("cannot stat snapshot", 0);
     hc.snap_len = (size_t)st.st_size;
-    void *m = mmap(0, hc.snap_len, PROT_READ, MAP_PRIVATE, fd, 0);
+    /* Far from where either ISA's kernel (or qemu) puts a program's own
+     * mappings, so the snapshot does not sit where its regions must go. */
+    void *m = mmap((void *)HC_SNAPSHOT_ADDR, hc.snap_len, PROT_READ, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0);
+    if (m == MAP_FAILED) m = mmap(0, hc.snap_len, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (m == MAP_FAILED) restore_fail("cannot map snapshot", 0);
     hc.snap = m;
-    const unsigned char *p = m, *end = p + hc.snap_len;
+    const unsigned char *p = m;
     /* hcontainer validated the snapshot; these checks catch a snapshot handed
      * to the wrong binary by hand. */
     if (hc.snap_len < 32 || memcmp(p, HC_SNAP_MAGIC, 8) || *(const uint32_t *)(p + 8) != HC_SNAP_VERSION)
         restore_fail("not a snapshot of this hcontainer version", 0);
     if (memcmp(p + 16, build_id(), 16)) restore_fail("snapshot is for another build of this program", 0);
-    p += 32;
+    /* The program's memory may need the addresses this process's own stack
+     * occupies (qemu puts every guest's stack at the same place): run the
+     * rest on a fresh stack placed clear of every region, and let the old
+     * one go. */
+    static uint64_t old[3];
+    old[0] = (uint64_t)__builtin_frame_address(0);
+    for_each_map(find_sp_map, old);
+    size_t size = 8u << 20;
+    char *stack = MAP_FAILED;
+    for (uint64_t hint = HC_SNAPSHOT_ADDR - (64ull << 30); hint > (1ull << 32); hint -= 64ull << 30) {
+        stack = mmap((void *)hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (stack == MAP_FAILED) continue;
+        if (!overlaps_snapshot((uint64_t)stack, (uint64_t)stack + size)) break;
+        munmap(stack, size);
+        stack = MAP_FAILED;
+    }
+    if (stack == MAP_FAILED) restore_fail("cannot place a stack for the restored process", 0);
+    mprotect(stack, 4096, PROT_NONE); /* guard */
+    hc_switch_stack(stack + size, restore_on_new_stack, old);
+}
+
+/* Whether [s, e) overlaps a region the snapshot will map. */
+static int overlaps_snapshot(uint64_t s, uint64_t e) {
+    const unsigned char *p = hc.snap + 32, *end = hc.snap + hc.snap_len;
+    while (p + 16 <= end) {
+        uint32_t kind = *(const uint32_t *)p;
+        uint64_t len = *(const uint64_t *)(p + 8);
+        if (kind == HC_REC_END || p + 16 + len > end) break;
+        if (kind == HC_REC_REGION) {
+            const struct hc_region_hdr *h = (const void *)(p + 16);
+            if (h->addr < e && s < h->addr + h->map_len) return 1;
+        }
+        p += 16 + ((len + 7) & ~(uint64_t)7);
+    }
+    return 0;
+}
+
+static void restore_on_new_stack(void *arg) {
+    const uint64_t *old = arg;
+    preserve_auxv();
+    if (old[2] > old[1]) munmap((void *)old[1], old[2] - old[1]);
+    /* This process has not used its brk heap (qemu reserves one after the
+     * image); the source's heap may need those addresses. */
+    uint64_t brk_area[3] = {image_end(), 0, 0};
+    for_each_map(find_sp_map, brk_area);
+    if (brk_area[2] > image_end()) munmap((void *)image_end(), brk_area[2] - image_end());
+    const unsigned char *p = hc.snap + 32, *end = hc.snap + hc.snap_len;
     while (p + 16 <= end) {
         uint32_t kind = *(const uint32_t *)p;
         uint64_t len = *(const uint64_t *)(p + 8);

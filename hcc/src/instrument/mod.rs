@@ -352,6 +352,72 @@ pub fn instrument_module(
     table
 }
 
+/// Functions returning addresses that belong to one process and ISA (the
+/// thread's own pthread and errno): their results are recomputed on resume.
+const PROCESS_LOCAL_CALLS: &[&str] = &["__errno_location", "__h_errno_location", "__pthread_self", "pthread_self"];
+
+/// Whether a live value is recomputed on resume instead of carried in the
+/// frame record: shadow-stack addresses (a fixed offset from the frame, which
+/// is carried: `Some(Some(frame))`), and addresses that differ between
+/// processes — TLS variables and errno (`Some(None)`) — and constant offsets
+/// from those.
+fn recomputable(v: Val, shadow: &shadow::ShadowFrame, depth: u32) -> Option<Option<Val>> {
+    if depth > 8 || !v.is_instruction() {
+        return None;
+    }
+    if shadow.slots.contains_key(&v) {
+        return shadow.frame.map(Some);
+    }
+    match v.opcode()? {
+        LLVMOpcode::LLVMCall => {
+            let callee = v.called_operand();
+            let name = callee.name();
+            let ok = callee.is_function()
+                && (name.starts_with("llvm.threadlocal.address") || PROCESS_LOCAL_CALLS.contains(&name.as_str()))
+                && (0..v.num_args()).all(|i| v.operand(i).is_constant());
+            ok.then_some(None)
+        }
+        LLVMOpcode::LLVMGetElementPtr | LLVMOpcode::LLVMBitCast | LLVMOpcode::LLVMAddrSpaceCast => {
+            if (1..v.num_operands()).all(|i| v.operand(i).is_constant()) {
+                recomputable(v.operand(0), shadow, depth + 1)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Emits, at the builder, the recomputation of a `recomputable` value.
+/// `bases` maps each recomputed address computation to its base as it was
+/// before demotion rewrote operands.
+fn recompute(
+    cx: &Ctx,
+    b: &Builder,
+    v: Val,
+    shadow: &shadow::ShadowFrame,
+    bases: &HashMap<Val, Val>,
+    done: &mut HashMap<Val, Val>,
+) -> Val {
+    if let Some(x) = done.get(&v) {
+        return *x;
+    }
+    let x = if let Some(off) = shadow.slots.get(&v) {
+        let frame = done[&shadow.frame.expect("shadow slots imply a frame")];
+        b.gep_i8(cx, frame, cx.const_int(cx.i64(), *off), "")
+    } else {
+        let base = bases.get(&v).map(|&o| recompute(cx, b, o, shadow, bases, done));
+        let c = v.clone_inst();
+        b.insert(c);
+        if let Some(base) = base {
+            c.set_operand(0, base);
+        }
+        c
+    };
+    done.insert(v, x);
+    x
+}
+
 /// One site during the transformation.
 struct SiteWork {
     call: Val,
@@ -475,20 +541,32 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
             vals.push(callee);
         }
         for v in vals {
-            if shadow.slots.contains_key(&v) {
-                s.derived.push(v);
-            } else {
-                s.carried.push(v);
+            match recomputable(v, &shadow, 0) {
+                Some(base) => {
+                    s.derived.push(v);
+                    if let Some(b) = base {
+                        if !s.carried.contains(&b) {
+                            s.carried.push(b);
+                        }
+                    }
+                }
+                None => s.carried.push(v),
             }
         }
-        if !s.derived.is_empty() {
-            let frame = shadow.frame.expect("shadow slots imply a frame");
-            if !s.carried.contains(&frame) {
-                s.carried.push(frame);
-            }
-        }
+        // A base carried for a derived value may itself be derived-looking;
+        // carried wins (it is read from the record).
+        s.derived.retain(|d| !s.carried.contains(d));
         s.carried.sort_by_key(|v| live.position(*v));
         s.derived.sort_by_key(|v| live.position(*v));
+    }
+    // Bases of recomputed address computations, before demotion rewrites them.
+    let mut bases: HashMap<Val, Val> = HashMap::new();
+    let mut stack: Vec<Val> = sites.iter().flat_map(|s| s.derived.iter().copied()).collect();
+    while let Some(v) = stack.pop() {
+        if !shadow.slots.contains_key(&v) && !v.is_call() && !bases.contains_key(&v) {
+            bases.insert(v, v.operand(0));
+            stack.push(v.operand(0));
+        }
     }
     let loops = cfg.loops().expect("instrumentation keeps the CFG reducible");
     let innermost = cfg::innermost_loop(&loops, blocks.len());
@@ -573,8 +651,7 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
             restored.insert(*v, x);
         }
         for d in &s.derived {
-            let frame = restored[&shadow.frame.expect("derived values imply a frame")];
-            let x = b.gep_i8(cx, frame, cx.const_int(cx.i64(), shadow.slots[d]), "");
+            let x = recompute(cx, &b, *d, &shadow, &bases, &mut restored);
             b.store(x, slot[d]);
         }
         b.br(s.call.block());

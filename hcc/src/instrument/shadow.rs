@@ -82,7 +82,13 @@ pub fn apply(cx: &Ctx, rt: &Runtime, f: Val) -> ShadowFrame {
     }
     let frame_size = align_up(off, 16);
 
-    b.before(entry.first().expect("entry block has instructions"));
+    // Before the first instruction that stays: the allocas are erased below.
+    let anchor = entry
+        .instructions()
+        .into_iter()
+        .find(|i| !i.is_alloca())
+        .expect("the entry block ends in a terminator");
+    b.before(anchor);
     let base = b.load(cx.ptr(), rt.ssp, "hc.ssp.base");
     let frame = if max_align > 16 {
         let p = b.ptr_to_int(base, i64t, "");
