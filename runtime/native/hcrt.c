@@ -569,6 +569,22 @@ static void preserve_auxv(void) {
     while (n + 2 < sizeof copy / sizeof copy[0] && __libc.auxv[n]) n += 2;
     memcpy(copy, __libc.auxv, n * sizeof(size_t));
     copy[n] = copy[n + 1] = 0;
+    /* Entries that point into the old stack: their data moves too. */
+    static unsigned char random[16];
+    static char strings[2][256];
+    for (size_t i = 0; i < n; i += 2) {
+        if (copy[i] == AT_RANDOM && copy[i + 1]) {
+            memcpy(random, (void *)copy[i + 1], sizeof random);
+            copy[i + 1] = (size_t)random;
+        } else if ((copy[i] == AT_EXECFN || copy[i] == AT_PLATFORM) && copy[i + 1]) {
+            char *dst = strings[copy[i] == AT_EXECFN];
+            size_t len = hc_strlen((char *)copy[i + 1]);
+            if (len >= sizeof strings[0]) len = sizeof strings[0] - 1;
+            memcpy(dst, (void *)copy[i + 1], len);
+            dst[len] = 0;
+            copy[i + 1] = (size_t)dst;
+        }
+    }
     __libc.auxv = copy;
     done = 1;
 }

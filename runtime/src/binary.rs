@@ -94,7 +94,13 @@ impl Binary {
         let bytes = self.variant(isa)?;
         let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let out = dir.join(format!("{name}.{}", isa.name()));
-        write_exe(&out, bytes).map_err(|error| BinaryError::Io { path: out.clone(), error })?;
+        // Never rewrite a file a running variant maps: write once per
+        // directory, atomically.
+        if !out.exists() {
+            let tmp = dir.join(format!(".{name}.{}.tmp", isa.name()));
+            write_exe(&tmp, bytes).map_err(|error| BinaryError::Io { path: tmp.clone(), error })?;
+            std::fs::rename(&tmp, &out).map_err(|error| BinaryError::Io { path: out.clone(), error })?;
+        }
         Ok(out)
     }
 }

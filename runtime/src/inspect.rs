@@ -87,3 +87,32 @@ pub fn render(r: &Report) -> String {
     }
     s
 }
+
+/// A dump or snapshot as JSON: everything but memory contents.
+pub fn image_json(img: &hc_metadata::image::Image) -> serde_json::Value {
+    serde_json::json!({
+        "kind": if img.snapshot { "snapshot" } else { "dump" },
+        "isa": img.isa,
+        "build_id": img.build_id.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "registers": img.regs.as_ref().map(|r| serde_json::json!({
+            "pc": format!("{:#x}", r.pc),
+            "sp": format!("{:#x}", r.sp),
+            "gpr": r.gpr.iter().map(|g| format!("{g:#x}")).collect::<Vec<_>>(),
+        })),
+        "regions": img.regions.iter().map(|r| serde_json::json!({
+            "addr": format!("{:#x}", r.addr),
+            "map_len": r.map_len,
+            "data_len": r.data.len(),
+            "prot": r.prot,
+            "kind": r.kind,
+        })).collect::<Vec<_>>(),
+        "tls": img.tls.map(|(a, b)| serde_json::json!({"addr": format!("{a:#x}"), "size": b.len()})),
+        "fds": img.fds,
+        "misc": img.misc,
+        "frames": img.frames.iter().map(|f| serde_json::json!({
+            "function": format!("{:#x}", f.function),
+            "site": f.site,
+            "values": f.values.len(),
+        })).collect::<Vec<_>>(),
+    })
+}

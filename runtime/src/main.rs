@@ -37,6 +37,10 @@ enum Cmd {
     /// Check that every variant has every symbol at the same address and that
     /// the metadata agrees with them; exits non-zero naming the first mismatch.
     Verify { app: PathBuf },
+    /// Decode a dump or snapshot file and print it as JSON (memory summarized).
+    Show {
+        file: PathBuf,
+    },
     /// Write one variant as a plain executable.
     Extract {
         #[arg(long)]
@@ -128,6 +132,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     Ok(1)
                 }
             }
+        }
+        Cmd::Show { file } => {
+            let data = std::fs::read(&file)?;
+            let snapshot = data.starts_with(hc_metadata::image::SNAP_MAGIC);
+            let img = hc_metadata::image::Image::decode(&data, snapshot)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!("{}", serde_json::to_string_pretty(&hcontainer::inspect::image_json(&img))?);
+            Ok(0)
         }
         Cmd::Extract { isa, app, output } => {
             let bin = Binary::open(&app)?;

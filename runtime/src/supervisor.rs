@@ -212,7 +212,8 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             continue;
         }
         let dst = route[done + 1];
-        match migrate(bin, args, &workdir, &mut cur, Path::new(path), dst, &trigger_env(migrations - done - 1))? {
+        let keep = opts.keep.is_some();
+        match migrate(bin, args, &workdir, &mut cur, Path::new(path), dst, &trigger_env(migrations - done - 1), keep)? {
             Outcome::Moved(next, report) => {
                 eprintln!(
                     "hcontainer: migrated {} -> {dst} ({}/{migrations}): {report}",
@@ -250,6 +251,7 @@ fn migrate(
     dump_path: &Path,
     dst: Isa,
     env: &[(&str, String)],
+    keep: bool,
 ) -> anyhow::Result<Outcome> {
     let t0 = Instant::now();
     let raw = match std::fs::read(dump_path) {
@@ -293,7 +295,9 @@ fn migrate(
         eprintln!("hcontainer: warning: the {} source exited with status {status} after handing over", src.isa);
     }
     dest.send("GO\n");
-    let _ = std::fs::remove_file(&snap_path);
+    if !keep {
+        let _ = std::fs::remove_file(&snap_path);
+    }
     let mem: usize = snap.regions.iter().map(|r| r.data.len()).sum();
     let report = format!(
         "dump {}, rewrite {}, restore {} (+{} process start), {} frames, {:.1} MiB",
