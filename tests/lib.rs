@@ -1,1 +1,132 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: the toolchain's binaries (built
+//! fresh, once per test process), example programs compiled with hcc, and
+//! runs natively, on aarch64 and across migrations.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// Directory with hcc, hld and hcontainer of the profile the tests run in.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let release = !cfg!(debug_assertions);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+        // Build the binaries this test run checks (a no-op when up to date).
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(&root).args(["build", "--quiet", "--bins", "-p", "hcc", "-p", "hld", "-p", "hcontainer"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building the toolchain failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+        target.join(if release { "release" } else { "debug" })
+    })
+}
+
+pub fn tool(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// The examples directory.
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// Where built examples go: one directory per test process.
+pub fn build_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::Builder::new().prefix("hc-tests-").tempdir().expect("tempdir"))
+        .path()
+}
+
+/// Builds `examples/<name>.c` with hcc (once per test process).
+pub fn example(name: &str) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let out = build_dir().join(name);
+    if !out.exists() {
+        let src = examples().join(format!("{name}.c"));
+        let o = Command::new(tool("hcc"))
+            .args(["-O2", "-Wall", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .arg("-lm")
+            .output()
+            .expect("hcc runs");
+        assert!(o.status.success(), "hcc {name}.c failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    }
+    out
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code(),
+            stdout: o.stdout,
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Lines of stderr that report a migration.
+    pub fn migrations(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| l.starts_with("hcontainer: migrated ")).collect()
+    }
+}
+
+/// Runs a program natively (the primary variant).
+pub fn native(app: &Path, args: &[&str], cwd: &Path) -> Run {
+    Command::new(app).args(args).current_dir(cwd).stdin(Stdio::null()).output().expect("program runs").into()
+}
+
+/// Runs `hcontainer <args...>`.
+pub fn hcontainer(args: &[&str], cwd: &Path) -> Run {
+    Command::new(tool("hcontainer"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("hcontainer runs")
+        .into()
+}
+
+/// A route that starts on `first` and alternates `hops` times.
+pub fn ping_pong(first: &str, hops: usize) -> String {
+    let other = if first == "x86_64" { "aarch64" } else { "x86_64" };
+    (0..=hops).map(|i| if i % 2 == 0 { first } else { other }).collect::<Vec<_>>().join(",")
+}
+
+/// Asserts two runs agree byte for byte on what a user sees.
+pub fn assert_same(expected: &Run, got: &Run, what: &str) {
+    assert_eq!(
+        expected.code, got.code,
+        "{what}: exit code differs\n--- stderr ---\n{}",
+        got.stderr
+    );
+    if expected.stdout != got.stdout {
+        let e = String::from_utf8_lossy(&expected.stdout);
+        let g = String::from_utf8_lossy(&got.stdout);
+        let line = e.lines().zip(g.lines()).position(|(a, b)| a != b).unwrap_or(e.lines().count().min(g.lines().count()));
+        panic!(
+            "{what}: stdout differs from the uninterrupted run at line {} ({} vs {} bytes)\nexpected: {:?}\n     got: {:?}\n--- stderr ---\n{}",
+            line + 1,
+            expected.stdout.len(),
+            got.stdout.len(),
+            e.lines().nth(line),
+            g.lines().nth(line),
+            got.stderr
+        );
+    }
+}

@@ -7,7 +7,7 @@
  *   frame:  sp+0 x0..x30, sp+248 sp at the call, sp+256 pc, sp+264 sp,
  *           sp+272 q0..q31   (784 bytes, 16-aligned)
  */
-    .text
+    .section .text.__hc_migrate_point,"ax",%progbits
     .globl  __hc_migrate_point
     .type   __hc_migrate_point,%function
     .p2align 4
@@ -93,7 +93,7 @@ __hc_migrate_point:
     .size   __hc_migrate_point, .-__hc_migrate_point
 /* void hc_switch_stack(void *top, void (*fn)(void *), void *arg): runs
  * fn(arg) on the stack ending at top; fn never returns. */
-    .text
+    .section .text.hc_switch_stack,"ax",%progbits
     .globl  hc_switch_stack
     .type   hc_switch_stack,%function
     .p2align 4

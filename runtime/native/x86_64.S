@@ -9,7 +9,7 @@
  *           rsp+256 pc, rsp+264 sp, rsp+272 xmm0..15 (rsp+528.. unused vec slots)
  *           rsp+792 return address
  */
-    .text
+    .section .text.__hc_migrate_point,"ax",@progbits
     .globl  __hc_migrate_point
     .type   __hc_migrate_point,@function
     .p2align 4
@@ -93,7 +93,7 @@ __hc_migrate_point:
     .size   __hc_migrate_point, .-__hc_migrate_point
 /* void hc_switch_stack(void *top, void (*fn)(void *), void *arg): runs
  * fn(arg) on the stack ending at top; fn never returns. */
-    .text
+    .section .text.hc_switch_stack,"ax",@progbits
     .globl  hc_switch_stack
     .type   hc_switch_stack,@function
     .p2align 4

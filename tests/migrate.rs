@@ -1,0 +1,172 @@
+//! Programs migrate x86_64 → aarch64, aarch64 → x86_64 and back and forth,
+//! at many different points; what they print, the files they write and their
+//! exit codes equal an uninterrupted native run (DESIGN.md §5).
+
+use hc_tests::*;
+use std::path::Path;
+
+/// One example: its arguments, points for single migrations, points for
+/// ping-pong runs of ten hops.
+struct Case {
+    name: &'static str,
+    args: &'static [&'static str],
+    single: &'static [u64],
+    ping_pong: &'static [u64],
+    /// A file the program writes (relative to its directory), compared too.
+    writes: Option<&'static str>,
+}
+
+const CASES: &[Case] = &[
+    Case { name: "recursion", args: &[], single: &[1, 2100, 40000], ping_pong: &[2100, 7000], writes: None },
+    Case { name: "linked", args: &[], single: &[1, 5000, 150000], ping_pong: &[13, 16000], writes: None },
+    Case { name: "tls", args: &[], single: &[1, 1500, 2900], ping_pong: &[7, 250], writes: None },
+    Case { name: "stackrefs", args: &[], single: &[1, 500, 10000], ping_pong: &[3, 900], writes: None },
+    Case { name: "numeric", args: &[], single: &[1, 100, 500], ping_pong: &[2, 50], writes: None },
+    Case { name: "files", args: &["out.txt"], single: &[1, 3000, 70000], ping_pong: &[17, 6500], writes: Some("out.txt") },
+];
+
+fn case(name: &str) -> &'static Case {
+    CASES.iter().find(|c| c.name == name).expect("known case")
+}
+
+/// Runs `route` at point `n` in a fresh directory; checks output, exit code,
+/// written file and the number of migrations against the native run.
+fn check(c: &Case, route: &str, n: u64) -> Run {
+    let app = example(c.name);
+    let native_dir = tempfile::tempdir().unwrap();
+    let expected = native(&app, c.args, native_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let at = n.to_string();
+    let mut args = vec!["run", "--migrate", route, "--at-point", &at, app.to_str().unwrap()];
+    args.extend(c.args);
+    let got = hcontainer(&args, dir.path());
+    let what = format!("{} --migrate {route} --at-point {n}", c.name);
+    assert_same(&expected, &got, &what);
+    let hops = route.split(',').count() - 1;
+    assert_eq!(got.migrations().len(), hops, "{what}: expected {hops} migrations\n{}", got.stderr);
+    if let Some(file) = c.writes {
+        let want = std::fs::read(native_dir.path().join(file)).unwrap();
+        let have = std::fs::read(dir.path().join(file)).unwrap();
+        assert!(want == have, "{what}: {file} differs from the uninterrupted run's");
+    }
+    got
+}
+
+fn runs_alike_on_aarch64(name: &str) {
+    let c = case(name);
+    let app = example(name);
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let expected = native(&app, c.args, a.path());
+    let mut args = vec!["run", "--isa", "aarch64", app.to_str().unwrap()];
+    args.extend(c.args);
+    let got = hcontainer(&args, b.path());
+    assert_same(&expected, &got, &format!("{name} on aarch64"));
+}
+
+fn all_routes(name: &str) {
+    let c = case(name);
+    runs_alike_on_aarch64(name);
+    for &n in c.single {
+        check(c, "x86_64,aarch64", n);
+        check(c, "aarch64,x86_64", n);
+    }
+    for (i, &n) in c.ping_pong.iter().enumerate() {
+        let first = if i % 2 == 0 { "x86_64" } else { "aarch64" };
+        check(c, &ping_pong(first, 10), n);
+    }
+}
+
+#[test]
+fn recursion() {
+    all_routes("recursion");
+}
+
+#[test]
+fn linked_structures_and_function_pointers() {
+    all_routes("linked");
+}
+
+#[test]
+fn thread_locals_globals_static_locals() {
+    all_routes("tls");
+}
+
+#[test]
+fn address_taken_locals_referenced_from_the_heap() {
+    all_routes("stackrefs");
+}
+
+#[test]
+fn doubles_and_vectors_live_across_calls() {
+    all_routes("numeric");
+}
+
+#[test]
+fn files_and_buffered_output() {
+    all_routes("files");
+}
+
+#[test]
+fn thousands_of_frames_migrate() {
+    // Point 2100 is inside the bottom loop of the first descent: 2000 frames deep.
+    let got = check(case("recursion"), "x86_64,aarch64,x86_64", 2100);
+    for line in got.migrations() {
+        let frames: usize = line
+            .split(", ")
+            .find_map(|p| p.strip_suffix(" frames"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no frame count in {line:?}"));
+        assert!(frames >= 1000, "expected at least 1000 live frames: {line}");
+    }
+}
+
+#[test]
+fn time_based_migration() {
+    let app = example("nbody");
+    let dir = tempfile::tempdir().unwrap();
+    let expected = native(&app, &["3000000"], dir.path());
+    let got = hcontainer(
+        &["run", "--migrate", "x86_64,aarch64,x86_64", "--every", "50ms", app.to_str().unwrap(), "3000000"],
+        dir.path(),
+    );
+    assert_same(&expected, &got, "nbody --every 50ms");
+    assert!(!got.migrations().is_empty(), "no migration happened:\n{}", got.stderr);
+}
+
+#[test]
+fn program_ending_before_a_migration_is_reported() {
+    let app = example("numeric");
+    let dir = tempfile::tempdir().unwrap();
+    let expected = native(&app, &[], dir.path());
+    let got = hcontainer(&["run", "--migrate", "x86_64,aarch64", "--at-point", "100000000", app.to_str().unwrap()], dir.path());
+    assert_same(&expected, &got, "numeric with an unreachable point");
+    assert!(
+        got.stderr.contains("exited (status 0) before migration 1 of 1 (x86_64 -> aarch64)"),
+        "stderr: {}",
+        got.stderr
+    );
+}
+
+#[test]
+fn built_with_make_and_verified() {
+    // The examples' Makefile builds them with CC=hcc; every result verifies.
+    let dir = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(examples()).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+    let o = std::process::Command::new("make")
+        .args(["-s", "CC=hcc", "all"])
+        .env("PATH", &path)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "make failed: {}", String::from_utf8_lossy(&o.stderr));
+    for name in ["recursion", "linked", "tls", "stackrefs", "numeric", "files", "nbody"] {
+        let app = dir.path().join(name);
+        let v = hcontainer(&["verify", app.to_str().unwrap()], Path::new("."));
+        assert_eq!(v.code, Some(0), "verify {name}: {}", v.stderr);
+    }
+}
