@@ -71,6 +71,7 @@ static struct {
     uint64_t shadow_base, shadow_size;
     unsigned seq;
     int restoring;
+    int fault_restore_exit;
     /* restore */
     const unsigned char *snap;
     size_t snap_len;
@@ -732,6 +733,8 @@ static void restore_on_new_stack(void *arg) {
         p = body + ((len + 7) & ~(uint64_t)7);
     }
     if (!hc.frames_left) restore_fail("snapshot has no frames", 0);
+    /* Fault injection (tests): die with the memory half restored. */
+    if (hc.fault_restore_exit) _exit(99);
     hc.restoring = 1;
     __hc_poll = HC_POLL_RESTORE;
     /* main re-enters its frame from the first record; the rest follows. */
@@ -858,6 +861,7 @@ __attribute__((constructor(101))) static void hcrt_init(void) {
     }
     if ((v = getenv_raw(HC_ENV_AT_POINT))) hc.countdown = (long)parse_u64(v);
     if ((v = getenv_raw(HC_ENV_SIGNAL))) hc.signo = (int)parse_u64(v);
+    if ((v = getenv_raw("HCONTAINER_FAULT")) && !strcmp(v, "restore-exit")) hc.fault_restore_exit = 1;
     const char *restore_path = getenv_raw(HC_ENV_RESTORE);
     static char rpath[1024];
     if (restore_path && hc_strlen(restore_path) < sizeof rpath) memcpy(rpath, restore_path, hc_strlen(restore_path) + 1);

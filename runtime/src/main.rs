@@ -41,6 +41,14 @@ enum Cmd {
     Show {
         file: PathBuf,
     },
+    /// Rewrite a dump (kept with `run --keep`) into a snapshot, offline.
+    Rewrite {
+        dump: PathBuf,
+        /// The program the dump was taken from.
+        app: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Write one variant as a plain executable.
     Extract {
         #[arg(long)]
@@ -139,6 +147,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let img = hc_metadata::image::Image::decode(&data, snapshot)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!("{}", serde_json::to_string_pretty(&hcontainer::inspect::image_json(&img))?);
+            Ok(0)
+        }
+        Cmd::Rewrite { dump, app, output } => {
+            let bin = Binary::open(&app)?;
+            let data = std::fs::read(&dump).map_err(|e| anyhow::anyhow!("{}: {e}", dump.display()))?;
+            let img = hc_metadata::image::Image::decode(&data, false)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", dump.display()))?;
+            let snap = hcontainer::rewrite::rewrite(&bin, &img).map_err(|e| anyhow::anyhow!("{}: {e}", dump.display()))?;
+            std::fs::write(&output, snap.encode())?;
+            eprintln!("hcontainer: {}: {} frames", output.display(), snap.frames.len());
             Ok(0)
         }
         Cmd::Extract { isa, app, output } => {

@@ -116,8 +116,7 @@ pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteE
                 Some(f) if !f.instrumented && !f.reason.is_empty() => {
                     format!("{} is not migratable: {}", f.name, f.reason)
                 }
-                _ => "it is library code or an uninstrumented function (e.g. a libc callback or a signal handler); \
-                      the process continues and retries at its next migration point"
+                _ => "it is library code or an uninstrumented function (e.g. a libc callback or a signal handler)"
                     .to_string(),
             };
             return Err(RewriteError::NoSite {

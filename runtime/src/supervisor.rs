@@ -108,6 +108,9 @@ fn spawn(
         c
     };
     cmd.args(args);
+    // The program sees its own environment; hcontainer's settings go only
+    // where they are meant (the runtime strips them before main).
+    cmd.env_remove("HCONTAINER_FAULT");
     cmd.env("HCONTAINER_CTL_FD", theirs.as_raw_fd().to_string());
     cmd.env("HCONTAINER_DIR", workdir);
     for (k, v) in env {
@@ -168,6 +171,11 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
     let mut cur = spawn(bin, route[0], args, &workdir, &trigger_env(migrations))?;
     let mut done = 0usize;
     let mut requested = false;
+    // Refused attempts since the last migration: reported once per reason,
+    // retried with backoff so a long stretch of unmigratable code (a libc
+    // callback, say) costs little.
+    let mut refused = 0u64;
+    let mut last_reason = String::new();
     loop {
         let timeout = match opts.every {
             Some(every) if done < migrations && !requested => {
@@ -187,6 +195,9 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
         };
         let Some(msg) = msg else {
             let code = cur.wait();
+            if refused > 0 {
+                eprintln!("hcontainer: {refused} migration attempts were refused (last: {last_reason})");
+            }
             if done < migrations {
                 eprintln!(
                     "hcontainer: the program exited (status {code}) before migration {} of {migrations} ({} -> {}) was reached",
@@ -215,26 +226,76 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
         let keep = opts.keep.is_some();
         match migrate(bin, args, &workdir, &mut cur, Path::new(path), dst, &trigger_env(migrations - done - 1), keep)? {
             Outcome::Moved(next, report) => {
+                let after = if refused > 0 { format!(" (after {refused} refused attempts)") } else { String::new() };
                 eprintln!(
-                    "hcontainer: migrated {} -> {dst} ({}/{migrations}): {report}",
+                    "hcontainer: migrated {} -> {dst} ({}/{migrations}): {report}{after}",
                     route[done],
                     done + 1
                 );
                 cur = next;
                 done += 1;
+                refused = 0;
+                last_reason.clear();
             }
             Outcome::Refused(why) => {
-                eprintln!(
-                    "hcontainer: migration {} -> {dst} not possible at this point: {why}; the program continues on {} and tries again at its next migration point",
-                    route[done], route[done]
-                );
-                cur.send("CONT 1\n");
+                if reason_key(&why) != reason_key(&last_reason) {
+                    eprintln!(
+                        "hcontainer: migration {} -> {dst} not possible at this point: {why}; the program continues on {} and tries again",
+                        route[done], route[done]
+                    );
+                    last_reason = why;
+                }
+                refused += 1;
+                // Next attempt after 1, 2, 4, ... up to 64 migration points.
+                let wait = 1u64 << refused.min(7).saturating_sub(1);
+                cur.send(&format!("CONT {wait}\n"));
             }
         }
         if opts.keep.is_none() {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// Fault injection for tests of the error paths, in the spirit of CRIU's
+/// CRIU_FAULT: `HCONTAINER_FAULT` = `dump-truncate`, `dump-corrupt`,
+/// `dump-foreign` (damage the next dump before it is read) or `restore-exit`
+/// (the next destination dies in the middle of its restore). Each applies to
+/// the first migration attempt only, so the retry shows recovery.
+fn take_fault() -> Option<String> {
+    static USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let f = std::env::var("HCONTAINER_FAULT").ok()?;
+    (!USED.swap(true, std::sync::atomic::Ordering::SeqCst)).then_some(f)
+}
+
+fn inject_dump_fault(fault: Option<&str>, dump: &Path) -> std::io::Result<()> {
+    let Some(f) = fault else { return Ok(()) };
+    let mut data = std::fs::read(dump)?;
+    match f {
+        "dump-truncate" => data.truncate(data.len() / 2),
+        "dump-corrupt" => {
+            // The first record's kind: an unknown record.
+            if data.len() > 33 {
+                data[32] = 0x7f;
+            }
+        }
+        "dump-foreign" => {
+            // The build id: a dump of some other program.
+            for b in data.iter_mut().skip(16).take(16) {
+                *b ^= 0x5a;
+            }
+        }
+        _ => return Ok(()),
+    }
+    std::fs::write(dump, data)
+}
+
+/// A refusal's reason without addresses, to report each kind of refusal once.
+fn reason_key(why: &str) -> String {
+    why.split_whitespace()
+        .filter(|w| !w.contains("0x"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 enum Outcome {
@@ -254,6 +315,8 @@ fn migrate(
     keep: bool,
 ) -> anyhow::Result<Outcome> {
     let t0 = Instant::now();
+    let fault = take_fault();
+    inject_dump_fault(fault.as_deref(), dump_path)?;
     let raw = match std::fs::read(dump_path) {
         Ok(r) => r,
         Err(e) => return Ok(Outcome::Refused(format!("cannot read the dump {}: {e}", dump_path.display()))),
@@ -272,6 +335,9 @@ fn migrate(
     let rewrite_time = t0.elapsed();
     let mut env = env.to_vec();
     env.push(("HCONTAINER_RESTORE", snap_path.display().to_string()));
+    if fault.as_deref() == Some("restore-exit") {
+        env.push(("HCONTAINER_FAULT", "restore-exit".to_string()));
+    }
     let t1 = Instant::now();
     let mut dest = spawn(bin, dst, args, workdir, &env)?;
     let reply = dest.recv(None);

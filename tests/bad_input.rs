@@ -1,0 +1,203 @@
+//! Bad input gets a clear error naming the problem, and nothing is lost: a
+//! parked source continues when its migration cannot complete.
+
+use hc_tests::*;
+use object::read::elf::{ElfFile64, FileHeader, SectionHeader, Sym};
+use object::{Object, ObjectSection};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    let out = build_dir().join(format!("fixture-{name}"));
+    if !out.exists() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(format!("{name}.c"));
+        let o = Command::new(tool("hcc")).args(["-O2", "-o"]).arg(&out).arg(&src).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    out
+}
+
+/// A live migration whose first attempt meets `fault`: the program keeps
+/// running, the retry succeeds, the output is the uninterrupted run's.
+fn survives_fault(fault: &str, expect: &str) {
+    let app = example("linked");
+    let dir = tempfile::tempdir().unwrap();
+    let expected = native(&app, &[], dir.path());
+    let got: Run = Command::new(tool("hcontainer"))
+        .args(["run", "--migrate", "x86_64,aarch64,x86_64", "--at-point", "300"])
+        .arg(&app)
+        .env("HCONTAINER_FAULT", fault)
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+        .into();
+    assert_same(&expected, &got, fault);
+    let refusal = got
+        .stderr
+        .lines()
+        .find(|l| l.contains("not possible"))
+        .unwrap_or_else(|| panic!("{fault}: no refusal reported:\n{}", got.stderr));
+    assert!(refusal.contains(expect), "{fault}: {refusal}");
+    assert!(refusal.contains("the program continues on x86_64"), "{refusal}");
+    assert_eq!(got.migrations().len(), 2, "{fault}: the retry should migrate:\n{}", got.stderr);
+}
+
+#[test]
+fn truncated_dump_during_migration() {
+    survives_fault("dump-truncate", "damaged dump: dump: truncated at offset");
+}
+
+#[test]
+fn corrupted_dump_during_migration() {
+    survives_fault("dump-corrupt", "damaged dump: dump: unknown record kind 127");
+}
+
+#[test]
+fn dump_of_another_build_during_migration() {
+    survives_fault("dump-foreign", "the dump was made by another build of this program");
+}
+
+#[test]
+fn destination_dying_mid_restore() {
+    survives_fault("restore-exit", "restore on aarch64 failed (status 99)");
+}
+
+#[test]
+fn frames_inside_libc_callbacks_are_refused_and_retried() {
+    let app = fixture("callback");
+    let dir = tempfile::tempdir().unwrap();
+    let expected = native(&app, &[], dir.path());
+    // Point 500 is inside qsort's calls to the program's comparator.
+    let got = hcontainer(&["run", "--migrate", "x86_64,aarch64", "--at-point", "500", app.to_str().unwrap()], dir.path());
+    assert_same(&expected, &got, "callback");
+    assert!(got.stderr.contains("which is not a migration site"), "{}", got.stderr);
+    // Reported once, not once per attempt.
+    assert_eq!(got.stderr.lines().filter(|l| l.contains("not possible")).count(), 1, "{}", got.stderr);
+    assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
+    assert!(got.migrations()[0].contains("refused attempts"), "{}", got.stderr);
+}
+
+/// A real dump of `linked`, kept by `run --keep`.
+fn kept_dump(dir: &Path) -> PathBuf {
+    let app = example("linked");
+    let keep = dir.join("keep");
+    let r = hcontainer(
+        &["run", "--keep", keep.to_str().unwrap(), "--migrate", "x86_64,aarch64", "--at-point", "100", app.to_str().unwrap()],
+        dir,
+    );
+    assert_eq!(r.migrations().len(), 1, "{}", r.stderr);
+    std::fs::read_dir(&keep)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("dump-") && p.extension().is_none())
+        .expect("a kept dump")
+}
+
+fn rewrite(dump: &Path, app: &Path, dir: &Path) -> Run {
+    let out = dir.join("out.snap");
+    hcontainer(&["rewrite", dump.to_str().unwrap(), app.to_str().unwrap(), "-o", out.to_str().unwrap()], dir)
+}
+
+#[test]
+fn offline_rewrite_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = kept_dump(dir.path());
+    let app = example("linked");
+    let ok = rewrite(&dump, &app, dir.path());
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+
+    let data = std::fs::read(&dump).unwrap();
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, &data[..data.len() / 3]).unwrap();
+    let r = rewrite(&bad, &app, dir.path());
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("dump: truncated at offset"), "{}", r.stderr);
+
+    let mut flipped = data.clone();
+    flipped[0] = b'X';
+    std::fs::write(&bad, &flipped).unwrap();
+    let r = rewrite(&bad, &app, dir.path());
+    assert!(r.stderr.contains("bad magic") && r.stderr.contains("this is not a dump"), "{}", r.stderr);
+
+    let other = fixture("foreign");
+    let r = rewrite(&dump, &other, dir.path());
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("made by another build"), "{}", r.stderr);
+
+    let r = rewrite(&dump, Path::new("/bin/true"), dir.path());
+    assert!(r.stderr.contains("not a multi-ISA program"), "{}", r.stderr);
+}
+
+#[test]
+fn snapshot_for_another_binary_is_refused_by_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = kept_dump(dir.path());
+    let app = example("linked");
+    let r = rewrite(&dump, &app, dir.path());
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let snap = dir.path().join("out.snap");
+    // Handed to a different program: it must not run anything.
+    let o = Command::new(fixture("foreign")).env("HCONTAINER_RESTORE", &snap).output().unwrap();
+    assert_eq!(o.status.code(), Some(70));
+    assert!(o.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("snapshot is for another build of this program"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A damaged snapshot is named as such.
+    let data = std::fs::read(&snap).unwrap();
+    std::fs::write(&snap, &data[..data.len() - 9]).unwrap();
+    let r = hcontainer(&["show", snap.to_str().unwrap()], dir.path());
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("snapshot: truncated"), "{}", r.stderr);
+}
+
+/// File offset of `st_value` of `symbol` in the ELF at `elf`.
+fn symbol_value_offset(elf: &[u8], symbol: &str) -> usize {
+    let f = ElfFile64::<object::Endianness>::parse(elf).unwrap();
+    let e = f.endian();
+    let sections = f.elf_header().sections(e, elf).unwrap();
+    let symtab = sections.symbols(e, elf, object::elf::SHT_SYMTAB).unwrap();
+    let (index, _) = symtab
+        .iter()
+        .enumerate()
+        .find(|(_, s)| symtab.strings().get(s.st_name(e)).ok() == Some(symbol.as_bytes()))
+        .expect("symbol present");
+    let sh = sections.section(symtab.section()).unwrap();
+    sh.sh_offset(e) as usize + index * 24 + 8
+}
+
+#[test]
+fn verify_catches_a_moved_symbol() {
+    let app = example("tls");
+    let ok = hcontainer(&["verify", app.to_str().unwrap()], Path::new("."));
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    let mut data = std::fs::read(&app).unwrap();
+    let section = object::File::parse(data.as_slice())
+        .unwrap()
+        .section_by_name(".hcontainer.exe.aarch64")
+        .unwrap()
+        .file_range()
+        .unwrap()
+        .0 as usize;
+    let inner = symbol_value_offset(&data[section..], "global_calls");
+    let at = section + inner;
+    let v = u64::from_le_bytes(data[at..at + 8].try_into().unwrap());
+    data[at..at + 8].copy_from_slice(&(v + 0x10).to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("tls-corrupt");
+    std::fs::write(&copy, &data).unwrap();
+    let r = hcontainer(&["verify", copy.to_str().unwrap()], dir.path());
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("symbol 'global_calls'"), "{}", r.stderr);
+}
+
+#[test]
+fn not_a_multi_isa_program() {
+    let r = hcontainer(&["run", "--isa", "aarch64", "/bin/true"], Path::new("."));
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("not a multi-ISA program") && r.stderr.contains("build it with hcc"), "{}", r.stderr);
+    let r = hcontainer(&["verify", "/nonexistent/app"], Path::new("."));
+    assert!(r.stderr.contains("No such file"), "{}", r.stderr);
+}
