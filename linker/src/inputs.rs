@@ -151,11 +151,18 @@ pub fn prepare(items: &[Item], lib_dirs: &[PathBuf], tmp: &Path) -> Result<Prepa
     for (n, item) in items.iter().enumerate() {
         let path = match item {
             Item::File(f) => f.clone(),
-            Item::Lib(l) if MUSL_BUILTIN_LIBS.contains(&l.as_str()) => continue,
-            Item::Lib(l) => find_library(l, lib_dirs).ok_or_else(|| LinkError::LibraryNotFound {
-                name: l.clone(),
-                dirs: lib_dirs.to_vec(),
-            })?,
+            // The -L directories first, as a linker searches them before
+            // the system's; musl's own libraries are all in libc.a.
+            Item::Lib(l) => match find_library(l, lib_dirs) {
+                Some(p) => p,
+                None if MUSL_BUILTIN_LIBS.contains(&l.as_str()) => continue,
+                None => {
+                    return Err(LinkError::LibraryNotFound {
+                        name: l.clone(),
+                        dirs: lib_dirs.to_vec(),
+                    })
+                }
+            },
         };
         let data = std::fs::read(&path).map_err(|e| LinkError::Io(format!("{}: {e}", path.display())))?;
         if data.starts_with(b"!<arch>\n") {

@@ -155,10 +155,7 @@ pub fn link(opts: &Options) -> Result<Report, LinkError> {
     let dir = tmp.path();
     let result = link_in(opts, dir);
     if let Some(keep) = &opts.keep {
-        let _ = std::fs::create_dir_all(keep);
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let _ = std::fs::copy(entry.path(), keep.join(entry.file_name()));
-        }
+        copy_tree(dir, keep);
     }
     let (container, meta) = result?;
     write_executable(&opts.output, &container)?;
@@ -187,6 +184,18 @@ fn link_in(opts: &Options, dir: &Path) -> Result<(Vec<u8>, hc_metadata::meta::Bi
     let meta = package::build_meta(&plan, &prepared.sites, &exes, build_id)?;
     let container = package::container(&exes, &meta)?;
     Ok((container, meta))
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let _ = std::fs::create_dir_all(to);
+    for entry in std::fs::read_dir(from).into_iter().flatten().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            let _ = std::fs::copy(entry.path(), target);
+        }
+    }
 }
 
 fn write_executable(path: &Path, data: &[u8]) -> Result<(), LinkError> {

@@ -1,0 +1,137 @@
+//! hcc behaves like a C compiler driver: gcc flags, multi-file programs,
+//! archives, clear errors; its objects are ordinary ELF objects to other tools.
+
+use hc_tests::*;
+use std::path::Path;
+use std::process::Command;
+
+fn hcc(args: &[&str], cwd: &Path) -> Run {
+    Command::new(tool("hcc")).args(args).current_dir(cwd).output().unwrap().into()
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+const MAIN_C: &str = r#"
+#include <stdio.h>
+#include "util.h"
+int main(int argc, char **argv) {
+    long t = 0;
+    for (int i = 0; i < 2000; i++) t += scale(i) + OFFSET;
+    printf("%s %ld %d\n", GREETING, t, argc);
+    return (int)(t % 7);
+}
+"#;
+const UTIL_H: &str = "long scale(int);\n#define OFFSET 3\n";
+const UTIL_C: &str = "#include \"util.h\"\nstatic long factor = 5;\nlong scale(int x) { long r = 0; for (int i = 0; i <= x % 9; i++) r += factor * i; return r; }\n";
+
+fn project() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("inc")).unwrap();
+    write(&d.path().join("inc"), "util.h", UTIL_H);
+    write(d.path(), "main.c", MAIN_C);
+    write(d.path(), "util.c", UTIL_C);
+    d
+}
+
+#[test]
+fn separate_compilation_and_link() {
+    let d = project();
+    let p = d.path();
+    assert_eq!(hcc(&["-c", "-O2", "-Iinc", "-DGREETING=\"hi\"", "main.c"], p).code, Some(0));
+    assert_eq!(hcc(&["-c", "-O2", "-I", "inc", "util.c", "-o", "u.o"], p).code, Some(0));
+    let link = hcc(&["main.o", "u.o", "-o", "app"], p);
+    assert_eq!(link.code, Some(0), "{}", link.stderr);
+    let r = native(&p.join("app"), &["x"], p);
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "hi 139205 2\n");
+    assert_eq!(r.code, Some(139205 % 7));
+    // nm reads hcc objects like any object.
+    let nm = Command::new("nm").arg(p.join("main.o")).output().unwrap();
+    assert!(String::from_utf8_lossy(&nm.stdout).contains("T main"));
+    // Both ISAs agree, and the program migrates.
+    let a = hcontainer(&["run", "--isa", "aarch64", "./app", "x"], p);
+    assert_same(&r, &a, "app on aarch64");
+    let m = hcontainer(&["run", "--migrate", "x86_64,aarch64,x86_64", "--at-point", "700", "./app", "x"], p);
+    assert_same(&r, &m, "app migrating");
+    assert_eq!(m.migrations().len(), 2, "{}", m.stderr);
+}
+
+#[test]
+fn compile_and_link_in_one_call_and_archives() {
+    let d = project();
+    let p = d.path();
+    let one = hcc(&["-O1", "-Iinc", "-DGREETING=\"one\"", "main.c", "util.c", "-o", "one"], p);
+    assert_eq!(one.code, Some(0), "{}", one.stderr);
+    assert_eq!(native(&p.join("one"), &[], p).stdout, b"one 139205 1\n");
+    // A static archive of hcc objects, found with -L/-l.
+    assert_eq!(hcc(&["-c", "-Iinc", "util.c"], p).code, Some(0));
+    let ar = Command::new("ar").args(["rcs", "libutil.a", "util.o"]).current_dir(p).status().unwrap();
+    assert!(ar.success());
+    let l = hcc(&["-Iinc", "-DGREETING=\"lib\"", "main.c", "-L.", "-lutil", "-lm", "-o", "withlib"], p);
+    assert_eq!(l.code, Some(0), "{}", l.stderr);
+    assert_eq!(native(&p.join("withlib"), &[], p).stdout, b"lib 139205 1\n");
+    let v = hcontainer(&["verify", "withlib"], p);
+    assert_eq!(v.code, Some(0), "{}", v.stderr);
+}
+
+#[test]
+fn unoptimized_and_debug_builds_migrate() {
+    let d = project();
+    let p = d.path();
+    for flags in [&["-O0", "-g"][..], &["-Os"][..], &["-O3"][..]] {
+        let mut args = flags.to_vec();
+        args.extend(["-Iinc", "-DGREETING=\"o\"", "main.c", "util.c", "-o", "opt"]);
+        let b = hcc(&args, p);
+        assert_eq!(b.code, Some(0), "{flags:?}: {}", b.stderr);
+        let r = native(&p.join("opt"), &[], p);
+        let m = hcontainer(&["run", "--migrate", "x86_64,aarch64,x86_64,aarch64", "--at-point", "333", "./opt"], p);
+        assert_same(&r, &m, &format!("{flags:?}"));
+        assert_eq!(m.migrations().len(), 3, "{flags:?}: {}", m.stderr);
+    }
+}
+
+#[test]
+fn clear_errors() {
+    let d = project();
+    let p = d.path();
+    let r = hcc(&["--frobnicate", "main.c"], p);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("unknown argument '--frobnicate'"), "{}", r.stderr);
+    let r = hcc(&["-march=native", "-c", "util.c", "-Iinc"], p);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("'-march=native' is ISA-specific"), "{}", r.stderr);
+    write(p, "x.S", "nop\n");
+    let r = hcc(&["-c", "x.S"], p);
+    assert!(r.stderr.contains("assembly input is not supported"), "{}", r.stderr);
+    let r = hcc(&["-shared", "util.c"], p);
+    assert!(r.stderr.contains("shared libraries cannot be migrated"), "{}", r.stderr);
+    // Compile errors come once, with file and line, and fail the build.
+    write(p, "bad.c", "int f(void) {\n  return undefined_name;\n}\n");
+    let r = hcc(&["-c", "bad.c"], p);
+    assert_eq!(r.code, Some(1));
+    assert_eq!(r.stderr.matches("bad.c:2:").count(), 1, "{}", r.stderr);
+    // A plain object cannot join a migratable program.
+    let cc = Command::new("clang-22").args(["-c", "-Iinc", "util.c", "-o", "plain.o"]).current_dir(p).status().unwrap();
+    assert!(cc.success());
+    let r = hcc(&["-Iinc", "-DGREETING=\"x\"", "main.c", "plain.o", "-o", "mixed"], p);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("plain.o: not built by hcc"), "{}", r.stderr);
+    let r = hcc(&["main.c", "-lnosuchlib", "-Iinc", "-DGREETING=\"x\""], p);
+    assert!(r.stderr.contains("cannot find -lnosuchlib"), "{}", r.stderr);
+}
+
+#[test]
+fn queries_and_dependency_files() {
+    let d = project();
+    let p = d.path();
+    let v = hcc(&["--version"], p);
+    assert!(String::from_utf8_lossy(&v.stdout).contains("hcc (hcontainer)"));
+    assert_eq!(String::from_utf8_lossy(&hcc(&["-dumpmachine"], p).stdout).trim(), "x86_64-linux-musl");
+    let r = hcc(&["-c", "-MD", "-Iinc", "util.c"], p);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let dep = std::fs::read_to_string(p.join("util.d")).unwrap();
+    assert!(dep.starts_with("util.o:") && dep.contains("inc/util.h"), "{dep}");
+    let e = hcc(&["-E", "-DGREETING=1", "-Iinc", "main.c"], p);
+    assert!(String::from_utf8_lossy(&e.stdout).contains("long scale(int);"));
+}
