@@ -9,14 +9,19 @@ const ISAS: [&str; 2] = ["x86_64", "aarch64"];
 
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    let native = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../runtime/native");
+    let native =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../runtime/native");
     for f in ["hcrt.c", "hcrt.h", "x86_64.S", "aarch64.S"] {
         println!("cargo:rerun-if-changed={}", native.join(f).display());
     }
     for isa in ISAS {
         let common = |cmd: &mut Command| {
             cmd.arg(format!("--target={isa}-linux-musl"))
-                .args(["-nostdinc", "-isystem", "/usr/lib/llvm-22/lib/clang/22/include"])
+                .args([
+                    "-nostdinc",
+                    "-isystem",
+                    "/usr/lib/llvm-22/lib/clang/22/include",
+                ])
                 .arg("-isystem")
                 .arg(format!("/usr/include/{isa}-linux-musl"));
         };

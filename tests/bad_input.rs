@@ -10,8 +10,15 @@ use std::process::Command;
 fn fixture(name: &str) -> PathBuf {
     let out = build_dir().join(format!("fixture-{name}"));
     if !out.exists() {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(format!("{name}.c"));
-        let o = Command::new(tool("hcc")).args(["-O2", "-o"]).arg(&out).arg(&src).output().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(format!("{name}.c"));
+        let o = Command::new(tool("hcc"))
+            .args(["-O2", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     out
@@ -24,7 +31,13 @@ fn survives_fault(fault: &str, expect: &str) {
     let dir = tempfile::tempdir().unwrap();
     let expected = native(&app, &[], dir.path());
     let got: Run = Command::new(tool("hcontainer"))
-        .args(["run", "--migrate", "x86_64,aarch64,x86_64", "--at-point", "300"])
+        .args([
+            "run",
+            "--migrate",
+            "x86_64,aarch64,x86_64",
+            "--at-point",
+            "300",
+        ])
         .arg(&app)
         .env("HCONTAINER_FAULT", fault)
         .current_dir(dir.path())
@@ -38,8 +51,16 @@ fn survives_fault(fault: &str, expect: &str) {
         .find(|l| l.contains("not possible"))
         .unwrap_or_else(|| panic!("{fault}: no refusal reported:\n{}", got.stderr));
     assert!(refusal.contains(expect), "{fault}: {refusal}");
-    assert!(refusal.contains("the program continues on x86_64"), "{refusal}");
-    assert_eq!(got.migrations().len(), 2, "{fault}: the retry should migrate:\n{}", got.stderr);
+    assert!(
+        refusal.contains("the program continues on x86_64"),
+        "{refusal}"
+    );
+    assert_eq!(
+        got.migrations().len(),
+        2,
+        "{fault}: the retry should migrate:\n{}",
+        got.stderr
+    );
 }
 
 #[test]
@@ -49,12 +70,18 @@ fn truncated_dump_during_migration() {
 
 #[test]
 fn corrupted_dump_during_migration() {
-    survives_fault("dump-corrupt", "damaged dump: dump: unknown record kind 127");
+    survives_fault(
+        "dump-corrupt",
+        "damaged dump: dump: unknown record kind 127",
+    );
 }
 
 #[test]
 fn dump_of_another_build_during_migration() {
-    survives_fault("dump-foreign", "the dump was made by another build of this program");
+    survives_fault(
+        "dump-foreign",
+        "the dump was made by another build of this program",
+    );
 }
 
 #[test]
@@ -68,13 +95,39 @@ fn frames_inside_libc_callbacks_are_refused_and_retried() {
     let dir = tempfile::tempdir().unwrap();
     let expected = native(&app, &[], dir.path());
     // Point 500 is inside qsort's calls to the program's comparator.
-    let got = hcontainer(&["run", "--migrate", "x86_64,aarch64", "--at-point", "500", app.to_str().unwrap()], dir.path());
+    let got = hcontainer(
+        &[
+            "run",
+            "--migrate",
+            "x86_64,aarch64",
+            "--at-point",
+            "500",
+            app.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
     assert_same(&expected, &got, "callback");
-    assert!(got.stderr.contains("which is not a migration site"), "{}", got.stderr);
+    assert!(
+        got.stderr.contains("which is not a migration site"),
+        "{}",
+        got.stderr
+    );
     // Reported once, not once per attempt.
-    assert_eq!(got.stderr.lines().filter(|l| l.contains("not possible")).count(), 1, "{}", got.stderr);
+    assert_eq!(
+        got.stderr
+            .lines()
+            .filter(|l| l.contains("not possible"))
+            .count(),
+        1,
+        "{}",
+        got.stderr
+    );
     assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
-    assert!(got.migrations()[0].contains("refused attempts"), "{}", got.stderr);
+    assert!(
+        got.migrations()[0].contains("refused attempts"),
+        "{}",
+        got.stderr
+    );
 }
 
 /// A real dump of `linked`, kept by `run --keep`.
@@ -82,20 +135,44 @@ fn kept_dump(dir: &Path) -> PathBuf {
     let app = example("linked");
     let keep = dir.join("keep");
     let r = hcontainer(
-        &["run", "--keep", keep.to_str().unwrap(), "--migrate", "x86_64,aarch64", "--at-point", "100", app.to_str().unwrap()],
+        &[
+            "run",
+            "--keep",
+            keep.to_str().unwrap(),
+            "--migrate",
+            "x86_64,aarch64",
+            "--at-point",
+            "100",
+            app.to_str().unwrap(),
+        ],
         dir,
     );
     assert_eq!(r.migrations().len(), 1, "{}", r.stderr);
     std::fs::read_dir(&keep)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("dump-") && p.extension().is_none())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("dump-")
+                && p.extension().is_none()
+        })
         .expect("a kept dump")
 }
 
 fn rewrite(dump: &Path, app: &Path, dir: &Path) -> Run {
     let out = dir.join("out.snap");
-    hcontainer(&["rewrite", dump.to_str().unwrap(), app.to_str().unwrap(), "-o", out.to_str().unwrap()], dir)
+    hcontainer(
+        &[
+            "rewrite",
+            dump.to_str().unwrap(),
+            app.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        dir,
+    )
 }
 
 #[test]
@@ -111,13 +188,21 @@ fn offline_rewrite_names_what_is_wrong() {
     std::fs::write(&bad, &data[..data.len() / 3]).unwrap();
     let r = rewrite(&bad, &app, dir.path());
     assert_eq!(r.code, Some(1));
-    assert!(r.stderr.contains("dump: truncated at offset"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("dump: truncated at offset"),
+        "{}",
+        r.stderr
+    );
 
     let mut flipped = data.clone();
     flipped[0] = b'X';
     std::fs::write(&bad, &flipped).unwrap();
     let r = rewrite(&bad, &app, dir.path());
-    assert!(r.stderr.contains("bad magic") && r.stderr.contains("this is not a dump"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("bad magic") && r.stderr.contains("this is not a dump"),
+        "{}",
+        r.stderr
+    );
 
     let other = fixture("foreign");
     let r = rewrite(&dump, &other, dir.path());
@@ -137,11 +222,15 @@ fn snapshot_for_another_binary_is_refused_by_the_runtime() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let snap = dir.path().join("out.snap");
     // Handed to a different program: it must not run anything.
-    let o = Command::new(fixture("foreign")).env("HCONTAINER_RESTORE", &snap).output().unwrap();
+    let o = Command::new(fixture("foreign"))
+        .env("HCONTAINER_RESTORE", &snap)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(70));
     assert!(o.stdout.is_empty());
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("snapshot is for another build of this program"),
+        String::from_utf8_lossy(&o.stderr)
+            .contains("snapshot is for another build of this program"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
@@ -197,7 +286,11 @@ fn verify_catches_a_moved_symbol() {
 fn not_a_multi_isa_program() {
     let r = hcontainer(&["run", "--isa", "aarch64", "/bin/true"], Path::new("."));
     assert_eq!(r.code, Some(1));
-    assert!(r.stderr.contains("not a multi-ISA program") && r.stderr.contains("build it with hcc"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not a multi-ISA program") && r.stderr.contains("build it with hcc"),
+        "{}",
+        r.stderr
+    );
     let r = hcontainer(&["verify", "/nonexistent/app"], Path::new("."));
     assert!(r.stderr.contains("No such file"), "{}", r.stderr);
 }

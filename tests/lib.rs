@@ -11,17 +11,32 @@ pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let release = !cfg!(debug_assertions);
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root")
+            .to_path_buf();
         // Build the binaries this test run checks (a no-op when up to date).
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.current_dir(&root).args(["build", "--quiet", "--bins", "-p", "hcc", "-p", "hld", "-p", "hcontainer"]);
+        cmd.current_dir(&root).args([
+            "build",
+            "--quiet",
+            "--bins",
+            "-p",
+            "hcc",
+            "-p",
+            "hld",
+            "-p",
+            "hcontainer",
+        ]);
         if release {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("cargo runs");
         assert!(status.success(), "building the toolchain failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
         target.join(if release { "release" } else { "debug" })
     })
 }
@@ -38,8 +53,13 @@ pub fn examples() -> PathBuf {
 /// Where built examples go: one directory per test process.
 pub fn build_dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::Builder::new().prefix("hc-tests-").tempdir().expect("tempdir"))
-        .path()
+    DIR.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("hc-tests-")
+            .tempdir()
+            .expect("tempdir")
+    })
+    .path()
 }
 
 /// Builds `examples/<name>.c` with hcc (once per test process).
@@ -56,7 +76,11 @@ pub fn example(name: &str) -> PathBuf {
             .arg("-lm")
             .output()
             .expect("hcc runs");
-        assert!(o.status.success(), "hcc {name}.c failed:\n{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "hcc {name}.c failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     out
 }
@@ -82,13 +106,22 @@ impl From<Output> for Run {
 impl Run {
     /// Lines of stderr that report a migration.
     pub fn migrations(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| l.starts_with("hcontainer: migrated ")).collect()
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("hcontainer: migrated "))
+            .collect()
     }
 }
 
 /// Runs a program natively (the primary variant).
 pub fn native(app: &Path, args: &[&str], cwd: &Path) -> Run {
-    Command::new(app).args(args).current_dir(cwd).stdin(Stdio::null()).output().expect("program runs").into()
+    Command::new(app)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("program runs")
+        .into()
 }
 
 /// Runs `hcontainer <args...>`.
@@ -104,8 +137,15 @@ pub fn hcontainer(args: &[&str], cwd: &Path) -> Run {
 
 /// A route that starts on `first` and alternates `hops` times.
 pub fn ping_pong(first: &str, hops: usize) -> String {
-    let other = if first == "x86_64" { "aarch64" } else { "x86_64" };
-    (0..=hops).map(|i| if i % 2 == 0 { first } else { other }).collect::<Vec<_>>().join(",")
+    let other = if first == "x86_64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    (0..=hops)
+        .map(|i| if i % 2 == 0 { first } else { other })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Asserts two runs agree byte for byte on what a user sees.
@@ -118,7 +158,11 @@ pub fn assert_same(expected: &Run, got: &Run, what: &str) {
     if expected.stdout != got.stdout {
         let e = String::from_utf8_lossy(&expected.stdout);
         let g = String::from_utf8_lossy(&got.stdout);
-        let line = e.lines().zip(g.lines()).position(|(a, b)| a != b).unwrap_or(e.lines().count().min(g.lines().count()));
+        let line = e
+            .lines()
+            .zip(g.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(e.lines().count().min(g.lines().count()));
         panic!(
             "{what}: stdout differs from the uninterrupted run at line {} ({} vs {} bytes)\nexpected: {:?}\n     got: {:?}\n--- stderr ---\n{}",
             line + 1,

@@ -17,12 +17,48 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
-    Case { name: "recursion", args: &[], single: &[1, 2100, 40000], ping_pong: &[2100, 7000], writes: None },
-    Case { name: "linked", args: &[], single: &[1, 5000, 150000], ping_pong: &[13, 16000], writes: None },
-    Case { name: "tls", args: &[], single: &[1, 1500, 2900], ping_pong: &[7, 250], writes: None },
-    Case { name: "stackrefs", args: &[], single: &[1, 500, 10000], ping_pong: &[3, 900], writes: None },
-    Case { name: "numeric", args: &[], single: &[1, 100, 500], ping_pong: &[2, 50], writes: None },
-    Case { name: "files", args: &["out.txt"], single: &[1, 3000, 70000], ping_pong: &[17, 6500], writes: Some("out.txt") },
+    Case {
+        name: "recursion",
+        args: &[],
+        single: &[1, 2100, 40000],
+        ping_pong: &[2100, 7000],
+        writes: None,
+    },
+    Case {
+        name: "linked",
+        args: &[],
+        single: &[1, 5000, 150000],
+        ping_pong: &[13, 16000],
+        writes: None,
+    },
+    Case {
+        name: "tls",
+        args: &[],
+        single: &[1, 1500, 2900],
+        ping_pong: &[7, 250],
+        writes: None,
+    },
+    Case {
+        name: "stackrefs",
+        args: &[],
+        single: &[1, 500, 10000],
+        ping_pong: &[3, 900],
+        writes: None,
+    },
+    Case {
+        name: "numeric",
+        args: &[],
+        single: &[1, 100, 500],
+        ping_pong: &[2, 50],
+        writes: None,
+    },
+    Case {
+        name: "files",
+        args: &["out.txt"],
+        single: &[1, 3000, 70000],
+        ping_pong: &[17, 6500],
+        writes: Some("out.txt"),
+    },
 ];
 
 fn case(name: &str) -> &'static Case {
@@ -37,17 +73,32 @@ fn check(c: &Case, route: &str, n: u64) -> Run {
     let expected = native(&app, c.args, native_dir.path());
     let dir = tempfile::tempdir().unwrap();
     let at = n.to_string();
-    let mut args = vec!["run", "--migrate", route, "--at-point", &at, app.to_str().unwrap()];
+    let mut args = vec![
+        "run",
+        "--migrate",
+        route,
+        "--at-point",
+        &at,
+        app.to_str().unwrap(),
+    ];
     args.extend(c.args);
     let got = hcontainer(&args, dir.path());
     let what = format!("{} --migrate {route} --at-point {n}", c.name);
     assert_same(&expected, &got, &what);
     let hops = route.split(',').count() - 1;
-    assert_eq!(got.migrations().len(), hops, "{what}: expected {hops} migrations\n{}", got.stderr);
+    assert_eq!(
+        got.migrations().len(),
+        hops,
+        "{what}: expected {hops} migrations\n{}",
+        got.stderr
+    );
     if let Some(file) = c.writes {
         let want = std::fs::read(native_dir.path().join(file)).unwrap();
         let have = std::fs::read(dir.path().join(file)).unwrap();
-        assert!(want == have, "{what}: {file} differs from the uninterrupted run's");
+        assert!(
+            want == have,
+            "{what}: {file} differs from the uninterrupted run's"
+        );
     }
     got
 }
@@ -127,11 +178,23 @@ fn time_based_migration() {
     let dir = tempfile::tempdir().unwrap();
     let expected = native(&app, &["3000000"], dir.path());
     let got = hcontainer(
-        &["run", "--migrate", "x86_64,aarch64,x86_64", "--every", "50ms", app.to_str().unwrap(), "3000000"],
+        &[
+            "run",
+            "--migrate",
+            "x86_64,aarch64,x86_64",
+            "--every",
+            "50ms",
+            app.to_str().unwrap(),
+            "3000000",
+        ],
         dir.path(),
     );
     assert_same(&expected, &got, "nbody --every 50ms");
-    assert!(!got.migrations().is_empty(), "no migration happened:\n{}", got.stderr);
+    assert!(
+        !got.migrations().is_empty(),
+        "no migration happened:\n{}",
+        got.stderr
+    );
 }
 
 #[test]
@@ -139,10 +202,21 @@ fn program_ending_before_a_migration_is_reported() {
     let app = example("numeric");
     let dir = tempfile::tempdir().unwrap();
     let expected = native(&app, &[], dir.path());
-    let got = hcontainer(&["run", "--migrate", "x86_64,aarch64", "--at-point", "100000000", app.to_str().unwrap()], dir.path());
+    let got = hcontainer(
+        &[
+            "run",
+            "--migrate",
+            "x86_64,aarch64",
+            "--at-point",
+            "100000000",
+            app.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
     assert_same(&expected, &got, "numeric with an unreachable point");
     assert!(
-        got.stderr.contains("exited (status 0) before migration 1 of 1 (x86_64 -> aarch64)"),
+        got.stderr
+            .contains("exited (status 0) before migration 1 of 1 (x86_64 -> aarch64)"),
         "stderr: {}",
         got.stderr
     );
@@ -156,15 +230,31 @@ fn built_with_make_and_verified() {
         let f = f.unwrap().path();
         std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
     }
-    let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let o = std::process::Command::new("make")
         .args(["-s", "CC=hcc", "all"])
         .env("PATH", &path)
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(o.status.success(), "make failed: {}", String::from_utf8_lossy(&o.stderr));
-    for name in ["recursion", "linked", "tls", "stackrefs", "numeric", "files", "nbody"] {
+    assert!(
+        o.status.success(),
+        "make failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for name in [
+        "recursion",
+        "linked",
+        "tls",
+        "stackrefs",
+        "numeric",
+        "files",
+        "nbody",
+    ] {
         let app = dir.path().join(name);
         let v = hcontainer(&["verify", app.to_str().unwrap()], Path::new("."));
         assert_eq!(v.code, Some(0), "verify {name}: {}", v.stderr);

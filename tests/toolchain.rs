@@ -6,7 +6,12 @@ use std::path::Path;
 use std::process::Command;
 
 fn hcc(args: &[&str], cwd: &Path) -> Run {
-    Command::new(tool("hcc")).args(args).current_dir(cwd).output().unwrap().into()
+    Command::new(tool("hcc"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+        .into()
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
@@ -39,8 +44,14 @@ fn project() -> tempfile::TempDir {
 fn separate_compilation_and_link() {
     let d = project();
     let p = d.path();
-    assert_eq!(hcc(&["-c", "-O2", "-Iinc", "-DGREETING=\"hi\"", "main.c"], p).code, Some(0));
-    assert_eq!(hcc(&["-c", "-O2", "-I", "inc", "util.c", "-o", "u.o"], p).code, Some(0));
+    assert_eq!(
+        hcc(&["-c", "-O2", "-Iinc", "-DGREETING=\"hi\"", "main.c"], p).code,
+        Some(0)
+    );
+    assert_eq!(
+        hcc(&["-c", "-O2", "-I", "inc", "util.c", "-o", "u.o"], p).code,
+        Some(0)
+    );
     let link = hcc(&["main.o", "u.o", "-o", "app"], p);
     assert_eq!(link.code, Some(0), "{}", link.stderr);
     let r = native(&p.join("app"), &["x"], p);
@@ -52,7 +63,18 @@ fn separate_compilation_and_link() {
     // Both ISAs agree, and the program migrates.
     let a = hcontainer(&["run", "--isa", "aarch64", "./app", "x"], p);
     assert_same(&r, &a, "app on aarch64");
-    let m = hcontainer(&["run", "--migrate", "x86_64,aarch64,x86_64", "--at-point", "700", "./app", "x"], p);
+    let m = hcontainer(
+        &[
+            "run",
+            "--migrate",
+            "x86_64,aarch64,x86_64",
+            "--at-point",
+            "700",
+            "./app",
+            "x",
+        ],
+        p,
+    );
     assert_same(&r, &m, "app migrating");
     assert_eq!(m.migrations().len(), 2, "{}", m.stderr);
 }
@@ -61,14 +83,41 @@ fn separate_compilation_and_link() {
 fn compile_and_link_in_one_call_and_archives() {
     let d = project();
     let p = d.path();
-    let one = hcc(&["-O1", "-Iinc", "-DGREETING=\"one\"", "main.c", "util.c", "-o", "one"], p);
+    let one = hcc(
+        &[
+            "-O1",
+            "-Iinc",
+            "-DGREETING=\"one\"",
+            "main.c",
+            "util.c",
+            "-o",
+            "one",
+        ],
+        p,
+    );
     assert_eq!(one.code, Some(0), "{}", one.stderr);
     assert_eq!(native(&p.join("one"), &[], p).stdout, b"one 139205 1\n");
     // A static archive of hcc objects, found with -L/-l.
     assert_eq!(hcc(&["-c", "-Iinc", "util.c"], p).code, Some(0));
-    let ar = Command::new("ar").args(["rcs", "libutil.a", "util.o"]).current_dir(p).status().unwrap();
+    let ar = Command::new("ar")
+        .args(["rcs", "libutil.a", "util.o"])
+        .current_dir(p)
+        .status()
+        .unwrap();
     assert!(ar.success());
-    let l = hcc(&["-Iinc", "-DGREETING=\"lib\"", "main.c", "-L.", "-lutil", "-lm", "-o", "withlib"], p);
+    let l = hcc(
+        &[
+            "-Iinc",
+            "-DGREETING=\"lib\"",
+            "main.c",
+            "-L.",
+            "-lutil",
+            "-lm",
+            "-o",
+            "withlib",
+        ],
+        p,
+    );
     assert_eq!(l.code, Some(0), "{}", l.stderr);
     assert_eq!(native(&p.join("withlib"), &[], p).stdout, b"lib 139205 1\n");
     let v = hcontainer(&["verify", "withlib"], p);
@@ -85,7 +134,17 @@ fn unoptimized_and_debug_builds_migrate() {
         let b = hcc(&args, p);
         assert_eq!(b.code, Some(0), "{flags:?}: {}", b.stderr);
         let r = native(&p.join("opt"), &[], p);
-        let m = hcontainer(&["run", "--migrate", "x86_64,aarch64,x86_64,aarch64", "--at-point", "333", "./opt"], p);
+        let m = hcontainer(
+            &[
+                "run",
+                "--migrate",
+                "x86_64,aarch64,x86_64,aarch64",
+                "--at-point",
+                "333",
+                "./opt",
+            ],
+            p,
+        );
         assert_same(&r, &m, &format!("{flags:?}"));
         assert_eq!(m.migrations().len(), 3, "{flags:?}: {}", m.stderr);
     }
@@ -97,26 +156,60 @@ fn clear_errors() {
     let p = d.path();
     let r = hcc(&["--frobnicate", "main.c"], p);
     assert_eq!(r.code, Some(1));
-    assert!(r.stderr.contains("unknown argument '--frobnicate'"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unknown argument '--frobnicate'"),
+        "{}",
+        r.stderr
+    );
     let r = hcc(&["-march=native", "-c", "util.c", "-Iinc"], p);
     assert_eq!(r.code, Some(1));
-    assert!(r.stderr.contains("'-march=native' is ISA-specific"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("'-march=native' is ISA-specific"),
+        "{}",
+        r.stderr
+    );
     write(p, "x.S", "nop\n");
     let r = hcc(&["-c", "x.S"], p);
-    assert!(r.stderr.contains("assembly input is not supported"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("assembly input is not supported"),
+        "{}",
+        r.stderr
+    );
     let r = hcc(&["-shared", "util.c"], p);
-    assert!(r.stderr.contains("shared libraries cannot be migrated"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("shared libraries cannot be migrated"),
+        "{}",
+        r.stderr
+    );
     // Compile errors come once, with file and line, and fail the build.
     write(p, "bad.c", "int f(void) {\n  return undefined_name;\n}\n");
     let r = hcc(&["-c", "bad.c"], p);
     assert_eq!(r.code, Some(1));
     assert_eq!(r.stderr.matches("bad.c:2:").count(), 1, "{}", r.stderr);
     // A plain object cannot join a migratable program.
-    let cc = Command::new("clang-22").args(["-c", "-Iinc", "util.c", "-o", "plain.o"]).current_dir(p).status().unwrap();
+    let cc = Command::new("clang-22")
+        .args(["-c", "-Iinc", "util.c", "-o", "plain.o"])
+        .current_dir(p)
+        .status()
+        .unwrap();
     assert!(cc.success());
-    let r = hcc(&["-Iinc", "-DGREETING=\"x\"", "main.c", "plain.o", "-o", "mixed"], p);
+    let r = hcc(
+        &[
+            "-Iinc",
+            "-DGREETING=\"x\"",
+            "main.c",
+            "plain.o",
+            "-o",
+            "mixed",
+        ],
+        p,
+    );
     assert_eq!(r.code, Some(1));
-    assert!(r.stderr.contains("plain.o: not built by hcc"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("plain.o: not built by hcc"),
+        "{}",
+        r.stderr
+    );
     let r = hcc(&["main.c", "-lnosuchlib", "-Iinc", "-DGREETING=\"x\""], p);
     assert!(r.stderr.contains("cannot find -lnosuchlib"), "{}", r.stderr);
 }
@@ -127,11 +220,17 @@ fn queries_and_dependency_files() {
     let p = d.path();
     let v = hcc(&["--version"], p);
     assert!(String::from_utf8_lossy(&v.stdout).contains("hcc (hcontainer)"));
-    assert_eq!(String::from_utf8_lossy(&hcc(&["-dumpmachine"], p).stdout).trim(), "x86_64-linux-musl");
+    assert_eq!(
+        String::from_utf8_lossy(&hcc(&["-dumpmachine"], p).stdout).trim(),
+        "x86_64-linux-musl"
+    );
     let r = hcc(&["-c", "-MD", "-Iinc", "util.c"], p);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let dep = std::fs::read_to_string(p.join("util.d")).unwrap();
-    assert!(dep.starts_with("util.o:") && dep.contains("inc/util.h"), "{dep}");
+    assert!(
+        dep.starts_with("util.o:") && dep.contains("inc/util.h"),
+        "{dep}"
+    );
     let e = hcc(&["-E", "-DGREETING=1", "-Iinc", "main.c"], p);
     assert!(String::from_utf8_lossy(&e.stdout).contains("long scale(int);"));
 }

@@ -266,7 +266,10 @@ pub enum ArgError {
 }
 
 fn lookup(arg: &str) -> Option<&'static Spec> {
-    debug_assert!(TABLE.windows(2).all(|w| w[0].name < w[1].name), "flag table must be sorted");
+    debug_assert!(
+        TABLE.windows(2).all(|w| w[0].name < w[1].name),
+        "flag table must be sorted"
+    );
     let mut best: Option<&Spec> = None;
     for s in TABLE {
         let matches = match s.value {
@@ -354,12 +357,18 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, ArgError> {
         let value: Option<String> = match s.value {
             Plain => None,
             Joined => Some(arg[s.name.len()..].to_string()),
-            Separate => Some(it.next().ok_or_else(|| ArgError::MissingValue(arg.clone()))?),
+            Separate => Some(
+                it.next()
+                    .ok_or_else(|| ArgError::MissingValue(arg.clone()))?,
+            ),
             JoinedOrSeparate => {
                 if arg.len() > s.name.len() {
                     Some(arg[s.name.len()..].to_string())
                 } else {
-                    Some(it.next().ok_or_else(|| ArgError::MissingValue(arg.clone()))?)
+                    Some(
+                        it.next()
+                            .ok_or_else(|| ArgError::MissingValue(arg.clone()))?,
+                    )
                 }
             }
         };
@@ -380,13 +389,11 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, ArgError> {
                 let v = value.unwrap_or_default();
                 match v.as_str() {
                     "" | "0" | "1" | "2" | "3" | "s" | "z" | "g" => inv.opt_level = Some(v),
-                    "fast" => {
-                        return Err(ArgError::Unsupported {
-                            flag: arg,
-                            why: "implies -ffast-math, which lets each ISA round differently; use -O3"
-                                .into(),
-                        })
-                    }
+                    "fast" => return Err(ArgError::Unsupported {
+                        flag: arg,
+                        why: "implies -ffast-math, which lets each ISA round differently; use -O3"
+                            .into(),
+                    }),
                     _ => return Err(ArgError::OptLevel(v)),
                 }
             }
@@ -399,9 +406,15 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, ArgError> {
                 }
             }
             LinkInput => inv.inputs.push(Input::Library(value.unwrap_or_default())),
-            LinkPath => inv.link_paths.push(PathBuf::from(value.unwrap_or_default())),
+            LinkPath => inv
+                .link_paths
+                .push(PathBuf::from(value.unwrap_or_default())),
             LinkerCommaList => {
-                for part in value.unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
+                for part in value
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                {
                     inv.linker_args.push(part.into());
                 }
             }
@@ -434,26 +447,28 @@ fn classify_input(inv: &mut Invocation, arg: &str, language: Option<&str>) -> Re
         inv.inputs.push(Input::Source(path));
         return Ok(());
     }
-    let ext = Path::new(arg).extension().and_then(|e| e.to_str()).unwrap_or("");
+    let ext = Path::new(arg)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("");
     match ext {
         "c" | "i" => inv.inputs.push(Input::Source(path)),
         "o" | "a" | "lo" | "obj" => inv.inputs.push(Input::Object(path)),
         "s" | "S" | "asm" => {
             return Err(ArgError::Input {
                 path: arg.into(),
-                why: "assembly input is not supported: hcc needs one source that compiles for every \
+                why:
+                    "assembly input is not supported: hcc needs one source that compiles for every \
                       ISA; write this part in C"
-                    .into(),
+                        .into(),
             })
         }
-        "so" => {
-            return Err(ArgError::Input {
-                path: arg.into(),
-                why: "shared libraries cannot be linked: hcc links static executables; use the static \
+        "so" => return Err(ArgError::Input {
+            path: arg.into(),
+            why: "shared libraries cannot be linked: hcc links static executables; use the static \
                       archive (.a) built with CC=hcc"
-                    .into(),
-            })
-        }
+                .into(),
+        }),
         "cc" | "cpp" | "cxx" | "C" | "m" | "mm" | "f" | "f90" => {
             return Err(ArgError::Input {
                 path: arg.into(),
@@ -487,8 +502,10 @@ mod tests {
 
     #[test]
     fn compile_flags() {
-        let inv = p(&["-c", "-O2", "-Iinc", "-I", "b", "-DX=1", "-o", "x.o", "a.c", "-Wall", "-std=c99"])
-            .unwrap();
+        let inv = p(&[
+            "-c", "-O2", "-Iinc", "-I", "b", "-DX=1", "-o", "x.o", "a.c", "-Wall", "-std=c99",
+        ])
+        .unwrap();
         assert_eq!(inv.mode, Mode::Compile);
         assert_eq!(inv.opt_level.as_deref(), Some("2"));
         assert_eq!(inv.output, Some(PathBuf::from("x.o")));
@@ -513,14 +530,23 @@ mod tests {
 
     #[test]
     fn isa_flags_refused() {
-        assert!(matches!(p(&["-march=native", "a.c"]), Err(ArgError::Unsupported { .. })));
-        assert!(matches!(p(&["-mavx2", "a.c"]), Err(ArgError::Unsupported { .. })));
+        assert!(matches!(
+            p(&["-march=native", "a.c"]),
+            Err(ArgError::Unsupported { .. })
+        ));
+        assert!(matches!(
+            p(&["-mavx2", "a.c"]),
+            Err(ArgError::Unsupported { .. })
+        ));
         assert!(p(&["-m64", "a.c"]).is_ok());
     }
 
     #[test]
     fn unknown_and_missing() {
-        assert_eq!(p(&["--frobnicate"]).unwrap_err(), ArgError::Unknown("--frobnicate".into()));
+        assert_eq!(
+            p(&["--frobnicate"]).unwrap_err(),
+            ArgError::Unknown("--frobnicate".into())
+        );
         assert_eq!(p(&["-o"]).unwrap_err(), ArgError::MissingValue("-o".into()));
         assert!(matches!(p(&["x.S"]), Err(ArgError::Input { .. })));
     }

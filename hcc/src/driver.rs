@@ -58,7 +58,11 @@ pub fn run(inv: &Invocation) -> Result<()> {
         for n in &inv.notes {
             eprintln!("hcc: note: {n}");
         }
-        eprintln!("hcc (hcontainer) {} — variants: {}", env!("CARGO_PKG_VERSION"), isa_list());
+        eprintln!(
+            "hcc (hcontainer) {} — variants: {}",
+            env!("CARGO_PKG_VERSION"),
+            isa_list()
+        );
     }
     if let Some((q, arg)) = &inv.query {
         return answer_query(*q, arg);
@@ -120,9 +124,12 @@ fn run_command(inv: &Invocation, cmd: &mut Command) -> Result<()> {
     if inv.dry_run {
         return Ok(());
     }
-    let status = cmd
-        .status()
-        .map_err(|e| Failure(format!("cannot run {}: {e}", cmd.get_program().to_string_lossy())))?;
+    let status = cmd.status().map_err(|e| {
+        Failure(format!(
+            "cannot run {}: {e}",
+            cmd.get_program().to_string_lossy()
+        ))
+    })?;
     if !status.success() {
         return Err(Failure(String::new()));
     }
@@ -153,9 +160,12 @@ pub fn compile_file(inv: &Invocation, src: &Path, out: &Path) -> Result<()> {
             continue;
         }
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-        let child = cmd
-            .spawn()
-            .map_err(|e| Failure(format!("cannot run {}: {e} (run scripts/setup.sh)", frontend::CLANG)))?;
+        let child = cmd.spawn().map_err(|e| {
+            Failure(format!(
+                "cannot run {}: {e} (run scripts/setup.sh)",
+                frontend::CLANG
+            ))
+        })?;
         children.push((isa, bc, child));
     }
     if inv.dry_run {
@@ -190,7 +200,10 @@ pub fn compile_file(inv: &Invocation, src: &Path, out: &Path) -> Result<()> {
     let source = src.display().to_string();
     let unit = pipeline::compile_unit(&bitcode, &source, level)
         .map_err(|e| Failure(format!("{}: {e}", src.display())))?;
-    let silenced = inv.frontend.iter().any(|f| f == "-w" || f == "-Wno-hc-mismatch");
+    let silenced = inv
+        .frontend
+        .iter()
+        .any(|f| f == "-w" || f == "-Wno-hc-mismatch");
     if !silenced {
         for (sym, why) in &unit.mismatches {
             eprintln!(
@@ -212,7 +225,8 @@ pub fn compile_file(inv: &Invocation, src: &Path, out: &Path) -> Result<()> {
     }
     let packed = container::add_sections(primary, &sections)
         .map_err(|e| Failure(format!("{}: packing the object: {e}", src.display())))?;
-    std::fs::write(out, packed).map_err(|e| Failure(format!("cannot write {}: {e}", out.display())))?;
+    std::fs::write(out, packed)
+        .map_err(|e| Failure(format!("cannot write {}: {e}", out.display())))?;
     Ok(())
 }
 
@@ -248,7 +262,8 @@ fn link(inv: &Invocation) -> Result<()> {
             _ => None,
         })
         .collect();
-    jobs.par_iter().try_for_each(|(_, src, obj)| compile_file(inv, src, obj))?;
+    jobs.par_iter()
+        .try_for_each(|(_, src, obj)| compile_file(inv, src, obj))?;
     let mut cmd = Command::new(find_tool("hld")?);
     let out = inv.output.clone().unwrap_or_else(|| PathBuf::from("a.out"));
     cmd.arg("-o").arg(&out);
@@ -294,7 +309,11 @@ fn answer_query(q: Query, arg: &str) -> Result<()> {
                 .unwrap_or_else(|| "clang-22 not found (run scripts/setup.sh)".into());
             println!("hcc (hcontainer) {}", env!("CARGO_PKG_VERSION"));
             println!("front end: {clang}");
-            println!("Target: {} (variants: {})", primary.info().triple, isa_list());
+            println!(
+                "Target: {} (variants: {})",
+                primary.info().triple,
+                isa_list()
+            );
         }
         Query::DumpVersion => println!("22"),
         Query::DumpMachine | Query::PrintMultiarch => println!("{}", primary.info().triple),

@@ -88,7 +88,11 @@ pub fn depfile_flags(inv: &Invocation, object: &Path) -> Vec<OsString> {
         return Vec::new();
     }
     let mut flags = inv.depfile.clone();
-    let has = |f: &str| inv.depfile.iter().any(|x| x.to_string_lossy().starts_with(f));
+    let has = |f: &str| {
+        inv.depfile
+            .iter()
+            .any(|x| x.to_string_lossy().starts_with(f))
+    };
     let writes_file = has("-MD") || has("-MMD");
     if writes_file && !has("-MF") {
         flags.push("-MF".into());

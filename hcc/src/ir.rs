@@ -29,6 +29,12 @@ pub struct Block(pub LLVMBasicBlockRef);
 /// A type.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Ty(pub LLVMTypeRef);
+/// An attribute.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Attr(pub LLVMAttributeRef);
+/// A metadata node, as a value for `set_metadata`.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Md(pub LLVMValueRef);
 
 fn cstr(s: &str) -> CString {
     CString::new(s).expect("LLVM names contain no NUL")
@@ -82,7 +88,7 @@ impl Ty {
         // SAFETY: see module docs; only called on function types.
         Ty(unsafe { LLVMGetReturnType(self.0) })
     }
-    pub fn to_string(self) -> String {
+    pub fn print(self) -> String {
         // SAFETY: see module docs; the message is disposed after copying.
         unsafe {
             let p = LLVMPrintTypeToString(self.0);
@@ -280,7 +286,7 @@ impl Val {
         // SAFETY: see module docs; only called on functions.
         unsafe { LLVMGetIntrinsicID(self.0) }
     }
-    pub fn call_site_attributes(self, index: u32) -> Vec<LLVMAttributeRef> {
+    pub fn call_site_attributes(self, index: u32) -> Vec<Attr> {
         // SAFETY: see module docs; the buffer has room for `n` attributes.
         unsafe {
             let n = LLVMGetCallSiteAttributeCount(self.0, index);
@@ -288,12 +294,12 @@ impl Val {
             if n > 0 {
                 LLVMGetCallSiteAttributes(self.0, index, buf.as_mut_ptr());
             }
-            buf
+            buf.into_iter().map(Attr).collect()
         }
     }
-    pub fn add_call_site_attribute(self, index: u32, a: LLVMAttributeRef) {
+    pub fn add_call_site_attribute(self, index: u32, a: Attr) {
         // SAFETY: see module docs.
-        unsafe { LLVMAddCallSiteAttribute(self.0, index, a) }
+        unsafe { LLVMAddCallSiteAttribute(self.0, index, a.0) }
     }
     pub fn has_call_site_enum_attr(self, index: u32, kind: u32) -> bool {
         // SAFETY: see module docs.
@@ -301,11 +307,19 @@ impl Val {
     }
     pub fn is_musttail(self) -> bool {
         // SAFETY: see module docs; only called on calls.
-        unsafe { LLVMGetTailCallKind(self.0) == inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindMustTail }
+        unsafe {
+            LLVMGetTailCallKind(self.0)
+                == inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindMustTail
+        }
     }
     pub fn clear_tail(self) {
         // SAFETY: see module docs; only called on calls.
-        unsafe { LLVMSetTailCallKind(self.0, inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindNone) }
+        unsafe {
+            LLVMSetTailCallKind(
+                self.0,
+                inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindNone,
+            )
+        }
     }
 
     // --- functions ---
@@ -346,9 +360,9 @@ impl Val {
         // SAFETY: see module docs; LLVM copies the name.
         unsafe { LLVMSetGC(self.0, c.as_ptr()) }
     }
-    pub fn add_fn_attribute(self, a: LLVMAttributeRef) {
+    pub fn add_fn_attribute(self, a: Attr) {
         // SAFETY: see module docs.
-        unsafe { LLVMAddAttributeAtIndex(self.0, FUNCTION_INDEX, a) }
+        unsafe { LLVMAddAttributeAtIndex(self.0, FUNCTION_INDEX, a.0) }
     }
     pub fn has_fn_enum_attr(self, kind: u32) -> bool {
         // SAFETY: see module docs.
@@ -379,7 +393,12 @@ impl Val {
     }
     pub fn set_unnamed_addr_none(self) {
         // SAFETY: see module docs.
-        unsafe { LLVMSetUnnamedAddress(self.0, inkwell::llvm_sys::LLVMUnnamedAddr::LLVMNoUnnamedAddr) }
+        unsafe {
+            LLVMSetUnnamedAddress(
+                self.0,
+                inkwell::llvm_sys::LLVMUnnamedAddr::LLVMNoUnnamedAddr,
+            )
+        }
     }
     pub fn is_global_constant(self) -> bool {
         // SAFETY: see module docs; only called on global variables.
@@ -418,9 +437,9 @@ impl Val {
             }
         }
     }
-    pub fn set_metadata(self, kind: u32, md: LLVMValueRef) {
+    pub fn set_metadata(self, kind: u32, md: Md) {
         // SAFETY: see module docs.
-        unsafe { LLVMSetMetadata(self.0, kind, md) }
+        unsafe { LLVMSetMetadata(self.0, kind, md.0) }
     }
 }
 
@@ -459,7 +478,10 @@ impl Block {
         out
     }
     pub fn phis(self) -> Vec<Val> {
-        self.instructions().into_iter().take_while(|i| i.is_phi()).collect()
+        self.instructions()
+            .into_iter()
+            .take_while(|i| i.is_phi())
+            .collect()
     }
     /// The first instruction that is not a phi.
     pub fn first_non_phi(self) -> Option<Val> {
@@ -500,13 +522,14 @@ impl Block {
 
 /// Module-level context for building: types and constants.
 pub struct Ctx {
-    pub ctx: LLVMContextRef,
-    pub module: LLVMModuleRef,
+    ctx: LLVMContextRef,
+    module: LLVMModuleRef,
 }
 
 impl Ctx {
-    pub fn new(module: LLVMModuleRef) -> Ctx {
-        // SAFETY: see module docs.
+    pub fn new(module: &inkwell::module::Module) -> Ctx {
+        let module = module.as_mut_ptr();
+        // SAFETY: the module is alive for the borrow; see module docs.
         let ctx = unsafe { LLVMGetModuleContext(module) };
         Ctx { ctx, module }
     }
@@ -586,7 +609,10 @@ impl Ctx {
         unsafe {
             let g = LLVMAddGlobal(self.module, ty.0, c.as_ptr());
             if thread_local {
-                LLVMSetThreadLocalMode(g, inkwell::llvm_sys::LLVMThreadLocalMode::LLVMInitialExecTLSModel);
+                LLVMSetThreadLocalMode(
+                    g,
+                    inkwell::llvm_sys::LLVMThreadLocalMode::LLVMInitialExecTLSModel,
+                );
             }
             Val(g)
         }
@@ -621,7 +647,12 @@ impl Ctx {
         unsafe {
             let id = LLVMLookupIntrinsicID(name.as_ptr() as *const _, name.len());
             assert!(id != 0, "LLVM has no intrinsic {name}");
-            Val(LLVMGetIntrinsicDeclaration(self.module, id, tys.as_mut_ptr(), tys.len()))
+            Val(LLVMGetIntrinsicDeclaration(
+                self.module,
+                id,
+                tys.as_mut_ptr(),
+                tys.len(),
+            ))
         }
     }
     pub fn intrinsic_id(&self, name: &str) -> u32 {
@@ -632,20 +663,20 @@ impl Ctx {
         // SAFETY: the name is passed by pointer and length.
         unsafe { LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len()) }
     }
-    pub fn enum_attr(&self, name: &str) -> LLVMAttributeRef {
+    pub fn enum_attr(&self, name: &str) -> Attr {
         // SAFETY: see module docs.
-        unsafe { LLVMCreateEnumAttribute(self.ctx, Self::enum_kind(name), 0) }
+        Attr(unsafe { LLVMCreateEnumAttribute(self.ctx, Self::enum_kind(name), 0) })
     }
-    pub fn type_attr(&self, name: &str, ty: Ty) -> LLVMAttributeRef {
+    pub fn type_attr(&self, name: &str, ty: Ty) -> Attr {
         // SAFETY: see module docs.
-        unsafe { LLVMCreateTypeAttribute(self.ctx, Self::enum_kind(name), ty.0) }
+        Attr(unsafe { LLVMCreateTypeAttribute(self.ctx, Self::enum_kind(name), ty.0) })
     }
     pub fn md_kind(&self, name: &str) -> u32 {
         // SAFETY: see module docs.
         unsafe { LLVMGetMDKindIDInContext(self.ctx, name.as_ptr() as *const _, name.len() as u32) }
     }
     /// `!{!"branch_weights", i32 a, i32 b}` as a value for `set_metadata`.
-    pub fn branch_weights(&self, a: u32, b: u32) -> LLVMValueRef {
+    pub fn branch_weights(&self, a: u32, b: u32) -> Md {
         let tag = "branch_weights";
         // SAFETY: see module docs; the element array outlives the call.
         unsafe {
@@ -655,7 +686,7 @@ impl Ctx {
                 LLVMValueAsMetadata(self.const_int(self.i32(), b as u64).0),
             ];
             let node = LLVMMDNodeInContext2(self.ctx, elems.as_mut_ptr(), elems.len());
-            LLVMMetadataAsValue(self.ctx, node)
+            Md(LLVMMetadataAsValue(self.ctx, node))
         }
     }
     pub fn append_block(&self, f: Val, name: &str) -> Block {
@@ -807,17 +838,39 @@ impl Builder {
         let c = cstr(name);
         let mut a: Vec<_> = args.iter().map(|v| v.0).collect();
         // SAFETY: see module docs; the argument array outlives the call.
-        Val(unsafe { LLVMBuildCall2(self.0, fty.0, f.0, a.as_mut_ptr(), a.len() as u32, c.as_ptr()) })
+        Val(unsafe {
+            LLVMBuildCall2(
+                self.0,
+                fty.0,
+                f.0,
+                a.as_mut_ptr(),
+                a.len() as u32,
+                c.as_ptr(),
+            )
+        })
     }
     /// A call with one operand bundle `tag(bundle...)`.
-    pub fn call_with_bundle(&self, fty: Ty, f: Val, args: &[Val], tag: &str, bundle: &[Val], name: &str) -> Val {
+    pub fn call_with_bundle(
+        &self,
+        fty: Ty,
+        f: Val,
+        args: &[Val],
+        tag: &str,
+        bundle: &[Val],
+        name: &str,
+    ) -> Val {
         let c = cstr(name);
         let mut a: Vec<_> = args.iter().map(|v| v.0).collect();
         let mut b: Vec<_> = bundle.iter().map(|v| v.0).collect();
         // SAFETY: see module docs; the arrays outlive the calls and the bundle is
         // disposed after the call instruction copied it.
         unsafe {
-            let ob = LLVMCreateOperandBundle(tag.as_ptr() as *const _, tag.len(), b.as_mut_ptr(), b.len() as u32);
+            let ob = LLVMCreateOperandBundle(
+                tag.as_ptr() as *const _,
+                tag.len(),
+                b.as_mut_ptr(),
+                b.len() as u32,
+            );
             let mut obs = [ob];
             let v = LLVMBuildCallWithOperandBundles(
                 self.0,
@@ -881,20 +934,23 @@ pub fn retarget_phis(cx: &Ctx, block: Block, from: Block, to: Block) {
     }
 }
 
-/// Target data of a module, for type sizes.
-pub fn abi_size(module: LLVMModuleRef, ty: Ty) -> u64 {
-    // SAFETY: see module docs.
-    unsafe {
-        let dl = inkwell::llvm_sys::target::LLVMGetModuleDataLayout(module);
-        inkwell::llvm_sys::target::LLVMABISizeOfType(dl, ty.0)
+impl Ctx {
+    /// ABI size of a type in the module's data layout.
+    pub fn abi_size(&self, ty: Ty) -> u64 {
+        // SAFETY: see module docs.
+        unsafe {
+            let dl = inkwell::llvm_sys::target::LLVMGetModuleDataLayout(self.module);
+            inkwell::llvm_sys::target::LLVMABISizeOfType(dl, ty.0)
+        }
     }
-}
 
-pub fn abi_align(module: LLVMModuleRef, ty: Ty) -> u32 {
-    // SAFETY: see module docs.
-    unsafe {
-        let dl = inkwell::llvm_sys::target::LLVMGetModuleDataLayout(module);
-        inkwell::llvm_sys::target::LLVMABIAlignmentOfType(dl, ty.0)
+    /// ABI alignment of a type in the module's data layout.
+    pub fn abi_align(&self, ty: Ty) -> u32 {
+        // SAFETY: see module docs.
+        unsafe {
+            let dl = inkwell::llvm_sys::target::LLVMGetModuleDataLayout(self.module);
+            inkwell::llvm_sys::target::LLVMABIAlignmentOfType(dl, ty.0)
+        }
     }
 }
 

@@ -13,7 +13,9 @@ use inkwell::context::Context;
 use inkwell::memory_buffer::MemoryBuffer;
 use inkwell::module::Module;
 use inkwell::passes::PassBuilderOptions;
-use inkwell::targets::{CodeModel, FileType, InitializationConfig, RelocMode, Target, TargetMachine, TargetTriple};
+use inkwell::targets::{
+    CodeModel, FileType, InitializationConfig, RelocMode, Target, TargetMachine, TargetTriple,
+};
 use inkwell::OptimizationLevel;
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -202,7 +204,10 @@ pub fn compare(tables: &BTreeMap<Isa, SiteTable>) -> Vec<(String, String)> {
         return out;
     };
     let index = |t: &SiteTable| -> BTreeMap<String, FunctionSites> {
-        t.functions.iter().map(|f| (f.symbol.clone(), f.clone())).collect()
+        t.functions
+            .iter()
+            .map(|f| (f.symbol.clone(), f.clone()))
+            .collect()
     };
     let a = index(first);
     for (&isa, t) in tables.iter().skip(1) {
@@ -229,7 +234,10 @@ pub fn compare(tables: &BTreeMap<Isa, SiteTable>) -> Vec<(String, String)> {
         }
         for (sym, fb) in &b {
             if fb.instrumented && !a.contains_key(sym) {
-                out.push((sym.clone(), format!("exists only in the {isa} variant after optimization")));
+                out.push((
+                    sym.clone(),
+                    format!("exists only in the {isa} variant after optimization"),
+                ));
             }
         }
     }
@@ -248,7 +256,13 @@ fn describe_site_diff(a: &FunctionSites, b: &FunctionSites, ia: Isa, ib: Isa) ->
     }
     for (k, (sa, sb)) in a.sites.iter().zip(&b.sites).enumerate() {
         if sa != sb {
-            let names = |s: &hc_metadata::sites::Site| s.values.iter().map(|t| t.name()).collect::<Vec<_>>().join(",");
+            let names = |s: &hc_metadata::sites::Site| {
+                s.values
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
             return format!(
                 "site {k} differs: {ia} {:?} '{}' [{}] vs {ib} {:?} '{}' [{}]",
                 sa.kind,
@@ -324,9 +338,13 @@ fn build<'c>(
         .map_err(|e| format!("optimization failed: {e}"))?;
     swap_target_attributes(ctx, &module, Isa::PRIMARY, Some(saved));
     dump_ir(&module, tm, source, "opt");
-    let table = instrument::instrument_module(module.as_mut_ptr(), source, exclude);
+    let table = instrument::instrument_module(&module, source, exclude);
     module
-        .run_passes("function(mem2reg,loop-simplify)", tm, PassBuilderOptions::create())
+        .run_passes(
+            "function(mem2reg,loop-simplify)",
+            tm,
+            PassBuilderOptions::create(),
+        )
         .map_err(|e| format!("SSA repair after instrumentation failed: {e}"))?;
     dump_ir(&module, tm, source, "inst");
     if let Err(e) = module.verify() {
@@ -342,11 +360,15 @@ fn build<'c>(
 /// after instrumentation (`.inst.ll`), for debugging hcc itself.
 fn dump_ir(module: &Module, tm: &TargetMachine, source: &str, stage: &str) {
     if let Some(dir) = std::env::var_os("HCC_DUMP_IR") {
-        let stem = std::path::Path::new(source).file_stem().unwrap_or_default().to_string_lossy();
+        let stem = std::path::Path::new(source)
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy();
         let triple = tm.get_triple();
         let arch = triple.as_str().to_string_lossy();
         let arch = arch.split('-').next().unwrap_or("unknown");
-        let _ = module.print_to_file(std::path::Path::new(&dir).join(format!("{stem}.{arch}.{stage}.ll")));
+        let _ = module
+            .print_to_file(std::path::Path::new(&dir).join(format!("{stem}.{arch}.{stage}.ll")));
     }
 }
 
@@ -355,7 +377,12 @@ const TARGET_ATTRS: [&str; 3] = ["target-cpu", "target-features", "tune-cpu"];
 
 /// Sets every function's "target-cpu"/"target-features" to `isa`'s and
 /// returns the old values; with `restore`, puts those back instead.
-fn swap_target_attributes(ctx: &Context, module: &Module, isa: Isa, restore: Option<TargetAttrs>) -> TargetAttrs {
+fn swap_target_attributes(
+    ctx: &Context,
+    module: &Module,
+    isa: Isa,
+    restore: Option<TargetAttrs>,
+) -> TargetAttrs {
     use inkwell::attributes::AttributeLoc::Function as F;
     let get = |f: &inkwell::values::FunctionValue, k: &str| {
         f.get_string_attribute(F, k)

@@ -20,18 +20,32 @@ pub enum Item {
 }
 
 /// musl keeps these in libc.a and ships empty archives for compatibility.
-const MUSL_BUILTIN_LIBS: &[&str] = &["c", "crypt", "dl", "m", "pthread", "resolv", "rt", "util", "xnet"];
+const MUSL_BUILTIN_LIBS: &[&str] = &[
+    "c", "crypt", "dl", "m", "pthread", "resolv", "rt", "util", "xnet",
+];
 
 /// The runtime objects hld links into every program, per ISA.
 pub fn runtime_objects(isa: Isa) -> [(&'static str, &'static [u8]); 2] {
     match isa {
         Isa::X86_64 => [
-            ("hcrt.o", include_bytes!(concat!(env!("OUT_DIR"), "/hcrt-x86_64.o"))),
-            ("hcstub.o", include_bytes!(concat!(env!("OUT_DIR"), "/hcstub-x86_64.o"))),
+            (
+                "hcrt.o",
+                include_bytes!(concat!(env!("OUT_DIR"), "/hcrt-x86_64.o")),
+            ),
+            (
+                "hcstub.o",
+                include_bytes!(concat!(env!("OUT_DIR"), "/hcstub-x86_64.o")),
+            ),
         ],
         Isa::Aarch64 => [
-            ("hcrt.o", include_bytes!(concat!(env!("OUT_DIR"), "/hcrt-aarch64.o"))),
-            ("hcstub.o", include_bytes!(concat!(env!("OUT_DIR"), "/hcstub-aarch64.o"))),
+            (
+                "hcrt.o",
+                include_bytes!(concat!(env!("OUT_DIR"), "/hcrt-aarch64.o")),
+            ),
+            (
+                "hcstub.o",
+                include_bytes!(concat!(env!("OUT_DIR"), "/hcstub-aarch64.o")),
+            ),
         ],
     }
 }
@@ -59,11 +73,13 @@ fn split_object(what: &str, data: &[u8]) -> Result<(BTreeMap<Isa, Vec<u8>>, Site
         file: what.to_string(),
         why: why.to_string(),
     };
-    let file = object::File::parse(data).map_err(|e| not_hcc(&format!("not an ELF object ({e})")))?;
+    let file =
+        object::File::parse(data).map_err(|e| not_hcc(&format!("not an ELF object ({e})")))?;
     if file.kind() != ObjectKind::Relocatable {
         return Err(not_hcc("not a relocatable object"));
     }
-    let sites = container::section(&file, SITES).ok_or_else(|| not_hcc("it has no .hcontainer.sites section"))?;
+    let sites = container::section(&file, SITES)
+        .ok_or_else(|| not_hcc("it has no .hcontainer.sites section"))?;
     let table = SiteTable::decode(sites).map_err(|e| LinkError::Corrupt {
         file: what.to_string(),
         why: e.to_string(),
@@ -71,10 +87,11 @@ fn split_object(what: &str, data: &[u8]) -> Result<(BTreeMap<Isa, Vec<u8>>, Site
     let mut out = BTreeMap::new();
     for isa in Isa::ALL {
         if isa == Isa::PRIMARY {
-            let stripped = container::strip_container_sections(data).map_err(|e| LinkError::Corrupt {
-                file: what.to_string(),
-                why: e.to_string(),
-            })?;
+            let stripped =
+                container::strip_container_sections(data).map_err(|e| LinkError::Corrupt {
+                    file: what.to_string(),
+                    why: e.to_string(),
+                })?;
             out.insert(isa, stripped);
         } else {
             let obj = container::section(&file, &container::object_section(isa))
@@ -127,7 +144,9 @@ pub fn unique_member_names(data: &[u8]) -> Vec<u8> {
 }
 
 fn find_library(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
-    dirs.iter().map(|d| d.join(format!("lib{name}.a"))).find(|p| p.exists())
+    dirs.iter()
+        .map(|d| d.join(format!("lib{name}.a")))
+        .find(|p| p.exists())
 }
 
 /// Unpacks the user's inputs and the runtime into `tmp/<isa>/`.
@@ -143,7 +162,9 @@ pub fn prepare(items: &[Item], lib_dirs: &[PathBuf], tmp: &Path) -> Result<Prepa
         }
         p.files.insert(isa, Vec::new());
         let libc = PathBuf::from(isa.musl_lib_dir()).join("libc.a");
-        let data = std::fs::read(&libc).map_err(|e| LinkError::Io(format!("{}: {e} (run scripts/setup.sh)", libc.display())))?;
+        let data = std::fs::read(&libc).map_err(|e| {
+            LinkError::Io(format!("{}: {e} (run scripts/setup.sh)", libc.display()))
+        })?;
         let path = dir.join("libc.a");
         write(&path, &unique_member_names(&data))?;
         p.libc.insert(isa, path);
@@ -164,7 +185,8 @@ pub fn prepare(items: &[Item], lib_dirs: &[PathBuf], tmp: &Path) -> Result<Prepa
                 }
             },
         };
-        let data = std::fs::read(&path).map_err(|e| LinkError::Io(format!("{}: {e}", path.display())))?;
+        let data =
+            std::fs::read(&path).map_err(|e| LinkError::Io(format!("{}: {e}", path.display())))?;
         if data.starts_with(b"!<arch>\n") {
             unpack_archive(&mut p, n, &path, &data, tmp)?;
         } else {
@@ -181,7 +203,13 @@ pub fn prepare(items: &[Item], lib_dirs: &[PathBuf], tmp: &Path) -> Result<Prepa
     Ok(p)
 }
 
-fn unpack_archive(p: &mut Prepared, n: usize, path: &Path, data: &[u8], tmp: &Path) -> Result<(), LinkError> {
+fn unpack_archive(
+    p: &mut Prepared,
+    n: usize,
+    path: &Path,
+    data: &[u8],
+    tmp: &Path,
+) -> Result<(), LinkError> {
     let what = path.display().to_string();
     let ar = ArchiveFile::parse(data).map_err(|e| LinkError::Corrupt {
         file: what.clone(),

@@ -95,8 +95,8 @@ fn class_of(output: &str, addr: u64) -> Option<Class> {
         ".tbss" => Class::Tbss,
         ".data" | ".data.rel.ro" => Class::Data,
         ".bss" => Class::Bss,
-        ".init" | ".fini" | ".eh_frame" | ".eh_frame_hdr" | ".llvm_stackmaps" | ".gcc_except_table"
-        | ".init_array" | ".fini_array" | ".preinit_array" => Class::Whole,
+        ".init" | ".fini" | ".eh_frame" | ".eh_frame_hdr" | ".llvm_stackmaps"
+        | ".gcc_except_table" | ".init_array" | ".fini_array" | ".preinit_array" => Class::Whole,
         ".got" | ".got.plt" | ".relro_padding" => Class::Internal,
         _ if addr == 0 => Class::NonAlloc,
         _ => return None,
@@ -169,21 +169,31 @@ fn align_up(v: u64, a: u64) -> u64 {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
-    #[error("the {isa} link produced output section '{section}', which hld does not know how to place")]
+    #[error(
+        "the {isa} link produced output section '{section}', which hld does not know how to place"
+    )]
     UnknownOutput { isa: Isa, section: String },
     #[error("input section {file}({section}) appears twice in the {isa} link; hld cannot give it one address")]
-    Duplicate { isa: Isa, file: String, section: String },
+    Duplicate {
+        isa: Isa,
+        file: String,
+        section: String,
+    },
 }
 
 type Entry<'a> = &'a InputSection;
+/// An input section across variants: its class, file key and section name.
+type Id = (Class, String, String);
 
 /// Computes the aligned layout from each variant's first-pass link map.
 pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
     // (class, key, section) → per-ISA entry; order of first appearance in the primary map.
-    let mut order: Vec<(Class, String, String)> = Vec::new();
-    let mut entries: HashMap<(Class, String, String), BTreeMap<Isa, Entry>> = HashMap::new();
-    let arch_local: BTreeSet<(String, String)> =
-        ARCH_LOCAL.iter().map(|(f, s)| (f.to_string(), s.to_string())).collect();
+    let mut order: Vec<Id> = Vec::new();
+    let mut entries: HashMap<Id, BTreeMap<Isa, Entry>> = HashMap::new();
+    let arch_local: BTreeSet<(String, String)> = ARCH_LOCAL
+        .iter()
+        .map(|(f, s)| (f.to_string(), s.to_string()))
+        .collect();
     let mut plan = Plan::default();
     for (&isa, map) in maps {
         for out in &map.outputs {
@@ -196,8 +206,12 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
         }
         let mut seen = BTreeSet::new();
         for inp in &map.inputs {
-            let Some(class) = class_of(&inp.output, inp.addr).or_else(|| class_of(&inp.output, 0)) else {
-                return Err(LayoutError::UnknownOutput { isa, section: format!("{} (input {}:{})", inp.output, inp.file, inp.section) });
+            let Some(class) = class_of(&inp.output, inp.addr).or_else(|| class_of(&inp.output, 0))
+            else {
+                return Err(LayoutError::UnknownOutput {
+                    isa,
+                    section: format!("{} (input {}:{})", inp.output, inp.file, inp.section),
+                });
             };
             if matches!(class, Class::NonAlloc | Class::Whole) {
                 if inp.section == ".init" {
@@ -247,12 +261,16 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
     // Code one variant has in assembly (`.text`) and the other in C
     // (`.text.name`) is the same function: pair the lone sections of one file
     // one to one, so function pointers to it stay valid across variants.
-    let mut lone: BTreeMap<String, BTreeMap<Isa, Vec<(Class, String, String)>>> = BTreeMap::new();
+    let mut lone: BTreeMap<String, BTreeMap<Isa, Vec<Id>>> = BTreeMap::new();
     for id in order.iter().filter(|id| id.0 == Class::Text) {
         let per = &entries[id];
         if per.len() == 1 {
             let isa = *per.keys().next().expect("one entry");
-            lone.entry(id.1.clone()).or_default().entry(isa).or_default().push(id.clone());
+            lone.entry(id.1.clone())
+                .or_default()
+                .entry(isa)
+                .or_default()
+                .push(id.clone());
         }
     }
     for by_isa in lone.values() {
@@ -309,7 +327,11 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
                 continue;
             }
             let addrs = shifted_addresses(per, *cursor);
-            let end = per.iter().map(|(i, e)| addrs[i] + e.size).max().unwrap_or(*cursor);
+            let end = per
+                .iter()
+                .map(|(i, e)| addrs[i] + e.size)
+                .max()
+                .unwrap_or(*cursor);
             *cursor = end;
             let primary = per.keys().next().copied().expect("non-empty");
             common.push(Placed {
@@ -383,7 +405,13 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
     plan.rodata = ro;
     plan.rodata_only = ro_only;
     plan.whole_ro = align_up(cursor, 64);
-    cursor = plan.whole_ro + whole_size(&[".eh_frame", ".eh_frame_hdr", ".llvm_stackmaps", ".gcc_except_table"]);
+    cursor = plan.whole_ro
+        + whole_size(&[
+            ".eh_frame",
+            ".eh_frame_hdr",
+            ".llvm_stackmaps",
+            ".gcc_except_table",
+        ]);
 
     // Data segment: TLS first.
     cursor = align_up(cursor + 0x1000, SEGMENT_ALIGN);
@@ -394,13 +422,23 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
     plan.tdata_only = td_only;
     let tbss_align = maps
         .values()
-        .flat_map(|m| m.inputs.iter().filter(|i| i.output == ".tbss").map(|i| i.align))
+        .flat_map(|m| {
+            m.inputs
+                .iter()
+                .filter(|i| i.output == ".tbss")
+                .map(|i| i.align)
+        })
         .max()
         .unwrap_or(1);
     let tdata_end = cursor;
     plan.tls_align = maps
         .values()
-        .flat_map(|m| m.inputs.iter().filter(|i| i.output == ".tbss" || i.output == ".tdata").map(|i| i.align))
+        .flat_map(|m| {
+            m.inputs
+                .iter()
+                .filter(|i| i.output == ".tbss" || i.output == ".tdata")
+                .map(|i| i.align)
+        })
         .max()
         .unwrap_or(1);
     cursor = align_up(cursor, tbss_align.max(plan.tls_align));
@@ -443,7 +481,11 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
                 section: id.2.clone(),
                 addr: None,
             };
-            let list = if matches!(id.0, Class::Bss) { &mut plan.local_bss } else { &mut plan.local_data };
+            let list = if matches!(id.0, Class::Bss) {
+                &mut plan.local_bss
+            } else {
+                &mut plan.local_data
+            };
             if !id.1.starts_with('<') {
                 list.entry(isa).or_default().push(single);
             }
@@ -463,23 +505,41 @@ fn shifted_addresses(per: &BTreeMap<Isa, Entry>, cursor: u64) -> BTreeMap<Isa, u
     let plain = || per.keys().map(|i| (*i, align_up(cursor, align))).collect();
     // Offsets of the first symbol every variant defines here.
     let first = per.values().next().expect("non-empty");
-    let Some(name) = first.symbols.iter().map(|s| &s.0).find(|n| {
-        per.values().all(|e| e.symbols.iter().any(|s| &s.0 == *n))
-    }) else {
+    let Some(name) = first
+        .symbols
+        .iter()
+        .map(|s| &s.0)
+        .find(|n| per.values().all(|e| e.symbols.iter().any(|s| &s.0 == *n)))
+    else {
         return plain();
     };
     let off: BTreeMap<Isa, u64> = per
         .iter()
-        .map(|(i, e)| (*i, e.symbols.iter().find(|s| &s.0 == name).map(|s| s.1 - e.addr).unwrap_or(0)))
+        .map(|(i, e)| {
+            (
+                *i,
+                e.symbols
+                    .iter()
+                    .find(|s| &s.0 == name)
+                    .map(|s| s.1 - e.addr)
+                    .unwrap_or(0),
+            )
+        })
         .collect();
-    if off.values().all(|o| *o == off[per.keys().next().expect("non-empty")]) {
+    if off
+        .values()
+        .all(|o| *o == off[per.keys().next().expect("non-empty")])
+    {
         return plain();
     }
     // Find the symbol address S with S - off[i] aligned for every variant.
     let max_off = *off.values().max().expect("non-empty");
     let start = cursor + max_off;
     for s in start..start + align * 2 {
-        if per.iter().all(|(i, e)| (s - off[i]) % e.align.max(1) == 0) {
+        if per
+            .iter()
+            .all(|(i, e)| (s - off[i]).is_multiple_of(e.align.max(1)))
+        {
             return off.iter().map(|(i, o)| (*i, s - o)).collect();
         }
     }
@@ -492,7 +552,10 @@ pub fn script(plan: &Plan, isa: Isa) -> String {
     let w = &mut s;
     let empty = Vec::new();
     let (crti, crtn) = plan.crt.get(&isa).cloned().unwrap_or_default();
-    let _ = writeln!(w, "/* Generated by hld for the {isa} variant: every aligned input section at");
+    let _ = writeln!(
+        w,
+        "/* Generated by hld for the {isa} variant: every aligned input section at"
+    );
     let _ = writeln!(w, "   the address it has in every variant. */");
     let _ = writeln!(w, "ENTRY(_start)");
     let _ = writeln!(w, "PHDRS {{");
@@ -511,7 +574,12 @@ pub fn script(plan: &Plan, isa: Isa) -> String {
         if !crti.is_empty() {
             let _ = write!(body, "KEEP({crti}({name})) ");
         }
-        let excl = [&crti, &crtn].iter().filter(|p| !p.is_empty()).map(|p| p.as_str()).collect::<Vec<_>>().join(" ");
+        let excl = [&crti, &crtn]
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
         if excl.is_empty() {
             let _ = write!(body, "KEEP(*({name})) ");
         } else {
@@ -549,19 +617,41 @@ pub fn script(plan: &Plan, isa: Isa) -> String {
     placed(w, &plan.rodata);
     singles(w, plan.rodata_only.get(&isa).unwrap_or(&empty));
     let _ = writeln!(w, "  }} :rodata");
-    let _ = writeln!(w, "  .eh_frame {:#x} : {{ KEEP(*(.eh_frame)) }} :rodata", plan.whole_ro);
-    let _ = writeln!(w, "  .gcc_except_table : {{ *(.gcc_except_table .gcc_except_table.*) }} :rodata");
-    let _ = writeln!(w, "  .llvm_stackmaps : {{ KEEP(*(.llvm_stackmaps)) }} :rodata");
-    let _ = writeln!(w, "  .tdata {:#x} : ALIGN({}) {{", plan.tls_start, plan.tls_align);
+    let _ = writeln!(
+        w,
+        "  .eh_frame {:#x} : {{ KEEP(*(.eh_frame)) }} :rodata",
+        plan.whole_ro
+    );
+    let _ = writeln!(
+        w,
+        "  .gcc_except_table : {{ *(.gcc_except_table .gcc_except_table.*) }} :rodata"
+    );
+    let _ = writeln!(
+        w,
+        "  .llvm_stackmaps : {{ KEEP(*(.llvm_stackmaps)) }} :rodata"
+    );
+    let _ = writeln!(
+        w,
+        "  .tdata {:#x} : ALIGN({}) {{",
+        plan.tls_start, plan.tls_align
+    );
     placed(w, &plan.tdata);
     singles(w, plan.tdata_only.get(&isa).unwrap_or(&empty));
     let _ = writeln!(w, "  }} :data :tls");
-    let _ = writeln!(w, "  .tbss {:#x} : ALIGN({}) {{", plan.tbss_start, plan.tls_align);
+    let _ = writeln!(
+        w,
+        "  .tbss {:#x} : ALIGN({}) {{",
+        plan.tbss_start, plan.tls_align
+    );
     placed(w, &plan.tbss);
     singles(w, plan.tbss_only.get(&isa).unwrap_or(&empty));
     let _ = writeln!(w, "    . = {:#x};", plan.tls_end);
     let _ = writeln!(w, "  }} :data :tls");
-    let _ = writeln!(w, "  .preinit_array {:#x} : {{ KEEP(*(.preinit_array)) }} :data", plan.arrays);
+    let _ = writeln!(
+        w,
+        "  .preinit_array {:#x} : {{ KEEP(*(.preinit_array)) }} :data",
+        plan.arrays
+    );
     let _ = writeln!(
         w,
         "  .init_array : {{ KEEP(*(SORT_BY_INIT_PRIORITY(.init_array.*) SORT_BY_INIT_PRIORITY(.ctors.*))) KEEP(*(.init_array .ctors)) }} :data"
@@ -599,7 +689,14 @@ pub fn script(plan: &Plan, isa: Isa) -> String {
 /// it was meant to go. Returns the first difference.
 pub fn check(plan: &Plan, isa: Isa, map: &LinkMap) -> Result<(), String> {
     let mut want: HashMap<(String, String), u64> = HashMap::new();
-    for list in [&plan.text, &plan.rodata, &plan.tdata, &plan.tbss, &plan.data, &plan.bss] {
+    for list in [
+        &plan.text,
+        &plan.rodata,
+        &plan.tdata,
+        &plan.tbss,
+        &plan.data,
+        &plan.bss,
+    ] {
         for p in list {
             if let Some((_, section, addr)) = p.patterns.get(&isa) {
                 want.insert((p.key.clone(), section.clone()), *addr);

@@ -71,8 +71,19 @@ fn lld(
     let libdir = PathBuf::from(isa.musl_lib_dir());
     let mut cmd = Command::new(LLD);
     // -O0 keeps each input's string sections whole, so each can be placed.
-    cmd.args(["-O0", "-static", "-nostdlib", "-z", "norelro", "-z", "noexecstack", "--build-id=none"]);
-    cmd.arg("-o").arg(&out).arg(format!("-Map={}", map.display()));
+    cmd.args([
+        "-O0",
+        "-static",
+        "-nostdlib",
+        "-z",
+        "norelro",
+        "-z",
+        "noexecstack",
+        "--build-id=none",
+    ]);
+    cmd.arg("-o")
+        .arg(&out)
+        .arg(format!("-Map={}", map.display()));
     match script {
         Some(s) => {
             cmd.arg("-T").arg(s);
@@ -97,7 +108,10 @@ fn lld(
     cmd.args(&prepared.runtime[&isa]);
     cmd.args(&prepared.files[&isa]);
     if !opts.nodefaultlibs {
-        cmd.arg("--start-group").arg(&prepared.libc[&isa]).arg(isa.info().libgcc).arg("--end-group");
+        cmd.arg("--start-group")
+            .arg(&prepared.libc[&isa])
+            .arg(isa.info().libgcc)
+            .arg("--end-group");
     }
     if !opts.nostartfiles {
         cmd.arg(libdir.join("crtn.o"));
@@ -112,22 +126,42 @@ fn lld(
     if !output.status.success() {
         return Err(LinkError::Lld {
             isa,
-            stderr: String::from_utf8_lossy(&output.stderr).trim_end().to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr)
+                .trim_end()
+                .to_string(),
         });
     }
-    let text = std::fs::read_to_string(&map).map_err(|e| LinkError::Io(format!("{}: {e}", map.display())))?;
+    let text = std::fs::read_to_string(&map)
+        .map_err(|e| LinkError::Io(format!("{}: {e}", map.display())))?;
     let parsed = mapfile::parse(&text).map_err(LinkError::Internal)?;
     Ok((out, parsed))
 }
 
 /// Runs `f` for every ISA on its own thread; the primary's error wins, since
 /// every variant usually fails the same way.
-fn per_isa<T: Send>(f: impl Fn(Isa) -> Result<T, LinkError> + Sync) -> Result<BTreeMap<Isa, T>, LinkError> {
+fn per_isa<T: Send>(
+    f: impl Fn(Isa) -> Result<T, LinkError> + Sync,
+) -> Result<BTreeMap<Isa, T>, LinkError> {
     let results: Vec<(Isa, Result<T, LinkError>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = Isa::ALL.iter().map(|&isa| (isa, { let f = &f; s.spawn(move || f(isa)) })).collect();
+        let handles: Vec<_> = Isa::ALL
+            .iter()
+            .map(|&isa| {
+                (isa, {
+                    let f = &f;
+                    s.spawn(move || f(isa))
+                })
+            })
+            .collect();
         handles
             .into_iter()
-            .map(|(isa, h)| (isa, h.join().unwrap_or_else(|_| Err(LinkError::Internal("link thread panicked".into())))))
+            .map(|(isa, h)| {
+                (
+                    isa,
+                    h.join().unwrap_or_else(|_| {
+                        Err(LinkError::Internal("link thread panicked".into()))
+                    }),
+                )
+            })
             .collect()
     });
     let mut out = BTreeMap::new();
@@ -167,14 +201,19 @@ pub fn link(opts: &Options) -> Result<Report, LinkError> {
     })
 }
 
-fn link_in(opts: &Options, dir: &Path) -> Result<(Vec<u8>, hc_metadata::meta::BinaryMeta), LinkError> {
+fn link_in(
+    opts: &Options,
+    dir: &Path,
+) -> Result<(Vec<u8>, hc_metadata::meta::BinaryMeta), LinkError> {
     let prepared = inputs::prepare(&opts.items, &opts.lib_dirs, dir)?;
     let pass1 = per_isa(|isa| lld(isa, opts, &prepared, dir, 1, None))?;
-    let maps: BTreeMap<Isa, mapfile::LinkMap> = pass1.into_iter().map(|(i, (_, m))| (i, m)).collect();
+    let maps: BTreeMap<Isa, mapfile::LinkMap> =
+        pass1.into_iter().map(|(i, (_, m))| (i, m)).collect();
     let plan = layout::plan(&maps)?;
     let pass2 = per_isa(|isa| {
         let script = dir.join(format!("{}.ld", isa.name()));
-        std::fs::write(&script, layout::script(&plan, isa)).map_err(|e| LinkError::Io(e.to_string()))?;
+        std::fs::write(&script, layout::script(&plan, isa))
+            .map_err(|e| LinkError::Io(e.to_string()))?;
         let (exe, map) = lld(isa, opts, &prepared, dir, 2, Some(&script))?;
         layout::check(&plan, isa, &map).map_err(LinkError::Internal)?;
         std::fs::read(&exe).map_err(|e| LinkError::Io(e.to_string()))
@@ -202,8 +241,10 @@ fn write_executable(path: &Path, data: &[u8]) -> Result<(), LinkError> {
     use std::os::unix::fs::PermissionsExt;
     // Replace, never modify in place: the old file may be running.
     let tmp = path.with_extension("hld-tmp");
-    std::fs::write(&tmp, data).map_err(|e| LinkError::Io(format!("cannot write {}: {e}", tmp.display())))?;
+    std::fs::write(&tmp, data)
+        .map_err(|e| LinkError::Io(format!("cannot write {}: {e}", tmp.display())))?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| LinkError::Io(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| LinkError::Io(format!("cannot write {}: {e}", path.display())))
+    std::fs::rename(&tmp, path)
+        .map_err(|e| LinkError::Io(format!("cannot write {}: {e}", path.display())))
 }

@@ -31,7 +31,8 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         let value = |it: &mut std::vec::IntoIter<String>, flag: &str| {
-            it.next().ok_or_else(|| format!("argument to '{flag}' is missing"))
+            it.next()
+                .ok_or_else(|| format!("argument to '{flag}' is missing"))
         };
         match a.as_str() {
             "-o" => output = Some(PathBuf::from(value(&mut it, "-o")?)),
@@ -52,8 +53,12 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             _ if a.starts_with("-l") => o.items.push(Item::Lib(a[2..].to_string())),
             _ if a.starts_with("-o") => output = Some(PathBuf::from(&a[2..])),
             _ if a.starts_with("--ld-arg=") => o.ld_args.push(a["--ld-arg=".len()..].to_string()),
-            _ if a.starts_with("--keep-temps=") => o.keep = Some(PathBuf::from(&a["--keep-temps=".len()..])),
-            _ if a.starts_with('-') => return Err(format!("unknown argument '{a}' (see hld --help)")),
+            _ if a.starts_with("--keep-temps=") => {
+                o.keep = Some(PathBuf::from(&a["--keep-temps=".len()..]))
+            }
+            _ if a.starts_with('-') => {
+                return Err(format!("unknown argument '{a}' (see hld --help)"))
+            }
             _ => o.items.push(Item::File(PathBuf::from(a))),
         }
     }

@@ -48,8 +48,12 @@ pub fn parse(text: &str) -> Result<LinkMap, String> {
             let t = rest.trim_start();
             let end = t.find(' ').unwrap_or(t.len());
             let tok = &t[..end];
-            *f = if i == 3 { tok.parse() } else { u64::from_str_radix(tok, 16) }
-                .map_err(|_| format!("link map line {}: cannot parse '{line}'", n + 1))?;
+            *f = if i == 3 {
+                tok.parse()
+            } else {
+                u64::from_str_radix(tok, 16)
+            }
+            .map_err(|_| format!("link map line {}: cannot parse '{line}'", n + 1))?;
             rest = &t[end..];
         }
         let indent = rest.len() - rest.trim_start().len();
@@ -84,7 +88,11 @@ pub fn parse(text: &str) -> Result<LinkMap, String> {
                 symbols: Vec::new(),
             });
         } else if let Some(last) = map.inputs.last_mut() {
-            if !text.contains(' ') && last.output == current_out && addr >= last.addr && addr <= last.addr + last.size {
+            if !text.contains(' ')
+                && last.output == current_out
+                && addr >= last.addr
+                && addr <= last.addr + last.size
+            {
                 last.symbols.push((text.to_string(), addr));
             }
         }
@@ -113,7 +121,10 @@ mod tests {
         assert_eq!(m.inputs[0].file, "/tmp/x/in0.o");
         assert_eq!(m.inputs[0].section, ".rodata.str1.1");
         assert_eq!(m.inputs[0].symbols, vec![("sym".to_string(), 0x201000)]);
-        assert_eq!(m.inputs[1].file, "/usr/lib/x86_64-linux-musl/libc.a(block.lo)");
+        assert_eq!(
+            m.inputs[1].file,
+            "/usr/lib/x86_64-linux-musl/libc.a(block.lo)"
+        );
         assert_eq!(m.inputs[1].align, 8);
         assert_eq!(m.inputs[2].output, ".got");
         assert_eq!(m.inputs[2].addr, 0x211038);

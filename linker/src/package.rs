@@ -33,7 +33,10 @@ fn symbol_file_offset(data: &[u8], name: &str) -> Option<(usize, u64)> {
     let sym = f.symbols().find(|s| s.name() == Ok(name))?;
     let sec = f.section_by_index(sym.section_index()?).ok()?;
     let (off, _) = sec.file_range()?;
-    Some(((off + sym.address() - sec.address()) as usize, sym.address()))
+    Some((
+        (off + sym.address() - sec.address()) as usize,
+        sym.address(),
+    ))
 }
 
 /// Writes the same build id into every variant; returns it.
@@ -41,8 +44,9 @@ pub fn patch_build_id(exes: &mut BTreeMap<Isa, Vec<u8>>) -> Result<[u8; 16], Lin
     let parts: Vec<&[u8]> = exes.values().map(|v| v.as_slice()).collect();
     let id = fingerprint(&parts);
     for (isa, data) in exes.iter_mut() {
-        let (off, _) = symbol_file_offset(data, "__hc_build_id")
-            .ok_or_else(|| LinkError::Internal(format!("__hc_build_id missing from the {isa} variant")))?;
+        let (off, _) = symbol_file_offset(data, "__hc_build_id").ok_or_else(|| {
+            LinkError::Internal(format!("__hc_build_id missing from the {isa} variant"))
+        })?;
         data[off..off + 16].copy_from_slice(&id);
     }
     Ok(id)
@@ -64,8 +68,11 @@ pub fn build_meta(
     exes: &BTreeMap<Isa, Vec<u8>>,
     build_id: [u8; 16],
 ) -> Result<BinaryMeta, LinkError> {
-    let text: HashMap<(&str, &str), u64> =
-        plan.text.iter().map(|p| ((p.key.as_str(), p.section.as_str()), p.addr)).collect();
+    let text: HashMap<(&str, &str), u64> = plan
+        .text
+        .iter()
+        .map(|p| ((p.key.as_str(), p.section.as_str()), p.addr))
+        .collect();
     let mut functions = Vec::new();
     for (key, table) in sites {
         for f in &table.functions {
@@ -87,31 +94,46 @@ pub fn build_meta(
         .symbols()
         .find(|s| s.name() == Ok("main"))
         .map(|s| s.address())
-        .ok_or_else(|| LinkError::NoMain)?;
+        .ok_or(LinkError::NoMain)?;
     let (tls_memsz, tls_filesz, tls_align) = tls_segment(&exes[&Isa::PRIMARY]).unwrap_or((0, 0, 1));
     for (isa, data) in exes {
         if tls_segment(data).unwrap_or((0, 0, 1)) != (tls_memsz, tls_filesz, tls_align) {
-            return Err(LinkError::Internal(format!("the {isa} variant's TLS block differs from the primary's")));
+            return Err(LinkError::Internal(format!(
+                "the {isa} variant's TLS block differs from the primary's"
+            )));
         }
     }
     let by_addr: HashMap<u64, &FunctionMeta> = functions.iter().map(|f| (f.addr, f)).collect();
     let mut variants = Vec::new();
     for (&isa, data) in exes {
-        let file = object::File::parse(data.as_slice()).map_err(|e| LinkError::Internal(e.to_string()))?;
+        let file =
+            object::File::parse(data.as_slice()).map_err(|e| LinkError::Internal(e.to_string()))?;
         let mut out = Vec::new();
         if let Some(sm) = container::section(&file, ".llvm_stackmaps") {
-            let funcs = stackmap::parse(sm).map_err(|e| LinkError::Internal(format!("{isa}: {e}")))?;
+            let funcs =
+                stackmap::parse(sm).map_err(|e| LinkError::Internal(format!("{isa}: {e}")))?;
             for f in funcs {
-                let meta = by_addr.get(&f.address).filter(|m| m.instrumented).ok_or_else(|| {
-                    LinkError::Internal(format!("{isa}: stack map for {:#x}, which is no instrumented function", f.address))
-                })?;
+                let meta = by_addr
+                    .get(&f.address)
+                    .filter(|m| m.instrumented)
+                    .ok_or_else(|| {
+                        LinkError::Internal(format!(
+                            "{isa}: stack map for {:#x}, which is no instrumented function",
+                            f.address
+                        ))
+                    })?;
                 for r in f.records {
                     let site = meta.sites.get(r.id as usize).ok_or_else(|| {
                         LinkError::Internal(format!("{isa}: {} has no site {}", meta.name, r.id))
                     })?;
                     let ndeopt = match r.locations.get(2) {
                         Some(Location::Constant(n)) => *n as usize,
-                        _ => return Err(LinkError::Internal(format!("{isa}: {} site {}: not a statepoint record", meta.name, r.id))),
+                        _ => {
+                            return Err(LinkError::Internal(format!(
+                                "{isa}: {} site {}: not a statepoint record",
+                                meta.name, r.id
+                            )))
+                        }
                     };
                     if ndeopt != site.values.len() || r.locations.len() < 3 + ndeopt {
                         return Err(LinkError::Internal(format!(
@@ -163,5 +185,6 @@ pub fn container(exes: &BTreeMap<Isa, Vec<u8>>, meta: &BinaryMeta) -> Result<Vec
     for (isa, name) in &names {
         sections.push((name.as_str(), exes[isa].as_slice()));
     }
-    container::add_sections(&exes[&Isa::PRIMARY], &sections).map_err(|e| LinkError::Internal(e.to_string()))
+    container::add_sections(&exes[&Isa::PRIMARY], &sections)
+        .map_err(|e| LinkError::Internal(e.to_string()))
 }

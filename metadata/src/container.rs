@@ -27,7 +27,11 @@ pub enum ContainerError {
 /// `.strtab` (shared with symbol names); the writer wants a `.shstrtab`.
 fn read(data: &[u8]) -> Result<Builder<'_>, ContainerError> {
     let mut b = Builder::read(data).map_err(|e| ContainerError::Parse(e.to_string()))?;
-    if !b.sections.iter().any(|s| matches!(s.data, SectionData::SectionString)) {
+    if !b
+        .sections
+        .iter()
+        .any(|s| matches!(s.data, SectionData::SectionString))
+    {
         let s = b.sections.add();
         s.name = b".shstrtab".to_vec().into();
         s.sh_type = elf::SHT_STRTAB;
@@ -42,7 +46,10 @@ fn read(data: &[u8]) -> Result<Builder<'_>, ContainerError> {
 pub fn add_sections(data: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, ContainerError> {
     let mut b = read(data)?;
     for s in b.sections.iter_mut() {
-        if sections.iter().any(|(n, _)| s.name.as_slice() == n.as_bytes()) {
+        if sections
+            .iter()
+            .any(|(n, _)| s.name.as_slice() == n.as_bytes())
+        {
             s.delete = true;
         }
     }
@@ -55,7 +62,8 @@ pub fn add_sections(data: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, 
         s.data = SectionData::Data(bytes.to_vec().into());
     }
     let mut out = Vec::new();
-    b.write(&mut out).map_err(|e| ContainerError::Write(e.to_string()))?;
+    b.write(&mut out)
+        .map_err(|e| ContainerError::Write(e.to_string()))?;
     Ok(out)
 }
 
@@ -68,7 +76,8 @@ pub fn strip_container_sections(data: &[u8]) -> Result<Vec<u8>, ContainerError> 
         }
     }
     let mut out = Vec::new();
-    b.write(&mut out).map_err(|e| ContainerError::Write(e.to_string()))?;
+    b.write(&mut out)
+        .map_err(|e| ContainerError::Write(e.to_string()))?;
     Ok(out)
 }
 

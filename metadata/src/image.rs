@@ -66,7 +66,9 @@ pub enum RegionKind {
 impl RegionKind {
     fn from_u32(v: u32) -> Option<RegionKind> {
         use RegionKind::*;
-        [Image, Anon, Stack, Argv, Shadow].into_iter().find(|k| *k as u32 == v)
+        [Image, Anon, Stack, Argv, Shadow]
+            .into_iter()
+            .find(|k| *k as u32 == v)
     }
 }
 
@@ -183,7 +185,8 @@ impl<'a> Image<'a> {
                     let data_len = b.u64()? as usize;
                     let prot = b.u32()?;
                     let k = b.u32()?;
-                    let kind = RegionKind::from_u32(k).ok_or_else(|| b.invalid_at(start, "unknown region kind"))?;
+                    let kind = RegionKind::from_u32(k)
+                        .ok_or_else(|| b.invalid_at(start, "unknown region kind"))?;
                     if data_len as u64 > map_len || b.pos() + data_len > body_end {
                         return Err(b.invalid_at(start, "region data longer than the region"));
                     }
@@ -283,8 +286,16 @@ impl<'a> Image<'a> {
     /// Encodes as a snapshot (frames, no registers) or a dump.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.bytes(if self.snapshot { SNAP_MAGIC } else { DUMP_MAGIC });
-        w.u32(if self.snapshot { SNAP_VERSION } else { DUMP_VERSION });
+        w.bytes(if self.snapshot {
+            SNAP_MAGIC
+        } else {
+            DUMP_MAGIC
+        });
+        w.u32(if self.snapshot {
+            SNAP_VERSION
+        } else {
+            DUMP_VERSION
+        });
         w.u32(self.isa as u32);
         w.bytes(&self.build_id);
         let record = |w: &mut Writer, kind: u32, body: &dyn Fn(&mut Writer)| {
@@ -348,7 +359,13 @@ impl<'a> Image<'a> {
         record(&mut w, REC_MISC, &|w| {
             w.i32(m.errno);
             w.u32(0);
-            for v in [m.argv_start, m.stack_end, m.shadow_base, m.shadow_size, m.dump_ns] {
+            for v in [
+                m.argv_start,
+                m.stack_end,
+                m.shadow_base,
+                m.shadow_size,
+                m.dump_ns,
+            ] {
                 w.u64(v);
             }
         });

@@ -177,7 +177,11 @@ impl BinaryMeta {
                             .ok_or_else(|| r.invalid_at(at, "unknown value type"))?,
                     );
                 }
-                sites.push(Site { kind, callee, values });
+                sites.push(Site {
+                    kind,
+                    callee,
+                    values,
+                });
             }
             functions.push(FunctionMeta {
                 addr,

@@ -137,7 +137,11 @@ impl SiteTable {
                             .ok_or_else(|| r.invalid_at(at, "unknown value type"))?,
                     );
                 }
-                sites.push(Site { kind, callee, values });
+                sites.push(Site {
+                    kind,
+                    callee,
+                    values,
+                });
             }
             functions.push(FunctionSites {
                 symbol,

@@ -19,11 +19,21 @@ use crate::wire::{Reader, Result};
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Location {
     /// In a register (DWARF number), `size` bytes.
-    Register { reg: u16, size: u16 },
+    Register {
+        reg: u16,
+        size: u16,
+    },
     /// The value *is* the address reg + offset.
-    Direct { reg: u16, offset: i32 },
+    Direct {
+        reg: u16,
+        offset: i32,
+    },
     /// In memory at reg + offset.
-    Indirect { reg: u16, offset: i32, size: u16 },
+    Indirect {
+        reg: u16,
+        offset: i32,
+        size: u16,
+    },
     Constant(i64),
 }
 
@@ -92,7 +102,11 @@ pub fn parse(section: &[u8]) -> Result<Vec<Function>> {
                 locations.push(match kind {
                     1 => Location::Register { reg, size },
                     2 => Location::Direct { reg, offset: off },
-                    3 => Location::Indirect { reg, offset: off, size },
+                    3 => Location::Indirect {
+                        reg,
+                        offset: off,
+                        size,
+                    },
                     4 => Location::Constant(off as i64),
                     5 => Location::Constant(
                         *consts

@@ -6,7 +6,9 @@ use thiserror::Error;
 /// A format could not be decoded.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
-    #[error("{what}: truncated at offset {offset:#x} (needed {needed} more bytes, {available} left)")]
+    #[error(
+        "{what}: truncated at offset {offset:#x} (needed {needed} more bytes, {available} left)"
+    )]
     Truncated {
         what: &'static str,
         offset: usize,
@@ -172,7 +174,10 @@ impl<'a> Reader<'a> {
         if n.saturating_mul(min_item) > self.remaining() {
             return Err(self.invalid_at(
                 start,
-                &format!("count {n} exceeds what the remaining {} bytes can hold", self.remaining()),
+                &format!(
+                    "count {n} exceeds what the remaining {} bytes can hold",
+                    self.remaining()
+                ),
             ));
         }
         Ok(n)

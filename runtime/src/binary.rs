@@ -10,15 +10,25 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum BinaryError {
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{path}: not an ELF file ({why})")]
     NotElf { path: PathBuf, why: String },
     #[error("{path}: not a multi-ISA program (no {section} section); build it with hcc")]
-    NotMultiIsa { path: PathBuf, section: &'static str },
+    NotMultiIsa {
+        path: PathBuf,
+        section: &'static str,
+    },
     #[error("{path}: damaged metadata: {why}; rebuild it with hcc")]
     BadMeta { path: PathBuf, why: String },
     #[error("{path}: has no {isa} variant (it has: {have})")]
-    NoVariant { path: PathBuf, isa: Isa, have: String },
+    NoVariant {
+        path: PathBuf,
+        isa: Isa,
+        have: String,
+    },
 }
 
 pub struct Binary {
@@ -78,11 +88,19 @@ impl Binary {
         if isa == Isa::PRIMARY {
             return Ok(&self.data);
         }
-        self.variants.get(&isa).map(|v| v.as_slice()).ok_or_else(|| BinaryError::NoVariant {
-            path: self.path.clone(),
-            isa,
-            have: self.isas().iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
-        })
+        self.variants
+            .get(&isa)
+            .map(|v| v.as_slice())
+            .ok_or_else(|| BinaryError::NoVariant {
+                path: self.path.clone(),
+                isa,
+                have: self
+                    .isas()
+                    .iter()
+                    .map(|i| i.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// A runnable file for one variant: the binary itself for the primary,
@@ -92,14 +110,24 @@ impl Binary {
             return Ok(self.path.clone());
         }
         let bytes = self.variant(isa)?;
-        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let out = dir.join(format!("{name}.{}", isa.name()));
         // Never rewrite a file a running variant maps: write once per
         // directory, atomically.
         if !out.exists() {
             let tmp = dir.join(format!(".{name}.{}.tmp", isa.name()));
-            write_exe(&tmp, bytes).map_err(|error| BinaryError::Io { path: tmp.clone(), error })?;
-            std::fs::rename(&tmp, &out).map_err(|error| BinaryError::Io { path: out.clone(), error })?;
+            write_exe(&tmp, bytes).map_err(|error| BinaryError::Io {
+                path: tmp.clone(),
+                error,
+            })?;
+            std::fs::rename(&tmp, &out).map_err(|error| BinaryError::Io {
+                path: out.clone(),
+                error,
+            })?;
         }
         Ok(out)
     }
@@ -119,10 +147,15 @@ pub fn symbols(exe: &[u8]) -> Result<BTreeMap<String, Vec<u64>>, String> {
         if s.is_undefined() || s.name().map(|n| n.is_empty()).unwrap_or(true) {
             continue;
         }
-        if !matches!(s.kind(), object::SymbolKind::Text | object::SymbolKind::Data | object::SymbolKind::Tls) {
+        if !matches!(
+            s.kind(),
+            object::SymbolKind::Text | object::SymbolKind::Data | object::SymbolKind::Tls
+        ) {
             continue;
         }
-        out.entry(s.name().unwrap_or_default().to_string()).or_default().push(s.address());
+        out.entry(s.name().unwrap_or_default().to_string())
+            .or_default()
+            .push(s.address());
     }
     for v in out.values_mut() {
         v.sort_unstable();
@@ -134,7 +167,11 @@ pub fn symbols(exe: &[u8]) -> Result<BTreeMap<String, Vec<u64>>, String> {
 pub fn symbolize(exe: &[u8], addr: u64) -> Option<String> {
     let f = object::File::parse(exe).ok()?;
     f.symbols()
-        .filter(|s| s.kind() == object::SymbolKind::Text && s.address() <= addr && addr < s.address() + s.size().max(1))
+        .filter(|s| {
+            s.kind() == object::SymbolKind::Text
+                && s.address() <= addr
+                && addr < s.address() + s.size().max(1)
+        })
         .map(|s| format!("{}+{:#x}", s.name().unwrap_or("?"), addr - s.address()))
         .next()
 }

@@ -68,7 +68,11 @@ pub fn render(r: &Report) -> String {
     s += &format!("{}: multi-ISA program, build {}\n", r.path, r.build_id);
     s += &format!(
         "  ISAs: {}\n",
-        r.variants.iter().map(|v| v.isa.as_str()).collect::<Vec<_>>().join(", ")
+        r.variants
+            .iter()
+            .map(|v| v.isa.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     s += &format!(
         "  functions: {} ({} instrumented), sites: {}\n",
@@ -80,9 +84,15 @@ pub fn render(r: &Report) -> String {
         l.data_start, l.data_end, l.local_start, l.local_end, l.tls_memsz, l.tls_align, l.main
     );
     for v in &r.variants {
-        s += &format!("  {} variant: {} bytes, {} site locations\n", v.isa, v.file_size, v.site_locations);
+        s += &format!(
+            "  {} variant: {} bytes, {} site locations\n",
+            v.isa, v.file_size, v.site_locations
+        );
         for sec in &v.sections {
-            s += &format!("    {:<20} {:#10x} {:>10} bytes\n", sec.name, sec.addr, sec.size);
+            s += &format!(
+                "    {:<20} {:#10x} {:>10} bytes\n",
+                sec.name, sec.addr, sec.size
+            );
         }
     }
     s

@@ -38,9 +38,7 @@ enum Cmd {
     /// the metadata agrees with them; exits non-zero naming the first mismatch.
     Verify { app: PathBuf },
     /// Decode a dump or snapshot file and print it as JSON (memory summarized).
-    Show {
-        file: PathBuf,
-    },
+    Show { file: PathBuf },
     /// Rewrite a dump (kept with `run --keep`) into a snapshot, offline.
     Rewrite {
         dump: PathBuf,
@@ -92,7 +90,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map(|i| s.split_at(i))
         .unwrap_or((s, "ms"));
-    let v: f64 = num.parse().map_err(|_| format!("'{s}' is not a duration (e.g. 50ms, 2s)"))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 50ms, 2s)"))?;
     let secs = match unit {
         "ms" => v / 1000.0,
         "s" => v,
@@ -146,17 +146,26 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let snapshot = data.starts_with(hc_metadata::image::SNAP_MAGIC);
             let img = hc_metadata::image::Image::decode(&data, snapshot)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            println!("{}", serde_json::to_string_pretty(&hcontainer::inspect::image_json(&img))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&hcontainer::inspect::image_json(&img))?
+            );
             Ok(0)
         }
         Cmd::Rewrite { dump, app, output } => {
             let bin = Binary::open(&app)?;
-            let data = std::fs::read(&dump).map_err(|e| anyhow::anyhow!("{}: {e}", dump.display()))?;
+            let data =
+                std::fs::read(&dump).map_err(|e| anyhow::anyhow!("{}: {e}", dump.display()))?;
             let img = hc_metadata::image::Image::decode(&data, false)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", dump.display()))?;
-            let snap = hcontainer::rewrite::rewrite(&bin, &img).map_err(|e| anyhow::anyhow!("{}: {e}", dump.display()))?;
+            let snap = hcontainer::rewrite::rewrite(&bin, &img)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", dump.display()))?;
             std::fs::write(&output, snap.encode())?;
-            eprintln!("hcontainer: {}: {} frames", output.display(), snap.frames.len());
+            eprintln!(
+                "hcontainer: {}: {} frames",
+                output.display(),
+                snap.frames.len()
+            );
             Ok(0)
         }
         Cmd::Extract { isa, app, output } => {
@@ -184,7 +193,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 anyhow::bail!("--at-point and --every need --migrate with at least two ISAs (e.g. --migrate x86_64,aarch64)");
             }
             if migrate.len() >= 2 && at_point.is_none() && every.is_none() {
-                anyhow::bail!("--migrate needs --at-point N or --every DURATION to say when to migrate");
+                anyhow::bail!(
+                    "--migrate needs --at-point N or --every DURATION to say when to migrate"
+                );
             }
             let opts = RunOptions {
                 isa,

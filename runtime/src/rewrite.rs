@@ -25,7 +25,11 @@ pub enum RewriteError {
         why: String,
     },
     #[error("frame {depth} ({function}): {why}")]
-    Value { depth: usize, function: String, why: String },
+    Value {
+        depth: usize,
+        function: String,
+        why: String,
+    },
     #[error("unwinding frame {depth}: {error}")]
     Unwind { depth: usize, error: UnwindError },
     #[error("more than {0} frames: the stack looks corrupted")]
@@ -45,15 +49,19 @@ fn read_value(
     let size = ty.size();
     let bytes: Vec<u8> = match *loc {
         Location::Register { reg, .. } => {
-            let v = st
-                .get(reg)
-                .ok_or_else(|| format!("value in DWARF register {reg}, which the unwinder could not recover"))?;
+            let v = st.get(reg).ok_or_else(|| {
+                format!("value in DWARF register {reg}, which the unwinder could not recover")
+            })?;
             v.to_le_bytes()[..size].to_vec()
         }
-        Location::Indirect { reg, offset, size: loc_size } => {
-            let base = st
-                .get64(reg)
-                .ok_or_else(|| format!("value addressed from DWARF register {reg}, which has no value"))?;
+        Location::Indirect {
+            reg,
+            offset,
+            size: loc_size,
+        } => {
+            let base = st.get64(reg).ok_or_else(|| {
+                format!("value addressed from DWARF register {reg}, which has no value")
+            })?;
             let n = size.min(loc_size.max(1) as usize);
             let mut b = mem
                 .read(base.wrapping_add(offset as i64 as u64), n)
@@ -62,9 +70,16 @@ fn read_value(
             b.resize(size, 0);
             b
         }
-        Location::Constant(c) => c.to_le_bytes()[..size.min(8)].iter().copied().chain(std::iter::repeat(0)).take(size).collect(),
+        Location::Constant(c) => c.to_le_bytes()[..size.min(8)]
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(0))
+            .take(size)
+            .collect(),
         Location::Direct { .. } => {
-            return Err("a value is an address in the native stack frame, which does not migrate".into())
+            return Err(
+                "a value is an address in the native stack frame, which does not migrate".into(),
+            )
         }
     };
     out[..size].copy_from_slice(&bytes);
@@ -90,18 +105,22 @@ pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteE
         offset: 0,
         message: "no registers".into(),
     })?;
-    let variant = bin.meta.variant(isa).ok_or_else(|| binary::BinaryError::NoVariant {
-        path: bin.path.clone(),
-        isa,
-        have: String::new(),
-    })?;
+    let variant = bin
+        .meta
+        .variant(isa)
+        .ok_or_else(|| binary::BinaryError::NoVariant {
+            path: bin.path.clone(),
+            isa,
+            have: String::new(),
+        })?;
     let sites = variant.by_return_address();
     let (eh_addr, eh) = binary::section(exe, ".eh_frame").ok_or(RewriteError::Unwind {
         depth: 0,
         error: UnwindError::NoEhFrame,
     })?;
     let text_addr = binary::section(exe, ".text").map(|s| s.0).unwrap_or(0);
-    let unwinder = Unwinder::new(isa, eh_addr, eh, text_addr).map_err(|error| RewriteError::Unwind { depth: 0, error })?;
+    let unwinder = Unwinder::new(isa, eh_addr, eh, text_addr)
+        .map_err(|error| RewriteError::Unwind { depth: 0, error })?;
     let mem = Memory::new(&dump.regions);
     let mut st = initial_state(isa, regs);
     let mut frames = Vec::new();
@@ -126,22 +145,25 @@ pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteE
                 why,
             });
         };
-        let func = bin.meta.function(site.function).ok_or_else(|| RewriteError::Value {
-            depth,
-            function: format!("{:#x}", site.function),
-            why: "no such function in the metadata".into(),
-        })?;
+        let func = bin
+            .meta
+            .function(site.function)
+            .ok_or_else(|| RewriteError::Value {
+                depth,
+                function: format!("{:#x}", site.function),
+                why: "no such function in the metadata".into(),
+            })?;
         let types = &func.sites[site.index as usize].values;
         let (offsets, size) = record_layout(types);
         let mut values = vec![0u8; size];
         for ((loc, ty), off) in site.locations.iter().zip(types).zip(offsets) {
-            read_value(loc, *ty, &st, &mem, &mut values[off..off + ty.slot_size()]).map_err(|why| {
-                RewriteError::Value {
+            read_value(loc, *ty, &st, &mem, &mut values[off..off + ty.slot_size()]).map_err(
+                |why| RewriteError::Value {
                     depth,
                     function: func.name.clone(),
                     why,
-                }
-            })?;
+                },
+            )?;
         }
         frames.push(Frame {
             function: site.function,

@@ -153,7 +153,10 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
         bin.variant(*isa)?;
     }
     let tmp = tempfile::Builder::new().prefix("hcontainer-").tempdir()?;
-    let workdir = opts.keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let workdir = opts
+        .keep
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&workdir)?;
     let migrations = route.len() - 1;
     let trigger_env = |remaining: usize| -> Vec<(&str, String)> {
@@ -178,9 +181,11 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
     let mut last_reason = String::new();
     loop {
         let timeout = match opts.every {
-            Some(every) if done < migrations && !requested => {
-                Some(every.saturating_sub(cur.started.elapsed()).max(Duration::from_millis(1)))
-            }
+            Some(every) if done < migrations && !requested => Some(
+                every
+                    .saturating_sub(cur.started.elapsed())
+                    .max(Duration::from_millis(1)),
+            ),
             _ => None,
         };
         let msg = match cur.recv(timeout) {
@@ -196,7 +201,9 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
         let Some(msg) = msg else {
             let code = cur.wait();
             if refused > 0 {
-                eprintln!("hcontainer: {refused} migration attempts were refused (last: {last_reason})");
+                eprintln!(
+                    "hcontainer: {refused} migration attempts were refused (last: {last_reason})"
+                );
             }
             if done < migrations {
                 eprintln!(
@@ -209,7 +216,10 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             return Ok(code);
         };
         if let Some(why) = msg.strip_prefix("DUMPFAIL ") {
-            eprintln!("hcontainer: the {} process could not write its dump ({why}); it continues", cur.isa);
+            eprintln!(
+                "hcontainer: the {} process could not write its dump ({why}); it continues",
+                cur.isa
+            );
             cur.send("CONT 1\n");
             continue;
         }
@@ -223,10 +233,21 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             continue;
         }
         let dst = route[done + 1];
-        let keep = opts.keep.is_some();
-        match migrate(bin, args, &workdir, &mut cur, Path::new(path), dst, &trigger_env(migrations - done - 1), keep)? {
+        let target = Target {
+            bin,
+            args,
+            workdir: &workdir,
+            isa: dst,
+            env: trigger_env(migrations - done - 1),
+            keep: opts.keep.is_some(),
+        };
+        match migrate(target, &mut cur, Path::new(path))? {
             Outcome::Moved(next, report) => {
-                let after = if refused > 0 { format!(" (after {refused} refused attempts)") } else { String::new() };
+                let after = if refused > 0 {
+                    format!(" (after {refused} refused attempts)")
+                } else {
+                    String::new()
+                };
                 eprintln!(
                     "hcontainer: migrated {} -> {dst} ({}/{migrations}): {report}{after}",
                     route[done],
@@ -303,23 +324,39 @@ enum Outcome {
     Refused(String),
 }
 
-/// One migration of the parked source `src` to `dst`.
-fn migrate(
-    bin: &Binary,
-    args: &[OsString],
-    workdir: &Path,
-    src: &mut Proc,
-    dump_path: &Path,
-    dst: Isa,
-    env: &[(&str, String)],
+/// What a migration needs besides the source and its dump.
+struct Target<'a> {
+    bin: &'a Binary,
+    args: &'a [OsString],
+    workdir: &'a Path,
+    isa: Isa,
+    /// Environment for the destination (its own migration triggers).
+    env: Vec<(&'a str, String)>,
+    /// Keep the snapshot file.
     keep: bool,
-) -> anyhow::Result<Outcome> {
+}
+
+/// One migration of the parked source `src` to `to`.
+fn migrate(to: Target, src: &mut Proc, dump_path: &Path) -> anyhow::Result<Outcome> {
+    let Target {
+        bin,
+        args,
+        workdir,
+        isa: dst,
+        env,
+        keep,
+    } = to;
     let t0 = Instant::now();
     let fault = take_fault();
     inject_dump_fault(fault.as_deref(), dump_path)?;
     let raw = match std::fs::read(dump_path) {
         Ok(r) => r,
-        Err(e) => return Ok(Outcome::Refused(format!("cannot read the dump {}: {e}", dump_path.display()))),
+        Err(e) => {
+            return Ok(Outcome::Refused(format!(
+                "cannot read the dump {}: {e}",
+                dump_path.display()
+            )))
+        }
     };
     let dump = match Image::decode(&raw, false) {
         Ok(d) => d,
@@ -333,7 +370,7 @@ fn migrate(
     let bytes = snap.encode();
     std::fs::write(&snap_path, &bytes)?;
     let rewrite_time = t0.elapsed();
-    let mut env = env.to_vec();
+    let mut env = env;
     env.push(("HCONTAINER_RESTORE", snap_path.display().to_string()));
     if fault.as_deref() == Some("restore-exit") {
         env.push(("HCONTAINER_FAULT", "restore-exit".to_string()));
@@ -342,7 +379,9 @@ fn migrate(
     let mut dest = spawn(bin, dst, args, workdir, &env)?;
     let reply = dest.recv(None);
     let restore_ns = match &reply {
-        Ok(Some(m)) if m.starts_with("RESTORED ") => m["RESTORED ".len()..].parse::<u64>().unwrap_or(0),
+        Ok(Some(m)) if m.starts_with("RESTORED ") => {
+            m["RESTORED ".len()..].parse::<u64>().unwrap_or(0)
+        }
         other => {
             let why = match other {
                 Ok(Some(m)) => m.strip_prefix("FAIL ").unwrap_or(m).to_string(),
@@ -350,15 +389,22 @@ fn migrate(
             };
             let code = dest.wait();
             let _ = std::fs::remove_file(&snap_path);
-            return Ok(Outcome::Refused(format!("restore on {dst} failed (status {code}): {why}")));
+            return Ok(Outcome::Refused(format!(
+                "restore on {dst} failed (status {code}): {why}"
+            )));
         }
     };
-    let startup = t1.elapsed().saturating_sub(Duration::from_nanos(restore_ns));
+    let startup = t1
+        .elapsed()
+        .saturating_sub(Duration::from_nanos(restore_ns));
     // Two-phase: only now may the source go.
     src.send("EXIT\n");
     let status = src.wait();
     if status != 0 {
-        eprintln!("hcontainer: warning: the {} source exited with status {status} after handing over", src.isa);
+        eprintln!(
+            "hcontainer: warning: the {} source exited with status {status} after handing over",
+            src.isa
+        );
     }
     dest.send("GO\n");
     if !keep {

@@ -13,7 +13,10 @@
 //! state at the caller's: CFA from the CFA rule, callee-saved registers from
 //! their rules, pc from the return-address column, sp = CFA.
 
-use gimli::{BaseAddresses, CfaRule, EhFrame, LittleEndian, Register, RegisterRule, UnwindContext, UnwindSection};
+use gimli::{
+    BaseAddresses, CfaRule, EhFrame, LittleEndian, Register, RegisterRule, UnwindContext,
+    UnwindSection,
+};
 use hc_metadata::image::Region;
 use hc_metadata::Isa;
 
@@ -46,9 +49,13 @@ impl<'a> Memory<'a> {
     pub fn read(&self, addr: u64, len: usize) -> Result<&'a [u8], UnwindError> {
         let err = || UnwindError::Memory { addr, len };
         let i = self.regions.partition_point(|r| r.0 <= addr);
-        let (base, data) = *i.checked_sub(1).and_then(|i| self.regions.get(i)).ok_or_else(err)?;
+        let (base, data) = *i
+            .checked_sub(1)
+            .and_then(|i| self.regions.get(i))
+            .ok_or_else(err)?;
         let off = (addr - base) as usize;
-        data.get(off..off.checked_add(len).ok_or_else(err)?).ok_or_else(err)
+        data.get(off..off.checked_add(len).ok_or_else(err)?)
+            .ok_or_else(err)
     }
 
     pub fn read_u64(&self, addr: u64) -> Result<u64, UnwindError> {
@@ -85,13 +92,23 @@ pub struct Unwinder {
 }
 
 impl Unwinder {
-    pub fn new(isa: Isa, eh_frame_addr: u64, eh_frame: Vec<u8>, text_addr: u64) -> Result<Unwinder, UnwindError> {
-        let bases = BaseAddresses::default().set_eh_frame(eh_frame_addr).set_text(text_addr);
+    pub fn new(
+        isa: Isa,
+        eh_frame_addr: u64,
+        eh_frame: Vec<u8>,
+        text_addr: u64,
+    ) -> Result<Unwinder, UnwindError> {
+        let bases = BaseAddresses::default()
+            .set_eh_frame(eh_frame_addr)
+            .set_text(text_addr);
         let mut fdes = Vec::new();
         {
             let eh = EhFrame::new(&eh_frame, LittleEndian);
             let mut entries = eh.entries(&bases);
-            while let Some(e) = entries.next().map_err(|e| UnwindError::Gimli(e.to_string()))? {
+            while let Some(e) = entries
+                .next()
+                .map_err(|e| UnwindError::Gimli(e.to_string()))?
+            {
                 if let gimli::CieOrFde::Fde(partial) = e {
                     let fde = partial
                         .parse(EhFrame::cie_from_offset)
@@ -123,7 +140,11 @@ impl Unwinder {
         debug_assert!(start <= pc && pc < end);
         let eh = EhFrame::new(&self.eh, LittleEndian);
         let fde = eh
-            .fde_from_offset(&self.bases, gimli::EhFrameOffset(offset), EhFrame::cie_from_offset)
+            .fde_from_offset(
+                &self.bases,
+                gimli::EhFrameOffset(offset),
+                EhFrame::cie_from_offset,
+            )
             .map_err(|e| UnwindError::Gimli(e.to_string()))?;
         let mut ctx = UnwindContext::new();
         let row = fde

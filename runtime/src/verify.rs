@@ -28,13 +28,22 @@ pub fn verify(bin: &Binary) -> Result<Vec<String>, String> {
             .symbols()
             .find(|s| s.name() == Ok("__hc_build_id"))
             .ok_or_else(|| format!("{isa} variant has no __hc_build_id"))?;
-        let bytes = read_at(&f, sym.address(), 16).ok_or_else(|| format!("{isa}: cannot read __hc_build_id"))?;
+        let bytes = read_at(&f, sym.address(), 16)
+            .ok_or_else(|| format!("{isa}: cannot read __hc_build_id"))?;
         if bytes != meta.build_id {
-            return Err(format!("{isa} variant's build id differs from the metadata's"));
+            return Err(format!(
+                "{isa} variant's build id differs from the metadata's"
+            ));
         }
-        let main = f.symbols().find(|s| s.name() == Ok("main")).map(|s| s.address());
+        let main = f
+            .symbols()
+            .find(|s| s.name() == Ok("main"))
+            .map(|s| s.address());
         if main != Some(meta.layout.main) {
-            return Err(format!("main is at {main:x?} in the {isa} variant, the metadata says {:#x}", meta.layout.main));
+            return Err(format!(
+                "main is at {main:x?} in the {isa} variant, the metadata says {:#x}",
+                meta.layout.main
+            ));
         }
         let elf = ElfFile64::<object::Endianness>::parse(*exe).map_err(|e| e.to_string())?;
         let e = elf.endian();
@@ -44,11 +53,22 @@ pub fn verify(bin: &Binary) -> Result<Vec<String>, String> {
             .find(|p| p.p_type(e) == object::elf::PT_TLS)
             .map(|p| (p.p_memsz(e), p.p_filesz(e), p.p_align(e)))
             .unwrap_or((0, 0, 1));
-        if tls != (meta.layout.tls_memsz, meta.layout.tls_filesz, meta.layout.tls_align) {
-            return Err(format!("the {isa} variant's TLS block {tls:?} differs from the metadata's"));
+        if tls
+            != (
+                meta.layout.tls_memsz,
+                meta.layout.tls_filesz,
+                meta.layout.tls_align,
+            )
+        {
+            return Err(format!(
+                "the {isa} variant's TLS block {tls:?} differs from the metadata's"
+            ));
         }
     }
-    done.push(format!("build id, main and TLS layout agree in {} variants", exes.len()));
+    done.push(format!(
+        "build id, main and TLS layout agree in {} variants",
+        exes.len()
+    ));
 
     // Every symbol outside the arch-local region at one address in all variants.
     let (primary_isa, primary) = exes[0];
@@ -57,7 +77,9 @@ pub fn verify(bin: &Binary) -> Result<Vec<String>, String> {
     for &(isa, exe) in &exes[1..] {
         let syms = binary::symbols(exe)?;
         for (name, paddrs) in &psyms {
-            let Some(addrs) = syms.get(name) else { continue };
+            let Some(addrs) = syms.get(name) else {
+                continue;
+            };
             let in_image = |a: &u64| *a >= 0x400000 && *a < meta.layout.local_start;
             let pa: Vec<u64> = paddrs.iter().copied().filter(in_image).collect();
             let oa: Vec<u64> = addrs.iter().copied().filter(in_image).collect();
@@ -76,7 +98,9 @@ pub fn verify(bin: &Binary) -> Result<Vec<String>, String> {
             }
         }
     }
-    done.push(format!("{compared} symbols at the same address in every variant"));
+    done.push(format!(
+        "{compared} symbols at the same address in every variant"
+    ));
 
     // Metadata against the variants.
     let mut nsites = 0;
@@ -84,15 +108,21 @@ pub fn verify(bin: &Binary) -> Result<Vec<String>, String> {
         for (isa, exe) in &exes {
             let syms = binary::symbols(exe)?;
             if !syms.get(&f.name).is_some_and(|a| a.contains(&f.addr)) {
-                return Err(format!("function {} ({:#x}) is not a symbol of the {isa} variant", f.name, f.addr));
+                return Err(format!(
+                    "function {} ({:#x}) is not a symbol of the {isa} variant",
+                    f.name, f.addr
+                ));
             }
         }
     }
     for v in &meta.variants {
         for s in &v.sites {
-            let f = meta
-                .function(s.function)
-                .ok_or_else(|| format!("{}: site at {:#x} names unknown function {:#x}", v.isa, s.ret, s.function))?;
+            let f = meta.function(s.function).ok_or_else(|| {
+                format!(
+                    "{}: site at {:#x} names unknown function {:#x}",
+                    v.isa, s.ret, s.function
+                )
+            })?;
             let site = f
                 .sites
                 .get(s.index as usize)
@@ -108,7 +138,10 @@ pub fn verify(bin: &Binary) -> Result<Vec<String>, String> {
                 ));
             }
             if s.ret <= s.function {
-                return Err(format!("{}: {} site {} returns to {:#x}, before the function", v.isa, f.name, s.index, s.ret));
+                return Err(format!(
+                    "{}: {} site {} returns to {:#x}, before the function",
+                    v.isa, f.name, s.index, s.ret
+                ));
             }
             nsites += 1;
         }
@@ -121,12 +154,19 @@ pub fn verify(bin: &Binary) -> Result<Vec<String>, String> {
 }
 
 fn hexes(v: &[u64]) -> String {
-    v.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(",")
+    v.iter()
+        .map(|a| format!("{a:#x}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn read_at(f: &object::File, addr: u64, len: usize) -> Option<Vec<u8>> {
     use object::ObjectSection;
     f.sections()
         .find(|s| s.address() <= addr && addr + len as u64 <= s.address() + s.size())
-        .and_then(|s| s.data().ok().map(|d| d[(addr - s.address()) as usize..][..len].to_vec()))
+        .and_then(|s| {
+            s.data()
+                .ok()
+                .map(|d| d[(addr - s.address()) as usize..][..len].to_vec())
+        })
 }

@@ -195,7 +195,14 @@ mod tests {
     #[test]
     fn nested_loops() {
         // 0 -> 1 (outer header) -> 2 (inner header) -> 3 -> 2 ; 3 -> 4 -> 1 ; 1 -> 5
-        let cfg = Cfg::new(vec![vec![1], vec![2, 5], vec![3], vec![2, 4], vec![1], vec![]]);
+        let cfg = Cfg::new(vec![
+            vec![1],
+            vec![2, 5],
+            vec![3],
+            vec![2, 4],
+            vec![1],
+            vec![],
+        ]);
         assert!(cfg.dominates(1, 4));
         assert!(!cfg.dominates(4, 1));
         let loops = cfg.loops().unwrap();
@@ -205,7 +212,10 @@ mod tests {
         assert_eq!(loops[1].header, 2);
         assert_eq!(loops[1].blocks, vec![2, 3]);
         assert_eq!(loops[1].parent, Some(0));
-        assert_eq!(innermost_loop(&loops, 6), vec![None, Some(0), Some(1), Some(1), Some(0), None]);
+        assert_eq!(
+            innermost_loop(&loops, 6),
+            vec![None, Some(0), Some(1), Some(1), Some(0), None]
+        );
     }
 
     #[test]

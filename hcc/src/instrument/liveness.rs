@@ -28,7 +28,9 @@ impl BitSet {
     }
     fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         self.0.iter().enumerate().flat_map(|(w, &bits)| {
-            (0..64).filter(move |b| bits & (1 << b) != 0).map(move |b| w * 64 + b)
+            (0..64)
+                .filter(move |b| bits & (1 << b) != 0)
+                .map(move |b| w * 64 + b)
         })
     }
 }
@@ -253,7 +255,10 @@ exit:
             let l = Liveness::compute(f, &blocks, &cfg);
             // Across the call in the loop: n and k (loop invariant, used next
             // iteration), i and acc (used after the call).
-            assert_eq!(names(&l.live_after(call_named(f, "work"))), ["n", "k", "i", "acc"]);
+            assert_eq!(
+                names(&l.live_after(call_named(f, "work"))),
+                ["n", "k", "i", "acc"]
+            );
             // At the loop header after its phis: n, k, i, acc; not done (defined later).
             let header = blocks[1];
             assert_eq!(names(&l.live_at_start(header)), ["n", "k", "i", "acc"]);

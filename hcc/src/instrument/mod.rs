@@ -53,17 +53,117 @@ pub mod abi {
 /// libc functions that never call back into program code: calls to them
 /// cannot reach a migration point, so they are not sites.
 const LEAF_LIBC: &[&str] = &[
-    "abs", "acos", "asin", "atan", "atan2", "atof", "atoi", "atol", "atoll", "calloc", "cbrt", "ceil",
-    "clock", "clock_gettime", "close", "cos", "cosh", "exp", "exp2", "fabs", "fclose", "feof", "ferror",
-    "fflush", "fgetc", "fgets", "fileno", "floor", "fmax", "fmin", "fmod", "fopen", "fputc", "fputs",
-    "fread", "free", "frexp", "fseek", "ftell", "fwrite", "getc", "getchar", "getenv", "getpid",
-    "gettimeofday", "hypot", "isalnum", "isalpha", "isdigit", "islower", "isspace", "isupper",
-    "isxdigit", "labs", "ldexp", "llabs", "log", "log10", "log2", "lseek", "malloc", "memchr", "memcmp",
-    "memcpy", "memmove", "memset", "open", "perror", "pow", "putc", "putchar", "puts", "read", "realloc",
-    "remove", "rewind", "round", "sin", "sinh", "sqrt", "strcat", "strchr", "strcmp", "strcpy",
-    "strcspn", "strdup", "strerror", "strlen", "strncat", "strncmp", "strncpy", "strndup", "strpbrk",
-    "strrchr", "strspn", "strstr", "strtod", "strtof", "strtol", "strtoll", "strtoul", "strtoull",
-    "tan", "tanh", "time", "tolower", "toupper", "trunc", "ungetc", "unlink", "write",
+    "abs",
+    "acos",
+    "asin",
+    "atan",
+    "atan2",
+    "atof",
+    "atoi",
+    "atol",
+    "atoll",
+    "calloc",
+    "cbrt",
+    "ceil",
+    "clock",
+    "clock_gettime",
+    "close",
+    "cos",
+    "cosh",
+    "exp",
+    "exp2",
+    "fabs",
+    "fclose",
+    "feof",
+    "ferror",
+    "fflush",
+    "fgetc",
+    "fgets",
+    "fileno",
+    "floor",
+    "fmax",
+    "fmin",
+    "fmod",
+    "fopen",
+    "fputc",
+    "fputs",
+    "fread",
+    "free",
+    "frexp",
+    "fseek",
+    "ftell",
+    "fwrite",
+    "getc",
+    "getchar",
+    "getenv",
+    "getpid",
+    "gettimeofday",
+    "hypot",
+    "isalnum",
+    "isalpha",
+    "isdigit",
+    "islower",
+    "isspace",
+    "isupper",
+    "isxdigit",
+    "labs",
+    "ldexp",
+    "llabs",
+    "log",
+    "log10",
+    "log2",
+    "lseek",
+    "malloc",
+    "memchr",
+    "memcmp",
+    "memcpy",
+    "memmove",
+    "memset",
+    "open",
+    "perror",
+    "pow",
+    "putc",
+    "putchar",
+    "puts",
+    "read",
+    "realloc",
+    "remove",
+    "rewind",
+    "round",
+    "sin",
+    "sinh",
+    "sqrt",
+    "strcat",
+    "strchr",
+    "strcmp",
+    "strcpy",
+    "strcspn",
+    "strdup",
+    "strerror",
+    "strlen",
+    "strncat",
+    "strncmp",
+    "strncpy",
+    "strndup",
+    "strpbrk",
+    "strrchr",
+    "strspn",
+    "strstr",
+    "strtod",
+    "strtof",
+    "strtol",
+    "strtoll",
+    "strtoul",
+    "strtoull",
+    "tan",
+    "tanh",
+    "time",
+    "tolower",
+    "toupper",
+    "trunc",
+    "ungetc",
+    "unlink",
+    "write",
 ];
 
 fn is_leaf_libc(name: &str) -> bool {
@@ -228,7 +328,9 @@ fn plan(f: Val) -> Result<Option<Plan>, String> {
                 Some(LLVMOpcode::LLVMInvoke | LLVMOpcode::LLVMCallBr) => {
                     return Err("contains invoke/callbr (exceptions or asm goto)".into())
                 }
-                Some(LLVMOpcode::LLVMIndirectBr) => return Err("contains an indirect branch (computed goto)".into()),
+                Some(LLVMOpcode::LLVMIndirectBr) => {
+                    return Err("contains an indirect branch (computed goto)".into())
+                }
                 Some(LLVMOpcode::LLVMCall) => match classify_call(i) {
                     CallClass::Site => calls.push(i),
                     CallClass::NotSite => {}
@@ -256,7 +358,7 @@ fn plan(f: Val) -> Result<Option<Plan>, String> {
         if value_type(v.ty()).is_none() {
             return Err(format!(
                 "a value of type {} is live across a call or loop (not migratable)",
-                v.ty().to_string()
+                v.ty().print()
             ));
         }
     }
@@ -289,7 +391,11 @@ fn assign_sections(cx: &Ctx) {
         if g.section().is_some() {
             continue;
         }
-        let prefix = match (g.is_thread_local(), g.is_global_constant(), g.initializer_is_zero()) {
+        let prefix = match (
+            g.is_thread_local(),
+            g.is_global_constant(),
+            g.initializer_is_zero(),
+        ) {
             (true, _, true) => ".tbss.",
             (true, _, false) => ".tdata.",
             (false, true, _) => ".rodata.",
@@ -308,7 +414,7 @@ fn assign_sections(cx: &Ctx) {
 /// Instruments every function of `module` not in `exclude` (symbol → reason)
 /// and returns the translation unit's site table.
 pub fn instrument_module(
-    module: inkwell::llvm_sys::prelude::LLVMModuleRef,
+    module: &inkwell::module::Module,
     source: &str,
     exclude: &BTreeMap<String, String>,
 ) -> SiteTable {
@@ -354,7 +460,12 @@ pub fn instrument_module(
 
 /// Functions returning addresses that belong to one process and ISA (the
 /// thread's own pthread and errno): their results are recomputed on resume.
-const PROCESS_LOCAL_CALLS: &[&str] = &["__errno_location", "__h_errno_location", "__pthread_self", "pthread_self"];
+const PROCESS_LOCAL_CALLS: &[&str] = &[
+    "__errno_location",
+    "__h_errno_location",
+    "__pthread_self",
+    "pthread_self",
+];
 
 /// Whether a live value is recomputed on resume instead of carried in the
 /// frame record: shadow-stack addresses (a fixed offset from the frame, which
@@ -373,7 +484,8 @@ fn recomputable(v: Val, shadow: &shadow::ShadowFrame, depth: u32) -> Option<Opti
             let callee = v.called_operand();
             let name = callee.name();
             let ok = callee.is_function()
-                && (name.starts_with("llvm.threadlocal.address") || PROCESS_LOCAL_CALLS.contains(&name.as_str()))
+                && (name.starts_with("llvm.threadlocal.address")
+                    || PROCESS_LOCAL_CALLS.contains(&name.as_str()))
                 && (0..v.num_args()).all(|i| v.operand(i).is_constant());
             ok.then_some(None)
         }
@@ -406,7 +518,9 @@ fn recompute(
         let frame = done[&shadow.frame.expect("shadow slots imply a frame")];
         b.gep_i8(cx, frame, cx.const_int(cx.i64(), *off), "")
     } else {
-        let base = bases.get(&v).map(|&o| recompute(cx, b, o, shadow, bases, done));
+        let base = bases
+            .get(&v)
+            .map(|&o| recompute(cx, b, o, shadow, bases, done));
         let c = v.clone_inst();
         b.insert(c);
         if let Some(base) = base {
@@ -561,16 +675,22 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
     }
     // Bases of recomputed address computations, before demotion rewrites them.
     let mut bases: HashMap<Val, Val> = HashMap::new();
-    let mut stack: Vec<Val> = sites.iter().flat_map(|s| s.derived.iter().copied()).collect();
+    let mut stack: Vec<Val> = sites
+        .iter()
+        .flat_map(|s| s.derived.iter().copied())
+        .collect();
     while let Some(v) = stack.pop() {
         if !shadow.slots.contains_key(&v) && !v.is_call() && !bases.contains_key(&v) {
             bases.insert(v, v.operand(0));
             stack.push(v.operand(0));
         }
     }
-    let loops = cfg.loops().expect("instrumentation keeps the CFG reducible");
+    let loops = cfg
+        .loops()
+        .expect("instrumentation keeps the CFG reducible");
     let innermost = cfg::innermost_loop(&loops, blocks.len());
-    let block_index: HashMap<Block, usize> = blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let block_index: HashMap<Block, usize> =
+        blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
 
     // --- Resume blocks (filled after demotion), and the operands of each
     // re-issued call that its frame record does not carry: their values do
@@ -592,11 +712,12 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
             b.at_start(target);
             let phi = b.phi(o.ty(), "hc.arg");
             phi.add_incoming(o, pred);
-            let dummy = if j < s.call.num_args() && s.call.has_call_site_enum_attr(param_index(j), byval) {
-                rt.zero_page
-            } else {
-                cx.null(o.ty())
-            };
+            let dummy =
+                if j < s.call.num_args() && s.call.has_call_site_enum_attr(param_index(j), byval) {
+                    rt.zero_page
+                } else {
+                    cx.null(o.ty())
+                };
             phi.add_incoming(dummy, r);
             s.call.set_operand(j, phi);
         }
@@ -605,7 +726,11 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
 
     // --- Demote every carried or derived value to a stack slot; mem2reg
     // rebuilds SSA once the resume paths add their definitions. ---
-    let mut demoted: Vec<Val> = sites.iter().flat_map(|s| s.carried.iter().chain(&s.derived)).copied().collect();
+    let mut demoted: Vec<Val> = sites
+        .iter()
+        .flat_map(|s| s.carried.iter().chain(&s.derived))
+        .copied()
+        .collect();
     demoted.sort_by_key(|v| live.position(*v));
     demoted.dedup();
     let mut slot: HashMap<Val, Val> = HashMap::new();
@@ -640,7 +765,11 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
     for (k, s) in sites.iter().enumerate() {
         b.at_end(resume_block[k]);
         let vals = b.call(rt.resume_take_ty, rt.resume_take, &[], "hc.values");
-        let types: Vec<ValueType> = s.carried.iter().map(|v| value_type(v.ty()).expect("checked in plan()")).collect();
+        let types: Vec<ValueType> = s
+            .carried
+            .iter()
+            .map(|v| value_type(v.ty()).expect("checked in plan()"))
+            .collect();
         let (offsets, _) = record_layout(&types);
         let mut restored = HashMap::new();
         for (v, off) in s.carried.iter().zip(offsets) {
@@ -671,7 +800,10 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
         }
         chain.reverse();
         let kv = cx.const_int(i32t, k as u64);
-        let first = chain.first().map(|&li| blocks[loops[li].header]).unwrap_or(resume_block[k]);
+        let first = chain
+            .first()
+            .map(|&li| blocks[loops[li].header])
+            .unwrap_or(resume_block[k]);
         entry_cases.push((kv, first));
         if !chain.is_empty() {
             new_header_preds.push((first, dispatch));
@@ -706,7 +838,11 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
     for (k, s) in sites.iter().enumerate() {
         let call = s.call;
         b.before(call);
-        let deopt: Vec<Val> = s.carried.iter().map(|v| b.load(v.ty(), slot[v], "")).collect();
+        let deopt: Vec<Val> = s
+            .carried
+            .iter()
+            .map(|v| b.load(v.ty(), slot[v], ""))
+            .collect();
         let nargs = call.num_args();
         let callee = call.called_operand();
         let fty = call.called_type();
@@ -738,7 +874,11 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
         out_sites.push(Site {
             kind: s.kind,
             callee: s.callee.clone(),
-            values: s.carried.iter().map(|v| value_type(v.ty()).expect("checked")).collect(),
+            values: s
+                .carried
+                .iter()
+                .map(|v| value_type(v.ty()).expect("checked"))
+                .collect(),
         });
     }
     f.set_gc(abi::GC_STRATEGY);

@@ -14,7 +14,7 @@
 //! it stay valid.
 
 use super::Runtime;
-use crate::ir::{abi_align, abi_size, Builder, Ctx, Val};
+use crate::ir::{Builder, Ctx, Val};
 use inkwell::llvm_sys::LLVMOpcode;
 use std::collections::HashMap;
 
@@ -72,8 +72,8 @@ pub fn apply(cx: &Ctx, rt: &Runtime, f: Val) -> ShadowFrame {
     for a in &statics {
         let ty = a.allocated_type();
         let count = a.operand(0).const_int_value().unwrap_or(1);
-        let size = abi_size(cx.module, ty) * count;
-        let align = (a.alignment() as u64).max(abi_align(cx.module, ty) as u64).max(1);
+        let size = cx.abi_size(ty) * count;
+        let align = (a.alignment() as u64).max(cx.abi_align(ty) as u64).max(1);
         max_align = max_align.max(align);
         off = align_up(off, align);
         offsets.push(off);
@@ -112,7 +112,7 @@ pub fn apply(cx: &Ctx, rt: &Runtime, f: Val) -> ShadowFrame {
     for a in dynamics {
         b.before(a);
         let ty = a.allocated_type();
-        let elem = cx.const_int(i64t, abi_size(cx.module, ty));
+        let elem = cx.const_int(i64t, cx.abi_size(ty));
         let count = b.zext(a.operand(0), i64t, "");
         let size = b.mul(count, elem, "");
         let size = b.add(size, cx.const_int(i64t, 15), "");

@@ -1,0 +1,174 @@
+//! Every format: write-then-read round trips, and no input — random or a
+//! valid encoding with bytes changed or cut — makes a reader panic.
+
+use hc_metadata::image::{FdInfo, Frame, Image, Misc, Region, RegionKind, Regs};
+use hc_metadata::meta::{BinaryMeta, FunctionMeta, Layout, SiteLocation, VariantMeta};
+use hc_metadata::sites::{FunctionSites, Site, SiteKind, SiteTable};
+use hc_metadata::stackmap::{self, Location};
+use hc_metadata::types::ValueType;
+use hc_metadata::Isa;
+use proptest::prelude::*;
+
+fn sample_table() -> SiteTable {
+    SiteTable {
+        source: "a.c".into(),
+        functions: vec![FunctionSites {
+            symbol: "main".into(),
+            section: ".text.main".into(),
+            instrumented: true,
+            reason: String::new(),
+            frame: vec![(0, 64), (64, 8)],
+            sites: vec![
+                Site {
+                    kind: SiteKind::EntryPoll,
+                    callee: String::new(),
+                    values: vec![ValueType::I32, ValueType::Ptr],
+                },
+                Site {
+                    kind: SiteKind::Call,
+                    callee: "f".into(),
+                    values: vec![ValueType::F64, ValueType::V128, ValueType::I1],
+                },
+            ],
+        }],
+    }
+}
+
+fn sample_meta() -> BinaryMeta {
+    let t = sample_table();
+    BinaryMeta {
+        build_id: [7; 16],
+        layout: Layout {
+            main: 0x401000,
+            data_start: 0x420000,
+            data_end: 0x421000,
+            local_start: 0x430000,
+            local_end: 0x440000,
+            tls_memsz: 16,
+            tls_filesz: 8,
+            tls_align: 8,
+        },
+        functions: vec![FunctionMeta {
+            addr: 0x401000,
+            name: "main".into(),
+            instrumented: true,
+            reason: String::new(),
+            sites: t.functions[0].sites.clone(),
+        }],
+        variants: vec![VariantMeta {
+            isa: Isa::Aarch64,
+            sites: vec![SiteLocation {
+                ret: 0x401010,
+                function: 0x401000,
+                index: 1,
+                locations: vec![
+                    Location::Register { reg: 72, size: 8 },
+                    Location::Indirect {
+                        reg: 31,
+                        offset: 16,
+                        size: 16,
+                    },
+                    Location::Constant(-3),
+                ],
+            }],
+        }],
+    }
+}
+
+fn sample_snapshot(mem: &[u8]) -> Image<'_> {
+    Image {
+        snapshot: true,
+        isa: Isa::X86_64,
+        build_id: [9; 16],
+        regs: None,
+        regions: vec![Region {
+            addr: 0x5000,
+            map_len: 0x2000,
+            prot: 3,
+            kind: RegionKind::Anon,
+            data: mem,
+        }],
+        tls: Some((0x7000, &mem[..8])),
+        fds: vec![FdInfo {
+            fd: 3,
+            flags: 2,
+            fdflags: 1,
+            mode: 0o100644,
+            offset: 17,
+            dev: 1,
+            ino: 2,
+            path: "/tmp/x".into(),
+        }],
+        misc: Misc {
+            errno: 4,
+            argv_start: 1,
+            stack_end: 2,
+            shadow_base: 3,
+            shadow_size: 4,
+            dump_ns: 5,
+        },
+        frames: vec![Frame {
+            function: 0x401000,
+            site: 1,
+            values: vec![1; 40],
+        }],
+    }
+}
+
+#[test]
+fn round_trips() {
+    let t = sample_table();
+    assert_eq!(SiteTable::decode(&t.encode()).unwrap(), t);
+    let m = sample_meta();
+    assert_eq!(BinaryMeta::decode(&m.encode()).unwrap(), m);
+    let mem = vec![0xabu8; 100];
+    let s = sample_snapshot(&mem);
+    assert_eq!(Image::decode(&s.encode(), true).unwrap(), s);
+    let mut d = sample_snapshot(&mem);
+    d.snapshot = false;
+    d.frames.clear();
+    d.regs = Some(Regs {
+        gpr: [5; 32],
+        pc: 0x401010,
+        sp: 0x7ff0,
+        vec: [[1; 16]; 32],
+    });
+    assert_eq!(Image::decode(&d.encode(), false).unwrap(), d);
+}
+
+#[test]
+fn a_dump_is_not_a_snapshot() {
+    let mem = vec![0u8; 16];
+    let s = sample_snapshot(&mem).encode();
+    let e = Image::decode(&s, false).unwrap_err().to_string();
+    assert!(e.contains("bad magic") && e.contains("not a dump"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Image::decode(&data, true);
+        let _ = Image::decode(&data, false);
+        let _ = BinaryMeta::decode(&data);
+        let _ = SiteTable::decode(&data);
+        let _ = stackmap::parse(&data);
+    }
+
+    #[test]
+    fn damaged_encodings_never_panic(pos in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+        let mem = vec![0x11u8; 64];
+        for enc in [sample_snapshot(&mem).encode(), sample_meta().encode(), sample_table().encode()] {
+            let mut changed = enc.clone();
+            let i = pos.index(changed.len());
+            changed[i] = byte;
+            let short = &enc[..cut.index(enc.len())];
+            for data in [&changed[..], short] {
+                let _ = Image::decode(data, true);
+                let _ = BinaryMeta::decode(data);
+                let _ = SiteTable::decode(data);
+            }
+        }
+    }
+}
