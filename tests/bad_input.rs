@@ -294,3 +294,28 @@ fn not_a_multi_isa_program() {
     let r = hcontainer(&["verify", "/nonexistent/app"], Path::new("."));
     assert!(r.stderr.contains("No such file"), "{}", r.stderr);
 }
+
+#[test]
+fn no_migration_while_other_threads_run() {
+    let app = fixture("threads");
+    let dir = tempfile::tempdir().unwrap();
+    let expected = native(&app, &[], dir.path());
+    let got = hcontainer(
+        &[
+            "run",
+            "--migrate",
+            "x86_64,aarch64",
+            "--at-point",
+            "3",
+            app.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_same(&expected, &got, "threads");
+    assert!(
+        got.stderr.contains("other threads running"),
+        "{}",
+        got.stderr
+    );
+    assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
+}

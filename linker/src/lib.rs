@@ -84,6 +84,8 @@ fn lld(
     cmd.arg("-o")
         .arg(&out)
         .arg(format!("-Map={}", map.display()));
+    // New threads get their own shadow stacks (runtime/native/hcrt.c).
+    cmd.arg("--wrap=pthread_create");
     match script {
         Some(s) => {
             cmd.arg("-T").arg(s);

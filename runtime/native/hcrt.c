@@ -81,6 +81,9 @@ static struct {
     struct timespec restore_t0;
 } hc = {.ctl = -1};
 
+/* Threads started and not yet finished, besides the main thread. */
+static volatile int hc_threads;
+
 /* ---- Small helpers without libc allocation or stdio. ---- */
 
 static size_t hc_strlen(const char *s) {
@@ -810,7 +813,10 @@ void __hc_migrate_point_c(struct hc_regs *r) {
     uint64_t t0 = now_ns();
     char path[600], msg[700], reply[128];
     char *o;
-    if (write_dump(r, err, path, t0) != 0) {
+    if (__atomic_load_n(&hc_threads, __ATOMIC_SEQ_CST) > 0) {
+        /* Only this thread's state would be dumped: nothing may be lost. */
+        ctl_send("DUMPFAIL the program has other threads running, and threads do not migrate yet\n");
+    } else if (write_dump(r, err, path, t0) != 0) {
         ctl_send("DUMPFAIL cannot write the dump\n");
         o = 0;
     } else {
@@ -832,6 +838,46 @@ void __hc_migrate_point_c(struct hc_regs *r) {
         if (hc.countdown > 0) __hc_poll = HC_POLL_REQUEST;
     }
     errno = err;
+}
+
+/* ---- Threads: every thread gets a shadow stack of its own. hld links with
+ * --wrap=pthread_create so the program's calls come here. Threads do not
+ * migrate yet: a migration point reached while other threads run refuses. ---- */
+
+struct thread_start {
+    void *(*fn)(void *);
+    void *arg;
+};
+
+extern int __real_pthread_create(void *, const void *, void *(*)(void *), void *);
+
+static void *thread_trampoline(void *p) {
+    __atomic_add_fetch(&hc_threads, 1, __ATOMIC_SEQ_CST);
+    struct thread_start st = *(struct thread_start *)p;
+    munmap(p, 4096);
+    size_t size = 8u << 20;
+    char *s = mmap(0, size + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (s == MAP_FAILED) {
+        say("cannot allocate a thread's shadow stack");
+        _exit(70);
+    }
+    mprotect(s + size, 4096, PROT_NONE);
+    __hc_ssp = s;
+    void *r = st.fn(st.arg);
+    munmap(s, size + 4096);
+    __atomic_sub_fetch(&hc_threads, 1, __ATOMIC_SEQ_CST);
+    return r;
+}
+
+int __wrap_pthread_create(void *thread, const void *attr, void *(*fn)(void *), void *arg) {
+    /* No malloc: the program may be inside its allocator's callbacks. */
+    struct thread_start *st = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (st == MAP_FAILED) return EAGAIN;
+    st->fn = fn;
+    st->arg = arg;
+    int r = __real_pthread_create(thread, attr, thread_trampoline, st);
+    if (r) munmap(st, 4096);
+    return r;
 }
 
 static void on_signal(int sig) {

@@ -215,15 +215,11 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             }
             return Ok(code);
         };
-        if let Some(why) = msg.strip_prefix("DUMPFAIL ") {
-            eprintln!(
-                "hcontainer: the {} process could not write its dump ({why}); it continues",
-                cur.isa
-            );
-            cur.send("CONT 1\n");
-            continue;
-        }
-        let Some(path) = msg.strip_prefix("DUMP ") else {
+        let (path, dump_failure) = if let Some(p) = msg.strip_prefix("DUMP ") {
+            (p, None)
+        } else if let Some(why) = msg.strip_prefix("DUMPFAIL ") {
+            ("", Some(why.to_string()))
+        } else {
             eprintln!("hcontainer: unexpected message from the runtime: {msg:?}");
             continue;
         };
@@ -241,7 +237,11 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             env: trigger_env(migrations - done - 1),
             keep: opts.keep.is_some(),
         };
-        match migrate(target, &mut cur, Path::new(path))? {
+        let outcome = match dump_failure {
+            Some(why) => Outcome::Refused(format!("the {} process could not dump: {why}", cur.isa)),
+            None => migrate(target, &mut cur, Path::new(path))?,
+        };
+        match outcome {
             Outcome::Moved(next, report) => {
                 let after = if refused > 0 {
                     format!(" (after {refused} refused attempts)")
@@ -272,7 +272,7 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
                 cur.send(&format!("CONT {wait}\n"));
             }
         }
-        if opts.keep.is_none() {
+        if opts.keep.is_none() && !path.is_empty() {
             let _ = std::fs::remove_file(path);
         }
     }
