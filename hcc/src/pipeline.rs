@@ -331,11 +331,18 @@ fn build<'c>(
     // The optimizer sees the primary ISA's CPU in every function, so the
     // primary's cost model answers without warnings about foreign features;
     // the variant's own CPU and features are put back for code generation.
+    // Likewise the primary's data layout: InstCombine narrows integers only
+    // to the layout's native widths (x86_64 n8:16:32:64, aarch64 n32:64), so
+    // with each its own the variants' values got different types. All LP64
+    // layouts here agree on every size and ABI alignment.
     let saved = swap_target_attributes(ctx, &module, Isa::PRIMARY, None);
+    let own_layout = inkwell::targets::TargetData::create(&module.get_data_layout().as_str().to_string_lossy());
+    module.set_data_layout(&opt_tm.get_target_data().get_data_layout());
     let opts = PassBuilderOptions::create();
     module
         .run_passes(level.pipeline(), opt_tm, opts)
         .map_err(|e| format!("optimization failed: {e}"))?;
+    module.set_data_layout(&own_layout.get_data_layout());
     swap_target_attributes(ctx, &module, Isa::PRIMARY, Some(saved));
     dump_ir(&module, tm, source, "opt");
     let table = instrument::instrument_module(&module, source, exclude);

@@ -832,17 +832,18 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
         }
     }
 
-    // --- Statepoints. ---
+    // --- Statepoints. Replacing a call erases it, and a call's result may be
+    // carried at a later site: take every carried value's type and slot first. ---
+    let carried: Vec<Vec<(Ty, Val)>> = sites
+        .iter()
+        .map(|s| s.carried.iter().map(|v| (v.ty(), slot[v])).collect())
+        .collect();
     let elementtype_kind = "elementtype";
     let mut out_sites = Vec::new();
     for (k, s) in sites.iter().enumerate() {
         let call = s.call;
         b.before(call);
-        let deopt: Vec<Val> = s
-            .carried
-            .iter()
-            .map(|v| b.load(v.ty(), slot[v], ""))
-            .collect();
+        let deopt: Vec<Val> = carried[k].iter().map(|(ty, sl)| b.load(*ty, *sl, "")).collect();
         let nargs = call.num_args();
         let callee = call.called_operand();
         let fty = call.called_type();
@@ -874,10 +875,9 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
         out_sites.push(Site {
             kind: s.kind,
             callee: s.callee.clone(),
-            values: s
-                .carried
+            values: carried[k]
                 .iter()
-                .map(|v| value_type(v.ty()).expect("checked"))
+                .map(|(ty, _)| value_type(*ty).expect("checked in plan()"))
                 .collect(),
         });
     }

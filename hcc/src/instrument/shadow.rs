@@ -73,7 +73,9 @@ pub fn apply(cx: &Ctx, rt: &Runtime, f: Val) -> ShadowFrame {
         let ty = a.allocated_type();
         let count = a.operand(0).const_int_value().unwrap_or(1);
         let size = cx.abi_size(ty) * count;
-        let align = (a.alignment() as u64).max(cx.abi_align(ty) as u64).max(1);
+        // At least 16: front ends align arrays per ISA (x86_64 gives arrays
+        // of 16+ bytes 16, aarch64 their element's); the slots must agree.
+        let align = (a.alignment() as u64).max(cx.abi_align(ty) as u64).max(16);
         max_align = max_align.max(align);
         off = align_up(off, align);
         offsets.push(off);
