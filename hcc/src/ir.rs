@@ -954,6 +954,12 @@ impl Ctx {
     }
 }
 
+/// `[n x elem]`.
+pub fn array_type(elem: Ty, n: u64) -> Ty {
+    // SAFETY: see module docs.
+    Ty(unsafe { LLVMArrayType2(elem.0, n) })
+}
+
 /// Prints a function's IR (for diagnostics and tests).
 pub fn print(v: Val) -> String {
     // SAFETY: see module docs; the message is disposed after copying.

@@ -17,7 +17,7 @@ use inkwell::targets::{
     CodeModel, FileType, InitializationConfig, RelocMode, Target, TargetMachine, TargetTriple,
 };
 use inkwell::OptimizationLevel;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc;
 use std::sync::Once;
 
@@ -82,8 +82,11 @@ pub fn init_llvm() {
         let cfg = InitializationConfig::default();
         Target::initialize_x86(&cfg);
         Target::initialize_aarch64(&cfg);
-        // Deopt values in callee-saved registers rather than forced spills:
-        // the instrumented code is then the code the backend would have made.
+        // Values live across a call stay where the register allocator keeps
+        // them (callee-saved registers or its spill slots) instead of being
+        // forced to stack slots: the instrumented code is the code the
+        // backend would have made. (Not the per-statepoint "deopt live-in"
+        // flag: that lets a value sit in a register the callee clobbers.)
         let args = [c"hcc".as_ptr(), c"-use-registers-for-deopt-values".as_ptr()];
         // SAFETY: argv is an array of two NUL-terminated strings that outlive the call.
         unsafe {
@@ -114,7 +117,8 @@ pub fn target_machine(isa: Isa, level: OptLevel) -> Result<TargetMachine, String
 }
 
 enum Command {
-    Redo(BTreeMap<String, String>),
+    /// Again, with these functions uninstrumented and these not inlined.
+    Redo(BTreeMap<String, String>, BTreeSet<String>),
     Codegen,
     Abort,
 }
@@ -141,6 +145,7 @@ pub fn compile_unit(
         }
         drop(res_tx);
         let mut exclude: BTreeMap<String, String> = BTreeMap::new();
+        let mut noinline: BTreeSet<String> = BTreeSet::new();
         let mut mismatches = Vec::new();
         let result: Result<SiteTable, String> = loop {
             let mut tables = BTreeMap::new();
@@ -161,12 +166,24 @@ pub fn compile_unit(
             if diffs.is_empty() {
                 break Ok(tables.into_values().next().unwrap_or_default());
             }
-            for (sym, why) in diffs {
-                mismatches.push((sym.clone(), why.clone()));
-                exclude.insert(sym, why);
+            // A callee inlined into a function on one ISA only is kept out of
+            // line everywhere (DESIGN.md 3.1); a function that still differs
+            // once no such callee is left is not instrumented.
+            let fresh: BTreeSet<String> = diffs
+                .iter()
+                .flat_map(|(sym, _)| one_sided_callees(&tables, sym))
+                .filter(|c| !noinline.contains(c))
+                .collect();
+            if fresh.is_empty() {
+                for (sym, why) in diffs {
+                    mismatches.push((sym.clone(), why.clone()));
+                    exclude.insert(sym, why);
+                }
+            } else {
+                noinline.extend(fresh);
             }
             for tx in commands.values() {
-                let _ = tx.send(Command::Redo(exclude.clone()));
+                let _ = tx.send(Command::Redo(exclude.clone(), noinline.clone()));
             }
         };
         let ok = result.is_ok();
@@ -197,6 +214,33 @@ pub fn compile_unit(
     })
 }
 
+/// Direct callees a function calls on some ISAs but not on others (as a
+/// multiset): the candidates for having been inlined on one side only.
+fn one_sided_callees(tables: &BTreeMap<Isa, SiteTable>, sym: &str) -> Vec<String> {
+    let callees = |t: &SiteTable| -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for f in t.functions.iter().filter(|f| f.symbol == sym) {
+            for s in f.sites.iter().filter(|s| !s.callee.is_empty()) {
+                *m.entry(s.callee.clone()).or_insert(0) += 1;
+            }
+        }
+        m
+    };
+    let all: Vec<BTreeMap<String, usize>> = tables.values().map(callees).collect();
+    let names: BTreeSet<&String> = all.iter().flat_map(|m| m.keys()).collect();
+    names
+        .into_iter()
+        .filter(|n| {
+            let counts: BTreeSet<usize> = all
+                .iter()
+                .map(|m| m.get(*n).copied().unwrap_or(0))
+                .collect();
+            counts.len() > 1
+        })
+        .cloned()
+        .collect()
+}
+
 /// Functions whose instrumentation differs between the ISAs' tables, with why.
 pub fn compare(tables: &BTreeMap<Isa, SiteTable>) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -225,7 +269,9 @@ pub fn compare(tables: &BTreeMap<Isa, SiteTable>) -> Vec<(String, String)> {
                 Some(fb) if fa.frame != fb.frame => Some(format!(
                     "stack slots differ between {first_isa} and {isa} (an ISA-specific type such as va_list)"
                 )),
-                Some(fb) if fa.sites != fb.sites => Some(describe_site_diff(fa, fb, first_isa, isa)),
+                Some(fb) if fa.sites != fb.sites || fa.record != fb.record => {
+                    Some(describe_site_diff(fa, fb, first_isa, isa))
+                }
                 Some(_) => None,
             };
             if let Some(w) = why {
@@ -254,27 +300,23 @@ fn describe_site_diff(a: &FunctionSites, b: &FunctionSites, ia: Isa, ib: Isa) ->
             b.sites.len()
         );
     }
+    let names = |f: &FunctionSites, s: &hc_metadata::sites::Site| {
+        s.slots
+            .iter()
+            .map(|&i| f.record.get(i as usize).map(|t| t.name()).unwrap_or("?"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     for (k, (sa, sb)) in a.sites.iter().zip(&b.sites).enumerate() {
-        if sa != sb {
-            let names = |s: &hc_metadata::sites::Site| {
-                s.values
-                    .iter()
-                    .map(|t| t.name())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
+        let (na, nb) = (names(a, sa), names(b, sb));
+        if sa.kind != sb.kind || sa.callee != sb.callee || na != nb {
             return format!(
-                "site {k} differs: {ia} {:?} '{}' [{}] vs {ib} {:?} '{}' [{}]",
-                sa.kind,
-                sa.callee,
-                names(sa),
-                sb.kind,
-                sb.callee,
-                names(sb)
+                "site {k} differs: {ia} {:?} '{}' [{na}] vs {ib} {:?} '{}' [{nb}]",
+                sa.kind, sa.callee, sb.kind, sb.callee
             );
         }
     }
-    "sites differ".into()
+    "the values live at its sites differ".into()
 }
 
 fn worker(
@@ -292,8 +334,11 @@ fn worker(
     let opt_tm = target_machine(Isa::PRIMARY, level)?;
     let ctx = Context::create();
     let mut exclude = BTreeMap::new();
+    let mut noinline = BTreeSet::new();
     loop {
-        let step = build(&ctx, &tm, &opt_tm, bitcode, source, level, &exclude);
+        let step = build(
+            &ctx, &tm, &opt_tm, bitcode, source, level, &exclude, &noinline,
+        );
         let (module, table) = match step {
             Ok(x) => x,
             Err(e) => {
@@ -303,11 +348,16 @@ fn worker(
         };
         let _ = results.send((isa, Ok(table)));
         match commands.recv() {
-            Ok(Command::Redo(ex)) => exclude = ex,
+            Ok(Command::Redo(ex, ni)) => {
+                exclude = ex;
+                noinline = ni;
+            }
             Ok(Command::Codegen) => {
+                let timer = Timer::new(source, &tm);
                 let buf = tm
                     .write_to_memory_buffer(&module, FileType::Object)
                     .map_err(|e| format!("code generation failed: {e}"))?;
+                timer.mark("codegen");
                 return Ok(Some(buf.as_slice().to_vec()));
             }
             Ok(Command::Abort) | Err(_) => return Ok(None),
@@ -324,9 +374,13 @@ fn build<'c>(
     source: &str,
     level: OptLevel,
     exclude: &BTreeMap<String, String>,
+    noinline: &BTreeSet<String>,
 ) -> Result<(Module<'c>, SiteTable), String> {
+    let timer = Timer::new(source, tm);
     let buf = MemoryBuffer::create_from_memory_range_copy(bitcode, source);
     let module = Module::parse_bitcode_from_buffer(&buf, ctx).map_err(|e| e.to_string())?;
+    keep_out_of_line(ctx, &module, noinline);
+    timer.mark("parse");
     module.set_triple(&tm.get_triple());
     // The optimizer sees the primary ISA's CPU in every function, so the
     // primary's cost model answers without warnings about foreign features;
@@ -336,7 +390,8 @@ fn build<'c>(
     // with each its own the variants' values got different types. All LP64
     // layouts here agree on every size and ABI alignment.
     let saved = swap_target_attributes(ctx, &module, Isa::PRIMARY, None);
-    let own_layout = inkwell::targets::TargetData::create(&module.get_data_layout().as_str().to_string_lossy());
+    let own_layout =
+        inkwell::targets::TargetData::create(&module.get_data_layout().as_str().to_string_lossy());
     module.set_data_layout(&opt_tm.get_target_data().get_data_layout());
     let opts = PassBuilderOptions::create();
     module
@@ -344,8 +399,10 @@ fn build<'c>(
         .map_err(|e| format!("optimization failed: {e}"))?;
     module.set_data_layout(&own_layout.get_data_layout());
     swap_target_attributes(ctx, &module, Isa::PRIMARY, Some(saved));
+    timer.mark("optimize");
     dump_ir(&module, tm, source, "opt");
     let table = instrument::instrument_module(&module, source, exclude);
+    timer.mark("instrument");
     module
         .run_passes(
             "function(mem2reg,loop-simplify)",
@@ -353,6 +410,7 @@ fn build<'c>(
             PassBuilderOptions::create(),
         )
         .map_err(|e| format!("SSA repair after instrumentation failed: {e}"))?;
+    timer.mark("ssa-repair");
     dump_ir(&module, tm, source, "inst");
     if let Err(e) = module.verify() {
         return Err(format!(
@@ -360,7 +418,44 @@ fn build<'c>(
             e.to_string()
         ));
     }
+    timer.mark("verify");
     Ok((module, table))
+}
+
+/// HCC_TIME=1 prints how long each step of the pipeline took, per ISA.
+struct Timer {
+    on: bool,
+    what: String,
+    last: std::cell::Cell<std::time::Instant>,
+}
+
+impl Timer {
+    fn new(source: &str, tm: &TargetMachine) -> Timer {
+        let triple = tm.get_triple();
+        let arch = triple
+            .as_str()
+            .to_string_lossy()
+            .split('-')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        Timer {
+            on: std::env::var_os("HCC_TIME").is_some(),
+            what: format!("{source} [{arch}]"),
+            last: std::cell::Cell::new(std::time::Instant::now()),
+        }
+    }
+    fn mark(&self, step: &str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            eprintln!(
+                "hcc: {} {step}: {:.0} ms",
+                self.what,
+                (now - self.last.get()).as_secs_f64() * 1000.0
+            );
+            self.last.set(now);
+        }
+    }
 }
 
 /// HCC_DUMP_IR=DIR writes each ISA's IR after optimization (`.opt.ll`) and
@@ -428,4 +523,22 @@ fn swap_target_attributes(
         }
     }
     saved
+}
+
+/// Marks the named functions defined in `module` noinline.
+fn keep_out_of_line(ctx: &Context, module: &Module, names: &BTreeSet<String>) {
+    use inkwell::attributes::{Attribute, AttributeLoc};
+    let noinline = Attribute::get_named_enum_kind_id("noinline");
+    let always = Attribute::get_named_enum_kind_id("alwaysinline");
+    for name in names {
+        if let Some(f) = module.get_function(name) {
+            if f.count_basic_blocks() > 0 {
+                f.remove_enum_attribute(AttributeLoc::Function, always);
+                f.add_attribute(
+                    AttributeLoc::Function,
+                    ctx.create_enum_attribute(noinline, 0),
+                );
+            }
+        }
+    }
 }

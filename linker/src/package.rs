@@ -80,6 +80,9 @@ pub fn build_meta(
                 functions.push(FunctionMeta {
                     addr,
                     name: f.symbol.clone(),
+                    file: table.source.clone(),
+                    lost: f.lost.clone(),
+                    record: f.record.clone(),
                     instrumented: f.instrumented,
                     reason: f.reason.clone(),
                     sites: f.sites.clone(),
@@ -135,12 +138,16 @@ pub fn build_meta(
                             )))
                         }
                     };
-                    if ndeopt != site.values.len() || r.locations.len() < 3 + ndeopt {
+                    // Polls pass their values in a buffer (hcrt.h), not as deopt operands.
+                    let expected = if site.kind.is_poll() {
+                        0
+                    } else {
+                        site.slots.len()
+                    };
+                    if ndeopt != expected || r.locations.len() < 3 + ndeopt {
                         return Err(LinkError::Internal(format!(
                             "{isa}: {} site {} carries {ndeopt} values, its table says {}",
-                            meta.name,
-                            r.id,
-                            site.values.len()
+                            meta.name, r.id, expected
                         )));
                     }
                     out.push(SiteLocation {

@@ -42,6 +42,8 @@ pub struct IsaInfo {
     pub dwarf_fp: u16,
     /// DWARF register number of the return-address column in CFI.
     pub dwarf_ra: u16,
+    /// DWARF register number of the first integer argument register.
+    pub dwarf_arg0: u16,
     /// First DWARF register number of the 128-bit vector registers, and their count.
     pub dwarf_vec_base: u16,
     pub vec_count: u16,
@@ -64,6 +66,7 @@ pub const X86_64: IsaInfo = IsaInfo {
     dwarf_sp: 7,
     dwarf_fp: 6,
     dwarf_ra: 16,
+    dwarf_arg0: 5, // rdi
     dwarf_vec_base: 17,
     vec_count: 16,
     return_address_on_stack: true,
@@ -83,6 +86,7 @@ pub const AARCH64: IsaInfo = IsaInfo {
     dwarf_sp: 31,
     dwarf_fp: 29,
     dwarf_ra: 30,
+    dwarf_arg0: 0, // x0
     dwarf_vec_base: 64,
     vec_count: 32,
     return_address_on_stack: false,

@@ -7,14 +7,14 @@
 //! +---------------+---------+-------------+------------------------------------------+
 //! layout:    main u64 | data_start u64 | data_end u64 | local_start u64 | local_end u64
 //!            | tls_memsz u64 | tls_filesz u64 | tls_align u64
-//! functions: n u32, each: addr u64 | name str | instrumented u32 | reason str | nsites u32
-//!            | site: kind u8 | callee str | nvalues u32 | type u8...
+//! functions: n u32, each: addr u64 | name str | file str | instrumented u32 | reason str
+//!            | record types (as sites.rs) | sites (as sites.rs) | lost (as sites.rs)
 //! Variant:   isa u32 | nsites u32 | site: ret u64 | fn u64 | index u32 | nlocs u32 | loc...
 //! loc:       kind u8 (1 reg, 2 direct, 3 indirect, 4 const) | pad u8 | size u16 | reg u16 | pad u16 | value i64
 //! ```
 
 use crate::isa::Isa;
-use crate::sites::{Site, SiteKind};
+use crate::sites::Site;
 use crate::stackmap::Location;
 use crate::types::ValueType;
 use crate::wire::{Reader, Result, Writer};
@@ -48,9 +48,15 @@ pub struct Layout {
 pub struct FunctionMeta {
     pub addr: u64,
     pub name: String,
+    /// The source file of its translation unit.
+    pub file: String,
     pub instrumented: bool,
     pub reason: String,
+    /// Types of the function's frame-record values (see sites::FunctionSites).
+    pub record: Vec<ValueType>,
     pub sites: Vec<Site>,
+    /// Places that cannot migrate, by reason category (see sites::FunctionSites).
+    pub lost: Vec<(String, u32)>,
 }
 
 /// One site in one variant: where it returns to and where its values are.
@@ -99,17 +105,12 @@ impl BinaryMeta {
         for f in &self.functions {
             w.u64(f.addr);
             w.str(&f.name);
+            w.str(&f.file);
             w.u32(f.instrumented as u32);
             w.str(&f.reason);
-            w.u32(f.sites.len() as u32);
-            for s in &f.sites {
-                w.u8(s.kind as u8);
-                w.str(&s.callee);
-                w.u32(s.values.len() as u32);
-                for t in &s.values {
-                    w.u8(*t as u8);
-                }
-            }
+            crate::sites::encode_types(&mut w, &f.record);
+            crate::sites::encode_sites(&mut w, &f.sites);
+            crate::sites::encode_lost(&mut w, &f.lost);
         }
         w.u32(self.variants.len() as u32);
         for v in &self.variants {
@@ -159,36 +160,21 @@ impl BinaryMeta {
         for _ in 0..nf {
             let addr = r.u64()?;
             let name = r.str()?.to_string();
+            let file = r.str()?.to_string();
             let instrumented = r.u32()? != 0;
             let reason = r.str()?.to_string();
-            let ns = r.count(9)?;
-            let mut sites = Vec::with_capacity(ns);
-            for _ in 0..ns {
-                let at = r.pos();
-                let kind = SiteKind::from_u8(r.u8()?)
-                    .ok_or_else(|| r.invalid_at(at, "unknown site kind"))?;
-                let callee = r.str()?.to_string();
-                let nv = r.count(1)?;
-                let mut values = Vec::with_capacity(nv);
-                for _ in 0..nv {
-                    let at = r.pos();
-                    values.push(
-                        ValueType::from_u8(r.u8()?)
-                            .ok_or_else(|| r.invalid_at(at, "unknown value type"))?,
-                    );
-                }
-                sites.push(Site {
-                    kind,
-                    callee,
-                    values,
-                });
-            }
+            let record = crate::sites::decode_types(&mut r)?;
+            let sites = crate::sites::decode_sites(&mut r)?;
+            let lost = crate::sites::decode_lost(&mut r)?;
             functions.push(FunctionMeta {
                 addr,
                 name,
+                file,
                 instrumented,
                 reason,
+                record,
                 sites,
+                lost,
             });
         }
         let nv = r.count(8)?;

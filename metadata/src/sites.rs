@@ -7,8 +7,11 @@
 //! | "HCSITES\0" 8B | ver u32 | source str  | nfuncs u32 | FunctionSites... |
 //! +----------------+---------+-------------+--------------------------------+
 //! FunctionSites: symbol str | section str | flags u32 | reason str
-//!                | nframe u32 | (offset u64, size u64)... | nsites u32 | Site...
-//! Site:          kind u8 | callee str | nvalues u32 | type u8 ...
+//!                | nframe u32 | (offset u64, size u64)...
+//!                | nrecord u32 | type u8...            frame-record value types
+//!                | nsites u32 | Site...
+//!                | nlost u32 | (category str, count u32)...
+//! Site:          kind u8 | callee str | nslots u32 | slot u32 ...   indices into the record
 //! ```
 
 use crate::types::ValueType;
@@ -47,8 +50,9 @@ pub struct Site {
     pub kind: SiteKind,
     /// Direct callee's symbol, empty for polls and indirect calls.
     pub callee: String,
-    /// Types of the live values, in the canonical order of the frame record.
-    pub values: Vec<ValueType>,
+    /// The values live at the site: indices into the function's `record`,
+    /// ascending — also the order of the statepoint's deopt operands.
+    pub slots: Vec<u32>,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug, serde::Serialize)]
@@ -64,7 +68,13 @@ pub struct FunctionSites {
     pub reason: String,
     /// (offset, size) of each shadow-stack slot; must agree across ISAs.
     pub frame: Vec<(u64, u64)>,
+    /// Types of the values a frame record of this function holds, in order
+    /// (one layout for every site; types::record_layout gives the offsets).
+    pub record: Vec<ValueType>,
     pub sites: Vec<Site>,
+    /// Places that may reach a migration point but cannot migrate, counted
+    /// by reason category (`setjmp`, `variadic`, `varargs-callee`, ...).
+    pub lost: Vec<(String, u32)>,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize)]
@@ -91,15 +101,9 @@ impl SiteTable {
                 w.u64(*o);
                 w.u64(*n);
             }
-            w.u32(f.sites.len() as u32);
-            for s in &f.sites {
-                w.u8(s.kind as u8);
-                w.str(&s.callee);
-                w.u32(s.values.len() as u32);
-                for t in &s.values {
-                    w.u8(*t as u8);
-                }
-            }
+            encode_types(&mut w, &f.record);
+            encode_sites(&mut w, &f.sites);
+            encode_lost(&mut w, &f.lost);
         }
         w.buf
     }
@@ -121,37 +125,93 @@ impl SiteTable {
             for _ in 0..nfr {
                 frame.push((r.u64()?, r.u64()?));
             }
-            let ns = r.count(9)?;
-            let mut sites = Vec::with_capacity(ns);
-            for _ in 0..ns {
-                let at = r.pos();
-                let kind = SiteKind::from_u8(r.u8()?)
-                    .ok_or_else(|| r.invalid_at(at, "unknown site kind"))?;
-                let callee = r.str()?.to_string();
-                let nv = r.count(1)?;
-                let mut values = Vec::with_capacity(nv);
-                for _ in 0..nv {
-                    let at = r.pos();
-                    values.push(
-                        ValueType::from_u8(r.u8()?)
-                            .ok_or_else(|| r.invalid_at(at, "unknown value type"))?,
-                    );
-                }
-                sites.push(Site {
-                    kind,
-                    callee,
-                    values,
-                });
-            }
+            let record = decode_types(&mut r)?;
+            let sites = decode_sites(&mut r)?;
+            let lost = decode_lost(&mut r)?;
             functions.push(FunctionSites {
                 symbol,
                 section,
                 instrumented,
                 reason,
                 frame,
+                record,
                 sites,
+                lost,
             });
         }
         Ok(SiteTable { source, functions })
     }
+}
+
+/// Value types: `n u32 | type u8...`.
+pub fn encode_types(w: &mut Writer, types: &[ValueType]) {
+    w.u32(types.len() as u32);
+    for t in types {
+        w.u8(*t as u8);
+    }
+}
+
+pub fn decode_types(r: &mut Reader) -> Result<Vec<ValueType>> {
+    let n = r.count(1)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let at = r.pos();
+        out.push(
+            ValueType::from_u8(r.u8()?).ok_or_else(|| r.invalid_at(at, "unknown value type"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Sites: `n u32 | (kind u8 | callee str | nslots u32 | slot u32...)...`.
+pub fn encode_sites(w: &mut Writer, sites: &[Site]) {
+    w.u32(sites.len() as u32);
+    for s in sites {
+        w.u8(s.kind as u8);
+        w.str(&s.callee);
+        w.u32(s.slots.len() as u32);
+        for i in &s.slots {
+            w.u32(*i);
+        }
+    }
+}
+
+pub fn decode_sites(r: &mut Reader) -> Result<Vec<Site>> {
+    let n = r.count(9)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let at = r.pos();
+        let kind =
+            SiteKind::from_u8(r.u8()?).ok_or_else(|| r.invalid_at(at, "unknown site kind"))?;
+        let callee = r.str()?.to_string();
+        let ns = r.count(4)?;
+        let mut slots = Vec::with_capacity(ns);
+        for _ in 0..ns {
+            slots.push(r.u32()?);
+        }
+        out.push(Site {
+            kind,
+            callee,
+            slots,
+        });
+    }
+    Ok(out)
+}
+
+/// Lost-site counts: `n u32 | (category str | count u32)...`.
+pub fn encode_lost(w: &mut Writer, lost: &[(String, u32)]) {
+    w.u32(lost.len() as u32);
+    for (c, n) in lost {
+        w.str(c);
+        w.u32(*n);
+    }
+}
+
+pub fn decode_lost(r: &mut Reader) -> Result<Vec<(String, u32)>> {
+    let n = r.count(8)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push((r.str()?.to_string(), r.u32()?));
+    }
+    Ok(out)
 }

@@ -18,18 +18,26 @@ fn sample_table() -> SiteTable {
             instrumented: true,
             reason: String::new(),
             frame: vec![(0, 64), (64, 8)],
+            record: vec![
+                ValueType::I32,
+                ValueType::Ptr,
+                ValueType::F64,
+                ValueType::V128,
+                ValueType::I1,
+            ],
             sites: vec![
                 Site {
                     kind: SiteKind::EntryPoll,
                     callee: String::new(),
-                    values: vec![ValueType::I32, ValueType::Ptr],
+                    slots: vec![0, 1],
                 },
                 Site {
                     kind: SiteKind::Call,
                     callee: "f".into(),
-                    values: vec![ValueType::F64, ValueType::V128, ValueType::I1],
+                    slots: vec![2, 3, 4],
                 },
             ],
+            lost: vec![("variadic".into(), 2)],
         }],
     }
 }
@@ -51,9 +59,12 @@ fn sample_meta() -> BinaryMeta {
         functions: vec![FunctionMeta {
             addr: 0x401000,
             name: "main".into(),
+            file: "a.c".into(),
             instrumented: true,
             reason: String::new(),
+            record: t.functions[0].record.clone(),
             sites: t.functions[0].sites.clone(),
+            lost: vec![("setjmp".into(), 3)],
         }],
         variants: vec![VariantMeta {
             isa: Isa::Aarch64,

@@ -126,3 +126,106 @@ pub fn image_json(img: &hc_metadata::image::Image) -> serde_json::Value {
         })).collect::<Vec<_>>(),
     })
 }
+
+/// `hcontainer sites`: how much of a program can migrate, and why the rest cannot.
+#[derive(Serialize)]
+pub struct SitesReport {
+    pub program: String,
+    /// Every place a running process can be stopped for migration (entry and
+    /// loop polls, calls that may reach one), migratable or not.
+    pub total: u64,
+    pub migratable: u64,
+    /// Migratable share in percent.
+    pub share: f64,
+    pub not_migratable: Vec<ReasonGroup>,
+}
+
+#[derive(Serialize)]
+pub struct ReasonGroup {
+    pub reason: String,
+    pub sites: u64,
+    pub functions: Vec<LostFunction>,
+}
+
+#[derive(Serialize)]
+pub struct LostFunction {
+    pub function: String,
+    pub file: String,
+    pub sites: u64,
+    pub detail: String,
+}
+
+pub fn sites(bin: &Binary) -> SitesReport {
+    let mut migratable = 0u64;
+    let mut groups: std::collections::BTreeMap<String, Vec<LostFunction>> = Default::default();
+    for f in &bin.meta.functions {
+        if f.instrumented {
+            migratable += f.sites.len() as u64;
+        }
+        for (reason, n) in &f.lost {
+            let detail = if f.instrumented {
+                "calls a variadic function of the program (a statepoint cannot wrap it)".to_string()
+            } else {
+                f.reason
+                    .split_once(": ")
+                    .map(|(_, d)| d)
+                    .unwrap_or(&f.reason)
+                    .to_string()
+            };
+            groups
+                .entry(reason.clone())
+                .or_default()
+                .push(LostFunction {
+                    function: f.name.clone(),
+                    file: f.file.clone(),
+                    sites: *n as u64,
+                    detail,
+                });
+        }
+    }
+    let mut not_migratable: Vec<ReasonGroup> = groups
+        .into_iter()
+        .map(|(reason, mut functions)| {
+            functions.sort_by(|a, b| b.sites.cmp(&a.sites).then(a.function.cmp(&b.function)));
+            ReasonGroup {
+                sites: functions.iter().map(|f| f.sites).sum(),
+                reason,
+                functions,
+            }
+        })
+        .collect();
+    not_migratable.sort_by(|a, b| b.sites.cmp(&a.sites));
+    let lost: u64 = not_migratable.iter().map(|g| g.sites).sum();
+    let total = migratable + lost;
+    SitesReport {
+        program: bin.path.display().to_string(),
+        total,
+        migratable,
+        share: if total == 0 {
+            100.0
+        } else {
+            migratable as f64 * 100.0 / total as f64
+        },
+        not_migratable,
+    }
+}
+
+pub fn render_sites(r: &SitesReport) -> String {
+    let mut s = format!(
+        "{}: {} sites, {} migratable ({:.2}%)\n",
+        r.program, r.total, r.migratable, r.share
+    );
+    if !r.not_migratable.is_empty() {
+        s += &format!("not migratable ({} sites):\n", r.total - r.migratable);
+    }
+    for g in &r.not_migratable {
+        s += &format!("  {} ({} sites)\n", g.reason, g.sites);
+        for f in &g.functions {
+            s += &format!(
+                "    {} ({}): {} sites: {}\n",
+                f.function, f.file, f.sites, f.detail
+            );
+        }
+    }
+    s
+}

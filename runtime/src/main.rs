@@ -34,6 +34,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Count the program's migration sites: the migratable share, and every
+    /// site that cannot migrate, grouped by reason and function.
+    Sites {
+        app: PathBuf,
+        /// Machine-readable output: {"total", "migratable", "share", "not_migratable": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check that every variant has every symbol at the same address and that
     /// the metadata agrees with them; exits non-zero naming the first mismatch.
     Verify { app: PathBuf },
@@ -122,6 +130,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", hcontainer::inspect::render(&report));
+            }
+            Ok(0)
+        }
+        Cmd::Sites { app, json } => {
+            let bin = Binary::open(&app)?;
+            let report = hcontainer::inspect::sites(&bin);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", hcontainer::inspect::render_sites(&report));
             }
             Ok(0)
         }

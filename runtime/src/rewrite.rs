@@ -153,11 +153,47 @@ pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteE
                 function: format!("{:#x}", site.function),
                 why: "no such function in the metadata".into(),
             })?;
-        let types = &func.sites[site.index as usize].values;
-        let (offsets, size) = record_layout(types);
+        // One record layout per function; this site fills the slots of the
+        // values live at it, the others stay zero.
+        let (offsets, size) = record_layout(&func.record);
         let mut values = vec![0u8; size];
-        for ((loc, ty), off) in site.locations.iter().zip(types).zip(offsets) {
-            read_value(loc, *ty, &st, &mem, &mut values[off..off + ty.slot_size()]).map_err(
+        let fsite = &func.sites[site.index as usize];
+        if fsite.kind.is_poll() {
+            // The innermost frame: the poll handed its record to the
+            // migration point in a buffer (first argument register).
+            if depth != 0 {
+                return Err(RewriteError::Value {
+                    depth,
+                    function: func.name.clone(),
+                    why: "a migration-point call is not the innermost frame".into(),
+                });
+            }
+            let addr = st.get64(isa.info().dwarf_arg0).unwrap_or(0);
+            let bytes = mem.read(addr, size).map_err(|e| RewriteError::Value {
+                depth,
+                function: func.name.clone(),
+                why: format!("its frame record: {e}"),
+            })?;
+            values.copy_from_slice(bytes);
+            // Only the site's own values are meaningful; keep the rest zero.
+            let mut keep = vec![0u8; size];
+            for &slot in &fsite.slots {
+                let (ty, off) = (func.record[slot as usize], offsets[slot as usize]);
+                keep[off..off + ty.size()].copy_from_slice(&values[off..off + ty.size()]);
+                if ty == ValueType::I1 {
+                    keep[off] &= 1;
+                }
+            }
+            values = keep;
+        }
+        let slots = if fsite.kind.is_poll() {
+            &[][..]
+        } else {
+            &fsite.slots[..]
+        };
+        for (loc, &slot) in site.locations.iter().zip(slots) {
+            let (ty, off) = (func.record[slot as usize], offsets[slot as usize]);
+            read_value(loc, ty, &st, &mem, &mut values[off..off + ty.slot_size()]).map_err(
                 |why| RewriteError::Value {
                     depth,
                     function: func.name.clone(),

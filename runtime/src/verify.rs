@@ -127,14 +127,21 @@ pub fn verify(bin: &Binary) -> Result<Vec<String>, String> {
                 .sites
                 .get(s.index as usize)
                 .ok_or_else(|| format!("{}: {} has no site {}", v.isa, f.name, s.index))?;
-            if site.values.len() != s.locations.len() {
+            let expected = if site.kind.is_poll() {
+                0
+            } else {
+                site.slots.len()
+            };
+            if expected != s.locations.len()
+                || site.slots.iter().any(|&i| i as usize >= f.record.len())
+            {
                 return Err(format!(
-                    "{}: {} site {} has {} locations for {} values",
+                    "{}: {} site {} has {} locations for {} values (or a value outside its record)",
                     v.isa,
                     f.name,
                     s.index,
                     s.locations.len(),
-                    site.values.len()
+                    expected
                 ));
             }
             if s.ret <= s.function {

@@ -115,17 +115,15 @@ impl Cfg {
         }
     }
 
-    /// Natural loops, outermost first, with their nesting; `Err` with a block
-    /// index when the CFG is irreducible (a retreating edge whose target does
-    /// not dominate its source).
-    pub fn loops(&self) -> Result<Vec<Loop>, usize> {
+    /// Natural loops, outermost first, with their nesting. Cycles with more
+    /// than one entry (irreducible control flow: a retreating edge whose
+    /// target does not dominate its source) are not loops, as in LLVM's
+    /// LoopInfo: they get no header and no poll.
+    pub fn loops(&self) -> Vec<Loop> {
         let mut by_header: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
         for &b in &self.rpo {
             for &s in &self.succs[b] {
-                if self.rpo_index[s] <= self.rpo_index[b] {
-                    if !self.dominates(s, b) {
-                        return Err(s);
-                    }
+                if self.rpo_index[s] <= self.rpo_index[b] && self.dominates(s, b) {
                     by_header.entry(s).or_default().push(b);
                 }
             }
@@ -160,7 +158,7 @@ impl Cfg {
                 .find(|&j| loops[j].blocks.binary_search(&h).is_ok() && loops[j].header != h);
             loops[i].parent = parent;
         }
-        Ok(loops)
+        loops
     }
 }
 
@@ -205,7 +203,7 @@ mod tests {
         ]);
         assert!(cfg.dominates(1, 4));
         assert!(!cfg.dominates(4, 1));
-        let loops = cfg.loops().unwrap();
+        let loops = cfg.loops();
         assert_eq!(loops.len(), 2);
         assert_eq!(loops[0].header, 1);
         assert_eq!(loops[0].blocks, vec![1, 2, 3, 4]);
@@ -219,9 +217,12 @@ mod tests {
     }
 
     #[test]
-    fn irreducible() {
-        // 0 -> 1, 0 -> 2, 1 <-> 2: two entries into the cycle.
-        let cfg = Cfg::new(vec![vec![1, 2], vec![2], vec![1]]);
-        assert!(cfg.loops().is_err());
+    fn irreducible_cycles_are_not_loops() {
+        // 0 -> 1, 0 -> 2, 1 <-> 2: two entries into the cycle; 2 -> 3 -> 2 is a loop.
+        let cfg = Cfg::new(vec![vec![1, 2], vec![2], vec![1, 3], vec![2]]);
+        let loops = cfg.loops();
+        assert_eq!(loops.len(), 1);
+        assert_eq!(loops[0].header, 2);
+        assert_eq!(loops[0].blocks, vec![2, 3]);
     }
 }

@@ -46,6 +46,8 @@ pub mod abi {
     pub const ZERO_PAGE_SIZE: u64 = 4096;
     /// Offset of the site index in a frame record (after the function address).
     pub const RECORD_SITE_OFFSET: u64 = 8;
+    /// Offset of the values in a frame record (after the 16-byte header).
+    pub const RECORD_VALUES_OFFSET: u64 = 16;
     /// GC strategy LLVM requires on functions with statepoints.
     pub const GC_STRATEGY: &str = "statepoint-example";
 }
@@ -192,7 +194,9 @@ pub struct Runtime {
 impl Runtime {
     fn declare(cx: &Ctx) -> Runtime {
         let (i32t, ptr, void) = (cx.i32(), cx.ptr(), cx.void());
-        let migrate_point_ty = cx.fn_type(void, &[], false);
+        // The migration point takes the address of a buffer holding the
+        // frame record of the function it is called from.
+        let migrate_point_ty = cx.fn_type(void, &[ptr], false);
         let resume_frame_ty = cx.fn_type(ptr, &[ptr], false);
         let resume_site_ty = cx.fn_type(i32t, &[], false);
         let resume_take_ty = cx.fn_type(ptr, &[], false);
@@ -269,9 +273,19 @@ pub fn value_type(ty: Ty) -> Option<ValueType> {
 enum CallClass {
     Site,
     NotSite,
-    /// The function cannot be instrumented at all.
-    Blocker(String),
+    /// May reach a migration point but cannot be a statepoint (a variadic
+    /// callee of the program's own): a site that cannot migrate.
+    Lost,
+    /// The function cannot be instrumented at all: (category, detail).
+    Blocker(&'static str, String),
 }
+
+/// libc's variadic functions, which never call back into the program.
+const LIBC_VARIADIC: &[&str] = &[
+    "asprintf", "dprintf", "execl", "execle", "execlp", "fcntl", "fprintf", "fscanf", "ioctl",
+    "mq_open", "open", "openat", "prctl", "printf", "scanf", "sem_open", "snprintf", "sprintf",
+    "sscanf", "syscall", "syslog", "ulimit",
+];
 
 fn classify_call(call: Val) -> CallClass {
     let callee = call.called_operand();
@@ -282,13 +296,13 @@ fn classify_call(call: Val) -> CallClass {
     if call.has_call_site_enum_attr(ir::FUNCTION_INDEX, returns_twice)
         || (callee.is_function() && callee.has_fn_enum_attr(returns_twice))
     {
-        return CallClass::Blocker(format!(
-            "calls '{}', which returns twice (setjmp)",
-            callee.name()
-        ));
+        return CallClass::Blocker(
+            "setjmp",
+            format!("calls '{}', which returns twice", callee.name()),
+        );
     }
     if call.is_musttail() {
-        return CallClass::Blocker("contains a musttail call".into());
+        return CallClass::Blocker("other", "contains a musttail call".into());
     }
     if callee.is_function() {
         if callee.intrinsic_id() != 0 {
@@ -301,10 +315,16 @@ fn classify_call(call: Val) -> CallClass {
     // A statepoint cannot wrap a variadic call (the verifier rejects it); a
     // frame stopped in such a call cannot migrate.
     if call.called_type().is_vararg_fn() {
-        return CallClass::NotSite;
+        let libc =
+            callee.is_function() && LIBC_VARIADIC.binary_search(&callee.name().as_str()).is_ok();
+        return if libc {
+            CallClass::NotSite
+        } else {
+            CallClass::Lost
+        };
     }
     if call.num_bundles() > 0 {
-        return CallClass::Blocker("contains a call with operand bundles".into());
+        return CallClass::Blocker("other", "contains a call with operand bundles".into());
     }
     CallClass::Site
 }
@@ -312,57 +332,102 @@ fn classify_call(call: Val) -> CallClass {
 /// What the first look at a function found.
 struct Plan {
     calls: Vec<Val>,
+    /// Calls to the program's own variadic functions.
+    lost_calls: u32,
+    loops: usize,
 }
 
-/// Decides whether `f` is instrumented: `Ok(None)` for functions that can
-/// never be on the stack at a migration point (no sites, no loops), `Err`
-/// with the reason for functions that cannot be instrumented.
-fn plan(f: Val) -> Result<Option<Plan>, String> {
-    if f.function_type().is_vararg_fn() {
-        return Err("variadic function".into());
+/// Why a function is left uninstrumented: (category, detail).
+type Blocker = (&'static str, String);
+
+/// Looks at `f`: the calls that are sites, and whether it can be
+/// instrumented. `Ok(None)`: nothing in it can reach a migration point.
+fn plan(f: Val) -> (Plan, Option<Blocker>) {
+    let mut plan = Plan {
+        calls: Vec::new(),
+        lost_calls: 0,
+        loops: 0,
+    };
+    let mut blocker: Option<Blocker> = None;
+    // The first reason found is the one reported.
+    fn block(blocker: &mut Option<Blocker>, b: Blocker) {
+        blocker.get_or_insert(b);
     }
-    let mut calls = Vec::new();
+    if f.function_type().is_vararg_fn() {
+        block(
+            &mut blocker,
+            (
+                "variadic",
+                "variadic function (its va_list differs between ISAs)".into(),
+            ),
+        );
+    }
     for b in f.blocks() {
         for i in b.instructions() {
             match i.opcode() {
-                Some(LLVMOpcode::LLVMInvoke | LLVMOpcode::LLVMCallBr) => {
-                    return Err("contains invoke/callbr (exceptions or asm goto)".into())
-                }
-                Some(LLVMOpcode::LLVMIndirectBr) => {
-                    return Err("contains an indirect branch (computed goto)".into())
-                }
+                Some(LLVMOpcode::LLVMInvoke | LLVMOpcode::LLVMCallBr) => block(
+                    &mut blocker,
+                    (
+                        "exceptions",
+                        "contains invoke/callbr (exceptions or asm goto)".into(),
+                    ),
+                ),
                 Some(LLVMOpcode::LLVMCall) => match classify_call(i) {
-                    CallClass::Site => calls.push(i),
+                    CallClass::Site => plan.calls.push(i),
                     CallClass::NotSite => {}
-                    CallClass::Blocker(why) => return Err(why),
+                    // A call into a variadic function of the program: that
+                    // function is not instrumented (its va_list is ISA-specific),
+                    // so no migration happens while it runs; its own sites are
+                    // counted as lost, not this call.
+                    CallClass::Lost => {}
+                    CallClass::Blocker(c, why) => block(&mut blocker, (c, why)),
                 },
                 _ => {}
             }
         }
     }
     let (blocks, cfg) = function_cfg(f);
-    let loops = cfg
-        .loops()
-        .map_err(|b| format!("irreducible control flow (at block '{}')", blocks[b].name()))?;
-    if calls.is_empty() && loops.is_empty() {
-        return Ok(None);
+    let loops = cfg.loops();
+    plan.loops = loops.len();
+    if blocker.is_some() || (plan.calls.is_empty() && loops.is_empty()) {
+        return (plan, blocker);
     }
     // Every value live at a would-be site must have a record type.
     let live = Liveness::compute(f, &blocks, &cfg);
-    let mut points: Vec<Vec<Val>> = calls.iter().map(|c| live.live_after(*c)).collect();
+    let mut points: Vec<Vec<Val>> = plan.calls.iter().map(|c| live.live_after(*c)).collect();
     points.push(f.params());
     for l in &loops {
         points.push(live.live_at_start(blocks[l.header]));
     }
-    for v in points.iter().flatten() {
-        if value_type(v.ty()).is_none() {
-            return Err(format!(
-                "a value of type {} is live across a call or loop (not migratable)",
-                v.ty().print()
-            ));
-        }
+    if let Some(v) = points
+        .iter()
+        .flatten()
+        .find(|v| value_type(v.ty()).is_none())
+    {
+        let ty = v.ty().print();
+        let cat = if ty == "x86_fp80" || ty == "fp128" {
+            "long-double"
+        } else {
+            "unsupported-value"
+        };
+        block(
+            &mut blocker,
+            (
+                cat,
+                format!("a value of type {ty} is live across a call or loop"),
+            ),
+        );
     }
-    Ok(Some(Plan { calls }))
+    (plan, blocker)
+}
+
+impl Plan {
+    /// Sites the function would have if instrumented (entry poll, loop
+    /// polls, calls), plus its calls that can never be sites.
+    fn would_be_sites(&self) -> u32 {
+        let n = self.calls.len() + self.loops;
+        (n + usize::from(n > 0)) as u32 + self.lost_calls
+    }
 }
 
 /// Gives every function and global a section of its own, as clang's
@@ -437,20 +502,36 @@ pub fn instrument_module(
             instrumented: false,
             reason: String::new(),
             frame: Vec::new(),
+            record: Vec::new(),
             sites: Vec::new(),
+            lost: Vec::new(),
         };
+        let (p, mut blocker) = plan(f);
         if let Some(why) = exclude.get(&symbol) {
-            entry.reason = why.clone();
-        } else {
-            match plan(f) {
-                Ok(None) => {}
-                Ok(Some(p)) => {
-                    let (sites, frame) = transform(&cx, &rt, f, p);
-                    entry.instrumented = true;
-                    entry.sites = sites;
-                    entry.frame = frame;
+            blocker = Some(("isa-mismatch", why.clone()));
+        }
+        let would_be = p.would_be_sites();
+        match blocker {
+            Some((category, detail)) => {
+                entry.reason = format!("{category}: {detail}");
+                if would_be > 0 {
+                    entry.lost.push((category.to_string(), would_be));
                 }
-                Err(why) => entry.reason = why,
+            }
+            None if p.calls.is_empty() && p.loops == 0 => {
+                if p.lost_calls > 0 {
+                    entry.lost.push(("varargs-callee".into(), p.lost_calls));
+                }
+            }
+            None => {
+                if p.lost_calls > 0 {
+                    entry.lost.push(("varargs-callee".into(), p.lost_calls));
+                }
+                let t = transform(&cx, &rt, f, p);
+                entry.instrumented = true;
+                entry.sites = t.sites;
+                entry.record = t.record;
+                entry.frame = t.frame;
             }
         }
         table.functions.push(entry);
@@ -543,7 +624,14 @@ struct SiteWork {
     derived: Vec<Val>,
 }
 
-fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64, u64)>) {
+/// What instrumenting a function produced, for its site table entry.
+struct Transformed {
+    sites: Vec<Site>,
+    record: Vec<ValueType>,
+    frame: Vec<(u64, u64)>,
+}
+
+fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
     let b = Builder::new(cx);
     let (i32t, ptr) = (cx.i32(), cx.ptr());
     let prof = cx.md_kind("prof");
@@ -566,19 +654,21 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
     let isnull = b.icmp(LLVMIntPredicate::LLVMIntEQ, rec, cx.null(ptr), "");
     b.cond_br(isnull, entry_mp, dispatch);
     b.at_end(entry_mp);
-    let entry_mp_call = b.call(rt.migrate_point_ty, rt.migrate_point, &[], "");
+    let entry_mp_call = b.call(rt.migrate_point_ty, rt.migrate_point, &[cx.null(ptr)], "");
     entry_mp_call.set_call_conv(ir::CC_PRESERVE_ALL);
     b.br(old_entry);
     b.at_end(dispatch);
     let site_ptr = b.gep_i8(cx, rec, cx.const_int(cx.i64(), abi::RECORD_SITE_OFFSET), "");
     let site_idx = b.load(i32t, site_ptr, "hc.site");
+    // Reached from every dispatch switch: asks the runtime for the site.
     b.at_end(bad);
-    b.call(rt.resume_bad_ty, rt.resume_bad, &[f, site_idx], "");
+    let current = b.call(rt.resume_site_ty, rt.resume_site, &[], "");
+    b.call(rt.resume_bad_ty, rt.resume_bad, &[f, current], "");
     b.unreachable();
 
     // --- Loop-header polls. ---
     let (blocks, cfg) = function_cfg(f);
-    let loops = cfg.loops().expect("checked reducible in plan()");
+    let loops = cfg.loops();
     let mut header_switch: HashMap<Block, (Val, Block)> = HashMap::new();
     let mut loop_mps = HashSet::new();
     for l in &loops {
@@ -599,7 +689,7 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
         let t = b.call(rt.resume_site_ty, rt.resume_site, &[], "hc.resume.site");
         let sw = b.switch(t, mp, &[]);
         b.at_end(mp);
-        let mp_call = b.call(rt.migrate_point_ty, rt.migrate_point, &[], "");
+        let mp_call = b.call(rt.migrate_point_ty, rt.migrate_point, &[cx.null(ptr)], "");
         mp_call.set_call_conv(ir::CC_PRESERVE_ALL);
         b.br(body);
         loop_mps.insert(mp_call);
@@ -685,15 +775,80 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
             stack.push(v.operand(0));
         }
     }
-    let loops = cfg
-        .loops()
-        .expect("instrumentation keeps the CFG reducible");
+    let loops = cfg.loops();
     let innermost = cfg::innermost_loop(&loops, blocks.len());
     let block_index: HashMap<Block, usize> =
         blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
 
-    // --- Resume blocks (filled after demotion), and the operands of each
-    // re-issued call that its frame record does not carry: their values do
+    // --- The frame record: one layout per function, every carried value at
+    // a fixed offset, so each value can be restored once per loop level. ---
+    let mut record: Vec<Val> = sites
+        .iter()
+        .flat_map(|s| s.carried.iter().copied())
+        .collect();
+    record.sort_by_key(|v| live.position(*v));
+    record.dedup();
+    let record_types: Vec<ValueType> = record
+        .iter()
+        .map(|v| value_type(v.ty()).expect("checked in plan()"))
+        .collect();
+    let (record_offsets, _) = record_layout(&record_types);
+    let record_index: HashMap<Val, usize> =
+        record.iter().enumerate().map(|(i, v)| (*v, i)).collect();
+
+    // --- Where each value is restored. Resuming enters every loop through
+    // its header (DESIGN.md 3.3) and restores each value at the loop level
+    // of its definition: a value defined outside a loop is restored before
+    // the loop is entered, so inside the loop it still has one definition
+    // (a header phi), and SSA repair adds phis at loop entries and at the
+    // sites' blocks only. (Restoring everything at every site made a phi of
+    // every loop-invariant value at every join of an interpreter loop:
+    // sqlite3VdbeExec grew 30x and took 100 s to compile.) ---
+    let chains: Vec<Vec<usize>> = sites
+        .iter()
+        .map(|s| {
+            let mut chain = Vec::new();
+            let mut l = innermost[block_index[&s.call.block()]];
+            while let Some(li) = l {
+                chain.push(li);
+                l = loops[li].parent;
+            }
+            chain.reverse();
+            chain
+        })
+        .collect();
+    let def_block = |v: Val| {
+        if v.is_argument() {
+            0
+        } else {
+            block_index[&v.block()]
+        }
+    };
+    // level → (carried values, derived values) restored there; None: before any loop.
+    let mut restore_at: BTreeMap<Option<usize>, (Vec<Val>, Vec<Val>)> = BTreeMap::new();
+    for (k, s) in sites.iter().enumerate() {
+        for (v, derived) in s
+            .carried
+            .iter()
+            .map(|v| (*v, false))
+            .chain(s.derived.iter().map(|v| (*v, true)))
+        {
+            let db = def_block(v);
+            let level = chains[k]
+                .iter()
+                .rev()
+                .copied()
+                .find(|&li| loops[li].blocks.binary_search(&db).is_ok());
+            let entry = restore_at.entry(level).or_default();
+            let list = if derived { &mut entry.1 } else { &mut entry.0 };
+            if !list.contains(&v) {
+                list.push(v);
+            }
+        }
+    }
+
+    // --- The last step of each resume path (filled after demotion), and the
+    // operands of each re-issued call that no record carries: their values do
     // not matter (the callee resumes from its own record) but must be well
     // defined, so the resume edge brings zeros (byval: a zero page). ---
     let byval = ir::Ctx::enum_kind("byval");
@@ -761,70 +916,87 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
         }
     }
 
-    // --- Fill the resume blocks: reload the record into the slots. ---
-    for (k, s) in sites.iter().enumerate() {
-        b.at_end(resume_block[k]);
-        let vals = b.call(rt.resume_take_ty, rt.resume_take, &[], "hc.values");
-        let types: Vec<ValueType> = s
-            .carried
-            .iter()
-            .map(|v| value_type(v.ty()).expect("checked in plan()"))
-            .collect();
-        let (offsets, _) = record_layout(&types);
-        let mut restored = HashMap::new();
-        for (v, off) in s.carried.iter().zip(offsets) {
+    // Restores one level's values from the record at `rec` into their slots.
+    let restore = |b: &Builder, rec: Val, level: Option<usize>| {
+        let Some((carried, derived)) = restore_at.get(&level) else {
+            return;
+        };
+        let vals = b.gep_i8(
+            cx,
+            rec,
+            cx.const_int(cx.i64(), abi::RECORD_VALUES_OFFSET),
+            "hc.values",
+        );
+        for v in carried {
+            let off = record_offsets[record_index[v]];
             let at = b.gep_i8(cx, vals, cx.const_int(cx.i64(), off as u64), "");
             let x = b.load(v.ty(), at, "");
             x.set_alignment(8);
             b.store(x, slot[v]);
-            restored.insert(*v, x);
         }
-        for d in &s.derived {
-            let x = recompute(cx, &b, *d, &shadow, &bases, &mut restored);
+        let mut done = HashMap::new();
+        if let Some(fr) = shadow.frame.filter(|fr| slot.contains_key(fr)) {
+            done.insert(fr, b.load(fr.ty(), slot[&fr], ""));
+        }
+        for d in derived {
+            let x = recompute(cx, b, *d, &shadow, &bases, &mut done);
             b.store(x, slot[d]);
         }
-        b.br(s.call.block());
-    }
+    };
 
-    // --- Dispatch: sites outside loops directly, the rest through the
-    // headers of the loops that contain them, outermost first. ---
-    let mut entry_cases = Vec::new();
+    // --- Dispatch. The entry's dispatch restores the values defined
+    // outside loops and goes to sites outside loops or to the outermost
+    // header; each header's slow path goes, for the sites inside its loop,
+    // to a block restoring the loop's values, then on to the site or the
+    // next inner header. ---
     let mut new_header_preds: Vec<(Block, Block)> = Vec::new();
-    for (k, s) in sites.iter().enumerate() {
-        let bi = block_index[&s.call.block()];
-        let mut chain = Vec::new();
-        let mut l = innermost[bi];
-        while let Some(li) = l {
-            chain.push(li);
-            l = loops[li].parent;
-        }
-        chain.reverse();
+    let mut loop_restore: HashMap<usize, Block> = HashMap::new();
+    let mut loop_cases: HashMap<usize, Vec<(Val, Block)>> = HashMap::new();
+    let mut entry_cases = Vec::new();
+    for (k, chain) in chains.iter().enumerate() {
         let kv = cx.const_int(i32t, k as u64);
-        let first = chain
-            .first()
-            .map(|&li| blocks[loops[li].header])
-            .unwrap_or(resume_block[k]);
-        entry_cases.push((kv, first));
-        if !chain.is_empty() {
-            new_header_preds.push((first, dispatch));
+        match chain.first() {
+            None => entry_cases.push((kv, resume_block[k])),
+            Some(&outer) => {
+                let h = blocks[loops[outer].header];
+                entry_cases.push((kv, h));
+                new_header_preds.push((h, dispatch));
+            }
         }
         for (pos, &li) in chain.iter().enumerate() {
-            let h = blocks[loops[li].header];
-            let (sw, slow) = header_switch[&h];
+            let r = *loop_restore
+                .entry(li)
+                .or_insert_with(|| cx.append_block(f, &format!("hc.restore.loop{li}")));
+            let (sw, _) = header_switch[&blocks[loops[li].header]];
+            // SAFETY: `sw` is a switch instruction built above.
+            unsafe { inkwell::llvm_sys::core::LLVMAddCase(sw.0, kv.0, r.0) };
             let next = match chain.get(pos + 1) {
                 Some(&inner) => {
                     let ih = blocks[loops[inner].header];
-                    new_header_preds.push((ih, slow));
+                    new_header_preds.push((ih, r));
                     ih
                 }
                 None => resume_block[k],
             };
-            // SAFETY: `sw` is a switch instruction built above.
-            unsafe { inkwell::llvm_sys::core::LLVMAddCase(sw.0, kv.0, next.0) };
+            loop_cases.entry(li).or_default().push((kv, next));
         }
     }
     b.at_end(dispatch);
+    restore(&b, rec, None);
     b.switch(site_idx, bad, &entry_cases);
+    for (li, r) in &loop_restore {
+        b.at_end(*r);
+        let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[f], "hc.rec");
+        restore(&b, rec, Some(*li));
+        let at = b.gep_i8(cx, rec, cx.const_int(cx.i64(), abi::RECORD_SITE_OFFSET), "");
+        let site = b.load(i32t, at, "hc.site");
+        b.switch(site, bad, &loop_cases[li]);
+    }
+    for (k, s) in sites.iter().enumerate() {
+        b.at_end(resume_block[k]);
+        b.call(rt.resume_take_ty, rt.resume_take, &[], "");
+        b.br(s.call.block());
+    }
     // One phi entry per edge: a switch may reach a header by several cases.
     for (h, p) in new_header_preds {
         for phi in h.phis() {
@@ -838,21 +1010,47 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
         .iter()
         .map(|s| s.carried.iter().map(|v| (v.ty(), slot[v])).collect())
         .collect();
+    // Polls hand their values to the migration point in a buffer laid out
+    // as the function's frame record, written only on the cold path: the
+    // statepoint carries none, so the register allocator never has to hold
+    // dozens of values in registers at once around a preserve_all call.
+    let (_, record_size) = record_layout(&record_types);
+    b.before(hc_entry.first().expect("hc.entry has instructions"));
+    let buf = b.alloca(
+        ir::array_type(cx.i8(), record_size.max(8) as u64),
+        "hc.record",
+    );
+    buf.set_alignment(16);
     let elementtype_kind = "elementtype";
     let mut out_sites = Vec::new();
     for (k, s) in sites.iter().enumerate() {
         let call = s.call;
         b.before(call);
-        let deopt: Vec<Val> = carried[k].iter().map(|(ty, sl)| b.load(*ty, *sl, "")).collect();
+        let deopt: Vec<Val> = if s.kind.is_poll() {
+            for ((ty, sl), v) in carried[k].iter().zip(&s.carried) {
+                let off = record_offsets[record_index[v]];
+                let x = b.load(*ty, *sl, "");
+                let at = b.gep_i8(cx, buf, cx.const_int(cx.i64(), off as u64), "");
+                b.store(x, at).set_alignment(8);
+            }
+            call.set_operand(0, buf);
+            Vec::new()
+        } else {
+            carried[k]
+                .iter()
+                .map(|(ty, sl)| b.load(*ty, *sl, ""))
+                .collect()
+        };
         let nargs = call.num_args();
         let callee = call.called_operand();
         let fty = call.called_type();
+        let flags = 0;
         let mut args = vec![
             cx.const_int(cx.i64(), k as u64),
             cx.const_int(i32t, 0),
             callee,
             cx.const_int(i32t, nargs as u64),
-            cx.const_int(i32t, 0),
+            cx.const_int(i32t, flags),
         ];
         args.extend((0..nargs).map(|j| call.operand(j)));
         args.push(cx.const_int(i32t, 0));
@@ -875,12 +1073,13 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> (Vec<Site>, Vec<(u64
         out_sites.push(Site {
             kind: s.kind,
             callee: s.callee.clone(),
-            values: carried[k]
-                .iter()
-                .map(|(ty, _)| value_type(*ty).expect("checked in plan()"))
-                .collect(),
+            slots: s.carried.iter().map(|v| record_index[v] as u32).collect(),
         });
     }
     f.set_gc(abi::GC_STRATEGY);
-    (out_sites, shadow.layout)
+    Transformed {
+        sites: out_sites,
+        record: record_types,
+        frame: shadow.layout,
+    }
 }
