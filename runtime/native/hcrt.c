@@ -768,6 +768,13 @@ void *__hc_resume_take(void) {
     return (void *)(f + 1);
 }
 
+/* The function an indirect call re-issued on resume must call: the one
+ * whose frame record is next (after __hc_resume_take). */
+void *__hc_resume_callee(void) {
+    if (!hc.frames_left) restore_fail("restore: an indirect call has no callee frame record", 0);
+    return (void *)cur_frame()->fn;
+}
+
 void __hc_resume_bad(void *fn, int site) {
     (void)site;
     restore_fail("restore: frame record names a site the function does not have", (uint64_t)fn);

@@ -41,6 +41,7 @@ pub mod abi {
     pub const RESUME_SITE: &str = "__hc_resume_site";
     pub const RESUME_TAKE: &str = "__hc_resume_take";
     pub const RESUME_BAD: &str = "__hc_resume_bad";
+    pub const RESUME_CALLEE: &str = "__hc_resume_callee";
     pub const ZERO_PAGE: &str = "__hc_zero_page";
     /// Size of `__hc_zero_page`: the largest byval argument a re-issued call can pass.
     pub const ZERO_PAGE_SIZE: u64 = 4096;
@@ -186,6 +187,8 @@ pub struct Runtime {
     pub resume_take_ty: Ty,
     pub resume_bad: Val,
     pub resume_bad_ty: Ty,
+    pub resume_callee: Val,
+    pub resume_callee_ty: Ty,
     pub zero_page: Val,
     pub statepoint: Val,
     pub statepoint_ty: Ty,
@@ -201,6 +204,7 @@ impl Runtime {
         let resume_site_ty = cx.fn_type(i32t, &[], false);
         let resume_take_ty = cx.fn_type(ptr, &[], false);
         let resume_bad_ty = cx.fn_type(void, &[ptr, i32t], false);
+        let resume_callee_ty = cx.fn_type(ptr, &[], false);
         let statepoint = cx.intrinsic("llvm.experimental.gc.statepoint", &[ptr]);
         let rt = Runtime {
             poll: cx.declare_global(abi::POLL, i32t, false),
@@ -215,6 +219,8 @@ impl Runtime {
             resume_take_ty,
             resume_bad: cx.declare(abi::RESUME_BAD, resume_bad_ty),
             resume_bad_ty,
+            resume_callee: cx.declare(abi::RESUME_CALLEE, resume_callee_ty),
+            resume_callee_ty,
             zero_page: cx.declare_global(abi::ZERO_PAGE, cx.i8(), false),
             statepoint,
             statepoint_ty: statepoint.function_type(),
@@ -739,11 +745,9 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
     let (blocks, cfg) = function_cfg(f);
     let live = Liveness::compute(f, &blocks, &cfg);
     for s in sites.iter_mut() {
-        let mut vals = live.live_after(s.call);
-        let callee = s.call.called_operand();
-        if callee.is_register() && !vals.contains(&callee) {
-            vals.push(callee);
-        }
+        // An indirect call's target is not carried: on resume it is the
+        // function of the next frame record (`__hc_resume_callee`).
+        let vals = live.live_after(s.call);
         for v in vals {
             match recomputable(v, &shadow, 0) {
                 Some(base) => {
@@ -859,20 +863,26 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
         assert_eq!(preds.len(), 1, "a site's block has one predecessor");
         let pred = blocks[preds[0]];
         let r = cx.append_block(f, &format!("hc.resume.{k}"));
-        for j in 0..=s.call.num_args() {
+        // The frame's record is used up; the next one is the callee's.
+        b.at_end(r);
+        b.call(rt.resume_take_ty, rt.resume_take, &[], "");
+        let nargs = s.call.num_args();
+        for j in 0..=nargs {
             let o = s.call.operand(j);
             if !o.is_register() || s.carried.contains(&o) || s.derived.contains(&o) {
                 continue;
             }
+            let dummy = if j == nargs {
+                b.at_end(r);
+                b.call(rt.resume_callee_ty, rt.resume_callee, &[], "hc.callee")
+            } else if s.call.has_call_site_enum_attr(param_index(j), byval) {
+                rt.zero_page
+            } else {
+                cx.null(o.ty())
+            };
             b.at_start(target);
             let phi = b.phi(o.ty(), "hc.arg");
             phi.add_incoming(o, pred);
-            let dummy =
-                if j < s.call.num_args() && s.call.has_call_site_enum_attr(param_index(j), byval) {
-                    rt.zero_page
-                } else {
-                    cx.null(o.ty())
-                };
             phi.add_incoming(dummy, r);
             s.call.set_operand(j, phi);
         }
@@ -994,7 +1004,6 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
     }
     for (k, s) in sites.iter().enumerate() {
         b.at_end(resume_block[k]);
-        b.call(rt.resume_take_ty, rt.resume_take, &[], "");
         b.br(s.call.block());
     }
     // One phi entry per edge: a switch may reach a header by several cases.
