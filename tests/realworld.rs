@@ -1,0 +1,358 @@
+//! Real software, fetched as Debian source packages at test time (never
+//! committed), built by its own build system with `CC=hcc`: Lua 5.4
+//! (Makefile), zlib (configure script), bzip2 (Makefile) and the sqlite3 shell
+//! (autoconf). Each must behave the same natively and as its aarch64 variant,
+//! exchange files across ISAs, pass `hcontainer verify`, and keep its share of
+//! migratable call sites.
+//!
+//! Slow (a few minutes): its own test target, `cargo test --test realworld`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use hc_tests::*;
+
+/// Where fetched sources live: reused across runs, like cargo's own cache.
+fn source_cache() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("sources")
+}
+
+/// A fresh copy of Debian source package `pkg`'s upstream tree, to build in.
+fn fresh_tree(pkg: &str) -> PathBuf {
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    {
+        // apt-get source runs one at a time: it shares a download directory.
+        let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fetch-source.sh");
+        let o = Command::new(script)
+            .arg(pkg)
+            .arg(source_cache())
+            .output()
+            .expect("fetch-source.sh runs");
+        assert!(
+            o.status.success(),
+            "fetching {pkg}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let dest = build_dir().join(pkg);
+    let _ = std::fs::remove_dir_all(&dest);
+    let o = Command::new("cp")
+        .arg("-a")
+        .arg(source_cache().join(pkg))
+        .arg(&dest)
+        .output()
+        .expect("cp runs");
+    assert!(o.status.success(), "copying {pkg}");
+    dest
+}
+
+/// PATH with hcc first, as a user who installed it would have.
+fn path_with_hcc() -> String {
+    format!(
+        "{}:{}",
+        bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// Runs a shell command line of a build, failing the test with its output.
+fn sh(cwd: &Path, line: &str) {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(line)
+        .current_dir(cwd)
+        .env("PATH", path_with_hcc())
+        .stdin(Stdio::null())
+        .output()
+        .expect("sh runs");
+    assert!(
+        o.status.success(),
+        "`{line}` in {} failed ({}):\n--- stdout (tail) ---\n{}\n--- stderr (tail) ---\n{}",
+        cwd.display(),
+        o.status,
+        tail(&String::from_utf8_lossy(&o.stdout)),
+        tail(&String::from_utf8_lossy(&o.stderr))
+    );
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Runs `app` as its aarch64 variant.
+fn on_aarch64(app: &Path, args: &[&str], cwd: &Path) -> Run {
+    let mut all = vec!["run", "--isa", "aarch64", "--"];
+    let app = app.to_str().expect("utf-8 path");
+    all.push(app);
+    all.extend_from_slice(args);
+    hcontainer(&all, cwd)
+}
+
+/// Runs `app` on `isa` (natively for x86_64).
+fn on(isa: &str, app: &Path, args: &[&str], cwd: &Path) -> Run {
+    match isa {
+        "x86_64" => native(app, args, cwd),
+        _ => on_aarch64(app, args, cwd),
+    }
+}
+
+fn assert_ok(r: &Run, what: &str) {
+    assert_eq!(r.code, Some(0), "{what} failed:\n{}", r.stderr);
+}
+
+/// `hcontainer verify APP` passes.
+fn verify(app: &Path) {
+    let r = hcontainer(&["verify", app.to_str().unwrap()], app.parent().unwrap());
+    assert_ok(&r, &format!("hcontainer verify {}", app.display()));
+}
+
+/// Asserts the migratable share of call sites reported by `hcontainer sites
+/// --json`, and that every lost site is listed with a reason.
+fn sites_at_least(app: &Path, percent: f64) {
+    let r = hcontainer(
+        &["sites", "--json", app.to_str().unwrap()],
+        app.parent().unwrap(),
+    );
+    assert_ok(&r, "hcontainer sites --json");
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("sites --json is JSON");
+    let total = v["total"].as_u64().expect("total");
+    let migratable = v["migratable"].as_u64().expect("migratable");
+    let listed: u64 = v["not_migratable"]
+        .as_array()
+        .expect("not_migratable")
+        .iter()
+        .map(|g| g["sites"].as_u64().expect("sites per reason"))
+        .sum();
+    assert_eq!(
+        listed,
+        total - migratable,
+        "every non-migratable site is listed"
+    );
+    let share = migratable as f64 * 100.0 / total as f64;
+    eprintln!(
+        "{}: {migratable}/{total} sites migratable ({share:.2}%)",
+        app.display()
+    );
+    assert!(
+        share >= percent,
+        "{}: only {share:.2}% of {total} sites are migratable (want ≥ {percent}%):\n{}",
+        app.display(),
+        String::from_utf8_lossy(
+            &hcontainer(&["sites", app.to_str().unwrap()], app.parent().unwrap()).stdout
+        )
+    );
+}
+
+/// Deterministic, compressible test data of about `len` bytes.
+fn sample_data(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut x: u32 = 2463534242;
+    let words = [
+        "migrate",
+        "stack",
+        "frame",
+        "heap",
+        "aarch64",
+        "x86_64",
+        "statepoint",
+        "musl",
+    ];
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        if x % 11 == 0 {
+            out.extend_from_slice(&x.to_le_bytes());
+        } else {
+            out.extend_from_slice(words[(x % 8) as usize].as_bytes());
+            out.push(if x % 7 == 0 { b'\n' } else { b' ' });
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+const ISAS: [&str; 2] = ["x86_64", "aarch64"];
+
+#[test]
+fn lua_builds_with_its_makefile_and_runs_the_same_on_both_isas() {
+    let tree = fresh_tree("lua5.4");
+    sh(&tree, "make -j2 linux CC=hcc >/dev/null");
+    let lua = tree.join("src/lua");
+    verify(&lua);
+    sites_at_least(&lua, 98.5);
+
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lua");
+    let mut names: Vec<_> = std::fs::read_dir(&scripts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 6, "the Lua test scripts are present");
+    for script in names {
+        let s = script.to_str().unwrap();
+        let x86 = native(&lua, &[s], &tree);
+        assert_ok(&x86, s);
+        assert!(!x86.stdout.is_empty(), "{s} printed something");
+        let arm = on_aarch64(&lua, &[s], &tree);
+        assert_same(&x86, &arm, &format!("lua {s} on aarch64"));
+    }
+    // An error escapes to the interpreter's handler: same message, same status.
+    let x86 = native(&lua, &["-e", "error('boom')"], &tree);
+    assert_eq!(x86.code, Some(1));
+    let arm = on_aarch64(&lua, &["-e", "error('boom')"], &tree);
+    assert_eq!(arm.code, Some(1));
+    assert_eq!(x86.stderr, arm.stderr);
+}
+
+#[test]
+fn zlib_builds_with_its_configure_and_round_trips_across_isas() {
+    let tree = fresh_tree("zlib");
+    sh(&tree, "CC=hcc ./configure --static >/dev/null");
+    sh(&tree, "make -j2 >/dev/null");
+    // zlib's own test: example and minigzip, native.
+    sh(&tree, "make test");
+    let minigzip = tree.join("minigzip");
+    let example = tree.join("example");
+    verify(&minigzip);
+    sites_at_least(&minigzip, 97.0);
+
+    let ex = on_aarch64(&example, &[], &tree);
+    assert_same(
+        &native(&example, &[], &tree),
+        &ex,
+        "zlib example on aarch64",
+    );
+
+    let data = sample_data(3 << 20);
+    for (from, to) in [
+        ("x86_64", "aarch64"),
+        ("aarch64", "x86_64"),
+        ("aarch64", "aarch64"),
+    ] {
+        let name = format!("data-{from}-{to}");
+        let file = tree.join(&name);
+        std::fs::write(&file, &data).unwrap();
+        assert_ok(&on(from, &minigzip, &["-9", &name], &tree), "minigzip");
+        assert!(!file.exists(), "minigzip replaced {name}");
+        let gz = format!("{name}.gz");
+        assert_ok(&on(to, &minigzip, &["-d", &gz], &tree), "minigzip -d");
+        let back = std::fs::read(&file).unwrap();
+        assert!(back == data, "{from} → {to}: decompressed bytes differ");
+    }
+    // Both ISAs compress to the same bytes.
+    let mut outs = vec![];
+    for isa in ISAS {
+        let name = format!("same-{isa}");
+        std::fs::write(tree.join(&name), &data).unwrap();
+        assert_ok(&on(isa, &minigzip, &["-6", &name], &tree), "minigzip");
+        outs.push(std::fs::read(tree.join(format!("{name}.gz"))).unwrap());
+    }
+    assert!(outs[0] == outs[1], "compressed bytes differ between ISAs");
+}
+
+#[test]
+fn bzip2_builds_with_its_makefile_and_round_trips_across_isas() {
+    let tree = fresh_tree("bzip2");
+    // The default target also runs bzip2's own tests on its sample files.
+    sh(&tree, "make CC=hcc");
+    let bzip2 = tree.join("bzip2");
+    verify(&bzip2);
+    sites_at_least(&bzip2, 50.0);
+
+    let data = sample_data(2 << 20);
+    let input = tree.join("input");
+    std::fs::write(&input, &data).unwrap();
+    let mut compressed = vec![];
+    for isa in ISAS {
+        let r = on(isa, &bzip2, &["-c", "-9", "input"], &tree);
+        assert_ok(&r, "bzip2 -c");
+        compressed.push(r.stdout);
+    }
+    assert!(
+        compressed[0] == compressed[1],
+        "bzip2 output differs between ISAs"
+    );
+    for (i, from) in ISAS.iter().enumerate() {
+        for to in ISAS {
+            let file = format!("from-{from}-to-{to}.bz2");
+            std::fs::write(tree.join(&file), &compressed[i]).unwrap();
+            let r = on(to, &bzip2, &["-d", "-c", &file], &tree);
+            assert_ok(&r, "bzip2 -d");
+            assert!(r.stdout == data, "{from} → {to}: decompressed bytes differ");
+        }
+    }
+    // bzip2's own sample files decompress to their references on aarch64.
+    for n in 1..=3 {
+        let r = on_aarch64(&bzip2, &["-d", "-c", &format!("sample{n}.bz2")], &tree);
+        assert_ok(&r, "bzip2 -d sample");
+        let want = std::fs::read(tree.join(format!("sample{n}.ref"))).unwrap();
+        assert!(r.stdout == want, "sample{n} differs on aarch64");
+    }
+    // A damaged archive: the same diagnostic and exit status on both ISAs.
+    let mut bad = compressed[0].clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x55;
+    std::fs::write(tree.join("bad.bz2"), &bad).unwrap();
+    let x86 = native(&bzip2, &["-t", "bad.bz2"], &tree);
+    let arm = on_aarch64(&bzip2, &["-t", "bad.bz2"], &tree);
+    assert_eq!(x86.code, Some(2));
+    assert_eq!(x86.code, arm.code);
+    assert_eq!(x86.stderr, arm.stderr);
+}
+
+/// The sqlite3 shell, built once for the tests below.
+fn sqlite3() -> &'static Path {
+    static APP: OnceLock<PathBuf> = OnceLock::new();
+    APP.get_or_init(|| {
+        let tree = fresh_tree("sqlite3");
+        sh(
+            &tree,
+            "./configure CC=hcc --disable-shared --disable-tcl --disable-readline >/dev/null",
+        );
+        sh(&tree, "make -j2 sqlite3 >/dev/null");
+        tree.join("sqlite3")
+    })
+}
+
+#[test]
+fn sqlite3_builds_with_autoconf_and_runs_a_script_the_same_on_both_isas() {
+    let app = sqlite3();
+    verify(app);
+    sites_at_least(app, 94.0);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sqlite/script.sql");
+    let mut outs = vec![];
+    for isa in ISAS {
+        let dir = tempfile::tempdir().unwrap();
+        let init = format!(".read {}", script.display());
+        let r = on(isa, app, &[":memory:", &init], dir.path());
+        assert_ok(&r, &format!("sqlite3 on {isa}"));
+        assert!(
+            String::from_utf8_lossy(&r.stdout).contains("integrity_check\nok"),
+            "the script ran to its end on {isa}:\n{}",
+            String::from_utf8_lossy(&r.stdout)
+        );
+        // The database file it wrote is read back by the other ISA below.
+        outs.push((r, dir));
+    }
+    assert_same(&outs[0].0, &outs[1].0, "sqlite3 script on aarch64");
+    // Databases written on one ISA are read on the other.
+    for (i, (_, dir)) in outs.iter().enumerate() {
+        let reader = ISAS[1 - i];
+        let r = on(
+            reader,
+            app,
+            &["disk.db", "SELECT sum(n), count(*) FROM summary;"],
+            dir.path(),
+        );
+        assert_ok(&r, "sqlite3 reads the other ISA's database");
+        assert_eq!(String::from_utf8_lossy(&r.stdout), "5000|13\n");
+    }
+}
