@@ -168,11 +168,11 @@ fn sample_data(len: usize) -> Vec<u8> {
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
-        if x % 11 == 0 {
+        if x.is_multiple_of(11) {
             out.extend_from_slice(&x.to_le_bytes());
         } else {
             out.extend_from_slice(words[(x % 8) as usize].as_bytes());
-            out.push(if x % 7 == 0 { b'\n' } else { b' ' });
+            out.push(if x.is_multiple_of(7) { b'\n' } else { b' ' });
         }
     }
     out.truncate(len);
@@ -355,4 +355,87 @@ fn sqlite3_builds_with_autoconf_and_runs_a_script_the_same_on_both_isas() {
         assert_ok(&r, "sqlite3 reads the other ISA's database");
         assert_eq!(String::from_utf8_lossy(&r.stdout), "5000|13\n");
     }
+}
+
+/// A copy of `examples/<name>` to build in.
+fn example_tree(name: &str) -> PathBuf {
+    let dest = build_dir().join(name);
+    let _ = std::fs::remove_dir_all(&dest);
+    let o = Command::new("cp")
+        .arg("-a")
+        .arg(examples().join(name))
+        .arg(&dest)
+        .output()
+        .expect("cp runs");
+    assert!(o.status.success(), "copying examples/{name}");
+    dest
+}
+
+#[test]
+fn cmake_project_builds_with_hcc_as_its_c_compiler() {
+    let tree = example_tree("cmake-project");
+    // Compiler identification, a symbol check, a static library, ctest.
+    sh(
+        &tree,
+        "cmake -S . -B build -DCMAKE_C_COMPILER=hcc -DCMAKE_BUILD_TYPE=Release >cmake.log",
+    );
+    let log = std::fs::read_to_string(tree.join("cmake.log")).unwrap();
+    assert!(
+        log.contains("The C compiler identification is Clang"),
+        "CMake identified hcc:\n{log}"
+    );
+    sh(&tree, "cmake --build build -j2");
+    sh(&tree, "ctest --test-dir build --output-on-failure");
+    let app = tree.join("build/hc-stats");
+    verify(&app);
+    let x86 = native(&app, &["50000"], &tree);
+    assert_ok(&x86, "hc-stats");
+    assert_same(
+        &x86,
+        &on_aarch64(&app, &["50000"], &tree),
+        "hc-stats on aarch64",
+    );
+}
+
+#[test]
+fn autotools_project_builds_with_configure_cc_hcc() {
+    let tree = example_tree("autotools-project");
+    sh(&tree, "autoreconf -fi >/dev/null 2>&1");
+    // configure's conftests compile, link and run programs with hcc.
+    sh(&tree, "./configure CC=hcc >configure.log");
+    let log = std::fs::read_to_string(tree.join("configure.log")).unwrap();
+    assert!(
+        log.contains("checking whether the C compiler works... yes")
+            && log.contains("checking for getline... yes"),
+        "configure found hcc working:\n{log}"
+    );
+    sh(&tree, "make -j2 >/dev/null");
+    sh(&tree, "make check >/dev/null");
+    let app = tree.join("wordfreq");
+    verify(&app);
+    let input = std::fs::read(tree.join("tests/input.txt")).unwrap();
+    let mut outs = vec![];
+    for isa in ISAS {
+        let mut cmd = match isa {
+            "x86_64" => Command::new(&app),
+            _ => {
+                let mut c = Command::new(tool("hcontainer"));
+                c.args(["run", "--isa", isa, "--"]).arg(&app);
+                c
+            }
+        };
+        let mut child = cmd
+            .args(["-n", "8"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("wordfreq runs");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "wordfreq on {isa}");
+        outs.push(o.stdout);
+    }
+    assert!(outs[0] == outs[1], "wordfreq differs between ISAs");
+    assert!(String::from_utf8_lossy(&outs[0]).starts_with("53 words, 34 distinct"));
 }
