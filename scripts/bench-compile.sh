@@ -22,8 +22,11 @@ build() {
   case $proj in
     lua) cp -a "$root/target/sources/lua5.4" "$dir"; cmd=(make -j2 linux CC="$cc") ;;
     sqlite3) cp -a "$root/target/sources/sqlite3" "$dir"
-      (cd "$dir" && ./configure CC="$cc" --disable-shared --disable-tcl --disable-readline \
-        >"$work/configure.log" 2>&1)
+      # The aarch64 baseline cannot run configure's test programs here.
+      local host=(); [ "$4" = aarch64 ] && [ "$cc" = "$plain" ] && host=(--host=aarch64-linux-musl)
+      (cd "$dir" && ./configure CC="$cc" "${host[@]}" --disable-shared --disable-tcl --disable-readline \
+        >"$work/configure.log" 2>&1) \
+        || { echo "configure failed in $dir" >&2; tail -n 30 "$work/configure.log" >&2; exit 1; }
       cmd=(make -j2 sqlite3) ;;
   esac
   (cd "$dir" && /usr/bin/time -f "%e %U %S" -o "$work/time.txt" "${cmd[@]}" >"$work/build.log" 2>&1) \

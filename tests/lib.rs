@@ -174,3 +174,45 @@ pub fn assert_same(expected: &Run, got: &Run, what: &str) {
         );
     }
 }
+
+/// Asserts the migratable share of call sites reported by `hcontainer sites
+/// --json`, and that every lost site is listed with a reason.
+pub fn sites_at_least(app: &Path, percent: f64) {
+    let r = hcontainer(
+        &["sites", "--json", app.to_str().unwrap()],
+        app.parent().unwrap(),
+    );
+    assert_ok(&r, "hcontainer sites --json");
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("sites --json is JSON");
+    let total = v["total"].as_u64().expect("total");
+    let migratable = v["migratable"].as_u64().expect("migratable");
+    let listed: u64 = v["not_migratable"]
+        .as_array()
+        .expect("not_migratable")
+        .iter()
+        .map(|g| g["sites"].as_u64().expect("sites per reason"))
+        .sum();
+    assert_eq!(
+        listed,
+        total - migratable,
+        "every non-migratable site is listed"
+    );
+    let share = migratable as f64 * 100.0 / total as f64;
+    eprintln!(
+        "{}: {migratable}/{total} sites migratable ({share:.2}%)",
+        app.display()
+    );
+    assert!(
+        share >= percent,
+        "{}: only {share:.2}% of {total} sites are migratable (want ≥ {percent}%):\n{}",
+        app.display(),
+        String::from_utf8_lossy(
+            &hcontainer(&["sites", app.to_str().unwrap()], app.parent().unwrap()).stdout
+        )
+    );
+}
+
+/// The run exited with status 0.
+pub fn assert_ok(r: &Run, what: &str) {
+    assert_eq!(r.code, Some(0), "{what} failed:\n{}", r.stderr);
+}

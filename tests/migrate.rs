@@ -53,6 +53,13 @@ const CASES: &[Case] = &[
         writes: None,
     },
     Case {
+        name: "wide",
+        args: &[],
+        single: &[1, 2, 5, 6, 7, 900, 4000],
+        ping_pong: &[3, 1100],
+        writes: None,
+    },
+    Case {
         name: "files",
         args: &["out.txt"],
         single: &[1, 3000, 70000],
@@ -154,6 +161,14 @@ fn doubles_and_vectors_live_across_calls() {
 }
 
 #[test]
+fn wide_integers_small_vectors_and_struct_arguments_live_across_calls() {
+    // i128, <8 x i32>, <4 x i8>, <2 x i16> and a struct argument coerced
+    // differently by each ISA's ABI: every site migratable.
+    sites_at_least(&example("wide"), 100.0);
+    all_routes("wide");
+}
+
+#[test]
 fn files_and_buffered_output() {
     all_routes("files");
 }
@@ -228,7 +243,9 @@ fn built_with_make_and_verified() {
     let dir = tempfile::tempdir().unwrap();
     for f in std::fs::read_dir(examples()).unwrap() {
         let f = f.unwrap().path();
-        std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+        if f.is_file() {
+            std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+        }
     }
     let path = format!(
         "{}:{}",
@@ -254,6 +271,7 @@ fn built_with_make_and_verified() {
         "numeric",
         "files",
         "nbody",
+        "wide",
     ] {
         let app = dir.path().join(name);
         let v = hcontainer(&["verify", app.to_str().unwrap()], Path::new("."));

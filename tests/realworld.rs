@@ -103,51 +103,10 @@ fn on(isa: &str, app: &Path, args: &[&str], cwd: &Path) -> Run {
     }
 }
 
-fn assert_ok(r: &Run, what: &str) {
-    assert_eq!(r.code, Some(0), "{what} failed:\n{}", r.stderr);
-}
-
 /// `hcontainer verify APP` passes.
 fn verify(app: &Path) {
     let r = hcontainer(&["verify", app.to_str().unwrap()], app.parent().unwrap());
     assert_ok(&r, &format!("hcontainer verify {}", app.display()));
-}
-
-/// Asserts the migratable share of call sites reported by `hcontainer sites
-/// --json`, and that every lost site is listed with a reason.
-fn sites_at_least(app: &Path, percent: f64) {
-    let r = hcontainer(
-        &["sites", "--json", app.to_str().unwrap()],
-        app.parent().unwrap(),
-    );
-    assert_ok(&r, "hcontainer sites --json");
-    let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("sites --json is JSON");
-    let total = v["total"].as_u64().expect("total");
-    let migratable = v["migratable"].as_u64().expect("migratable");
-    let listed: u64 = v["not_migratable"]
-        .as_array()
-        .expect("not_migratable")
-        .iter()
-        .map(|g| g["sites"].as_u64().expect("sites per reason"))
-        .sum();
-    assert_eq!(
-        listed,
-        total - migratable,
-        "every non-migratable site is listed"
-    );
-    let share = migratable as f64 * 100.0 / total as f64;
-    eprintln!(
-        "{}: {migratable}/{total} sites migratable ({share:.2}%)",
-        app.display()
-    );
-    assert!(
-        share >= percent,
-        "{}: only {share:.2}% of {total} sites are migratable (want ≥ {percent}%):\n{}",
-        app.display(),
-        String::from_utf8_lossy(
-            &hcontainer(&["sites", app.to_str().unwrap()], app.parent().unwrap()).stdout
-        )
-    );
 }
 
 /// Deterministic, compressible test data of about `len` bytes.

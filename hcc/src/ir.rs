@@ -88,6 +88,20 @@ impl Ty {
         // SAFETY: see module docs; only called on function types.
         Ty(unsafe { LLVMGetReturnType(self.0) })
     }
+    /// Element types of a struct.
+    pub fn struct_elements(self) -> Vec<Ty> {
+        // SAFETY: see module docs; only called on struct types.
+        unsafe {
+            let n = LLVMCountStructElementTypes(self.0);
+            (0..n)
+                .map(|i| Ty(LLVMStructGetTypeAtIndex(self.0, i)))
+                .collect()
+        }
+    }
+    pub fn array_len(self) -> u64 {
+        // SAFETY: see module docs; only called on array types.
+        unsafe { LLVMGetArrayLength2(self.0) }
+    }
     pub fn print(self) -> String {
         // SAFETY: see module docs; the message is disposed after copying.
         unsafe {
@@ -549,6 +563,14 @@ impl Ctx {
         // SAFETY: see module docs.
         Ty(unsafe { LLVMInt64TypeInContext(self.ctx) })
     }
+    pub fn int(&self, bits: u32) -> Ty {
+        // SAFETY: see module docs.
+        Ty(unsafe { LLVMIntTypeInContext(self.ctx, bits) })
+    }
+    pub fn vector(&self, elem: Ty, n: u32) -> Ty {
+        // SAFETY: see module docs.
+        Ty(unsafe { LLVMVectorType(elem.0, n) })
+    }
     pub fn ptr(&self) -> Ty {
         // SAFETY: see module docs.
         Ty(unsafe { LLVMPointerTypeInContext(self.ctx, 0) })
@@ -828,6 +850,37 @@ impl Builder {
         let c = cstr(name);
         // SAFETY: see module docs.
         Val(unsafe { LLVMBuildZExtOrBitCast(self.0, v.0, ty.0, c.as_ptr()) })
+    }
+    /// Truncation; the value itself if it already has type `ty`.
+    pub fn trunc(&self, v: Val, ty: Ty, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildTruncOrBitCast(self.0, v.0, ty.0, c.as_ptr()) })
+    }
+    pub fn bitcast(&self, v: Val, ty: Ty, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildBitCast(self.0, v.0, ty.0, c.as_ptr()) })
+    }
+    pub fn extract_value(&self, agg: Val, i: u32, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildExtractValue(self.0, agg.0, i, c.as_ptr()) })
+    }
+    pub fn insert_value(&self, agg: Val, v: Val, i: u32, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildInsertValue(self.0, agg.0, v.0, i, c.as_ptr()) })
+    }
+    pub fn extract_element(&self, vec: Val, i: Val, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildExtractElement(self.0, vec.0, i.0, c.as_ptr()) })
+    }
+    pub fn insert_element(&self, vec: Val, v: Val, i: Val, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildInsertElement(self.0, vec.0, v.0, i.0, c.as_ptr()) })
     }
     pub fn phi(&self, ty: Ty, name: &str) -> Val {
         let c = cstr(name);

@@ -22,6 +22,7 @@
 
 pub mod cfg;
 pub mod liveness;
+mod pieces;
 mod shadow;
 
 use crate::ir::{self, param_index, Block, Builder, Ctx, Ty, Val};
@@ -348,7 +349,7 @@ type Blocker = (&'static str, String);
 
 /// Looks at `f`: the calls that are sites, and whether it can be
 /// instrumented. `Ok(None)`: nothing in it can reach a migration point.
-fn plan(f: Val) -> (Plan, Option<Blocker>) {
+fn plan(cx: &Ctx, f: Val) -> (Plan, Option<Blocker>) {
     let mut plan = Plan {
         calls: Vec::new(),
         lost_calls: 0,
@@ -408,10 +409,10 @@ fn plan(f: Val) -> (Plan, Option<Blocker>) {
     if let Some(v) = points
         .iter()
         .flatten()
-        .find(|v| value_type(v.ty()).is_none())
+        .find(|v| pieces::record_types(cx, v.ty()).is_none())
     {
         let ty = v.ty().print();
-        let cat = if ty == "x86_fp80" || ty == "fp128" {
+        let cat = if ty.contains("x86_fp80") || ty.contains("fp128") {
             "long-double"
         } else {
             "unsupported-value"
@@ -512,7 +513,7 @@ pub fn instrument_module(
             sites: Vec::new(),
             lost: Vec::new(),
         };
-        let (p, mut blocker) = plan(f);
+        let (p, mut blocker) = plan(&cx, f);
         if let Some(why) = exclude.get(&symbol) {
             blocker = Some(("isa-mismatch", why.clone()));
         }
@@ -576,6 +577,10 @@ fn recomputable(v: Val, shadow: &shadow::ShadowFrame, depth: u32) -> Option<Opti
                 && (0..v.num_args()).all(|i| v.operand(i).is_constant());
             ok.then_some(None)
         }
+        // An element of an aggregate argument: the argument is carried
+        // instead, so a parameter coerced to `[2 x i64]` on one ISA and
+        // passed as two `i64` on another takes the same record pieces.
+        LLVMOpcode::LLVMExtractValue if v.operand(0).is_argument() => Some(Some(v.operand(0))),
         LLVMOpcode::LLVMGetElementPtr | LLVMOpcode::LLVMBitCast | LLVMOpcode::LLVMAddrSpaceCast => {
             if (1..v.num_operands()).all(|i| v.operand(i).is_constant()) {
                 recomputable(v.operand(0), shadow, depth + 1)
@@ -626,7 +631,8 @@ struct SiteWork {
     callee: String,
     /// Values carried in the frame record, canonical order.
     carried: Vec<Val>,
-    /// Values recomputed on resume instead (shadow-stack addresses).
+    /// Values recomputed on resume instead (shadow-stack addresses, TLS,
+    /// elements of aggregate arguments).
     derived: Vec<Val>,
 }
 
@@ -774,7 +780,11 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
         .flat_map(|s| s.derived.iter().copied())
         .collect();
     while let Some(v) = stack.pop() {
-        if !shadow.slots.contains_key(&v) && !v.is_call() && !bases.contains_key(&v) {
+        if v.is_instruction()
+            && !shadow.slots.contains_key(&v)
+            && !v.is_call()
+            && !bases.contains_key(&v)
+        {
             bases.insert(v, v.operand(0));
             stack.push(v.operand(0));
         }
@@ -792,13 +802,26 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
         .collect();
     record.sort_by_key(|v| live.position(*v));
     record.dedup();
-    let record_types: Vec<ValueType> = record
-        .iter()
-        .map(|v| value_type(v.ty()).expect("checked in plan()"))
-        .collect();
+    // Each value takes one or more consecutive pieces (pieces.rs).
+    let mut record_types: Vec<ValueType> = Vec::new();
+    let mut record_pieces: HashMap<Val, (usize, Vec<Ty>)> = HashMap::new();
+    for &v in &record {
+        let tys = pieces::piece_types(cx, v.ty()).expect("checked in plan()");
+        record_pieces.insert(v, (record_types.len(), tys.clone()));
+        record_types.extend(
+            tys.into_iter()
+                .map(|t| value_type(t).expect("pieces are record types")),
+        );
+    }
     let (record_offsets, _) = record_layout(&record_types);
-    let record_index: HashMap<Val, usize> =
-        record.iter().enumerate().map(|(i, v)| (*v, i)).collect();
+    // (byte offset in the record, IR type) of each piece of a carried value.
+    let piece_slots = |v: &Val| -> Vec<(u64, Ty)> {
+        let (first, tys) = &record_pieces[v];
+        tys.iter()
+            .enumerate()
+            .map(|(i, t)| (record_offsets[first + i] as u64, *t))
+            .collect()
+    };
 
     // --- Where each value is restored. Resuming enters every loop through
     // its header (DESIGN.md 3.3) and restores each value at the loop level
@@ -938,15 +961,28 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
             "hc.values",
         );
         for v in carried {
-            let off = record_offsets[record_index[v]];
-            let at = b.gep_i8(cx, vals, cx.const_int(cx.i64(), off as u64), "");
-            let x = b.load(v.ty(), at, "");
-            x.set_alignment(8);
+            let mut parts = piece_slots(v).into_iter().map(|(off, ty)| {
+                let at = b.gep_i8(cx, vals, cx.const_int(cx.i64(), off), "");
+                let x = b.load(ty, at, "");
+                x.set_alignment(8);
+                x
+            });
+            let x = pieces::join(cx, b, v.ty(), &mut parts);
             b.store(x, slot[v]);
         }
         let mut done = HashMap::new();
         if let Some(fr) = shadow.frame.filter(|fr| slot.contains_key(fr)) {
             done.insert(fr, b.load(fr.ty(), slot[&fr], ""));
+        }
+        // Carried bases (aggregate arguments), restored just above.
+        for d in derived {
+            let mut root = *d;
+            while let Some(&o) = bases.get(&root) {
+                root = o;
+            }
+            if root != *d && slot.contains_key(&root) && !done.contains_key(&root) {
+                done.insert(root, b.load(root.ty(), slot[&root], ""));
+            }
         }
         for d in derived {
             let x = recompute(cx, b, *d, &shadow, &bases, &mut done);
@@ -1037,17 +1073,19 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
         b.before(call);
         let deopt: Vec<Val> = if s.kind.is_poll() {
             for ((ty, sl), v) in carried[k].iter().zip(&s.carried) {
-                let off = record_offsets[record_index[v]];
                 let x = b.load(*ty, *sl, "");
-                let at = b.gep_i8(cx, buf, cx.const_int(cx.i64(), off as u64), "");
-                b.store(x, at).set_alignment(8);
+                let parts = pieces::split(cx, &b, x);
+                for ((off, _), p) in piece_slots(v).into_iter().zip(parts) {
+                    let at = b.gep_i8(cx, buf, cx.const_int(cx.i64(), off), "");
+                    b.store(p, at).set_alignment(8);
+                }
             }
             call.set_operand(0, buf);
             Vec::new()
         } else {
             carried[k]
                 .iter()
-                .map(|(ty, sl)| b.load(*ty, *sl, ""))
+                .flat_map(|(ty, sl)| pieces::split(cx, &b, b.load(*ty, *sl, "")))
                 .collect()
         };
         let nargs = call.num_args();
@@ -1082,7 +1120,14 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
         out_sites.push(Site {
             kind: s.kind,
             callee: s.callee.clone(),
-            slots: s.carried.iter().map(|v| record_index[v] as u32).collect(),
+            slots: s
+                .carried
+                .iter()
+                .flat_map(|v| {
+                    let (first, tys) = &record_pieces[v];
+                    (*first..first + tys.len()).map(|i| i as u32)
+                })
+                .collect(),
         });
     }
     f.set_gc(abi::GC_STRATEGY);
