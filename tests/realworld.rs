@@ -146,7 +146,7 @@ fn lua_builds_with_its_makefile_and_runs_the_same_on_both_isas() {
     sh(&tree, "make -j2 linux CC=hcc >/dev/null");
     let lua = tree.join("src/lua");
     verify(&lua);
-    sites_at_least(&lua, 98.5);
+    sites_at_least(&lua, 98.9);
 
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lua");
     let mut names: Vec<_> = std::fs::read_dir(&scripts)
@@ -181,7 +181,7 @@ fn zlib_builds_with_its_configure_and_round_trips_across_isas() {
     let minigzip = tree.join("minigzip");
     let example = tree.join("example");
     verify(&minigzip);
-    sites_at_least(&minigzip, 97.0);
+    sites_at_least(&minigzip, 98.2);
 
     let ex = on_aarch64(&example, &[], &tree);
     assert_same(
@@ -224,7 +224,7 @@ fn bzip2_builds_with_its_makefile_and_round_trips_across_isas() {
     sh(&tree, "make CC=hcc");
     let bzip2 = tree.join("bzip2");
     verify(&bzip2);
-    sites_at_least(&bzip2, 50.0);
+    sites_at_least(&bzip2, 83.0);
 
     let data = sample_data(2 << 20);
     let input = tree.join("input");
@@ -285,7 +285,7 @@ fn sqlite3() -> &'static Path {
 fn sqlite3_builds_with_autoconf_and_runs_a_script_the_same_on_both_isas() {
     let app = sqlite3();
     verify(app);
-    sites_at_least(app, 94.0);
+    sites_at_least(app, 97.3);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sqlite/script.sql");
     let mut outs = vec![];
     for isa in ISAS {

@@ -808,10 +808,15 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
     for &v in &record {
         let tys = pieces::piece_types(cx, v.ty()).expect("checked in plan()");
         record_pieces.insert(v, (record_types.len(), tys.clone()));
-        record_types.extend(
-            tys.into_iter()
-                .map(|t| value_type(t).expect("pieces are record types")),
-        );
+        let arg = v.is_argument();
+        record_types.extend(tys.into_iter().map(|t| {
+            let vt = value_type(t).expect("pieces are record types");
+            if arg {
+                pieces::argument_word(vt)
+            } else {
+                vt
+            }
+        }));
     }
     let (record_offsets, _) = record_layout(&record_types);
     // (byte offset in the record, IR type) of each piece of a carried value.

@@ -115,6 +115,20 @@ pub fn record_types(cx: &Ctx, ty: Ty) -> Option<Vec<ValueType>> {
     piece_types(cx, ty)?.into_iter().map(value_type).collect()
 }
 
+/// The record type of an argument's piece. Each ISA's ABI passes small
+/// structs its own way (`{ ptr, i32 }` on x86_64 is `[2 x i64]` on aarch64),
+/// so integer and pointer pieces of arguments are described as 64-bit words:
+/// the bits below the piece's own width are the value on both ISAs, the bits
+/// above are padding of the struct or ignored (the restore code loads only
+/// its own width from the little-endian slot). The code is unchanged; only
+/// the description the ISAs must agree on is.
+pub fn argument_word(t: ValueType) -> ValueType {
+    match t {
+        ValueType::I8 | ValueType::I16 | ValueType::I32 | ValueType::Ptr => ValueType::I64,
+        t => t,
+    }
+}
+
 /// The pieces of `v`, built at the builder's position.
 pub fn split(cx: &Ctx, b: &Builder, v: Val) -> Vec<Val> {
     let mut out = Vec::new();
