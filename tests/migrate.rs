@@ -60,6 +60,13 @@ const CASES: &[Case] = &[
         writes: None,
     },
     Case {
+        name: "jumps",
+        args: &[],
+        single: &[1, 3, 13, 2000, 30000, 100000],
+        ping_pong: &[5, 7000],
+        writes: None,
+    },
+    Case {
         name: "files",
         args: &["out.txt"],
         single: &[1, 3000, 70000],
@@ -92,6 +99,13 @@ fn check(c: &Case, route: &str, n: u64) -> Run {
     let got = hcontainer(&args, dir.path());
     let what = format!("{} --migrate {route} --at-point {n}", c.name);
     assert_same(&expected, &got, &what);
+    // Every site of the examples can migrate: a refused attempt means a
+    // destination failed to restore (the source then carried on).
+    assert!(
+        !got.stderr.contains("refused") && !got.stderr.contains("not possible"),
+        "{what}: a migration attempt was refused\n{}",
+        got.stderr
+    );
     let hops = route.split(',').count() - 1;
     assert_eq!(
         got.migrations().len(),
@@ -166,6 +180,12 @@ fn wide_integers_small_vectors_and_struct_arguments_live_across_calls() {
     // differently by each ISA's ABI: every site migratable.
     sites_at_least(&example("wide"), 100.0);
     all_routes("wide");
+}
+
+#[test]
+fn setjmp_buffers_armed_before_a_migration_catch_errors_after_it() {
+    sites_at_least(&example("jumps"), 100.0);
+    all_routes("jumps");
 }
 
 #[test]
@@ -272,6 +292,7 @@ fn built_with_make_and_verified() {
         "files",
         "nbody",
         "wide",
+        "jumps",
     ] {
         let app = dir.path().join(name);
         let v = hcontainer(&["verify", app.to_str().unwrap()], Path::new("."));

@@ -7,6 +7,7 @@ use hc_metadata::Isa;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 pub const CLANG: &str = "clang-22";
 pub const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
@@ -27,14 +28,67 @@ pub const FORCED_FLAGS: &[&str] = &[
     "-fno-pie",
 ];
 
-/// Include directories for an ISA: clang's own headers, then musl's.
+/// hcc's own headers, searched before musl's (`hcc/include/`).
+const OWN_HEADERS: &[(&str, &str)] = &[("bits/setjmp.h", include_str!("../include/bits/setjmp.h"))];
+
+/// A directory holding `OWN_HEADERS`, written once per user and content
+/// (the headers travel inside the hcc binary, so an installed hcc needs no
+/// data files). Without it programs still build, but a jmp_buf cannot migrate.
+fn own_include_dir() -> Option<&'static Path> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| match write_own_headers() {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("hcc: warning: {e}; setjmp buffers will not migrate");
+            None
+        }
+    });
+    dir.as_deref()
+}
+
+fn write_own_headers() -> Result<PathBuf, String> {
+    {
+        use std::hash::{Hash, Hasher};
+        use std::os::unix::fs::MetadataExt;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        OWN_HEADERS.hash(&mut h);
+        let uid = std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("hcc-include-{uid}-{:016x}", h.finish()));
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let err =
+            |e: std::io::Error| format!("cannot write hcc's headers under {}: {e}", dir.display());
+        let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
+        for (name, text) in OWN_HEADERS {
+            let path = tmp.join(name);
+            std::fs::create_dir_all(path.parent().expect("a header has a directory"))
+                .map_err(err)?;
+            std::fs::write(&path, text).map_err(err)?;
+        }
+        // Another hcc may have won the race; its copy is the same.
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        Ok(dir)
+    }
+}
+
+/// Include directories for an ISA: hcc's own headers, clang's, then musl's.
 pub fn system_includes(isa: Isa) -> Vec<OsString> {
-    vec![
+    let mut dirs: Vec<OsString> = Vec::new();
+    if let Some(own) = own_include_dir() {
+        dirs.extend(["-isystem".into(), own.into()]);
+    }
+    dirs.extend([
         "-isystem".into(),
         format!("{LLVM_PREFIX}/lib/clang/22/include").into(),
         "-isystem".into(),
         isa.musl_include_dir().into(),
-    ]
+    ]);
+    dirs
 }
 
 /// The common part of a front-end command for one ISA.

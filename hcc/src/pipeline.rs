@@ -116,9 +116,18 @@ pub fn target_machine(isa: Isa, level: OptLevel) -> Result<TargetMachine, String
         .ok_or_else(|| format!("LLVM cannot create a target machine for {}", info.triple))
 }
 
+/// What the consensus rounds decided so far (DESIGN.md 3.1).
+#[derive(Clone, Default)]
+struct Decisions {
+    /// Functions left uninstrumented, with why.
+    exclude: BTreeMap<String, String>,
+    /// Functions kept out of line everywhere.
+    noinline: BTreeSet<String>,
+}
+
 enum Command {
-    /// Again, with these functions uninstrumented and these not inlined.
-    Redo(BTreeMap<String, String>, BTreeSet<String>),
+    /// Again, with these decisions.
+    Redo(Decisions),
     Codegen,
     Abort,
 }
@@ -183,7 +192,10 @@ pub fn compile_unit(
                 noinline.extend(fresh);
             }
             for tx in commands.values() {
-                let _ = tx.send(Command::Redo(exclude.clone(), noinline.clone()));
+                let _ = tx.send(Command::Redo(Decisions {
+                    exclude: exclude.clone(),
+                    noinline: noinline.clone(),
+                }));
             }
         };
         let ok = result.is_ok();
@@ -333,12 +345,9 @@ fn worker(
     // variants keep the same call sites (DESIGN.md 3.1).
     let opt_tm = target_machine(Isa::PRIMARY, level)?;
     let ctx = Context::create();
-    let mut exclude = BTreeMap::new();
-    let mut noinline = BTreeSet::new();
+    let mut decisions = Decisions::default();
     loop {
-        let step = build(
-            &ctx, &tm, &opt_tm, bitcode, source, level, &exclude, &noinline,
-        );
+        let step = build(&ctx, &tm, &opt_tm, bitcode, source, level, &decisions);
         let (module, table) = match step {
             Ok(x) => x,
             Err(e) => {
@@ -348,9 +357,8 @@ fn worker(
         };
         let _ = results.send((isa, Ok(table)));
         match commands.recv() {
-            Ok(Command::Redo(ex, ni)) => {
-                exclude = ex;
-                noinline = ni;
+            Ok(Command::Redo(d)) => {
+                decisions = d;
             }
             Ok(Command::Codegen) => {
                 let timer = Timer::new(source, &tm);
@@ -373,13 +381,12 @@ fn build<'c>(
     bitcode: &[u8],
     source: &str,
     level: OptLevel,
-    exclude: &BTreeMap<String, String>,
-    noinline: &BTreeSet<String>,
+    decisions: &Decisions,
 ) -> Result<(Module<'c>, SiteTable), String> {
     let timer = Timer::new(source, tm);
     let buf = MemoryBuffer::create_from_memory_range_copy(bitcode, source);
     let module = Module::parse_bitcode_from_buffer(&buf, ctx).map_err(|e| e.to_string())?;
-    keep_out_of_line(ctx, &module, noinline);
+    keep_out_of_line(ctx, &module, &decisions.noinline);
     timer.mark("parse");
     module.set_triple(&tm.get_triple());
     // The optimizer sees the primary ISA's CPU in every function, so the
@@ -401,7 +408,7 @@ fn build<'c>(
     swap_target_attributes(ctx, &module, Isa::PRIMARY, Some(saved));
     timer.mark("optimize");
     dump_ir(&module, tm, source, "opt");
-    let table = instrument::instrument_module(&module, source, exclude);
+    let table = instrument::instrument_module(&module, source, &decisions.exclude);
     timer.mark("instrument");
     module
         .run_passes(

@@ -194,7 +194,7 @@ pub fn sites(bin: &Binary) -> SitesReport {
             }
         })
         .collect();
-    not_migratable.sort_by(|a, b| b.sites.cmp(&a.sites));
+    not_migratable.sort_by_key(|g| std::cmp::Reverse(g.sites));
     let lost: u64 = not_migratable.iter().map(|g| g.sites).sum();
     let total = migratable + lost;
     SitesReport {

@@ -23,6 +23,7 @@
 pub mod cfg;
 pub mod liveness;
 mod pieces;
+mod setjmp;
 mod shadow;
 
 use crate::ir::{self, param_index, Block, Builder, Ctx, Ty, Val};
@@ -57,6 +58,7 @@ pub mod abi {
 /// libc functions that never call back into program code: calls to them
 /// cannot reach a migration point, so they are not sites.
 const LEAF_LIBC: &[&str] = &[
+    "_longjmp",
     "abs",
     "acos",
     "asin",
@@ -116,6 +118,7 @@ const LEAF_LIBC: &[&str] = &[
     "log",
     "log10",
     "log2",
+    "longjmp",
     "lseek",
     "malloc",
     "memchr",
@@ -134,6 +137,7 @@ const LEAF_LIBC: &[&str] = &[
     "remove",
     "rewind",
     "round",
+    "siglongjmp",
     "sin",
     "sinh",
     "sqrt",
@@ -283,6 +287,8 @@ enum CallClass {
     /// May reach a migration point but cannot be a statepoint (a variadic
     /// callee of the program's own): a site that cannot migrate.
     Lost,
+    /// A setjmp the resume path can repeat (setjmp.rs).
+    Setjmp,
     /// The function cannot be instrumented at all: (category, detail).
     Blocker(&'static str, String),
 }
@@ -303,6 +309,9 @@ fn classify_call(call: Val) -> CallClass {
     if call.has_call_site_enum_attr(ir::FUNCTION_INDEX, returns_twice)
         || (callee.is_function() && callee.has_fn_enum_attr(returns_twice))
     {
+        if callee.is_function() && setjmp::is_rearmable(&callee.name()) {
+            return CallClass::Setjmp;
+        }
         return CallClass::Blocker(
             "setjmp",
             format!("calls '{}', which returns twice", callee.name()),
@@ -339,6 +348,8 @@ fn classify_call(call: Val) -> CallClass {
 /// What the first look at a function found.
 struct Plan {
     calls: Vec<Val>,
+    /// The function's setjmp call, if any.
+    setjmp: Option<Val>,
     /// Calls to the program's own variadic functions.
     lost_calls: u32,
     loops: usize,
@@ -352,6 +363,7 @@ type Blocker = (&'static str, String);
 fn plan(cx: &Ctx, f: Val) -> (Plan, Option<Blocker>) {
     let mut plan = Plan {
         calls: Vec::new(),
+        setjmp: None,
         lost_calls: 0,
         loops: 0,
     };
@@ -387,6 +399,11 @@ fn plan(cx: &Ctx, f: Val) -> (Plan, Option<Blocker>) {
                     // so no migration happens while it runs; its own sites are
                     // counted as lost, not this call.
                     CallClass::Lost => {}
+                    CallClass::Setjmp if plan.setjmp.is_some() => block(
+                        &mut blocker,
+                        ("setjmp", "calls setjmp more than once".into()),
+                    ),
+                    CallClass::Setjmp => plan.setjmp = Some(i),
                     CallClass::Blocker(c, why) => block(&mut blocker, (c, why)),
                 },
                 _ => {}
@@ -399,10 +416,35 @@ fn plan(cx: &Ctx, f: Val) -> (Plan, Option<Blocker>) {
     if blocker.is_some() || (plan.calls.is_empty() && loops.is_empty()) {
         return (plan, blocker);
     }
+    // Every site must run either always or never with the setjmp armed.
+    if let Some(s) = plan.setjmp {
+        let armed = setjmp::Armed::new(&blocks, &cfg, s);
+        let points = plan.calls.iter().copied().chain(
+            loops
+                .iter()
+                .filter_map(|l| blocks[l.header].first_non_phi()),
+        );
+        if let Some(p) = points.into_iter().find(|p| armed.at(*p).is_none()) {
+            let what = if p.is_call() { "a call" } else { "a loop" };
+            block(
+                &mut blocker,
+                (
+                    "setjmp",
+                    format!("{what} runs both with and without its setjmp buffer armed"),
+                ),
+            );
+        }
+    }
+    if blocker.is_some() {
+        return (plan, blocker);
+    }
     // Every value live at a would-be site must have a record type.
     let live = Liveness::compute(f, &blocks, &cfg);
     let mut points: Vec<Vec<Val>> = plan.calls.iter().map(|c| live.live_after(*c)).collect();
     points.push(f.params());
+    if let Some(s) = plan.setjmp {
+        points.push(live.live_after(s));
+    }
     for l in &loops {
         points.push(live.live_at_start(blocks[l.header]));
     }
@@ -708,6 +750,22 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
         header_switch.insert(h, (sw, slow));
     }
 
+    // --- setjmp: what follows it starts a block, which the resume paths
+    // that re-arm it also reach, with the re-armed call's result. ---
+    let setjmp = plan.setjmp.map(|call| {
+        let args: Vec<Val> = (0..call.num_args()).map(|j| call.operand(j)).collect();
+        let next = call.next().expect("a call is not a terminator");
+        let uses = call.uses();
+        let cont = ir::split_before(cx, next, "hc.setjmp.cont");
+        b.at_start(cont);
+        let result = b.phi(call.ty(), "hc.setjmp");
+        for (user, idx) in uses {
+            user.set_operand(idx, result);
+        }
+        result.add_incoming(call, call.block());
+        (call, args, cont, result)
+    });
+
     // --- Each call site starts its own block, so the resume path can jump to it. ---
     let plan_calls: HashSet<Val> = plan.calls.iter().copied().collect();
     for &call in &plan.calls {
@@ -750,10 +808,30 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
     // --- Live values at each site. ---
     let (blocks, cfg) = function_cfg(f);
     let live = Liveness::compute(f, &blocks, &cfg);
-    for s in sites.iter_mut() {
+    // Sites that run with the setjmp buffer armed re-arm it on resume; the
+    // values live after the setjmp are live there too (the longjmp edge).
+    let rearm: Vec<bool> = match &setjmp {
+        None => vec![false; sites.len()],
+        Some((call, ..)) => {
+            let armed = setjmp::Armed::new(&blocks, &cfg, *call);
+            sites
+                .iter()
+                .map(|s| armed.at(s.call).expect("checked in plan()"))
+                .collect()
+        }
+    };
+    for (k, s) in sites.iter_mut().enumerate() {
         // An indirect call's target is not carried: on resume it is the
         // function of the next frame record (`__hc_resume_callee`).
-        let vals = live.live_after(s.call);
+        let mut vals = live.live_after(s.call);
+        if let Some((call, args, ..)) = setjmp.as_ref().filter(|_| rearm[k]) {
+            let extra = live.live_after(*call);
+            for v in extra.into_iter().chain(args.iter().copied()) {
+                if v.is_register() && !vals.contains(&v) {
+                    vals.push(v);
+                }
+            }
+        }
         for v in vals {
             match recomputable(v, &shadow, 0) {
                 Some(base) => {
@@ -985,7 +1063,7 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
             while let Some(&o) = bases.get(&root) {
                 root = o;
             }
-            if root != *d && slot.contains_key(&root) && !done.contains_key(&root) {
+            if root.is_argument() && slot.contains_key(&root) && !done.contains_key(&root) {
                 done.insert(root, b.load(root.ty(), slot[&root], ""));
             }
         }
@@ -1045,7 +1123,25 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
     }
     for (k, s) in sites.iter().enumerate() {
         b.at_end(resume_block[k]);
-        b.br(s.call.block());
+        match setjmp.as_ref().filter(|_| rearm[k]) {
+            None => {
+                b.br(s.call.block());
+            }
+            Some((call, args, cont, result)) => {
+                let args: Vec<Val> = args
+                    .iter()
+                    .map(|a| match slot.get(a) {
+                        Some(sl) => b.load(a.ty(), *sl, ""),
+                        None => *a,
+                    })
+                    .collect();
+                let again = b.call(call.called_type(), call.called_operand(), &args, "hc.rearm");
+                again.add_call_site_attribute(ir::FUNCTION_INDEX, cx.enum_attr("returns_twice"));
+                let armed = b.icmp(LLVMIntPredicate::LLVMIntEQ, again, cx.null(again.ty()), "");
+                b.cond_br(armed, s.call.block(), *cont);
+                result.add_incoming(again, resume_block[k]);
+            }
+        }
     }
     // One phi entry per edge: a switch may reach a header by several cases.
     for (h, p) in new_header_preds {
@@ -1140,5 +1236,15 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
         sites: out_sites,
         record: record_types,
         frame: shadow.layout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn libc_lists_are_sorted_for_binary_search() {
+        for list in [super::LEAF_LIBC, super::LIBC_VARIADIC] {
+            assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
+        }
     }
 }

@@ -74,12 +74,7 @@ fn form(cx: &Ctx, ty: Ty) -> Option<Form> {
         });
     }
     if total < 64 && !ptrs {
-        let piece = match total {
-            ..=8 => 8,
-            ..=16 => 16,
-            ..=32 => 32,
-            _ => 64,
-        };
+        let piece = (total as u32).next_power_of_two().max(8);
         return Some(Form::Bits {
             bits: cx.int(total as u32),
             piece: cx.int(piece),
