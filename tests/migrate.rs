@@ -67,6 +67,13 @@ const CASES: &[Case] = &[
         writes: None,
     },
     Case {
+        name: "layouts",
+        args: &["data.txt"],
+        single: &[1, 3, 7, 100, 400],
+        ping_pong: &[2, 40],
+        writes: None,
+    },
+    Case {
         name: "files",
         args: &["out.txt"],
         single: &[1, 3000, 70000],
@@ -189,6 +196,15 @@ fn setjmp_buffers_armed_before_a_migration_catch_errors_after_it() {
 }
 
 #[test]
+fn struct_stat_and_isa_specific_stack_slots() {
+    // struct stat in a global, on the heap and on the stack; a long double
+    // array dead across the long calls. Only the qsort call, after which the
+    // array is still read, is left out.
+    sites_at_least(&example("layouts"), 85.0);
+    all_routes("layouts");
+}
+
+#[test]
 fn files_and_buffered_output() {
     all_routes("files");
 }
@@ -293,6 +309,7 @@ fn built_with_make_and_verified() {
         "nbody",
         "wide",
         "jumps",
+        "layouts",
     ] {
         let app = dir.path().join(name);
         let v = hcontainer(&["verify", app.to_str().unwrap()], Path::new("."));

@@ -29,21 +29,24 @@ pub const FORCED_FLAGS: &[&str] = &[
 ];
 
 /// hcc's own headers, searched before musl's (`hcc/include/`).
-const OWN_HEADERS: &[(&str, &str)] = &[("bits/setjmp.h", include_str!("../include/bits/setjmp.h"))];
+const OWN_HEADERS: &[(&str, &str)] = &[
+    ("bits/setjmp.h", include_str!("../include/bits/setjmp.h")),
+    ("bits/stat.h", include_str!("../include/bits/stat.h")),
+];
 
 /// A directory holding `OWN_HEADERS`, written once per user and content
 /// (the headers travel inside the hcc binary, so an installed hcc needs no
-/// data files). Without it programs still build, but a jmp_buf cannot migrate.
-fn own_include_dir() -> Option<&'static Path> {
-    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let dir = DIR.get_or_init(|| match write_own_headers() {
-        Ok(d) => Some(d),
+/// data files). Required: the program's layouts of jmp_buf and struct stat
+/// must be the ones the runtime and instrumentation expect.
+fn own_include_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| match write_own_headers() {
+        Ok(d) => d,
         Err(e) => {
-            eprintln!("hcc: warning: {e}; setjmp buffers will not migrate");
-            None
+            eprintln!("hcc: error: {e}; set TMPDIR to a writable directory");
+            std::process::exit(1);
         }
-    });
-    dir.as_deref()
+    })
 }
 
 fn write_own_headers() -> Result<PathBuf, String> {
@@ -79,9 +82,7 @@ fn write_own_headers() -> Result<PathBuf, String> {
 /// Include directories for an ISA: hcc's own headers, clang's, then musl's.
 pub fn system_includes(isa: Isa) -> Vec<OsString> {
     let mut dirs: Vec<OsString> = Vec::new();
-    if let Some(own) = own_include_dir() {
-        dirs.extend(["-isystem".into(), own.into()]);
-    }
+    dirs.extend(["-isystem".into(), own_include_dir().into()]);
     dirs.extend([
         "-isystem".into(),
         format!("{LLVM_PREFIX}/lib/clang/22/include").into(),

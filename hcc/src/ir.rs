@@ -32,6 +32,14 @@ pub struct Ty(pub LLVMTypeRef);
 /// An attribute.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Attr(pub LLVMAttributeRef);
+impl Attr {
+    /// The attribute's kind (as `Ctx::enum_kind` numbers them), or `None`
+    /// for a string attribute.
+    pub fn kind(self) -> Option<u32> {
+        // SAFETY: see module docs; the kind is read only from non-string attributes.
+        unsafe { (LLVMIsStringAttribute(self.0) == 0).then(|| LLVMGetEnumAttributeKind(self.0)) }
+    }
+}
 /// A metadata node, as a value for `set_metadata`.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Md(pub LLVMValueRef);
@@ -96,6 +104,17 @@ impl Ty {
             (0..n)
                 .map(|i| Ty(LLVMStructGetTypeAtIndex(self.0, i)))
                 .collect()
+        }
+    }
+    /// A named struct's name.
+    pub fn struct_name(self) -> Option<String> {
+        if self.kind() != LLVMTypeKind::LLVMStructTypeKind {
+            return None;
+        }
+        // SAFETY: see module docs; a struct type; the name is copied.
+        unsafe {
+            let p = LLVMGetStructName(self.0);
+            (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
         }
     }
     pub fn array_len(self) -> u64 {
@@ -235,6 +254,11 @@ impl Val {
         // SAFETY: see module docs.
         unsafe { LLVMReplaceAllUsesWith(self.0, other.0) }
     }
+    /// Removes a function (with no remaining uses) from its module.
+    pub fn delete_function(self) {
+        // SAFETY: see module docs; only called on unused functions.
+        unsafe { LLVMDeleteFunction(self.0) }
+    }
     pub fn erase(self) {
         // SAFETY: see module docs; the instruction has no remaining uses.
         unsafe { LLVMInstructionEraseFromParent(self.0) }
@@ -314,6 +338,22 @@ impl Val {
     pub fn add_call_site_attribute(self, index: u32, a: Attr) {
         // SAFETY: see module docs.
         unsafe { LLVMAddCallSiteAttribute(self.0, index, a.0) }
+    }
+    /// The value of integer attribute `kind` at call-site `index`, if present.
+    pub fn call_site_enum_attr_value(self, index: u32, kind: u32) -> Option<u64> {
+        // SAFETY: see module docs.
+        unsafe {
+            let a = LLVMGetCallSiteEnumAttribute(self.0, index, kind);
+            (!a.is_null()).then(|| LLVMGetEnumAttributeValue(a))
+        }
+    }
+    /// The value of integer attribute `kind` at `index` of a function.
+    pub fn enum_attr_value(self, index: u32, kind: u32) -> Option<u64> {
+        // SAFETY: see module docs; only called on functions.
+        unsafe {
+            let a = LLVMGetEnumAttributeAtIndex(self.0, index, kind);
+            (!a.is_null()).then(|| LLVMGetEnumAttributeValue(a))
+        }
     }
     pub fn has_call_site_enum_attr(self, index: u32, kind: u32) -> bool {
         // SAFETY: see module docs.

@@ -7,6 +7,8 @@
 //! because the excluded set only grows.
 
 use crate::instrument;
+use crate::instrument::frame::{AgreedFrame, SlotShape};
+use crate::instrument::{Agreements, FrameShapes};
 use hc_metadata::sites::{FunctionSites, SiteTable};
 use hc_metadata::Isa;
 use inkwell::context::Context;
@@ -119,8 +121,8 @@ pub fn target_machine(isa: Isa, level: OptLevel) -> Result<TargetMachine, String
 /// What the consensus rounds decided so far (DESIGN.md 3.1).
 #[derive(Clone, Default)]
 struct Decisions {
-    /// Functions left uninstrumented, with why.
-    exclude: BTreeMap<String, String>,
+    /// Functions left uninstrumented, and agreed frame layouts.
+    agreed: Agreements,
     /// Functions kept out of line everywhere.
     noinline: BTreeSet<String>,
 }
@@ -140,7 +142,7 @@ pub fn compile_unit(
 ) -> Result<UnitOutput, String> {
     init_llvm();
     std::thread::scope(|scope| {
-        let (res_tx, res_rx) = mpsc::channel::<(Isa, Result<SiteTable, String>)>();
+        let (res_tx, res_rx) = mpsc::channel::<(Isa, Result<Instrumented, String>)>();
         let mut commands = BTreeMap::new();
         let mut workers = Vec::new();
         for (&isa, bc) in bitcode {
@@ -153,16 +155,18 @@ pub fn compile_unit(
             ));
         }
         drop(res_tx);
-        let mut exclude: BTreeMap<String, String> = BTreeMap::new();
+        let mut agreed = Agreements::default();
         let mut noinline: BTreeSet<String> = BTreeSet::new();
         let mut mismatches = Vec::new();
         let result: Result<SiteTable, String> = loop {
             let mut tables = BTreeMap::new();
+            let mut shapes = BTreeMap::new();
             let mut failure = None;
             for _ in 0..commands.len() {
                 match res_rx.recv() {
-                    Ok((isa, Ok(t))) => {
+                    Ok((isa, Ok((t, s)))) => {
                         tables.insert(isa, t);
+                        shapes.insert(isa, s);
                     }
                     Ok((isa, Err(e))) => failure = Some(format!("{isa}: {e}")),
                     Err(_) => failure = Some("a compiler thread stopped".to_string()),
@@ -171,10 +175,11 @@ pub fn compile_unit(
             if let Some(e) = failure {
                 break Err(e);
             }
-            let diffs = compare(&tables);
-            if diffs.is_empty() {
+            let (diffs, widen) = compare(&tables, &shapes, &agreed.frames);
+            if diffs.is_empty() && widen.is_empty() {
                 break Ok(tables.into_values().next().unwrap_or_default());
             }
+            agreed.frames.extend(widen);
             // A callee inlined into a function on one ISA only is kept out of
             // line everywhere (DESIGN.md 3.1); a function that still differs
             // once no such callee is left is not instrumented.
@@ -186,14 +191,14 @@ pub fn compile_unit(
             if fresh.is_empty() {
                 for (sym, why) in diffs {
                     mismatches.push((sym.clone(), why.clone()));
-                    exclude.insert(sym, why);
+                    agreed.exclude.insert(sym, why);
                 }
             } else {
                 noinline.extend(fresh);
             }
             for tx in commands.values() {
                 let _ = tx.send(Command::Redo(Decisions {
-                    exclude: exclude.clone(),
+                    agreed: agreed.clone(),
                     noinline: noinline.clone(),
                 }));
             }
@@ -253,12 +258,24 @@ fn one_sided_callees(tables: &BTreeMap<Isa, SiteTable>, sym: &str) -> Vec<String
         .collect()
 }
 
-/// Functions whose instrumentation differs between the ISAs' tables, with why.
-pub fn compare(tables: &BTreeMap<Isa, SiteTable>) -> Vec<(String, String)> {
+/// What one round of one ISA produced: its site table and frame shapes.
+type Instrumented = (SiteTable, FrameShapes);
+
+/// Functions whose instrumentation differs between the ISAs' tables, with
+/// why; and, for functions whose stack slots differ only in what they hold,
+/// the frame layout to agree on in the next round.
+fn compare(
+    tables: &BTreeMap<Isa, SiteTable>,
+    shapes: &BTreeMap<Isa, FrameShapes>,
+    frames: &BTreeMap<String, AgreedFrame>,
+) -> (Vec<(String, String)>, BTreeMap<String, AgreedFrame>) {
     let mut out = Vec::new();
+    let mut widen = BTreeMap::new();
     let Some((&first_isa, first)) = tables.iter().next() else {
-        return out;
+        return (out, widen);
     };
+    let no_shapes = FrameShapes::new();
+    let shapes_of = |isa: &Isa| shapes.get(isa).unwrap_or(&no_shapes);
     let index = |t: &SiteTable| -> BTreeMap<String, FunctionSites> {
         t.functions
             .iter()
@@ -270,17 +287,42 @@ pub fn compare(tables: &BTreeMap<Isa, SiteTable>) -> Vec<(String, String)> {
         let b = index(t);
         for (sym, fa) in &a {
             let why = match b.get(sym) {
-                None if fa.instrumented => Some(format!("exists only in the {first_isa} variant after optimization")),
+                None if fa.instrumented => Some(format!(
+                    "exists only in the {first_isa} variant after optimization"
+                )),
                 None => None,
                 Some(fb) if fa.instrumented != fb.instrumented => Some(format!(
                     "instrumented for {} but not for {} ({})",
                     if fa.instrumented { first_isa } else { isa },
                     if fa.instrumented { isa } else { first_isa },
-                    if fa.instrumented { &fb.reason } else { &fa.reason }
+                    if fa.instrumented {
+                        &fb.reason
+                    } else {
+                        &fa.reason
+                    }
                 )),
-                Some(fb) if fa.frame != fb.frame => Some(format!(
-                    "stack slots differ between {first_isa} and {isa} (an ISA-specific type such as va_list)"
-                )),
+                Some(fb)
+                    if fa.instrumented
+                        && (fa.frame != fb.frame
+                            || shapes_of(&first_isa).get(sym) != shapes_of(&isa).get(sym)) =>
+                {
+                    let (sa, sb) = (&shapes_of(&first_isa)[sym], &shapes_of(&isa)[sym]);
+                    match frames.get(sym) {
+                        None if sa.len() == sb.len() => {
+                            widen.insert(sym.clone(), agree_on_frame(sa, sb));
+                            None
+                        }
+                        None => Some(format!(
+                            "optimization left {} stack slots for {first_isa} and {} for {isa}",
+                            sa.len(),
+                            sb.len()
+                        )),
+                        Some(g) if fa.frame == fb.frame && *g == agree_on_frame(sa, sb) => None,
+                        Some(_) => Some(format!(
+                            "stack slots differ between {first_isa} and {isa} even at the agreed layout"
+                        )),
+                    }
+                }
                 Some(fb) if fa.sites != fb.sites || fa.record != fb.record => {
                     Some(describe_site_diff(fa, fb, first_isa, isa))
                 }
@@ -301,7 +343,26 @@ pub fn compare(tables: &BTreeMap<Isa, SiteTable>) -> Vec<(String, String)> {
     }
     out.sort();
     out.dedup_by(|x, y| x.0 == y.0);
-    out
+    (out, widen)
+}
+
+/// The layout two variants' slots agree on: each slot as large and as
+/// aligned as either has it; slots whose types differ are marked.
+fn agree_on_frame(a: &[SlotShape], b: &[SlotShape]) -> AgreedFrame {
+    AgreedFrame {
+        slots: a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x.size.max(y.size), x.align.max(y.align)))
+            .collect(),
+        differing: a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .filter(|(_, (x, y))| x.ty != y.ty || x.size != y.size)
+            .map(|(k, _)| k)
+            .collect(),
+    }
 }
 
 fn describe_site_diff(a: &FunctionSites, b: &FunctionSites, ia: Isa, ib: Isa) -> String {
@@ -337,7 +398,7 @@ fn worker(
     source: &str,
     level: OptLevel,
     commands: mpsc::Receiver<Command>,
-    results: mpsc::Sender<(Isa, Result<SiteTable, String>)>,
+    results: mpsc::Sender<(Isa, Result<Instrumented, String>)>,
 ) -> Result<Option<Vec<u8>>, String> {
     let tm = target_machine(isa, level)?;
     // Every variant is optimized with one cost model (the primary ISA's):
@@ -382,7 +443,7 @@ fn build<'c>(
     source: &str,
     level: OptLevel,
     decisions: &Decisions,
-) -> Result<(Module<'c>, SiteTable), String> {
+) -> Result<(Module<'c>, Instrumented), String> {
     let timer = Timer::new(source, tm);
     let buf = MemoryBuffer::create_from_memory_range_copy(bitcode, source);
     let module = Module::parse_bitcode_from_buffer(&buf, ctx).map_err(|e| e.to_string())?;
@@ -408,7 +469,7 @@ fn build<'c>(
     swap_target_attributes(ctx, &module, Isa::PRIMARY, Some(saved));
     timer.mark("optimize");
     dump_ir(&module, tm, source, "opt");
-    let table = instrument::instrument_module(&module, source, &decisions.exclude);
+    let table = instrument::instrument_module(&module, source, &decisions.agreed);
     timer.mark("instrument");
     module
         .run_passes(

@@ -887,6 +887,61 @@ int __wrap_pthread_create(void *thread, const void *attr, void *(*fn)(void *), v
     return r;
 }
 
+/* ---- struct stat in one layout. Programs built by hcc see x86_64's struct
+ * stat on every ISA (hcc/include/bits/stat.h), and hcc sends their stat
+ * calls here; this object is built against musl's own headers, so `struct
+ * stat` below is the kernel's layout for this ISA. ---- */
+
+struct hc_stat {
+    uint64_t dev, ino, nlink;
+    uint32_t mode, uid, gid, pad0;
+    uint64_t rdev;
+    int64_t size, blksize, blocks;
+    struct timespec atim, mtim, ctim;
+    int64_t unused[3];
+};
+_Static_assert(sizeof(struct hc_stat) == 144, "hcc/include/bits/stat.h is 144 bytes");
+
+static int neutral_stat(int r, const struct stat *s, struct hc_stat *o) {
+    if (r) return r;
+    *o = (struct hc_stat){
+        .dev = s->st_dev,
+        .ino = s->st_ino,
+        .nlink = s->st_nlink,
+        .mode = s->st_mode,
+        .uid = s->st_uid,
+        .gid = s->st_gid,
+        .rdev = s->st_rdev,
+        .size = s->st_size,
+        .blksize = s->st_blksize,
+        .blocks = s->st_blocks,
+        .atim = s->st_atim,
+        .mtim = s->st_mtim,
+        .ctim = s->st_ctim,
+    };
+    return 0;
+}
+
+int __hc_fstatat(int fd, const char *restrict path, struct hc_stat *restrict buf, int flag) {
+    struct stat s;
+    return neutral_stat(fstatat(fd, path, &s, flag), &s, buf);
+}
+
+int __hc_stat(const char *restrict path, struct hc_stat *restrict buf) {
+    struct stat s;
+    return neutral_stat(stat(path, &s), &s, buf);
+}
+
+int __hc_lstat(const char *restrict path, struct hc_stat *restrict buf) {
+    struct stat s;
+    return neutral_stat(lstat(path, &s), &s, buf);
+}
+
+int __hc_fstat(int fd, struct hc_stat *buf) {
+    struct stat s;
+    return neutral_stat(fstat(fd, &s), &s, buf);
+}
+
 static void on_signal(int sig) {
     (void)sig;
     if (__hc_poll == HC_POLL_OFF) __hc_poll = HC_POLL_REQUEST;

@@ -155,6 +155,14 @@ pub struct LostFunction {
     pub detail: String,
 }
 
+/// Why calls of an instrumented function are left out, by category.
+fn lost_call_detail(reason: &str) -> &'static str {
+    match reason {
+        "isa-specific-slot" => "calls after which a stack slot laid out differently on each ISA (va_list, long double) is still read",
+        _ => "calls a variadic function of the program (a statepoint cannot wrap it)",
+    }
+}
+
 pub fn sites(bin: &Binary) -> SitesReport {
     let mut migratable = 0u64;
     let mut groups: std::collections::BTreeMap<String, Vec<LostFunction>> = Default::default();
@@ -164,7 +172,7 @@ pub fn sites(bin: &Binary) -> SitesReport {
         }
         for (reason, n) in &f.lost {
             let detail = if f.instrumented {
-                "calls a variadic function of the program (a statepoint cannot wrap it)".to_string()
+                lost_call_detail(reason).to_string()
             } else {
                 f.reason
                     .split_once(": ")

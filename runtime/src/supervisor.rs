@@ -104,6 +104,11 @@ fn spawn(
             anyhow::anyhow!("{} not found: running the {isa} variant on this machine needs qemu-user (run scripts/setup.sh)", isa.info().qemu)
         })?;
         let mut c = Command::new(qemu);
+        // For debugging a variant: e.g. HCONTAINER_QEMU_ARGS="-g 1234" and
+        // attach gdb-multiarch to the process qemu runs.
+        if let Ok(extra) = std::env::var("HCONTAINER_QEMU_ARGS") {
+            c.args(extra.split_whitespace());
+        }
         c.arg("-0").arg(&arg0).arg(&exe);
         c
     };
@@ -267,8 +272,11 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
                     last_reason = why;
                 }
                 refused += 1;
-                // Next attempt after 1, 2, 4, ... up to 64 migration points.
-                let wait = 1u64 << refused.min(7).saturating_sub(1);
+                // Next attempt after 1, 2, 4, ... up to 2^20 migration points
+                // (a tenth of a second or so): an attempt costs a dump and a
+                // rewrite, so a long unmigratable stretch must not pay one
+                // every few points.
+                let wait = 1u64 << refused.min(21).saturating_sub(1);
                 cur.send(&format!("CONT {wait}\n"));
             }
         }

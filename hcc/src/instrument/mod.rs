@@ -21,7 +21,9 @@
 //! finds the same site; the callee, also in restore mode, resumes likewise.
 
 pub mod cfg;
+pub mod frame;
 pub mod liveness;
+mod neutral;
 mod pieces;
 mod setjmp;
 mod shadow;
@@ -58,6 +60,10 @@ pub mod abi {
 /// libc functions that never call back into program code: calls to them
 /// cannot reach a migration point, so they are not sites.
 const LEAF_LIBC: &[&str] = &[
+    "__hc_fstat",
+    "__hc_fstatat",
+    "__hc_lstat",
+    "__hc_stat",
     "_longjmp",
     "abs",
     "acos",
@@ -97,6 +103,8 @@ const LEAF_LIBC: &[&str] = &[
     "free",
     "frexp",
     "fseek",
+    "fstat",
+    "fstatat",
     "ftell",
     "fwrite",
     "getc",
@@ -120,6 +128,7 @@ const LEAF_LIBC: &[&str] = &[
     "log2",
     "longjmp",
     "lseek",
+    "lstat",
     "malloc",
     "memchr",
     "memcmp",
@@ -141,6 +150,7 @@ const LEAF_LIBC: &[&str] = &[
     "sin",
     "sinh",
     "sqrt",
+    "stat",
     "strcat",
     "strchr",
     "strcmp",
@@ -352,6 +362,9 @@ struct Plan {
     setjmp: Option<Val>,
     /// Calls to the program's own variadic functions.
     lost_calls: u32,
+    /// Calls left out because a stack slot whose layout differs between
+    /// ISAs is still read after them (see `frame`).
+    slot_calls: u32,
     loops: usize,
 }
 
@@ -360,11 +373,12 @@ type Blocker = (&'static str, String);
 
 /// Looks at `f`: the calls that are sites, and whether it can be
 /// instrumented. `Ok(None)`: nothing in it can reach a migration point.
-fn plan(cx: &Ctx, f: Val) -> (Plan, Option<Blocker>) {
+fn plan(cx: &Ctx, f: Val, agreed: Option<&frame::AgreedFrame>) -> (Plan, Option<Blocker>) {
     let mut plan = Plan {
         calls: Vec::new(),
         setjmp: None,
         lost_calls: 0,
+        slot_calls: 0,
         loops: 0,
     };
     let mut blocker: Option<Blocker> = None;
@@ -467,15 +481,62 @@ fn plan(cx: &Ctx, f: Val) -> (Plan, Option<Blocker>) {
             ),
         );
     }
+    // A stack slot whose type differs between ISAs must hold nothing anyone
+    // reads at a site (see `frame`): calls where one does are no sites (a
+    // migration waits until the frame has left them); a loop where one does
+    // keeps the function out.
+    if let Some(g) = agreed {
+        let slots = frame::static_allocas(f);
+        let differing: Vec<Val> = g
+            .differing
+            .iter()
+            .filter_map(|&k| slots.get(k).copied())
+            .collect();
+        let live_at = |p: Val| {
+            differing
+                .iter()
+                .find(|a| frame::read_after(**a, &[p], &blocks).is_some())
+                .copied()
+        };
+        let before = plan.calls.len();
+        plan.calls.retain(|c| live_at(*c).is_none());
+        plan.slot_calls = (before - plan.calls.len()) as u32;
+        let in_loop = loops
+            .iter()
+            .filter_map(|l| blocks[l.header].first_non_phi())
+            .find_map(live_at);
+        if let Some(a) = in_loop {
+            block(
+                &mut blocker,
+                (
+                    "isa-specific-slot",
+                    format!(
+                        "its {} on the stack has a different layout on each ISA and is read after a loop",
+                        frame::describe(a)
+                    ),
+                ),
+            );
+        }
+    }
     (plan, blocker)
 }
 
 impl Plan {
+    /// The plan's left-out calls, by category, for the site table.
+    fn push_lost(&self, lost: &mut Vec<(String, u32)>) {
+        if self.lost_calls > 0 {
+            lost.push(("varargs-callee".into(), self.lost_calls));
+        }
+        if self.slot_calls > 0 {
+            lost.push(("isa-specific-slot".into(), self.slot_calls));
+        }
+    }
+
     /// Sites the function would have if instrumented (entry poll, loop
     /// polls, calls), plus its calls that can never be sites.
     fn would_be_sites(&self) -> u32 {
         let n = self.calls.len() + self.loops;
-        (n + usize::from(n > 0)) as u32 + self.lost_calls
+        (n + usize::from(n > 0)) as u32 + self.lost_calls + self.slot_calls
     }
 }
 
@@ -525,14 +586,28 @@ fn assign_sections(cx: &Ctx) {
     }
 }
 
-/// Instruments every function of `module` not in `exclude` (symbol → reason)
-/// and returns the translation unit's site table.
+/// What consensus across the ISAs decided for a translation unit (DESIGN.md 3.1).
+#[derive(Clone, Debug, Default)]
+pub struct Agreements {
+    /// Functions left uninstrumented, with why.
+    pub exclude: BTreeMap<String, String>,
+    /// Functions whose stack slots differ between ISAs: the agreed layout.
+    pub frames: BTreeMap<String, frame::AgreedFrame>,
+}
+
+/// Each instrumented function's static stack slots as this variant has them.
+pub type FrameShapes = BTreeMap<String, Vec<frame::SlotShape>>;
+
+/// Instruments every function of `module` the agreements do not exclude and
+/// returns the translation unit's site table and its functions' frame shapes.
 pub fn instrument_module(
     module: &inkwell::module::Module,
     source: &str,
-    exclude: &BTreeMap<String, String>,
-) -> SiteTable {
+    agreed: &Agreements,
+) -> (SiteTable, FrameShapes) {
+    let mut shapes = FrameShapes::new();
     let cx = Ctx::new(module);
+    neutral::redirect(&cx);
     assign_sections(&cx);
     let rt = Runtime::declare(&cx);
     let mut table = SiteTable {
@@ -555,8 +630,8 @@ pub fn instrument_module(
             sites: Vec::new(),
             lost: Vec::new(),
         };
-        let (p, mut blocker) = plan(&cx, f);
-        if let Some(why) = exclude.get(&symbol) {
+        let (p, mut blocker) = plan(&cx, f, agreed.frames.get(&symbol));
+        if let Some(why) = agreed.exclude.get(&symbol) {
             blocker = Some(("isa-mismatch", why.clone()));
         }
         let would_be = p.would_be_sites();
@@ -568,15 +643,12 @@ pub fn instrument_module(
                 }
             }
             None if p.calls.is_empty() && p.loops == 0 => {
-                if p.lost_calls > 0 {
-                    entry.lost.push(("varargs-callee".into(), p.lost_calls));
-                }
+                p.push_lost(&mut entry.lost);
             }
             None => {
-                if p.lost_calls > 0 {
-                    entry.lost.push(("varargs-callee".into(), p.lost_calls));
-                }
-                let t = transform(&cx, &rt, f, p);
+                p.push_lost(&mut entry.lost);
+                let t = transform(&cx, &rt, f, p, agreed.frames.get(&symbol));
+                shapes.insert(symbol.clone(), t.shapes);
                 entry.instrumented = true;
                 entry.sites = t.sites;
                 entry.record = t.record;
@@ -585,7 +657,7 @@ pub fn instrument_module(
         }
         table.functions.push(entry);
     }
-    table
+    (table, shapes)
 }
 
 /// Functions returning addresses that belong to one process and ISA (the
@@ -683,14 +755,21 @@ struct Transformed {
     sites: Vec<Site>,
     record: Vec<ValueType>,
     frame: Vec<(u64, u64)>,
+    shapes: Vec<frame::SlotShape>,
 }
 
-fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
+fn transform(
+    cx: &Ctx,
+    rt: &Runtime,
+    f: Val,
+    plan: Plan,
+    agreed: Option<&frame::AgreedFrame>,
+) -> Transformed {
     let b = Builder::new(cx);
     let (i32t, ptr) = (cx.i32(), cx.ptr());
     let prof = cx.md_kind("prof");
     let cold = cx.branch_weights(1, 2000);
-    let shadow = shadow::apply(cx, rt, f);
+    let shadow = shadow::apply(cx, rt, f, agreed);
 
     // --- Entry poll and the restore dispatch. ---
     let old_entry = f.entry();
@@ -1168,6 +1247,19 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
     );
     buf.set_alignment(16);
     let elementtype_kind = "elementtype";
+    let value_claims: Vec<u32> = [
+        "nonnull",
+        "noundef",
+        "dereferenceable",
+        "dereferenceable_or_null",
+        "align",
+        "range",
+        "nofpclass",
+    ]
+    .iter()
+    .map(|n| ir::Ctx::enum_kind(n))
+    .collect();
+    let align_kind = ir::Ctx::enum_kind("align");
     let mut out_sites = Vec::new();
     for (k, s) in sites.iter().enumerate() {
         let call = s.call;
@@ -1207,7 +1299,18 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
         sp.set_call_conv(call.call_conv());
         sp.add_call_site_attribute(param_index(2), cx.type_attr(elementtype_kind, fty));
         for j in 0..nargs {
+            // A resume path passes zeros for operands the callee ignores
+            // (its own record has them), so no attribute may claim what a
+            // zero breaks: with `nonnull noundef` on a null, SimplifyCFG
+            // (run by AArch64's codegen) proves the resume path undefined
+            // and cuts it to `unreachable`. Codegen needs only ABI attributes.
+            // (`align` on a byval argument is ABI: it places the copy.)
+            let is_byval = call.has_call_site_enum_attr(param_index(j), byval);
             for a in call.call_site_attributes(param_index(j)) {
+                let claim = a.kind().is_some_and(|k| value_claims.contains(&k));
+                if claim && !(is_byval && a.kind() == Some(align_kind)) {
+                    continue;
+                }
                 sp.add_call_site_attribute(param_index(5 + j), a);
             }
         }
@@ -1236,6 +1339,7 @@ fn transform(cx: &Ctx, rt: &Runtime, f: Val, plan: Plan) -> Transformed {
         sites: out_sites,
         record: record_types,
         frame: shadow.layout,
+        shapes: shadow.shapes,
     }
 }
 

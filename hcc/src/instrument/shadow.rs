@@ -13,6 +13,7 @@
 //! LP64 little-endian layout), so it migrates byte for byte and pointers into
 //! it stay valid.
 
+use super::frame::{self, AgreedFrame, SlotShape};
 use super::Runtime;
 use crate::ir::{Builder, Ctx, Val};
 use inkwell::llvm_sys::LLVMOpcode;
@@ -29,14 +30,17 @@ pub struct ShadowFrame {
     pub slots: HashMap<Val, u64>,
     /// (offset, size) of every static alloca, for the cross-ISA layout check.
     pub layout: Vec<(u64, u64)>,
+    /// Every static alloca as this variant has it (before any widening).
+    pub shapes: Vec<SlotShape>,
 }
 
 fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a) * a
 }
 
-/// Rewrites `f`'s allocas onto the shadow stack.
-pub fn apply(cx: &Ctx, rt: &Runtime, f: Val) -> ShadowFrame {
+/// Rewrites `f`'s allocas onto the shadow stack; `agreed` widens slots to
+/// what consensus decided (see `frame`).
+pub fn apply(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> ShadowFrame {
     let mut out = ShadowFrame::default();
     let entry = f.entry();
     let insts: Vec<Val> = f.blocks().iter().flat_map(|b| b.instructions()).collect();
@@ -62,20 +66,25 @@ pub fn apply(cx: &Ctx, rt: &Runtime, f: Val) -> ShadowFrame {
     }
     let b = Builder::new(cx);
     let i64t = cx.i64();
-    let is_static = |a: &Val| a.block() == entry && a.operand(0).const_int_value().is_some();
-    let (statics, dynamics): (Vec<Val>, Vec<Val>) = allocas.iter().partition(|a| is_static(a));
+    let statics = frame::static_allocas(f);
+    let dynamics: Vec<Val> = allocas
+        .iter()
+        .copied()
+        .filter(|a| !statics.contains(a))
+        .collect();
+    out.shapes = statics.iter().map(|a| frame::shape(cx, *a)).collect();
+    let agreed = agreed.filter(|g| g.slots.len() == statics.len());
 
     // Layout of the static part.
     let mut off = 0u64;
     let mut max_align = 16u64;
     let mut offsets = Vec::new();
-    for a in &statics {
-        let ty = a.allocated_type();
-        let count = a.operand(0).const_int_value().unwrap_or(1);
-        let size = cx.abi_size(ty) * count;
-        // At least 16: front ends align arrays per ISA (x86_64 gives arrays
-        // of 16+ bytes 16, aarch64 their element's); the slots must agree.
-        let align = (a.alignment() as u64).max(cx.abi_align(ty) as u64).max(16);
+    for (k, a) in statics.iter().enumerate() {
+        let (mut size, mut align) = frame::own_size_align(cx, *a);
+        if let Some(g) = agreed {
+            size = size.max(g.slots[k].0);
+            align = align.max(g.slots[k].1);
+        }
         max_align = max_align.max(align);
         off = align_up(off, align);
         offsets.push(off);
