@@ -171,7 +171,9 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
                 env.push(("HCONTAINER_AT_POINT", n.to_string()));
             }
         }
-        if opts.every.is_some() {
+        // The signal asks for a migration at the next point: --every sends
+        // it, and so do retries after refused attempts.
+        if opts.every.is_some() || remaining > 0 {
             env.push(("HCONTAINER_SIGNAL", MIGRATE_SIGNAL.to_string()));
         }
         env
@@ -184,20 +186,26 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
     // callback, say) costs little.
     let mut refused = 0u64;
     let mut last_reason = String::new();
+    let mut retry_at: Option<Instant> = None;
     loop {
-        let timeout = match opts.every {
-            Some(every) if done < migrations && !requested => Some(
-                every
-                    .saturating_sub(cur.started.elapsed())
-                    .max(Duration::from_millis(1)),
-            ),
+        let every_due = match opts.every {
+            Some(every) if done < migrations && !requested => Some(cur.started + every),
             _ => None,
         };
+        let due = [every_due, retry_at.filter(|_| !requested)]
+            .into_iter()
+            .flatten()
+            .min();
+        let timeout = due.map(|t| {
+            t.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        });
         let msg = match cur.recv(timeout) {
             Err(e) if e.kind() == ErrorKind::TimedOut => {
                 // SAFETY: kill on the child's own pid.
                 unsafe { libc::kill(cur.child.id() as i32, MIGRATE_SIGNAL) };
                 requested = true;
+                retry_at = None;
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -261,6 +269,7 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
                 cur = next;
                 done += 1;
                 refused = 0;
+                retry_at = None;
                 last_reason.clear();
             }
             Outcome::Refused(why) => {
@@ -272,12 +281,18 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
                     last_reason = why;
                 }
                 refused += 1;
-                // Next attempt after 1, 2, 4, ... up to 2^20 migration points
-                // (a tenth of a second or so): an attempt costs a dump and a
-                // rewrite, so a long unmigratable stretch must not pay one
-                // every few points.
-                let wait = 1u64 << refused.min(21).saturating_sub(1);
-                cur.send(&format!("CONT {wait}\n"));
+                // The next attempt after 1, 2, 4 ... 64 migration points (the
+                // same points in every run), then after 2, 4 ... 64 ms of
+                // running at full speed: an attempt costs a dump and a
+                // rewrite, and counting points down runs every poll's slow
+                // path, so a long unmigratable stretch must pay neither often.
+                if refused <= 7 {
+                    cur.send(&format!("CONT {}\n", 1u64 << (refused - 1)));
+                } else {
+                    cur.send("CONT 0\n");
+                    let delay = Duration::from_millis(2 << (refused - 8).min(5));
+                    retry_at = Some(Instant::now() + delay);
+                }
             }
         }
         if opts.keep.is_none() && !path.is_empty() {
