@@ -216,3 +216,23 @@ pub fn sites_at_least(app: &Path, percent: f64) {
 pub fn assert_ok(r: &Run, what: &str) {
     assert_eq!(r.code, Some(0), "{what} failed:\n{}", r.stderr);
 }
+
+/// `n` migration points in `lo..hi`, drawn from a fixed seed so a failure
+/// reproduces (`HC_SEED=<number>` draws others); returns the seed too.
+pub fn seeded_points(n: usize, lo: u64, hi: u64) -> (u64, Vec<u64>) {
+    let seed = std::env::var("HC_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026u64);
+    // xorshift64*: enough for spreading points.
+    let mut x = seed | 1;
+    let points = (0..n)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            lo + x.wrapping_mul(0x2545_f491_4f6c_dd1d) % (hi - lo)
+        })
+        .collect();
+    (seed, points)
+}

@@ -170,13 +170,18 @@ static void say(const char *msg) {
 
 /* A restore that cannot go on: tell hcontainer (the source is still parked
  * and will continue) and end this process without running any program code. */
-static void __attribute__((noreturn)) restore_fail(const char *why, uint64_t a) {
+static void __attribute__((noreturn)) restore_fail_at(const char *why, uint64_t a, int decimal);
+static void __attribute__((noreturn)) restore_fail(const char *why, uint64_t a) { restore_fail_at(why, a, 0); }
+/* A failure about file descriptor `fd` (named in decimal). */
+static void __attribute__((noreturn)) restore_fail_fd(const char *why, int fd) { restore_fail_at(why, (uint64_t)fd, 1); }
+
+static void __attribute__((noreturn)) restore_fail_at(const char *why, uint64_t a, int decimal) {
     char buf[600];
     char *o = put_str(buf, "FAIL ");
     o = put_str(o, why);
-    if (a) {
+    if (a || decimal) {
         o = put_str(o, " ");
-        o = put_hex(o, a);
+        o = decimal ? put_u64(o, a) : put_hex(o, a);
     }
     *o++ = '\n';
     *o = 0;
@@ -534,18 +539,27 @@ static void restore_files(const unsigned char *p, const unsigned char *end) {
              * open file description, offset included. */
             continue;
         }
-        if (!S_ISREG(h->mode) && !S_ISDIR(h->mode) && !S_ISCHR(h->mode))
-            restore_fail("cannot carry open file descriptor (not a regular file)", (uint64_t)h->fd);
-        char pbuf[520];
-        if (h->path_len >= sizeof pbuf) restore_fail("path too long for fd", (uint64_t)h->fd);
-        memcpy(pbuf, path, h->path_len);
-        pbuf[h->path_len] = 0;
-        int flags = h->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
-        int fd = open(pbuf, flags | O_CLOEXEC);
-        if (fd < 0) restore_fail("cannot reopen file for fd", (uint64_t)h->fd);
+        /* What cannot be reopened by path (a pipe, a socket, a terminal that
+         * is gone) is taken from this process when it has a descriptor of
+         * the same kind there: a program restored into a pipeline writes to
+         * that pipeline. */
+        int have_same_kind = fstat(h->fd, &st) == 0 && (st.st_mode & S_IFMT) == (h->mode & S_IFMT);
+        int fd = -1;
+        if (S_ISREG(h->mode) || S_ISDIR(h->mode) || S_ISCHR(h->mode)) {
+            char pbuf[520];
+            if (h->path_len >= sizeof pbuf) restore_fail_fd("path too long for descriptor", h->fd);
+            memcpy(pbuf, path, h->path_len);
+            pbuf[h->path_len] = 0;
+            int flags = h->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
+            fd = open(pbuf, flags | O_CLOEXEC);
+        }
+        if (fd < 0 && have_same_kind) continue;
+        if (fd < 0 && !S_ISREG(h->mode) && !S_ISDIR(h->mode) && !S_ISCHR(h->mode))
+            restore_fail_fd("cannot carry a pipe or socket (restore with one open on the same descriptor, e.g. in a pipeline): descriptor", h->fd);
+        if (fd < 0) restore_fail_fd("cannot reopen the file (moved or deleted?) of descriptor", h->fd);
         if (fd != h->fd) {
             if (dup3(fd, h->fd, (h->fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
-                restore_fail("cannot place fd", (uint64_t)h->fd);
+                restore_fail_fd("cannot place descriptor", h->fd);
             close(fd);
         } else if (!(h->fdflags & FD_CLOEXEC)) {
             fcntl(fd, F_SETFD, 0);

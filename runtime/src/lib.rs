@@ -1,6 +1,7 @@
 //! hcontainer: runs, checks and migrates multi-ISA programs built by hcc.
 
 pub mod binary;
+pub mod control;
 pub mod inspect;
 pub mod rewrite;
 pub mod supervisor;

@@ -63,6 +63,56 @@ enum Cmd {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Migrate a program that `hcontainer run` runs to another ISA, now.
+    ///
+    /// The program reaches its next migration point, dumps and parks; the
+    /// destination restores; only then does the source exit. If the program
+    /// cannot migrate where it is, it keeps running and this retries for 10 s.
+    /// The program's new PID is printed.
+    ///
+    /// Example: hcontainer migrate 4242 --to aarch64
+    #[command(verbatim_doc_comment)]
+    Migrate {
+        /// PID of the program (or of the `hcontainer run` running it).
+        pid: u32,
+        /// ISA to move it to.
+        #[arg(long)]
+        to: Isa,
+    },
+    /// Write a checkpoint of a program that `hcontainer run` runs.
+    ///
+    /// The checkpoint (an ISA-neutral snapshot and a manifest) can be
+    /// restored later on any ISA, any number of times, with
+    /// `hcontainer restore DIR`. The program stops after the checkpoint is on
+    /// disk unless --leave-running is given.
+    ///
+    /// Example: hcontainer checkpoint 4242 -o ckpt --leave-running
+    #[command(verbatim_doc_comment)]
+    Checkpoint {
+        /// PID of the program (or of the `hcontainer run` running it).
+        pid: u32,
+        /// Directory to write the checkpoint into.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Keep the program running after the checkpoint.
+        #[arg(long)]
+        leave_running: bool,
+    },
+    /// Continue a program from a checkpoint, on any ISA.
+    ///
+    /// Files the program had open are reopened at their offsets; the
+    /// program then runs as under `hcontainer run` (it can be migrated or
+    /// checkpointed again).
+    ///
+    /// Example: hcontainer restore ckpt --isa aarch64
+    #[command(verbatim_doc_comment)]
+    Restore {
+        /// A directory written by `hcontainer checkpoint`.
+        dir: PathBuf,
+        /// ISA to restore on (default: this machine's).
+        #[arg(long)]
+        isa: Option<Isa>,
+    },
     /// Run a program on an ISA, optionally migrating it along a list of ISAs.
     ///
     /// Examples:
@@ -197,6 +247,27 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             hcontainer::binary::write_exe(&output, &plain)?;
             Ok(0)
         }
+        Cmd::Migrate { pid, to } => {
+            let summary =
+                hcontainer::control::request(pid, &hcontainer::control::Request::Migrate(to))?;
+            eprintln!("hcontainer: {summary}");
+            Ok(0)
+        }
+        Cmd::Checkpoint {
+            pid,
+            output,
+            leave_running,
+        } => {
+            let dir = std::path::absolute(&output)?;
+            let req = hcontainer::control::Request::Checkpoint { dir, leave_running };
+            let summary = hcontainer::control::request(pid, &req)?;
+            eprintln!("hcontainer: {summary}");
+            Ok(0)
+        }
+        Cmd::Restore { dir, isa } => {
+            let code = supervisor::restore(&dir, isa)?;
+            Ok(code.clamp(0, 255) as u8)
+        }
         Cmd::Run {
             isa,
             migrate,
@@ -221,6 +292,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 at_point,
                 every,
                 keep,
+                restore: None,
             };
             let code = supervisor::run(&bin, &args, &opts)?;
             Ok(code.clamp(0, 255) as u8)

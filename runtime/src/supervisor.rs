@@ -15,6 +15,7 @@
 //! it is told to continue (CONT) and tries again at a later migration point.
 
 use crate::binary::Binary;
+use crate::control::{self, answer, Control, Request};
 use crate::rewrite;
 use hc_metadata::image::Image;
 use hc_metadata::Isa;
@@ -42,6 +43,74 @@ pub struct RunOptions {
     pub every: Option<Duration>,
     /// Keep dumps and snapshots in this directory.
     pub keep: Option<PathBuf>,
+    /// Start by restoring this snapshot (`hcontainer restore`).
+    pub restore: Option<PathBuf>,
+}
+
+/// How long a `migrate PID` or `checkpoint PID` request keeps trying while
+/// the program is somewhere it cannot migrate from.
+const REQUEST_PATIENCE: Duration = Duration::from_secs(10);
+
+/// What the supervisor waits for.
+enum Event {
+    /// A line from the runtime (None: it closed its end, the process ended).
+    Line(Option<String>),
+    /// The deadline passed.
+    Timeout,
+    /// Another hcontainer asks something.
+    Client(UnixStream, Result<Request, String>),
+    /// Nothing (interrupted).
+    Idle,
+}
+
+/// Waits for the runtime or a request, until `timeout`.
+fn next_event(
+    cur: &mut Proc,
+    control: Option<&Control>,
+    timeout: Option<Duration>,
+) -> std::io::Result<Event> {
+    let timed = |r: std::io::Result<Option<String>>| match r {
+        Err(e) if e.kind() == ErrorKind::TimedOut => Ok(Event::Timeout),
+        r => r.map(Event::Line),
+    };
+    let Some(ctl) = control.filter(|_| cur.reader.buffer().is_empty()) else {
+        return timed(cur.recv(timeout));
+    };
+    let mut fds = [
+        libc::pollfd {
+            fd: cur.reader.get_ref().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: ctl.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+    // SAFETY: two valid pollfd entries.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.kind() == ErrorKind::Interrupted {
+            Ok(Event::Idle)
+        } else {
+            Err(e)
+        };
+    }
+    if n == 0 {
+        return Ok(Event::Timeout);
+    }
+    if fds[1].revents & libc::POLLIN != 0 {
+        if let Some((s, r)) = ctl.accept() {
+            return Ok(Event::Client(s, r));
+        }
+    }
+    if fds[0].revents != 0 {
+        return timed(cur.recv(None));
+    }
+    Ok(Event::Idle)
 }
 
 /// One running variant with its control socket.
@@ -143,6 +212,44 @@ fn ns_ms(ns: u64) -> String {
     ms(Duration::from_nanos(ns))
 }
 
+/// `hcontainer restore DIR`: continues the checkpointed program on `isa`
+/// and returns its exit code.
+pub fn restore(dir: &Path, isa: Option<Isa>) -> anyhow::Result<i32> {
+    let m = control::Manifest::read(dir)?;
+    let bin = Binary::open(&m.app).map_err(|e| {
+        anyhow::anyhow!(
+            "the program this checkpoint was taken from, {}, cannot be opened: {e}",
+            m.app.display()
+        )
+    })?;
+    let have: String = bin
+        .meta
+        .build_id
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if have != m.build_id {
+        anyhow::bail!(
+            "{} was rebuilt since this checkpoint was taken (build {have}, checkpoint of build {}): restore needs the same build",
+            m.app.display(),
+            m.build_id
+        );
+    }
+    let snap_path = dir.join(control::CHECKPOINT_SNAPSHOT);
+    let bytes =
+        std::fs::read(&snap_path).map_err(|e| anyhow::anyhow!("{}: {e}", snap_path.display()))?;
+    Image::decode(&bytes, true)
+        .map_err(|e| anyhow::anyhow!("{}: damaged checkpoint: {e}", snap_path.display()))?;
+    let isa = isa.or_else(Isa::host).unwrap_or(Isa::PRIMARY);
+    let args: Vec<OsString> = m.args.iter().map(OsString::from).collect();
+    let opts = RunOptions {
+        isa: Some(isa),
+        restore: Some(std::path::absolute(&snap_path)?),
+        ..RunOptions::default()
+    };
+    run(&bin, &args, &opts)
+}
+
 /// Runs `bin` and returns its exit code.
 pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result<i32> {
     let mut route = opts.migrate.clone();
@@ -172,13 +279,49 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             }
         }
         // The signal asks for a migration at the next point: --every sends
-        // it, and so do retries after refused attempts.
-        if opts.every.is_some() || remaining > 0 {
-            env.push(("HCONTAINER_SIGNAL", MIGRATE_SIGNAL.to_string()));
-        }
+        // it, so do retries after refused attempts and requests from
+        // `hcontainer migrate/checkpoint PID`.
+        let _ = remaining;
+        env.push(("HCONTAINER_SIGNAL", MIGRATE_SIGNAL.to_string()));
         env
     };
-    let mut cur = spawn(bin, route[0], args, &workdir, &trigger_env(migrations))?;
+    let mut first_env = trigger_env(migrations);
+    if let Some(snap) = &opts.restore {
+        first_env.push(("HCONTAINER_RESTORE", snap.display().to_string()));
+    }
+    let mut cur = spawn(bin, route[0], args, &workdir, &first_env)?;
+    if opts.restore.is_some() {
+        match cur.recv(None) {
+            Ok(Some(m)) if m.starts_with("RESTORED ") => {
+                let ns = m["RESTORED ".len()..].parse::<u64>().unwrap_or(0);
+                eprintln!(
+                    "hcontainer: restored on {}: restore {} (+{} process start)",
+                    cur.isa,
+                    ns_ms(ns),
+                    ms(cur
+                        .started
+                        .elapsed()
+                        .saturating_sub(Duration::from_nanos(ns)))
+                );
+                cur.send("GO\n");
+            }
+            other => {
+                let why = match other {
+                    Ok(Some(m)) => m.strip_prefix("FAIL ").unwrap_or(&m).to_string(),
+                    _ => "the process ended without confirming".to_string(),
+                };
+                let code = cur.wait();
+                anyhow::bail!("restore on {} failed (status {code}): {why}", cur.isa);
+            }
+        }
+    }
+    // Requests from other hcontainer commands; without the socket (an
+    // unwritable TMPDIR) the program still runs, it just cannot be reached.
+    let mut control = Control::listen().ok();
+    if let Some(c) = control.as_mut() {
+        c.follow(cur.child.id());
+    }
+    let mut pending: Option<(UnixStream, Request, Instant)> = None;
     let mut done = 0usize;
     let mut requested = false;
     // Refused attempts since the last migration: reported once per reason,
@@ -200,18 +343,49 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             t.saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1))
         });
-        let msg = match cur.recv(timeout) {
-            Err(e) if e.kind() == ErrorKind::TimedOut => {
+        let msg = match next_event(&mut cur, control.as_ref(), timeout)? {
+            Event::Timeout => {
                 // SAFETY: kill on the child's own pid.
                 unsafe { libc::kill(cur.child.id() as i32, MIGRATE_SIGNAL) };
                 requested = true;
                 retry_at = None;
                 continue;
             }
-            Err(e) => return Err(e.into()),
-            Ok(m) => m,
+            Event::Idle => continue,
+            Event::Client(mut client, req) => {
+                let refusal = match &req {
+                    Err(why) => Some(why.clone()),
+                    Ok(_) if pending.is_some() => {
+                        Some("another request for this program is in progress".into())
+                    }
+                    Ok(Request::Migrate(isa)) if *isa == cur.isa => {
+                        Some(format!("the program already runs on {isa}"))
+                    }
+                    Ok(Request::Migrate(isa)) => bin.variant(*isa).err().map(|e| e.to_string()),
+                    Ok(Request::Checkpoint { .. }) => None,
+                };
+                match (refusal, req) {
+                    (Some(why), _) => answer(&mut client, &format!("ERR {why}")),
+                    (None, Ok(r)) => {
+                        answer(
+                            &mut client,
+                            "waiting for the program's next migration point",
+                        );
+                        pending = Some((client, r, Instant::now()));
+                        // SAFETY: kill on the child's own pid.
+                        unsafe { libc::kill(cur.child.id() as i32, MIGRATE_SIGNAL) };
+                        requested = true;
+                    }
+                    (None, Err(_)) => unreachable!("a bad request is refused above"),
+                }
+                continue;
+            }
+            Event::Line(m) => m,
         };
         let Some(msg) = msg else {
+            if let Some((mut client, _, _)) = pending.take() {
+                answer(&mut client, "ERR the program exited first");
+            }
             let code = cur.wait();
             if refused > 0 {
                 eprintln!(
@@ -237,6 +411,80 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             continue;
         };
         requested = false;
+        if let Some((mut client, req, since)) = pending.take() {
+            let from = cur.isa;
+            let result = match (&dump_failure, &req) {
+                (Some(why), _) => Err(format!("the {from} process could not dump: {why}")),
+                (None, Request::Migrate(isa)) => {
+                    let target = Target {
+                        bin,
+                        args,
+                        workdir: &workdir,
+                        isa: *isa,
+                        env: trigger_env(0),
+                        keep: opts.keep.is_some(),
+                    };
+                    match migrate(target, &mut cur, Path::new(path))? {
+                        Outcome::Moved(next, report) => {
+                            cur = next;
+                            if let Some(c) = control.as_mut() {
+                                c.follow(cur.child.id());
+                            }
+                            Ok(format!(
+                                "migrated {from} -> {isa} (now process {}): {report}",
+                                cur.child.id()
+                            ))
+                        }
+                        Outcome::Refused(why) => Err(why),
+                    }
+                }
+                (None, Request::Checkpoint { dir, .. }) => {
+                    checkpoint(bin, args, Path::new(path), dir, from).map_err(|e| format!("{e:#}"))
+                }
+            };
+            if opts.keep.is_none() && !path.is_empty() {
+                let _ = std::fs::remove_file(path);
+            }
+            match result {
+                Ok(summary) => {
+                    eprintln!("hcontainer: {summary}");
+                    answer(&mut client, &format!("OK {summary}"));
+                    refused = 0;
+                    retry_at = None;
+                    last_reason.clear();
+                    if let Request::Checkpoint { leave_running, .. } = req {
+                        if !leave_running {
+                            cur.send("EXIT\n");
+                            cur.wait();
+                            eprintln!("hcontainer: the program stopped after its checkpoint");
+                            return Ok(0);
+                        }
+                        cur.send("CONT 0\n");
+                    }
+                }
+                Err(why) if since.elapsed() < REQUEST_PATIENCE => {
+                    if reason_key(&why) != reason_key(&last_reason) {
+                        answer(
+                            &mut client,
+                            &format!("not possible at this point: {why}; trying again"),
+                        );
+                        last_reason = why;
+                    }
+                    refused += 1;
+                    cur.send("CONT 0\n");
+                    retry_at = Some(Instant::now() + Duration::from_millis(2 << refused.min(5)));
+                    pending = Some((client, req, since));
+                }
+                Err(why) => {
+                    answer(
+                        &mut client,
+                        &format!("ERR {why} (gave up after {REQUEST_PATIENCE:?}; the program continues on {from})"),
+                    );
+                    cur.send("CONT 0\n");
+                }
+            }
+            continue;
+        }
         if done >= migrations {
             cur.send("CONT 0\n");
             continue;
@@ -332,6 +580,58 @@ fn inject_dump_fault(fault: Option<&str>, dump: &Path) -> std::io::Result<()> {
         _ => return Ok(()),
     }
     std::fs::write(dump, data)
+}
+
+/// Writes a checkpoint of the parked process's dump into `dir`: the
+/// ISA-neutral snapshot and a manifest (docs/FORMATS.md §8).
+fn checkpoint(
+    bin: &Binary,
+    args: &[OsString],
+    dump_path: &Path,
+    dir: &Path,
+    isa: Isa,
+) -> anyhow::Result<String> {
+    let raw = std::fs::read(dump_path)?;
+    let dump = Image::decode(&raw, false).map_err(|e| anyhow::anyhow!("damaged dump: {e}"))?;
+    let snap = rewrite::rewrite(bin, &dump)?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let memory: usize = snap.regions.iter().map(|r| r.data.len()).sum();
+    let manifest = control::Manifest {
+        format: "hcontainer-checkpoint".into(),
+        version: control::CHECKPOINT_VERSION,
+        app: std::fs::canonicalize(&bin.path)?,
+        build_id: dump.build_id.iter().map(|b| format!("{b:02x}")).collect(),
+        isa: isa.to_string(),
+        args: args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        frames: snap.frames.len(),
+        memory_bytes: memory,
+    };
+    // Written under temporary names and renamed: a checkpoint directory
+    // holds a whole checkpoint or none.
+    let write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let mut f = std::fs::File::create(&tmp)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dir.join(name))?;
+        Ok(())
+    };
+    write(control::CHECKPOINT_SNAPSHOT, &snap.encode())?;
+    write(
+        control::CHECKPOINT_MANIFEST,
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+    Ok(format!(
+        "checkpoint of the {isa} process written to {}: {} frames, {:.1} MiB",
+        dir.display(),
+        snap.frames.len(),
+        memory as f64 / (1024.0 * 1024.0)
+    ))
 }
 
 /// A refusal's reason without addresses, to report each kind of refusal once.

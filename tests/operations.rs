@@ -1,0 +1,248 @@
+//! What a user does to a running program from another shell: `hcontainer
+//! migrate PID --to ISA`, `hcontainer checkpoint PID -o DIR` and
+//! `hcontainer restore DIR --isa ISA` — and the errors when it cannot be done.
+
+use hc_tests::*;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// nbody steps: about 1.5 s natively, long enough to act on while it runs.
+const STEPS: &str = "20000000";
+
+/// `hcontainer run APP ARGS` in `dir` with stdout to `out`, started in the
+/// background; returns once its control socket is up.
+fn start(isa: &str, app: &Path, args: &[&str], dir: &Path, out: &str) -> Child {
+    let stdout = std::fs::File::create(dir.join(out)).unwrap();
+    let child = Command::new(tool("hcontainer"))
+        .args(["run", "--isa", isa])
+        .arg(app)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc_getuid() };
+    let sock = std::env::temp_dir()
+        .join(format!("hcontainer-{uid}"))
+        .join(format!("{}.sock", child.id()));
+    let t0 = Instant::now();
+    while !sock.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no control socket at {}",
+            sock.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    child
+}
+
+extern "C" {
+    #[link_name = "getuid"]
+    fn libc_getuid() -> u32;
+}
+
+fn finish(child: Child) -> Run {
+    child.wait_with_output().unwrap().into()
+}
+
+fn pid_str(c: &Child) -> String {
+    c.id().to_string()
+}
+
+#[test]
+fn migrate_pid_moves_a_running_program_there_and_back() {
+    let app = example("nbody");
+    let base = tempfile::tempdir().unwrap();
+    let expected = native(&app, &[STEPS], base.path());
+    let dir = tempfile::tempdir().unwrap();
+    let child = start("x86_64", &app, &[STEPS], dir.path(), "out.txt");
+    let pid = pid_str(&child);
+    let there = hcontainer(&["migrate", &pid, "--to", "aarch64"], dir.path());
+    assert_ok(&there, "hcontainer migrate --to aarch64");
+    assert!(
+        there.stderr.contains("migrated x86_64 -> aarch64"),
+        "{}",
+        there.stderr
+    );
+    // Migrating to where it already is says so and changes nothing.
+    let same = hcontainer(&["migrate", &pid, "--to", "aarch64"], dir.path());
+    assert_eq!(same.code, Some(1));
+    assert!(
+        same.stderr.contains("already runs on aarch64"),
+        "{}",
+        same.stderr
+    );
+    let back = hcontainer(&["migrate", &pid, "--to", "x86_64"], dir.path());
+    assert_ok(&back, "hcontainer migrate --to x86_64");
+    let run = finish(child);
+    assert_eq!(run.code, expected.code, "{}", run.stderr);
+    let got = std::fs::read(dir.path().join("out.txt")).unwrap();
+    assert!(
+        got == expected.stdout,
+        "output differs from the uninterrupted run's\n{}",
+        run.stderr
+    );
+}
+
+/// The offset of descriptor `fd` recorded in a snapshot.
+fn fd_offset(snapshot: &Path, fd: u64) -> usize {
+    let r = hcontainer(&["show", snapshot.to_str().unwrap()], Path::new("."));
+    assert_ok(&r, "hcontainer show");
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    v["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["fd"].as_u64() == Some(fd))
+        .and_then(|f| f["offset"].as_u64())
+        .expect("fd in snapshot") as usize
+}
+
+#[test]
+fn checkpoint_restores_twice_on_each_isa_with_the_same_result() {
+    // Started on aarch64 (qemu: seconds), so the checkpoint is early and
+    // each restore runs most of the program.
+    let steps = "2000000";
+    let app = example("nbody");
+    let base = tempfile::tempdir().unwrap();
+    let expected = native(&app, &[steps], base.path());
+    let dir = tempfile::tempdir().unwrap();
+    let child = start("aarch64", &app, &[steps], dir.path(), "out.txt");
+    let ckpt = dir.path().join("ckpt");
+    let r = hcontainer(
+        &[
+            "checkpoint",
+            &pid_str(&child),
+            "-o",
+            ckpt.to_str().unwrap(),
+            "--leave-running",
+        ],
+        dir.path(),
+    );
+    assert_ok(&r, "hcontainer checkpoint --leave-running");
+    // The program went on to its end undisturbed.
+    let run = finish(child);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(std::fs::read(dir.path().join("out.txt")).unwrap() == expected.stdout);
+    // Each restore continues from the checkpoint: stdout (a file) reopened
+    // at its offset then, so the output up to there plus what the restored
+    // program writes is the whole output.
+    let offset = fd_offset(&ckpt.join("snapshot.hcs"), 1);
+    assert!(
+        offset < expected.stdout.len(),
+        "checkpoint taken before the end"
+    );
+    for isa in ["x86_64", "aarch64"] {
+        for round in 1..=2 {
+            std::fs::write(dir.path().join("out.txt"), &expected.stdout[..offset]).unwrap();
+            let r = hcontainer(
+                &["restore", ckpt.to_str().unwrap(), "--isa", isa],
+                dir.path(),
+            );
+            assert_ok(&r, &format!("restore #{round} on {isa}"));
+            let got = std::fs::read(dir.path().join("out.txt")).unwrap();
+            assert!(
+                got == expected.stdout,
+                "restore #{round} on {isa}: output differs ({} vs {} bytes)\n{}",
+                got.len(),
+                expected.stdout.len(),
+                r.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn checkpoint_then_stop_and_bad_checkpoints() {
+    let app = example("nbody");
+    let dir = tempfile::tempdir().unwrap();
+    let child = start("x86_64", &app, &[STEPS], dir.path(), "out.txt");
+    let ckpt = dir.path().join("ckpt");
+    let r = hcontainer(
+        &["checkpoint", &pid_str(&child), "-o", ckpt.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_ok(&r, "hcontainer checkpoint");
+    let run = finish(child);
+    assert_eq!(run.code, Some(0));
+    assert!(
+        run.stderr.contains("stopped after its checkpoint"),
+        "{}",
+        run.stderr
+    );
+
+    let restore = |d: &Path| hcontainer(&["restore", d.to_str().unwrap()], dir.path());
+    // Not a checkpoint.
+    let r = restore(dir.path());
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("is not a checkpoint"), "{}", r.stderr);
+    // Truncated snapshot.
+    let bad = dir.path().join("truncated");
+    copy_dir(&ckpt, &bad);
+    let snap = std::fs::read(bad.join("snapshot.hcs")).unwrap();
+    std::fs::write(bad.join("snapshot.hcs"), &snap[..snap.len() / 2]).unwrap();
+    let r = restore(&bad);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("damaged checkpoint"), "{}", r.stderr);
+    // Another build of the program.
+    let other = dir.path().join("other-build");
+    copy_dir(&ckpt, &other);
+    let m = std::fs::read_to_string(other.join("checkpoint.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+    let id = v["build_id"].as_str().unwrap();
+    let m = m.replace(id, &"0".repeat(id.len()));
+    std::fs::write(other.join("checkpoint.json"), m).unwrap();
+    let r = restore(&other);
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.contains("rebuilt since this checkpoint"),
+        "{}",
+        r.stderr
+    );
+    // A newer format.
+    let newer = dir.path().join("newer");
+    copy_dir(&ckpt, &newer);
+    let m = std::fs::read_to_string(newer.join("checkpoint.json")).unwrap();
+    std::fs::write(
+        newer.join("checkpoint.json"),
+        m.replace("\"version\": 1", "\"version\": 99"),
+    )
+    .unwrap();
+    let r = restore(&newer);
+    assert!(r.stderr.contains("format version 99"), "{}", r.stderr);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn requests_for_processes_hcontainer_does_not_run_are_refused() {
+    // This test process exists but is no hcontainer program.
+    let me = std::process::id().to_string();
+    let r = hcontainer(&["migrate", &me, "--to", "aarch64"], Path::new("."));
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr
+            .contains("is not a program run by `hcontainer run`"),
+        "{}",
+        r.stderr
+    );
+    let r = hcontainer(&["checkpoint", "999999999", "-o", "x"], Path::new("."));
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.contains("there is no process 999999999"),
+        "{}",
+        r.stderr
+    );
+}
