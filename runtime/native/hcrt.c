@@ -223,9 +223,9 @@ static int hex_digit(char c) {
     return -1;
 }
 
-static int for_each_map(map_fn fn, void *arg) {
+static int for_each_map_in(const char *path, map_fn fn, void *arg) {
     static char buf[8192];
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     size_t have = 0;
     int done = 0, rc = 0;
@@ -272,6 +272,10 @@ static int for_each_map(map_fn fn, void *arg) {
     }
     close(fd);
     return rc;
+}
+
+static int for_each_map(map_fn fn, void *arg) {
+    return for_each_map_in("/proc/self/maps", fn, arg);
 }
 
 static int find_stack(const struct map *m, void *arg) {
@@ -413,6 +417,73 @@ static int dump_map(const struct map *m, void *arg) {
     return 0;
 }
 
+/* Under qemu-user, /proc/self/maps is qemu's view of the program: it
+ * leaves out every host mapping the kernel merged with one of qemu's own
+ * (adjacent, same flags), the program's pages in it included — heap went
+ * missing from dumps that way. /proc/thread-self/maps is the host's view;
+ * a page there that qemu lets the program read (write(2) of one byte to
+ * /dev/null succeeds) is the program's. Natively the views agree and no
+ * page is probed. */
+#define HC_MAX_MAPS 4096
+static struct { uint64_t s, e; } seen_maps[HC_MAX_MAPS];
+static int n_seen_maps;
+
+static int note_map(const struct map *m, void *arg) {
+    (void)arg;
+    if (n_seen_maps < HC_MAX_MAPS) {
+        seen_maps[n_seen_maps].s = m->start;
+        seen_maps[n_seen_maps].e = m->end;
+        n_seen_maps++;
+    }
+    return 0;
+}
+
+/* End of the seen map holding `a`, or 0. */
+static uint64_t seen_end(uint64_t a) {
+    for (int i = 0; i < n_seen_maps; i++)
+        if (seen_maps[i].s <= a && a < seen_maps[i].e) return seen_maps[i].e;
+    return 0;
+}
+
+struct hidden_ctx {
+    struct dump_ctx *d;
+    int devnull;
+};
+
+static int dump_hidden(const struct map *m, void *arg) {
+    struct hidden_ctx *h = arg;
+    if (!(m->prot & PROT_READ) || !(m->prot & PROT_WRITE) || (m->prot & PROT_EXEC) || m->name[0]) return 0;
+    uint64_t p = m->start;
+    while (p < m->end) {
+        uint64_t e = seen_end(p);
+        if (e) {
+            p = e;
+            continue;
+        }
+        uint64_t run = p;
+        while (run < m->end && !seen_end(run) && write(h->devnull, (const void *)run, 1) == 1) run += 4096;
+        if (run > p) {
+            struct map part = {p, run, m->prot, ""};
+            dump_map(&part, h->d);
+            p = run;
+        } else {
+            p += 4096;
+        }
+    }
+    return 0;
+}
+
+static void dump_memory(struct dump_ctx *d) {
+    n_seen_maps = 0;
+    for_each_map(note_map, 0);
+    for_each_map(dump_map, d);
+    struct hidden_ctx h = {d, open("/dev/null", O_WRONLY | O_CLOEXEC)};
+    if (h.devnull >= 0 && n_seen_maps < HC_MAX_MAPS) {
+        for_each_map_in("/proc/thread-self/maps", dump_hidden, &h);
+        close(h.devnull);
+    }
+}
+
 static void dump_tls(struct out *o) {
     uint64_t memsz = 0;
     Elf64_Phdr *ph = (Elf64_Phdr *)getauxval(AT_PHDR);
@@ -500,7 +571,7 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
     out_record(o, HC_REC_REGS, sizeof *r);
     out_bytes(o, r, sizeof *r);
     struct dump_ctx d = {o, r->sp};
-    for_each_map(dump_map, &d);
+    dump_memory(&d);
     dump_tls(o);
     dump_fds(o, o->fd, -1);
     struct hc_misc misc = {
