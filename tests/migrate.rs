@@ -74,6 +74,13 @@ const CASES: &[Case] = &[
         writes: None,
     },
     Case {
+        name: "workdir",
+        args: &[],
+        single: &[1, 3, 5000, 15000],
+        ping_pong: &[2, 1500],
+        writes: Some("inner/made-after.txt"),
+    },
+    Case {
         name: "files",
         args: &["out.txt"],
         single: &[1, 3000, 70000],
@@ -205,6 +212,11 @@ fn struct_stat_and_isa_specific_stack_slots() {
 }
 
 #[test]
+fn working_directory_and_umask() {
+    all_routes("workdir");
+}
+
+#[test]
 fn files_and_buffered_output() {
     all_routes("files");
 }
@@ -310,6 +322,7 @@ fn built_with_make_and_verified() {
         "wide",
         "jumps",
         "layouts",
+        "workdir",
     ] {
         let app = dir.path().join(name);
         let v = hcontainer(&["verify", app.to_str().unwrap()], Path::new("."));

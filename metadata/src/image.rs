@@ -22,8 +22,8 @@ use crate::Isa;
 
 pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
 pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
-pub const DUMP_VERSION: u32 = 1;
-pub const SNAP_VERSION: u32 = 1;
+pub const DUMP_VERSION: u32 = 2;
+pub const SNAP_VERSION: u32 = 2;
 
 const REC_END: u32 = 0;
 const REC_REGS: u32 = 1;
@@ -97,6 +97,9 @@ pub struct FdInfo {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Misc {
     pub errno: i32,
+    pub umask: u32,
+    /// The working directory (empty if unknown).
+    pub cwd: String,
     pub argv_start: u64,
     pub stack_end: u64,
     pub shadow_base: u64,
@@ -239,14 +242,21 @@ impl<'a> Image<'a> {
                 }
                 REC_MISC => {
                     let errno = b.i32()?;
+                    let umask = b.u32()?;
+                    let (argv_start, stack_end) = (b.u64()?, b.u64()?);
+                    let (shadow_base, shadow_size, dump_ns) = (b.u64()?, b.u64()?, b.u64()?);
+                    let cwd_len = b.u32()? as usize;
                     b.u32()?;
+                    let cwd = String::from_utf8_lossy(b.bytes(cwd_len)?).into_owned();
                     img.misc = Misc {
                         errno,
-                        argv_start: b.u64()?,
-                        stack_end: b.u64()?,
-                        shadow_base: b.u64()?,
-                        shadow_size: b.u64()?,
-                        dump_ns: b.u64()?,
+                        umask,
+                        cwd,
+                        argv_start,
+                        stack_end,
+                        shadow_base,
+                        shadow_size,
+                        dump_ns,
                     };
                 }
                 REC_FRAMES => {
@@ -358,7 +368,7 @@ impl<'a> Image<'a> {
         let m = &self.misc;
         record(&mut w, REC_MISC, &|w| {
             w.i32(m.errno);
-            w.u32(0);
+            w.u32(m.umask);
             for v in [
                 m.argv_start,
                 m.stack_end,
@@ -368,6 +378,10 @@ impl<'a> Image<'a> {
             ] {
                 w.u64(v);
             }
+            w.u32(m.cwd.len() as u32);
+            w.u32(0);
+            w.bytes(m.cwd.as_bytes());
+            w.pad_to(8);
         });
         if self.snapshot {
             record(&mut w, REC_FRAMES, &|w| {

@@ -112,6 +112,8 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
         }],
         misc: Misc {
             errno: 4,
+            umask: 0o027,
+            cwd: "/work/a dir".into(),
             argv_start: 1,
             stack_end: 2,
             shadow_base: 3,

@@ -574,16 +574,24 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
     dump_memory(&d);
     dump_tls(o);
     dump_fds(o, o->fd, -1);
+    static char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd)) cwd[0] = 0;
+    mode_t mask = umask(0);
+    umask(mask);
     struct hc_misc misc = {
         .err = err,
+        .umask = (uint32_t)mask,
+        .cwd_len = (uint32_t)hc_strlen(cwd),
         .argv_start = hc.argv_start,
         .stack_end = hc.stack_end,
         .shadow_base = hc.shadow_base,
         .shadow_size = hc.shadow_size,
         .dump_ns = now_ns() - t0,
     };
-    out_record(o, HC_REC_MISC, sizeof misc);
+    out_record(o, HC_REC_MISC, sizeof misc + misc.cwd_len);
     out_bytes(o, &misc, sizeof misc);
+    out_bytes(o, cwd, misc.cwd_len);
+    out_pad(o, (8 - misc.cwd_len % 8) % 8);
     out_record(o, HC_REC_END, 0);
     out_flush(o);
     int failed = o->failed;
@@ -805,6 +813,14 @@ static void restore_on_new_stack(void *arg) {
             break;
         case HC_REC_MISC: {
             const struct hc_misc *mi = (const void *)body;
+            /* The working directory and umask, as the source had them. */
+            static char cwd[4096];
+            if (mi->cwd_len >= sizeof cwd || sizeof *mi + mi->cwd_len > len)
+                restore_fail("snapshot: working directory record damaged", 0);
+            memcpy(cwd, mi + 1, mi->cwd_len);
+            cwd[mi->cwd_len] = 0;
+            if (cwd[0] && chdir(cwd)) restore_fail("cannot enter the program's working directory (moved or deleted?)", 0);
+            umask((mode_t)mi->umask);
             hc.saved_errno = mi->err;
             hc.argv_start = mi->argv_start;
             hc.stack_end = mi->stack_end;

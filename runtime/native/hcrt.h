@@ -32,9 +32,9 @@ _Static_assert(sizeof(struct hc_regs) == 784, "asm stubs depend on this layout")
 
 /* Dump: magic, then records (kind, length, payload padded to 8). */
 #define HC_DUMP_MAGIC "HCDUMP\0\0"
-#define HC_DUMP_VERSION 1
+#define HC_DUMP_VERSION 2
 #define HC_SNAP_MAGIC "HCSNAP\0\0"
-#define HC_SNAP_VERSION 1
+#define HC_SNAP_VERSION 2
 
 enum hc_record {
     HC_REC_END = 0,
@@ -76,12 +76,14 @@ struct hc_fd_hdr {
 };
 
 struct hc_misc {
-    int32_t err; /* errno at the migration point */
-    uint32_t pad;
+    int32_t err;    /* errno at the migration point */
+    uint32_t umask; /* the process's umask */
     uint64_t argv_start; /* lowest address of the argv/env area */
     uint64_t stack_end;  /* top of the main stack */
     uint64_t shadow_base, shadow_size;
     uint64_t dump_ns; /* filled by the dumper: time spent dumping */
+    uint32_t cwd_len; /* then the working directory's path, padded to 8 */
+    uint32_t pad;
 };
 
 /* Frame record in a snapshot: values follow in the canonical layout. */
