@@ -81,6 +81,13 @@ const CASES: &[Case] = &[
         writes: Some("inner/made-after.txt"),
     },
     Case {
+        name: "signals",
+        args: &[],
+        single: &[1, 3, 5000, 15000],
+        ping_pong: &[2, 1500],
+        writes: None,
+    },
+    Case {
         name: "files",
         args: &["out.txt"],
         single: &[1, 3000, 70000],
@@ -217,6 +224,11 @@ fn working_directory_and_umask() {
 }
 
 #[test]
+fn signal_handlers_blocked_signals_and_alarms() {
+    all_routes("signals");
+}
+
+#[test]
 fn files_and_buffered_output() {
     all_routes("files");
 }
@@ -323,6 +335,7 @@ fn built_with_make_and_verified() {
         "jumps",
         "layouts",
         "workdir",
+        "signals",
     ] {
         let app = dir.path().join(name);
         let v = hcontainer(&["verify", app.to_str().unwrap()], Path::new("."));

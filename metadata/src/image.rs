@@ -32,6 +32,7 @@ const REC_TLS: u32 = 3;
 const REC_FDS: u32 = 4;
 const REC_MISC: u32 = 5;
 const REC_FRAMES: u32 = 6;
+const REC_SIGNALS: u32 = 7;
 
 /// Registers at the migration point, as the asm stub saved them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,6 +108,28 @@ pub struct Misc {
     pub dump_ns: u64,
 }
 
+/// Signal state: dispositions other than the default, the blocked mask and
+/// the interval timers (real, virtual, profiling).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Signals {
+    /// Blocked signals, bit n-1 for signal n.
+    pub blocked: u64,
+    /// (interval, remaining) in microseconds, for ITIMER_REAL, _VIRTUAL, _PROF.
+    pub timers: [(u64, u64); 3],
+    pub actions: Vec<SigAction>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SigAction {
+    pub signo: u32,
+    /// SA_* flags (the same values on every supported ISA).
+    pub flags: u32,
+    /// Handler address (the same in every variant), or 1 for SIG_IGN.
+    pub handler: u64,
+    /// Signals blocked while it runs.
+    pub mask: u64,
+}
+
 /// A frame record: the site a frame was stopped at, and its live values in
 /// the canonical layout (types::record_layout).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -127,6 +150,7 @@ pub struct Image<'a> {
     pub tls: Option<(u64, &'a [u8])>,
     pub fds: Vec<FdInfo>,
     pub misc: Misc,
+    pub signals: Signals,
     pub frames: Vec<Frame>,
 }
 
@@ -149,6 +173,7 @@ impl<'a> Image<'a> {
             tls: None,
             fds: Vec::new(),
             misc: Misc::default(),
+            signals: Signals::default(),
             frames: Vec::new(),
         };
         let mut ended = false;
@@ -257,6 +282,29 @@ impl<'a> Image<'a> {
                         shadow_base,
                         shadow_size,
                         dump_ns,
+                    };
+                }
+                REC_SIGNALS => {
+                    let blocked = b.u64()?;
+                    let mut timers = [(0, 0); 3];
+                    for t in &mut timers {
+                        *t = (b.u64()?, b.u64()?);
+                    }
+                    let n = b.count(24)?;
+                    b.u32()?;
+                    let mut actions = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        actions.push(SigAction {
+                            signo: b.u32()?,
+                            flags: b.u32()?,
+                            handler: b.u64()?,
+                            mask: b.u64()?,
+                        });
+                    }
+                    img.signals = Signals {
+                        blocked,
+                        timers,
+                        actions,
                     };
                 }
                 REC_FRAMES => {
@@ -382,6 +430,22 @@ impl<'a> Image<'a> {
             w.u32(0);
             w.bytes(m.cwd.as_bytes());
             w.pad_to(8);
+        });
+        let sg = &self.signals;
+        record(&mut w, REC_SIGNALS, &|w| {
+            w.u64(sg.blocked);
+            for (interval, value) in sg.timers {
+                w.u64(interval);
+                w.u64(value);
+            }
+            w.u32(sg.actions.len() as u32);
+            w.u32(0);
+            for a in &sg.actions {
+                w.u32(a.signo);
+                w.u32(a.flags);
+                w.u64(a.handler);
+                w.u64(a.mask);
+            }
         });
         if self.snapshot {
             record(&mut w, REC_FRAMES, &|w| {

@@ -1,7 +1,9 @@
 //! Every format: write-then-read round trips, and no input — random or a
 //! valid encoding with bytes changed or cut — makes a reader panic.
 
-use hc_metadata::image::{FdInfo, Frame, Image, Misc, Region, RegionKind, Regs};
+use hc_metadata::image::{
+    FdInfo, Frame, Image, Misc, Region, RegionKind, Regs, SigAction, Signals,
+};
 use hc_metadata::meta::{BinaryMeta, FunctionMeta, Layout, SiteLocation, VariantMeta};
 use hc_metadata::sites::{FunctionSites, Site, SiteKind, SiteTable};
 use hc_metadata::stackmap::{self, Location};
@@ -119,6 +121,16 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
             shadow_base: 3,
             shadow_size: 4,
             dump_ns: 5,
+        },
+        signals: Signals {
+            blocked: 1 << 13,
+            timers: [(0, 1500), (0, 0), (1000, 250)],
+            actions: vec![SigAction {
+                signo: 14,
+                flags: 0x1000_0000,
+                handler: 0x401234,
+                mask: 3,
+            }],
         },
         frames: vec![Frame {
             function: 0x401000,

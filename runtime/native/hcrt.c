@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/auxv.h>
 #include <elf.h>
 #include <time.h>
@@ -484,6 +485,93 @@ static void dump_memory(struct dump_ctx *d) {
     }
 }
 
+/* SA_RESTORER: musl installs its own restorer; the destination's sigaction does too. */
+#define HC_SA_RESTORER 0x04000000
+
+static uint64_t tv_us(struct timeval t) {
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_usec;
+}
+
+static struct timeval us_tv(uint64_t us) {
+    return (struct timeval){.tv_sec = (time_t)(us / 1000000u), .tv_usec = (suseconds_t)(us % 1000000u)};
+}
+
+static uint64_t set_bits(const sigset_t *set) {
+    uint64_t bits = 0;
+    for (int s = 1; s <= 64; s++)
+        if (sigismember(set, s) == 1) bits |= 1ull << (s - 1);
+    return bits;
+}
+
+static void bits_set(uint64_t bits, sigset_t *set) {
+    sigemptyset(set);
+    for (int s = 1; s <= 64; s++)
+        if (bits & (1ull << (s - 1))) sigaddset(set, s);
+}
+
+static void dump_signals(struct out *o) {
+    struct hc_signals h = {0};
+    static struct hc_sigaction acts[64];
+    sigset_t set;
+    sigprocmask(SIG_BLOCK, 0, &set);
+    h.blocked = set_bits(&set);
+    for (int t = 0; t < 3; t++) {
+        struct itimerval it;
+        if (getitimer(t, &it) == 0) {
+            h.timers[t][0] = tv_us(it.it_interval);
+            h.timers[t][1] = tv_us(it.it_value);
+        }
+    }
+    for (int s = 1; s <= 64; s++) {
+        struct sigaction sa;
+        if (s == SIGKILL || s == SIGSTOP || s == hc.signo || sigaction(s, 0, &sa)) continue;
+        if (sa.sa_handler == SIG_DFL) continue;
+        acts[h.count++] = (struct hc_sigaction){
+            .signo = (uint32_t)s,
+            .flags = (uint32_t)sa.sa_flags & ~(uint32_t)HC_SA_RESTORER,
+            .handler = (uint64_t)(uintptr_t)sa.sa_handler,
+            .mask = set_bits(&sa.sa_mask),
+        };
+    }
+    out_record(o, HC_REC_SIGNALS, sizeof h + h.count * sizeof acts[0]);
+    out_bytes(o, &h, sizeof h);
+    out_bytes(o, acts, h.count * sizeof acts[0]);
+}
+
+/* Dispositions now; the mask and timers when the program resumes (a copy:
+ * the snapshot is unmapped by then). */
+static struct hc_signals restored_signals;
+static int have_restored_signals;
+
+static void restore_signals(const struct hc_signals *h) {
+    const struct hc_sigaction *a = (const void *)(h + 1);
+    for (uint32_t i = 0; i < h->count; i++) {
+        if ((int)a[i].signo == hc.signo) continue;
+        struct sigaction sa = {0};
+        sa.sa_handler = (void (*)(int))(uintptr_t)a[i].handler;
+        sa.sa_flags = (int)a[i].flags;
+        bits_set(a[i].mask, &sa.sa_mask);
+        if (sigaction((int)a[i].signo, &sa, 0)) restore_fail_fd("cannot restore the disposition of signal", (int)a[i].signo);
+    }
+    restored_signals = *h;
+    have_restored_signals = 1;
+}
+
+static void resume_signals(void) {
+    const struct hc_signals *h = &restored_signals;
+    if (!have_restored_signals) return;
+    have_restored_signals = 0;
+    sigset_t set;
+    bits_set(h->blocked, &set);
+    if (hc.signo > 0) sigdelset(&set, hc.signo);
+    sigprocmask(SIG_SETMASK, &set, 0);
+    for (int t = 0; t < 3; t++) {
+        if (!h->timers[t][1]) continue;
+        struct itimerval it = {.it_interval = us_tv(h->timers[t][0]), .it_value = us_tv(h->timers[t][1])};
+        setitimer(t, &it, 0);
+    }
+}
+
 static void dump_tls(struct out *o) {
     uint64_t memsz = 0;
     Elf64_Phdr *ph = (Elf64_Phdr *)getauxval(AT_PHDR);
@@ -588,6 +676,7 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
         .shadow_size = hc.shadow_size,
         .dump_ns = now_ns() - t0,
     };
+    dump_signals(o);
     out_record(o, HC_REC_MISC, sizeof misc + misc.cwd_len);
     out_bytes(o, &misc, sizeof misc);
     out_bytes(o, cwd, misc.cwd_len);
@@ -826,6 +915,12 @@ static void restore_on_new_stack(void *arg) {
             hc.stack_end = mi->stack_end;
             break;
         }
+        case HC_REC_SIGNALS:
+            if (len < sizeof(struct hc_signals) ||
+                len < sizeof(struct hc_signals) + ((const struct hc_signals *)body)->count * sizeof(struct hc_sigaction))
+                restore_fail("snapshot: signal record damaged", 0);
+            restore_signals((const void *)body);
+            break;
         case HC_REC_FRAMES:
             hc.frames_left = *(const uint32_t *)body;
             hc.frame = body + 8;
@@ -901,6 +996,7 @@ static void finish_restore(void) {
         /* Wait until the source has let go before touching shared state. */
         if (ctl_recv(buf, sizeof buf) < 0 || strncmp(buf, "GO", 2)) _exit(70);
     }
+    resume_signals();
     errno = hc.saved_errno;
 }
 

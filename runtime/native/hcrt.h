@@ -44,6 +44,7 @@ enum hc_record {
     HC_REC_FDS = 4,     /* u32 count, u32 pad, then hc_fd_hdr + path each */
     HC_REC_MISC = 5,    /* struct hc_misc */
     HC_REC_FRAMES = 6,  /* snapshot only: u32 count, u32 pad, frame records */
+    HC_REC_SIGNALS = 7, /* struct hc_signals + hc_sigaction each */
 };
 
 enum hc_region_kind {
@@ -84,6 +85,21 @@ struct hc_misc {
     uint64_t dump_ns; /* filled by the dumper: time spent dumping */
     uint32_t cwd_len; /* then the working directory's path, padded to 8 */
     uint32_t pad;
+};
+
+/* Signal state: blocked mask, interval timers (ITIMER_REAL, _VIRTUAL, _PROF:
+ * interval and remaining time in microseconds), non-default dispositions. */
+struct hc_signals {
+    uint64_t blocked; /* bit n-1: signal n */
+    uint64_t timers[3][2];
+    uint32_t count;
+    uint32_t pad;
+};
+struct hc_sigaction {
+    uint32_t signo;
+    uint32_t flags;   /* SA_*, without SA_RESTORER (musl sets its own) */
+    uint64_t handler; /* same address in every variant; 1 = SIG_IGN */
+    uint64_t mask;
 };
 
 /* Frame record in a snapshot: values follow in the canonical layout. */

@@ -119,6 +119,7 @@ pub fn image_json(img: &hc_metadata::image::Image) -> serde_json::Value {
         "tls": img.tls.map(|(a, b)| serde_json::json!({"addr": format!("{a:#x}"), "size": b.len()})),
         "fds": img.fds,
         "misc": img.misc,
+        "signals": img.signals,
         "frames": img.frames.iter().map(|f| serde_json::json!({
             "function": format!("{:#x}", f.function),
             "site": f.site,

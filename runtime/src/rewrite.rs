@@ -223,6 +223,7 @@ pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteE
         tls: dump.tls,
         fds: dump.fds.clone(),
         misc: dump.misc.clone(),
+        signals: dump.signals.clone(),
         frames,
     })
 }
