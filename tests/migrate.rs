@@ -88,6 +88,13 @@ const CASES: &[Case] = &[
         writes: None,
     },
     Case {
+        name: "sockets",
+        args: &[],
+        single: &[1, 3, 5000, 15000],
+        ping_pong: &[2, 1500],
+        writes: None,
+    },
+    Case {
         name: "files",
         args: &["out.txt"],
         single: &[1, 3000, 70000],
@@ -229,6 +236,11 @@ fn signal_handlers_blocked_signals_and_alarms() {
 }
 
 #[test]
+fn pipes_socket_pairs_and_a_listening_tcp_socket() {
+    all_routes("sockets");
+}
+
+#[test]
 fn files_and_buffered_output() {
     all_routes("files");
 }
@@ -336,6 +348,7 @@ fn built_with_make_and_verified() {
         "layouts",
         "workdir",
         "signals",
+        "sockets",
     ] {
         let app = dir.path().join(name);
         let v = hcontainer(&["verify", app.to_str().unwrap()], Path::new("."));

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -161,6 +162,49 @@ static int ctl_recv(char *buf, int cap) {
     }
     buf[n] = 0;
     return n;
+}
+
+/* Pipes and sockets: reopening by path cannot bring them back, so they go
+ * to hcontainer itself (SCM_RIGHTS), which gives them to the destination at
+ * the same numbers — the same open pipe or socket, a listening port never
+ * closed. */
+#define HC_MAX_PASSED 200
+static int passed_fds[HC_MAX_PASSED];
+static int n_passed_fds;
+
+/* Hands the pipes and sockets the dump found to hcontainer, when it asks:
+ * "FDS <n>" announces them, "SENDFDS" is the go-ahead (so the descriptors
+ * arrive in a message of their own), then one message carries their
+ * numbers as text and the descriptors. */
+static void pass_fds(void) {
+    if (!n_passed_fds) return;
+    char line[64], *o = put_str(line, "FDS ");
+    o = put_u64(o, (uint64_t)n_passed_fds);
+    *o++ = '\n';
+    *o = 0;
+    ctl_send(line);
+    char reply[32];
+    if (ctl_recv(reply, sizeof reply) < 0 || strncmp(reply, "SENDFDS", 7)) return;
+    static char text[HC_MAX_PASSED * 12];
+    char *t = text;
+    for (int i = 0; i < n_passed_fds; i++) {
+        t = put_u64(t, (uint64_t)passed_fds[i]);
+        *t++ = i + 1 < n_passed_fds ? ',' : '\n';
+    }
+    static union {
+        char buf[CMSG_SPACE(sizeof(int) * HC_MAX_PASSED)];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = {.iov_base = text, .iov_len = (size_t)(t - text)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n_passed_fds)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n_passed_fds);
+    memcpy(CMSG_DATA(c), passed_fds, sizeof(int) * (size_t)n_passed_fds);
+    while (sendmsg(hc.ctl, &mh, 0) < 0 && errno == EINTR) {
+    }
 }
 
 static void say(const char *msg) {
@@ -588,6 +632,7 @@ static void dump_tls(struct out *o) {
 
 static void dump_fds(struct out *o, int skip1, int skip2) {
     static char dents[4096];
+    n_passed_fds = 0;
     static struct {
         struct hc_fd_hdr h;
         char path[512];
@@ -607,6 +652,8 @@ static void dump_fds(struct out *o, int skip1, int skip2) {
             if (fd == dfd || fd == skip1 || fd == skip2 || fd == hc.ctl || count >= 256) continue;
             struct stat st;
             if (fstat(fd, &st)) continue;
+            if ((S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) && n_passed_fds < HC_MAX_PASSED)
+                passed_fds[n_passed_fds++] = fd;
             char link[32];
             char *l = put_str(link, "/proc/self/fd/");
             l = put_u64(l, (uint64_t)fd);
@@ -703,8 +750,9 @@ static void restore_files(const unsigned char *p, const unsigned char *end) {
         p += sizeof *h + ((h->path_len + 7) & ~7u);
         struct stat st;
         if (fstat(h->fd, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino) {
-            /* Already the same file (inherited from hcontainer): shares the
-             * open file description, offset included. */
+            /* Already the same file (inherited from hcontainer, or passed
+             * on by it): shares the open file description, offset included. */
+            fcntl(h->fd, F_SETFD, h->fdflags & FD_CLOEXEC);
             continue;
         }
         /* What cannot be reopened by path (a pipe, a socket, a terminal that
@@ -1024,6 +1072,7 @@ void __hc_migrate_point_c(struct hc_regs *r) {
         ctl_send("DUMPFAIL cannot write the dump\n");
         o = 0;
     } else {
+        pass_fds();
         o = put_str(msg, "DUMP ");
         o = put_str(o, path);
         *o++ = '\n';

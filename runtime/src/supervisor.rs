@@ -21,7 +21,7 @@ use hc_metadata::image::Image;
 use hc_metadata::Isa;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -120,9 +120,71 @@ struct Proc {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     started: Instant,
+    /// Pipes and sockets the parked process handed over with its dump, by
+    /// their numbers in it: the destination gets them at the same numbers.
+    passed: Vec<(i32, OwnedFd)>,
 }
 
+/// Where a variant finds its control socket (clear of the numbers passed
+/// descriptors take; the runtime moves it higher still).
+const CTL_FD: i32 = 899;
+
 impl Proc {
+    /// Receives the descriptors announced by `FDS <n>` (runtime/native/hcrt.c).
+    fn receive_fds(&mut self, n: usize) -> std::io::Result<()> {
+        self.passed.clear();
+        self.send("SENDFDS\n");
+        let fd = self.reader.get_ref().as_raw_fd();
+        let mut text = vec![0u8; 4096];
+        // SAFETY: CMSG_SPACE only computes a size.
+        let space = unsafe { libc::CMSG_SPACE((n * std::mem::size_of::<i32>()) as u32) } as usize;
+        let mut control = vec![0u8; space];
+        let mut iov = libc::iovec {
+            iov_base: text.as_mut_ptr().cast(),
+            iov_len: text.len(),
+        };
+        // SAFETY: msghdr is plain data; zero is a valid starting value.
+        let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+        mh.msg_iov = &mut iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = control.as_mut_ptr().cast();
+        mh.msg_controllen = space as _;
+        // SAFETY: every buffer mh points to lives until the call returns.
+        let got = unsafe { libc::recvmsg(fd, &mut mh, libc::MSG_CMSG_CLOEXEC) };
+        if got <= 0 {
+            return Err(std::io::Error::other("the runtime sent no descriptors"));
+        }
+        let numbers: Vec<i32> = String::from_utf8_lossy(&text[..got as usize])
+            .trim_end()
+            .split(',')
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let mut fds = Vec::new();
+        // SAFETY: walking the control messages recvmsg filled in.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&mh);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                    let data = libc::CMSG_DATA(c) as *const i32;
+                    let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
+                    for i in 0..count {
+                        fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                    }
+                }
+                c = libc::CMSG_NXTHDR(&mh, c);
+            }
+        }
+        if fds.len() != numbers.len() {
+            return Err(std::io::Error::other(format!(
+                "the runtime announced {} descriptors and sent {}",
+                numbers.len(),
+                fds.len()
+            )));
+        }
+        self.passed = numbers.into_iter().zip(fds).collect();
+        Ok(())
+    }
+
     fn send(&mut self, msg: &str) {
         // A process that already died cannot be told anything; its exit
         // status says the rest.
@@ -157,12 +219,10 @@ fn spawn(
     args: &[OsString],
     workdir: &Path,
     env: &[(&str, String)],
+    pass: &[(i32, OwnedFd)],
 ) -> anyhow::Result<Proc> {
     let exe = bin.runnable(isa, workdir)?;
     let (ours, theirs) = UnixStream::pair()?;
-    // The runtime's end must survive exec; it moves it out of the way itself.
-    // SAFETY: fcntl on a descriptor this function owns.
-    unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_SETFD, 0) };
     let arg0 = bin.path.as_os_str().to_owned();
     let mut cmd = if Some(isa) == Isa::host() {
         let mut c = Command::new(&exe);
@@ -185,7 +245,32 @@ fn spawn(
     // The program sees its own environment; hcontainer's settings go only
     // where they are meant (the runtime strips them before main).
     cmd.env_remove("HCONTAINER_FAULT");
-    cmd.env("HCONTAINER_CTL_FD", theirs.as_raw_fd().to_string());
+    cmd.env("HCONTAINER_CTL_FD", CTL_FD.to_string());
+    // In the child: the control socket at CTL_FD, the passed descriptors at
+    // their old numbers (staged above 1000 first so no move clobbers
+    // another), all surviving exec.
+    let ctl = theirs.as_raw_fd();
+    let moves: Vec<(i32, i32)> = pass.iter().map(|(n, fd)| (fd.as_raw_fd(), *n)).collect();
+    // SAFETY: the closure only calls dup2 and close, which are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(ctl, CTL_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for (i, (src, _)) in moves.iter().enumerate() {
+                if libc::dup2(*src, 1000 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, (_, to)) in moves.iter().enumerate() {
+                if libc::dup2(1000 + i as i32, *to) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(1000 + i as i32);
+            }
+            Ok(())
+        })
+    };
     cmd.env("HCONTAINER_DIR", workdir);
     for (k, v) in env {
         cmd.env(k, v);
@@ -201,6 +286,7 @@ fn spawn(
         reader: BufReader::new(ours),
         writer,
         started: Instant::now(),
+        passed: Vec::new(),
     })
 }
 
@@ -289,7 +375,7 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
     if let Some(snap) = &opts.restore {
         first_env.push(("HCONTAINER_RESTORE", snap.display().to_string()));
     }
-    let mut cur = spawn(bin, route[0], args, &workdir, &first_env)?;
+    let mut cur = spawn(bin, route[0], args, &workdir, &first_env, &[])?;
     if opts.restore.is_some() {
         match cur.recv(None) {
             Ok(Some(m)) if m.starts_with("RESTORED ") => {
@@ -402,6 +488,12 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             }
             return Ok(code);
         };
+        if let Some(n) = msg.strip_prefix("FDS ") {
+            if let Err(e) = cur.receive_fds(n.parse().unwrap_or(0)) {
+                eprintln!("hcontainer: {e}");
+            }
+            continue;
+        }
         let (path, dump_failure) = if let Some(p) = msg.strip_prefix("DUMP ") {
             (p, None)
         } else if let Some(why) = msg.strip_prefix("DUMPFAIL ") {
@@ -445,6 +537,8 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             if opts.keep.is_none() && !path.is_empty() {
                 let _ = std::fs::remove_file(path);
             }
+            // Our copies of its pipes would keep their readers from EOF.
+            cur.passed.clear();
             match result {
                 Ok(summary) => {
                     eprintln!("hcontainer: {summary}");
@@ -486,6 +580,7 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             continue;
         }
         if done >= migrations {
+            cur.passed.clear();
             cur.send("CONT 0\n");
             continue;
         }
@@ -502,6 +597,7 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             Some(why) => Outcome::Refused(format!("the {} process could not dump: {why}", cur.isa)),
             None => migrate(target, &mut cur, Path::new(path))?,
         };
+        cur.passed.clear();
         match outcome {
             Outcome::Moved(next, report) => {
                 let after = if refused > 0 {
@@ -699,7 +795,7 @@ fn migrate(to: Target, src: &mut Proc, dump_path: &Path) -> anyhow::Result<Outco
         env.push(("HCONTAINER_FAULT", "restore-exit".to_string()));
     }
     let t1 = Instant::now();
-    let mut dest = spawn(bin, dst, args, workdir, &env)?;
+    let mut dest = spawn(bin, dst, args, workdir, &env, &src.passed)?;
     let reply = dest.recv(None);
     let restore_ns = match &reply {
         Ok(Some(m)) if m.starts_with("RESTORED ") => {
