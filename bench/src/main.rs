@@ -1,0 +1,530 @@
+//! hc-bench: the benchmarks behind BENCHMARKS.md, one command each.
+//!
+//!   hc-bench migration [--sizes 1,64,512] [--runs 3]
+//!   hc-bench overhead [--runs 5]
+//!
+//! Builds its workloads with the hcc next to it (target/release), runs them
+//! under hcontainer, prints Markdown tables and writes SVG plots into bench/.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Parser)]
+#[command(about = "Benchmarks of hcontainer: migration latency, the cost of migratability")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Migration latency (dump, rewrite, restore) against heap size, both
+    /// directions; table on stdout, plot in bench/migration-latency.svg.
+    Migration {
+        /// Heap sizes in MiB.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1u64, 64, 512])]
+        sizes: Vec<u64>,
+        /// Runs per size and direction (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// What migratability costs while not migrating: each workload built
+    /// with hcc and with plain clang-22 -O2 against the same musl; callgrind
+    /// instructions, wall time (interleaved runs), peak RSS, .text size and
+    /// wall time under qemu-aarch64. Table on stdout, bars in bench/overhead.svg.
+    Overhead {
+        /// Interleaved wall-time runs per build (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Migration { sizes, runs } => migration(&sizes, runs),
+        Cmd::Overhead { runs } => overhead(runs),
+    }
+}
+
+/// Where hcc and hcontainer are: next to this binary.
+fn tool(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let p = exe.parent().context("hc-bench has a directory")?.join(name);
+    if !p.exists() {
+        bail!(
+            "{} not found: build the workspace first (cargo build --release)",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds bench/workloads/NAME.c with hcc -O2 into `dir`.
+fn build(name: &str, dir: &Path) -> Result<PathBuf> {
+    let src = repo().join("bench/workloads").join(format!("{name}.c"));
+    let out = dir.join(name);
+    let o = Command::new(tool("hcc")?)
+        .args(["-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()?;
+    if !o.status.success() {
+        bail!(
+            "hcc {}: {}",
+            src.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok(out)
+}
+
+/// One migration as hcontainer reports it, in milliseconds.
+#[derive(Clone, Copy, Debug, Default)]
+struct Hop {
+    dump: f64,
+    rewrite: f64,
+    restore: f64,
+    start: f64,
+    mib: f64,
+}
+
+impl Hop {
+    /// End to end without the destination's process start (qemu's own).
+    fn total(&self) -> f64 {
+        self.dump + self.rewrite + self.restore
+    }
+
+    /// From "migrated A -> B (1/1): dump X ms, rewrite Y ms, restore Z ms
+    /// (+W ms process start), N frames, M MiB".
+    fn parse(line: &str) -> Option<Hop> {
+        let num = |key: &str| -> Option<f64> {
+            let at = line.find(key)? + key.len();
+            line[at..].split_whitespace().next()?.parse().ok()
+        };
+        let mib = line
+            .rsplit(", ")
+            .next()?
+            .strip_suffix(" MiB")?
+            .parse()
+            .ok()?;
+        Some(Hop {
+            dump: num("dump ")?,
+            rewrite: num("rewrite ")?,
+            restore: num("restore ")?,
+            start: num("(+")?,
+            mib,
+        })
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn migration(sizes: &[u64], runs: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = build("heap", dir.path())?;
+    let hcontainer = tool("hcontainer")?;
+    let routes = ["x86_64,aarch64", "aarch64,x86_64"];
+    // (route, size) -> median hop
+    let mut results: Vec<(&str, u64, Hop)> = Vec::new();
+    for &mib in sizes {
+        for route in routes {
+            let mut hops = Vec::new();
+            for _ in 0..runs.max(1) {
+                // After the heap is built (under 100 points per 64 KiB
+                // block; then four million points follow).
+                let at = (1600 * mib + 10_000).to_string();
+                let o = Command::new(&hcontainer)
+                    .args(["run", "--migrate", route, "--at-point", &at])
+                    .arg(&app)
+                    .arg(mib.to_string())
+                    .current_dir(dir.path())
+                    .output()?;
+                let err = String::from_utf8_lossy(&o.stderr);
+                let hop = err
+                    .lines()
+                    .find(|l| l.starts_with("hcontainer: migrated "))
+                    .and_then(Hop::parse)
+                    .with_context(|| {
+                        format!("no migration reported for {mib} MiB {route}:\n{err}")
+                    })?;
+                if !o.status.success() {
+                    bail!("heap {mib} on {route} failed:\n{err}");
+                }
+                hops.push(hop);
+            }
+            let med = Hop {
+                dump: median(hops.iter().map(|h| h.dump).collect()),
+                rewrite: median(hops.iter().map(|h| h.rewrite).collect()),
+                restore: median(hops.iter().map(|h| h.restore).collect()),
+                start: median(hops.iter().map(|h| h.start).collect()),
+                mib: median(hops.iter().map(|h| h.mib).collect()),
+            };
+            eprintln!("{mib} MiB {route}: {med:?}");
+            results.push((route, mib, med));
+        }
+    }
+    println!("| heap | route | memory moved (MiB) | dump (ms) | rewrite (ms) | transfer | restore (ms) | end to end (ms) | + process start (ms) | memory moved per second (GiB/s) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (route, mib, h) in &results {
+        println!(
+            "| {mib} MiB | {} | {:.1} | {:.2} | {:.2} | (same host) | {:.2} | {:.2} | {:.2} | {:.2} |",
+            route.replace(',', " → "),
+            h.mib,
+            h.dump,
+            h.rewrite,
+            h.restore,
+            h.total(),
+            h.start,
+            h.mib / 1024.0 / (h.total() / 1000.0)
+        );
+    }
+    plot_migration(&results, &repo().join("bench/migration-latency.svg"))?;
+    Ok(())
+}
+
+fn plot_migration(results: &[(&str, u64, Hop)], out: &Path) -> Result<()> {
+    let root = SVGBackend::new(out, (800, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max_mib = results.iter().map(|r| r.1).max().unwrap_or(1) as f64;
+    let max_ms = results.iter().map(|r| r.2.total()).fold(1.0, f64::max);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "hcontainer migration latency against heap size",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            (0.5f64..max_mib * 2.0).log_scale(),
+            (0.05f64..max_ms * 2.0).log_scale(),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc("heap (MiB)")
+        .y_desc("milliseconds (process start excluded)")
+        .draw()?;
+    type Part = fn(&Hop) -> f64;
+    let series: [(&str, Part); 4] = [
+        ("end to end", Hop::total),
+        ("dump", |h| h.dump),
+        ("rewrite", |h| h.rewrite),
+        ("restore", |h| h.restore),
+    ];
+    let styles = [&RED, &BLUE, &GREEN, &MAGENTA];
+    for (route, dash) in [("x86_64,aarch64", false), ("aarch64,x86_64", true)] {
+        for ((name, f), color) in series.iter().zip(styles) {
+            let pts: Vec<(f64, f64)> = results
+                .iter()
+                .filter(|r| r.0 == route)
+                .map(|r| (r.1 as f64, f(&r.2).max(0.05)))
+                .collect();
+            let label = format!("{name}, {}", route.replace(',', " → "));
+            let style = if dash {
+                color.stroke_width(1)
+            } else {
+                color.stroke_width(3)
+            };
+            chart
+                .draw_series(LineSeries::new(pts, style))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// A CPU kernel: its name (bench/workloads/NAME.c), arguments for timed runs
+/// (a fraction of a second natively) and for callgrind and qemu (smaller).
+struct Kernel {
+    name: &'static str,
+    timed: &'static [&'static str],
+    small: &'static [&'static str],
+}
+
+const KERNELS: &[Kernel] = &[
+    Kernel {
+        name: "sort",
+        timed: &["3000000"],
+        small: &["300000"],
+    },
+    Kernel {
+        name: "matmul",
+        timed: &["400"],
+        small: &["120"],
+    },
+    Kernel {
+        name: "hash",
+        timed: &["400000"],
+        small: &["50000"],
+    },
+    Kernel {
+        name: "tree",
+        timed: &["18"],
+        small: &["13"],
+    },
+    Kernel {
+        name: "interp",
+        timed: &["20000000"],
+        small: &["1000000"],
+    },
+    Kernel {
+        name: "vector",
+        timed: &["40000"],
+        small: &["2000"],
+    },
+];
+
+/// Builds a workload with plain clang-22 -O2 against musl for `isa`.
+fn build_plain(name: &str, isa: &str, dir: &Path) -> Result<PathBuf> {
+    let src = repo().join("bench/workloads").join(format!("{name}.c"));
+    let out = dir.join(format!("{name}.plain.{isa}"));
+    let o = Command::new(repo().join("scripts/musl-clang"))
+        .env("MUSL_ISA", isa)
+        .args(["-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()?;
+    if !o.status.success() {
+        bail!(
+            "musl-clang {}: {}",
+            src.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok(out)
+}
+
+/// The aarch64 variant of an hcc build, as a plain executable.
+fn extract_aarch64(app: &Path) -> Result<PathBuf> {
+    let out = app.with_extension("aarch64");
+    let o = Command::new(tool("hcontainer")?)
+        .args(["extract", "--isa", "aarch64"])
+        .arg(app)
+        .arg("-o")
+        .arg(&out)
+        .output()?;
+    if !o.status.success() {
+        bail!("extract: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(out)
+}
+
+/// Instructions callgrind counts for one run.
+fn instructions(app: &Path, args: &[&str]) -> Result<u64> {
+    let o = Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(app)
+        .args(args)
+        .output()
+        .context("valgrind (installed by scripts/setup.sh)")?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    err.lines()
+        .find_map(|l| l.split("Collected : ").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .with_context(|| format!("no instruction count from callgrind:\n{err}"))
+}
+
+/// Runs once; (wall seconds, peak RSS in KiB, stdout).
+fn timed_run(cmd: &[&Path], args: &[&str]) -> Result<(f64, u64, Vec<u8>)> {
+    use std::os::unix::process::ExitStatusExt;
+    let t0 = std::time::Instant::now();
+    let mut c = Command::new(cmd[0]);
+    c.args(&cmd[1..])
+        .args(args)
+        .stdout(std::process::Stdio::piped());
+    let child = c.spawn()?;
+    let pid = child.id() as i32;
+    let mut out = Vec::new();
+    if let Some(mut so) = child.stdout {
+        use std::io::Read;
+        so.read_to_end(&mut out)?;
+    }
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 reaps the child spawned above.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to locals.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = t0.elapsed().as_secs_f64();
+    if r < 0 || !std::process::ExitStatus::from_raw(status).success() {
+        bail!("{} {:?} failed", cmd.last().unwrap().display(), args);
+    }
+    Ok((wall, ru.ru_maxrss as u64, out))
+}
+
+/// Median wall time of A and of B, runs interleaved (A B A B ...), and the
+/// spread of the per-pair ratios B/A (min, max); peak RSS of each.
+fn interleaved(a: &[&Path], b: &[&Path], args: &[&str], runs: usize) -> Result<Wall> {
+    let (mut ta, mut tb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ra, mut rb) = (0, 0);
+    let mut outs = (Vec::new(), Vec::new());
+    for _ in 0..runs.max(1) {
+        let (wa, ma, oa) = timed_run(a, args)?;
+        let (wb, mb, ob) = timed_run(b, args)?;
+        ta.push(wa);
+        tb.push(wb);
+        ratios.push(wb / wa);
+        ra = ra.max(ma);
+        rb = rb.max(mb);
+        outs = (oa, ob);
+    }
+    if outs.0 != outs.1 {
+        bail!("the two builds print different results for {:?}", args);
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok(Wall {
+        a: median(ta),
+        b: median(tb),
+        spread: (ratios[0], ratios[ratios.len() - 1]),
+        rss: (ra, rb),
+    })
+}
+
+struct Wall {
+    a: f64,
+    b: f64,
+    spread: (f64, f64),
+    rss: (u64, u64),
+}
+
+impl Wall {
+    fn ratio(&self) -> f64 {
+        self.b / self.a
+    }
+}
+
+fn text_size(exe: &Path) -> Result<u64> {
+    use object::{Object, ObjectSection};
+    let data = std::fs::read(exe)?;
+    let f = object::File::parse(&*data).map_err(|e| anyhow::anyhow!("{}: {e}", exe.display()))?;
+    Ok(f.sections()
+        .filter(|s| s.name().is_ok_and(|n| n.starts_with(".text")))
+        .map(|s| s.size())
+        .sum())
+}
+
+fn overhead(runs: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let qemu = PathBuf::from("/usr/bin/qemu-aarch64");
+    let mut rows = Vec::new();
+    for k in KERNELS {
+        eprintln!("{}: building", k.name);
+        let hcc = build(k.name, dir.path())?;
+        let hcc_arm = extract_aarch64(&hcc)?;
+        let plain = build_plain(k.name, "x86_64", dir.path())?;
+        let plain_arm = build_plain(k.name, "aarch64", dir.path())?;
+        eprintln!("{}: callgrind", k.name);
+        let (ip, ih) = (instructions(&plain, k.small)?, instructions(&hcc, k.small)?);
+        eprintln!("{}: wall time", k.name);
+        let x86 = interleaved(&[&plain], &[&hcc], k.timed, runs)?;
+        let arm = interleaved(
+            &[&qemu, &plain_arm],
+            &[&qemu, &hcc_arm],
+            k.small,
+            runs.min(3),
+        )?;
+        let text = (
+            text_size(&hcc)? as f64 / text_size(&plain)? as f64,
+            text_size(&hcc_arm)? as f64 / text_size(&plain_arm)? as f64,
+        );
+        rows.push((k.name, ip, ih, x86, arm, text));
+    }
+    println!("| workload | instructions plain | instructions hcc | overhead | wall x86_64 hcc/plain (spread) | peak RSS hcc/plain | wall aarch64 (qemu) hcc/plain | .text x86_64 | .text aarch64 |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut logs = (0.0, 0.0, 0.0);
+    for (name, ip, ih, x86, arm, text) in &rows {
+        let ov = *ih as f64 / *ip as f64;
+        logs.0 += ov.ln();
+        logs.1 += x86.ratio().ln();
+        logs.2 += arm.ratio().ln();
+        println!(
+            "| {name} | {ip} | {ih} | {:+.2}% | {:.3} ({:.3}–{:.3}) | {:.2} | {:.3} | {:.2}× | {:.2}× |",
+            (ov - 1.0) * 100.0,
+            x86.ratio(),
+            x86.spread.0,
+            x86.spread.1,
+            x86.rss.1 as f64 / x86.rss.0 as f64,
+            arm.ratio(),
+            text.0,
+            text.1
+        );
+    }
+    let n = rows.len() as f64;
+    println!(
+        "| **geometric mean** | | | **{:+.2}%** | **{:.3}** | | **{:.3}** | | |",
+        ((logs.0 / n).exp() - 1.0) * 100.0,
+        (logs.1 / n).exp(),
+        (logs.2 / n).exp()
+    );
+    let bars: Vec<(&str, f64)> = rows
+        .iter()
+        .map(|r| (r.0, (r.2 as f64 / r.1 as f64 - 1.0) * 100.0))
+        .collect();
+    plot_overhead(&bars, &repo().join("bench/overhead.svg"))?;
+    Ok(())
+}
+
+fn plot_overhead(bars: &[(&str, f64)], out: &Path) -> Result<()> {
+    let root = SVGBackend::new(out, (800, 450)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = bars.iter().map(|b| b.1).fold(6.0, f64::max) * 1.2;
+    let bottom = bars.iter().map(|b| b.1).fold(0.0, f64::min) * 1.2;
+    let n = bars.len() as f64;
+    let names: Vec<String> = bars.iter().map(|b| b.0.to_string()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "hcc instruction overhead against clang-22 -O2 (x86_64, callgrind)",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..n, bottom.min(-1.0)..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(bars.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.01 && i < names.len() {
+                names[i].clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("extra instructions (%)")
+        .draw()?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+        let color = if *v > 5.0 { RED } else { BLUE };
+        Rectangle::new(
+            [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, *v)],
+            color.filled(),
+        )
+    }))?;
+    // The goals: 2% on average (dashed), 5% for any workload.
+    for (goal, color) in [(2.0, GREEN), (5.0, RED)] {
+        chart.draw_series(LineSeries::new(
+            vec![(0.0, goal), (n, goal)],
+            color.stroke_width(1),
+        ))?;
+    }
+    root.present()?;
+    Ok(())
+}
