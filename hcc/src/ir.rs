@@ -670,6 +670,10 @@ impl Ctx {
         // SAFETY: see module docs.
         unsafe {
             let g = LLVMAddGlobal(self.module, ty.0, c.as_ptr());
+            // Programs are linked statically: the definition is in the same
+            // executable, so it is addressed directly, not through the GOT
+            // (a poll is then one compare with memory).
+            LLVMSetVisibility(g, inkwell::llvm_sys::LLVMVisibility::LLVMHiddenVisibility);
             if thread_local {
                 LLVMSetThreadLocalMode(
                     g,
@@ -724,6 +728,26 @@ impl Ctx {
     pub fn enum_kind(name: &str) -> u32 {
         // SAFETY: the name is passed by pointer and length.
         unsafe { LLVMGetEnumAttributeKindForName(name.as_ptr() as *const _, name.len()) }
+    }
+    /// Sets string attribute `key` of function `f` to `value`.
+    pub fn set_fn_string_attr(&self, f: Val, key: &str, value: &str) {
+        // SAFETY: see module docs; key and value are passed by pointer and length.
+        unsafe {
+            LLVMRemoveStringAttributeAtIndex(
+                f.0,
+                FUNCTION_INDEX,
+                key.as_ptr() as *const _,
+                key.len() as u32,
+            );
+            let a = LLVMCreateStringAttribute(
+                self.ctx,
+                key.as_ptr() as *const _,
+                key.len() as u32,
+                value.as_ptr() as *const _,
+                value.len() as u32,
+            );
+            LLVMAddAttributeAtIndex(f.0, FUNCTION_INDEX, a);
+        }
     }
     pub fn enum_attr(&self, name: &str) -> Attr {
         // SAFETY: see module docs.

@@ -362,6 +362,8 @@ struct Plan {
     setjmp: Option<Val>,
     /// Calls to the program's own variadic functions.
     lost_calls: u32,
+    /// Some call may reach a migration point without being a site.
+    calls_unknown: bool,
     /// Calls left out because a stack slot whose layout differs between
     /// ISAs is still read after them (see `frame`).
     slot_calls: u32,
@@ -378,6 +380,7 @@ fn plan(cx: &Ctx, f: Val, agreed: Option<&frame::AgreedFrame>) -> (Plan, Option<
         calls: Vec::new(),
         setjmp: None,
         lost_calls: 0,
+        calls_unknown: false,
         slot_calls: 0,
         loops: 0,
     };
@@ -412,7 +415,7 @@ fn plan(cx: &Ctx, f: Val, agreed: Option<&frame::AgreedFrame>) -> (Plan, Option<
                     // function is not instrumented (its va_list is ISA-specific),
                     // so no migration happens while it runs; its own sites are
                     // counted as lost, not this call.
-                    CallClass::Lost => {}
+                    CallClass::Lost => plan.calls_unknown = true,
                     CallClass::Setjmp if plan.setjmp.is_some() => block(
                         &mut blocker,
                         ("setjmp", "calls setjmp more than once".into()),
@@ -644,6 +647,13 @@ pub fn instrument_module(
             }
             None if p.calls.is_empty() && p.loops == 0 => {
                 p.push_lost(&mut entry.lost);
+                // Nothing below it can reach a migration point, so its frame
+                // is never unwound through: no frame pointer (clang's
+                // -fno-omit-frame-pointer costs such leaves three
+                // instructions a call).
+                if !p.calls_unknown {
+                    cx.set_fn_string_attr(f, "frame-pointer", "none");
+                }
             }
             None => {
                 p.push_lost(&mut entry.lost);
