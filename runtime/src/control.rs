@@ -233,4 +233,20 @@ mod tests {
         }
         assert!(Request::decode("FROB 1\n").is_err());
     }
+
+    proptest::proptest! {
+        // Whatever arrives on the socket or sits in a checkpoint directory,
+        // parsing answers with an error, never a panic.
+        #[test]
+        fn any_request_line_parses_or_is_refused(line in ".{0,200}") {
+            let _ = Request::decode(&line);
+        }
+
+        #[test]
+        fn any_manifest_reads_or_is_refused(text in ".{0,400}") {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(CHECKPOINT_MANIFEST), &text).unwrap();
+            let _ = Manifest::read(dir.path());
+        }
+    }
 }
