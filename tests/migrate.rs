@@ -241,6 +241,38 @@ fn pipes_socket_pairs_and_a_listening_tcp_socket() {
 }
 
 #[test]
+fn working_directories_of_every_length_migrate() {
+    // The dump carries the working directory's path padded to 8 bytes: a
+    // padding bug once passed only for lengths that happened to line up.
+    let c = case("workdir");
+    let app = example("workdir");
+    let base = tempfile::tempdir().unwrap();
+    let expected = native(&app, c.args, base.path());
+    for len in 1..=8 {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("d".repeat(len));
+        std::fs::create_dir(&sub).unwrap();
+        let got = hcontainer(
+            &[
+                "run",
+                "--migrate",
+                "x86_64,aarch64",
+                "--at-point",
+                "5000",
+                app.to_str().unwrap(),
+            ],
+            &sub,
+        );
+        assert_same(
+            &expected,
+            &got,
+            &format!("workdir in a directory named {len} characters"),
+        );
+        assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
+    }
+}
+
+#[test]
 fn files_and_buffered_output() {
     all_routes("files");
 }

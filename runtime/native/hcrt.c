@@ -727,7 +727,7 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
     out_record(o, HC_REC_MISC, sizeof misc + misc.cwd_len);
     out_bytes(o, &misc, sizeof misc);
     out_bytes(o, cwd, misc.cwd_len);
-    out_pad(o, (8 - misc.cwd_len % 8) % 8);
+    out_pad(o, misc.cwd_len);
     out_record(o, HC_REC_END, 0);
     out_flush(o);
     int failed = o->failed;
