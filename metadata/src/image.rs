@@ -22,8 +22,8 @@ use crate::Isa;
 
 pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
 pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
-pub const DUMP_VERSION: u32 = 2;
-pub const SNAP_VERSION: u32 = 2;
+pub const DUMP_VERSION: u32 = 3;
+pub const SNAP_VERSION: u32 = 3;
 
 const REC_END: u32 = 0;
 const REC_REGS: u32 = 1;
@@ -215,6 +215,12 @@ impl<'a> Image<'a> {
                     let k = b.u32()?;
                     let kind = RegionKind::from_u32(k)
                         .ok_or_else(|| b.invalid_at(start, "unknown region kind"))?;
+                    let skip = b.u32()? as usize;
+                    b.u32()?;
+                    if b.pos() + skip > body_end {
+                        return Err(b.invalid_at(start, "region data outside its record"));
+                    }
+                    b.bytes(skip)?;
                     if data_len as u64 > map_len || b.pos() + data_len > body_end {
                         return Err(b.invalid_at(start, "region data longer than the region"));
                     }
@@ -343,6 +349,15 @@ impl<'a> Image<'a> {
 
     /// Encodes as a snapshot (frames, no registers) or a dump.
     pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.encode_to(&mut v)
+            .expect("writing to a Vec cannot fail");
+        v
+    }
+
+    /// Encodes into `out`, writing each region's memory straight from its
+    /// slice (no copy of hundreds of MiB into an intermediate buffer).
+    pub fn encode_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         let mut w = Writer::new();
         w.bytes(if self.snapshot {
             SNAP_MAGIC
@@ -379,15 +394,35 @@ impl<'a> Image<'a> {
                 }
             });
         }
+        let mut written = 0usize;
         for reg in &self.regions {
-            record(&mut w, REC_REGION, &|w| {
-                w.u64(reg.addr);
-                w.u64(reg.map_len);
-                w.u64(reg.data.len() as u64);
-                w.u32(reg.prot);
-                w.u32(reg.kind as u32);
-                w.bytes(reg.data);
-            });
+            // Large memory starts on a page of the file, so restore can map
+            // it instead of copying (`hcrt.c`, restore_region). Record
+            // boundaries are 8-aligned, so flushing here keeps the buffer's
+            // alignment arithmetic right.
+            let data_at = written + w.len() + 16 + 40;
+            let skip = if self.snapshot && reg.data.len() >= 64 << 10 && reg.addr % 4096 == 0 {
+                (4096 - data_at % 4096) % 4096
+            } else {
+                0
+            };
+            w.u32(REC_REGION);
+            w.u32(0);
+            w.u64((40 + skip + reg.data.len()) as u64);
+            w.u64(reg.addr);
+            w.u64(reg.map_len);
+            w.u64(reg.data.len() as u64);
+            w.u32(reg.prot);
+            w.u32(reg.kind as u32);
+            w.u32(skip as u32);
+            w.u32(0);
+            w.buf.resize(w.len() + skip, 0);
+            written += w.len();
+            out.write_all(&std::mem::take(&mut w.buf))?;
+            out.write_all(reg.data)?;
+            let pad = (8 - reg.data.len() % 8) % 8;
+            out.write_all(&[0u8; 8][..pad])?;
+            written += reg.data.len() + pad;
         }
         if let Some((addr, bytes)) = self.tls {
             record(&mut w, REC_TLS, &|w| {
@@ -460,6 +495,6 @@ impl<'a> Image<'a> {
             });
         }
         record(&mut w, REC_END, &|_| {});
-        w.buf
+        out.write_all(&w.buf)
     }
 }

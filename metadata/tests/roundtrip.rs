@@ -162,6 +162,28 @@ fn round_trips() {
 }
 
 #[test]
+fn large_snapshot_memory_starts_on_a_page_of_the_file() {
+    // Restore maps such data straight from the snapshot file.
+    let mem: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let small = vec![0xabu8; 100];
+    let mut s = sample_snapshot(&small);
+    s.regions.push(Region {
+        addr: 0x10000,
+        map_len: 0x12000,
+        prot: 3,
+        kind: RegionKind::Anon,
+        data: &mem,
+    });
+    let bytes = s.encode();
+    let at = bytes
+        .windows(64)
+        .position(|w| w == &mem[..64])
+        .expect("region data in the file");
+    assert_eq!(at % 4096, 0, "data at file offset {at:#x}");
+    assert_eq!(Image::decode(&bytes, true).unwrap(), s);
+}
+
+#[test]
 fn a_dump_is_not_a_snapshot() {
     let mem = vec![0u8; 16];
     let s = sample_snapshot(&mem).encode();

@@ -77,11 +77,12 @@ static struct {
     /* restore */
     const unsigned char *snap;
     size_t snap_len;
+    int snap_fd; /* open while regions are mapped from it */
     const unsigned char *frame; /* current frame record */
     uint32_t frames_left;
     int32_t saved_errno;
     struct timespec restore_t0;
-} hc = {.ctl = -1};
+} hc = {.ctl = -1, .snap_fd = -1};
 
 /* Threads started and not yet finished, besides the main thread. */
 static volatile int hc_threads;
@@ -398,7 +399,7 @@ static void out_record(struct out *o, uint32_t kind, uint64_t len) {
 }
 
 static void out_region(struct out *o, uint64_t addr, uint64_t map_len, uint64_t data_len, int prot, int kind) {
-    struct hc_region_hdr h = {addr, map_len, data_len, (uint32_t)prot, (uint32_t)kind};
+    struct hc_region_hdr h = {addr, map_len, data_len, (uint32_t)prot, (uint32_t)kind, 0, 0};
     out_record(o, HC_REC_REGION, sizeof h + data_len);
     out_bytes(o, &h, sizeof h);
     out_bytes(o, (const void *)addr, data_len);
@@ -824,7 +825,7 @@ static void preserve_auxv(void) {
 }
 
 static void restore_region(const struct hc_region_hdr *h) {
-    const unsigned char *data = (const unsigned char *)(h + 1);
+    const unsigned char *data = (const unsigned char *)(h + 1) + h->data_skip;
     uint64_t ds = (uint64_t)__hc_data_start, de = (uint64_t)__hc_data_end;
     if (h->kind == HC_REGION_IMAGE) {
         if (h->addr < ds || h->addr + h->map_len > de)
@@ -838,7 +839,15 @@ static void restore_region(const struct hc_region_hdr *h) {
         if (m != MAP_FAILED) munmap(m, h->map_len);
         restore_fail("address range in use in the destination, cannot map region at", h->addr);
     }
-    memcpy(m, data, h->data_len);
+    /* Page-aligned data in the snapshot file is mapped from it (copy on
+     * write, read on first touch) instead of copied; the tail is copied. */
+    uint64_t off = (uint64_t)(data - hc.snap), whole = h->data_len & ~(uint64_t)4095;
+    if (hc.snap_fd >= 0 && off % 4096 == 0 && whole >= (64u << 10) &&
+        mmap(m, whole, prot, MAP_PRIVATE | MAP_FIXED, hc.snap_fd, (off_t)off) == m) {
+        memcpy((char *)m + whole, data + whole, h->data_len - whole);
+    } else {
+        memcpy(m, data, h->data_len);
+    }
     if (h->kind == HC_REGION_SHADOW) {
         hc.shadow_base = h->addr;
         hc.shadow_size = h->map_len;
@@ -875,8 +884,11 @@ static void restore(const char *path) {
      * mappings, so the snapshot does not sit where its regions must go. */
     void *m = mmap((void *)HC_SNAPSHOT_ADDR, hc.snap_len, PROT_READ, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0);
     if (m == MAP_FAILED) m = mmap(0, hc.snap_len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
     if (m == MAP_FAILED) restore_fail("cannot map snapshot", 0);
+    /* Kept for mapping regions, out of the way of the program's own
+     * descriptors, which restore_files puts back at their numbers. */
+    hc.snap_fd = fcntl(fd, F_DUPFD_CLOEXEC, 950);
+    close(fd);
     hc.snap = m;
     const unsigned char *p = m;
     /* hcontainer validated the snapshot; these checks catch a snapshot handed
@@ -1031,6 +1043,8 @@ static void finish_restore(void) {
     uint64_t ns = (uint64_t)(t1.tv_sec - hc.restore_t0.tv_sec) * 1000000000u + (uint64_t)t1.tv_nsec -
                   (uint64_t)hc.restore_t0.tv_nsec;
     munmap((void *)hc.snap, hc.snap_len);
+    if (hc.snap_fd >= 0) close(hc.snap_fd);
+    hc.snap_fd = -1;
     hc.snap = 0;
     hc.restoring = 0;
     __hc_poll = hc.countdown > 0 ? HC_POLL_REQUEST : HC_POLL_OFF;

@@ -32,9 +32,9 @@ _Static_assert(sizeof(struct hc_regs) == 784, "asm stubs depend on this layout")
 
 /* Dump: magic, then records (kind, length, payload padded to 8). */
 #define HC_DUMP_MAGIC "HCDUMP\0\0"
-#define HC_DUMP_VERSION 2
+#define HC_DUMP_VERSION 3
 #define HC_SNAP_MAGIC "HCSNAP\0\0"
-#define HC_SNAP_VERSION 2
+#define HC_SNAP_VERSION 3
 
 enum hc_record {
     HC_REC_END = 0,
@@ -61,6 +61,8 @@ struct hc_region_hdr {
     uint64_t data_len; /* bytes that follow (the rest is zero) */
     uint32_t prot;     /* PROT_* */
     uint32_t kind;     /* enum hc_region_kind */
+    uint32_t data_skip; /* zero bytes before the data (snapshots page-align large data) */
+    uint32_t pad;
 };
 
 struct hc_fd_hdr {

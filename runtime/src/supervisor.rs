@@ -678,6 +678,15 @@ fn inject_dump_fault(fault: Option<&str>, dump: &Path) -> std::io::Result<()> {
     std::fs::write(dump, data)
 }
 
+/// A dump, mapped rather than read: hundreds of MiB are not copied, and the
+/// source is parked, so the file does not change while it is mapped.
+fn map_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
+    let f = std::fs::File::open(path)?;
+    // SAFETY: the file is hcontainer's own dump, written once by the parked
+    // source and not modified or truncated while this mapping lives.
+    unsafe { memmap2::Mmap::map(&f) }
+}
+
 /// Writes a checkpoint of the parked process's dump into `dir`: the
 /// ISA-neutral snapshot and a manifest (docs/FORMATS.md §8).
 fn checkpoint(
@@ -687,7 +696,7 @@ fn checkpoint(
     dir: &Path,
     isa: Isa,
 ) -> anyhow::Result<String> {
-    let raw = std::fs::read(dump_path)?;
+    let raw = map_file(dump_path)?;
     let dump = Image::decode(&raw, false).map_err(|e| anyhow::anyhow!("damaged dump: {e}"))?;
     let snap = rewrite::rewrite(bin, &dump)?;
     std::fs::create_dir_all(dir)
@@ -768,7 +777,7 @@ fn migrate(to: Target, src: &mut Proc, dump_path: &Path) -> anyhow::Result<Outco
     let t0 = Instant::now();
     let fault = take_fault();
     inject_dump_fault(fault.as_deref(), dump_path)?;
-    let raw = match std::fs::read(dump_path) {
+    let raw = match map_file(dump_path) {
         Ok(r) => r,
         Err(e) => {
             return Ok(Outcome::Refused(format!(
@@ -786,8 +795,12 @@ fn migrate(to: Target, src: &mut Proc, dump_path: &Path) -> anyhow::Result<Outco
         Err(e) => return Ok(Outcome::Refused(e.to_string())),
     };
     let snap_path = dump_path.with_extension("snap");
-    let bytes = snap.encode();
-    std::fs::write(&snap_path, &bytes)?;
+    {
+        let mut out =
+            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&snap_path)?);
+        snap.encode_to(&mut out)?;
+        out.flush()?;
+    }
     let rewrite_time = t0.elapsed();
     let mut env = env;
     env.push(("HCONTAINER_RESTORE", snap_path.display().to_string()));
