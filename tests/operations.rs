@@ -226,15 +226,106 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The plain program `app ARGS` (no hcontainer), stdout piped, in `dir`,
+/// given time to get going.
+fn start_plain(app: &Path, args: &[&str], dir: &Path) -> Child {
+    let child = Command::new(app)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    child
+}
+
+#[test]
+fn a_plainly_started_program_migrates_and_its_parent_sees_it_end() {
+    let app = example("nbody");
+    let base = tempfile::tempdir().unwrap();
+    let expected = native(&app, &[STEPS], base.path());
+    let dir = tempfile::tempdir().unwrap();
+    let child = start_plain(&app, &[STEPS], dir.path());
+    let pid = pid_str(&child);
+    let there = hcontainer(&["migrate", &pid, "--to", "aarch64"], dir.path());
+    assert_ok(&there, "hcontainer migrate --to aarch64 (plain process)");
+    assert!(
+        there.stderr.contains("started without hcontainer")
+            && there.stderr.contains("migrated x86_64 -> aarch64"),
+        "{}",
+        there.stderr
+    );
+    // The original PID stays the program's name and holds no memory.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(rss_kib < 1024, "the parked original holds {rss_kib} KiB");
+    let back = hcontainer(&["migrate", &pid, "--to", "x86_64"], dir.path());
+    assert_ok(
+        &back,
+        "hcontainer migrate --to x86_64 (by the original PID)",
+    );
+    // Its stdout is a pipe: handed from process to process, output whole.
+    let run = finish(child);
+    assert_eq!(run.code, expected.code, "{}", run.stderr);
+    assert!(
+        run.stdout == expected.stdout,
+        "output differs from the uninterrupted run's\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn signals_to_a_moved_plain_program_reach_it() {
+    let app = example("nbody");
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start_plain(&app, &[STEPS], dir.path());
+    let pid = pid_str(&child);
+    let there = hcontainer(&["migrate", &pid, "--to", "aarch64"], dir.path());
+    assert_ok(&there, "hcontainer migrate --to aarch64 (plain process)");
+    let now_at: u32 = there
+        .stderr
+        .split("now process ")
+        .nth(1)
+        .and_then(|r| r.split(')').next()?.parse().ok())
+        .expect("the new PID is printed");
+    // SAFETY: kill with a valid signal on the child's PID.
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(15),
+        "the original ends as the program did"
+    );
+    let t0 = Instant::now();
+    while Path::new(&format!("/proc/{now_at}")).exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the migrated program {now_at} outlived SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
 #[test]
 fn requests_for_processes_hcontainer_does_not_run_are_refused() {
-    // This test process exists but is no hcontainer program.
+    // This test process exists but hcc did not build it.
     let me = std::process::id().to_string();
     let r = hcontainer(&["migrate", &me, "--to", "aarch64"], Path::new("."));
     assert_eq!(r.code, Some(1));
     assert!(
-        r.stderr
-            .contains("is not a program run by `hcontainer run`"),
+        r.stderr.contains("which is not a program built by hcc"),
         "{}",
         r.stderr
     );

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -74,6 +75,7 @@ static struct {
     unsigned seq;
     int restoring;
     int fault_restore_exit;
+    int adopted; /* started plainly, supervised since `hcontainer adopt` */
     /* restore */
     const unsigned char *snap;
     size_t snap_len;
@@ -1062,6 +1064,122 @@ static void finish_restore(void) {
     errno = hc.saved_errno;
 }
 
+/* ---- Adoption: a program started plainly (no hcontainer around it) is
+ * asked by HC_ADOPT_SIGNAL to connect to `hcontainer adopt`, which then
+ * supervises it like a program it started. ---- */
+
+static int adopt(void) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    /* Abstract name (leading NUL): no file to clean up, no TMPDIR to agree on. */
+    char *o = put_str(a.sun_path + 1, HC_ADOPT_NAME);
+    o = put_u64(o, (uint64_t)getpid());
+    socklen_t len = (socklen_t)(o - (char *)&a);
+    struct ucred cred;
+    socklen_t cl = sizeof cred;
+    char line[sizeof hc.dir + 8];
+    /* Only our own user (or root) may take our memory. */
+    if (connect(fd, (struct sockaddr *)&a, len) || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) ||
+        (cred.uid != getuid() && cred.uid != 0)) {
+        close(fd);
+        return -1;
+    }
+    int hi = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+    close(fd);
+    if (hi < 0) return -1;
+    hc.ctl = hi;
+    /* "DIR <where dumps go>" */
+    if (ctl_recv(line, sizeof line) < 5 || strncmp(line, "DIR ", 4) || hc_strlen(line + 4) >= sizeof hc.dir) {
+        close(hc.ctl);
+        hc.ctl = -1;
+        return -1;
+    }
+    memcpy(hc.dir, line + 4, hc_strlen(line + 4) + 1);
+    hc.adopted = 1;
+    ctl_send("ADOPTED\n");
+    return 0;
+}
+
+/* Signals the user sends to the program's original process, which is all
+ * its parent and shell know of it, go on to where it now runs. */
+static void forward_signal(int sig) {
+    char m[24], *o = put_str(m, "KILL ");
+    o = put_u64(o, (uint64_t)sig);
+    *o++ = '\n';
+    write_all(hc.ctl, m, (size_t)(o - m));
+    if (sig == SIGTSTP) raise(SIGSTOP);
+}
+
+/* What become_stub keeps (its stack, TLS and thread descriptor) and what it unmaps. */
+struct keep_out {
+    uint64_t sp, tls, tp;
+    unsigned n;
+    uint64_t maps[512][2];
+};
+static int unmap_program_memory(const struct map *m, void *arg);
+
+/* An adopted program has moved on: its original process stays, as the
+ * process its parent waits for, holding nothing (no descriptors, no memory
+ * beyond this code), and ends with the program's exit status. */
+static void __attribute__((noreturn)) become_stub(void) {
+    for (int fd = 0; fd < 4096; fd++)
+        if (fd != hc.ctl) close(fd);
+    static const int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGTSTP, SIGALRM};
+    struct sigaction sa = {0};
+    sa.sa_handler = forward_signal;
+    sa.sa_flags = SA_RESTART;
+    sigset_t all;
+    sigemptyset(&all);
+    for (unsigned i = 0; i < sizeof fwd / sizeof fwd[0]; i++) {
+        sigaction(fwd[i], &sa, 0);
+        sigaddset(&all, fwd[i]);
+    }
+    struct itimerval off = {0};
+    for (int t = 0; t < 3; t++) setitimer(t, &off, 0);
+    sigprocmask(SIG_UNBLOCK, &all, 0);
+    static struct keep_out k;
+    k.sp = (uint64_t)__builtin_frame_address(0);
+    k.tls = (uint64_t)&__hc_tls_anchor;
+    k.tp = (uint64_t)__builtin_thread_pointer();
+    for_each_map(unmap_program_memory, &k);
+    for (unsigned i = 0; i < k.n; i++) munmap((void *)k.maps[i][0], k.maps[i][1] - k.maps[i][0]);
+    ctl_send("PARKED\n");
+    char line[64];
+    for (;;) {
+        int n = ctl_recv(line, sizeof line);
+        if (n < 0) _exit(70); /* hcontainer adopt is gone: the outcome is unknown */
+        if (!strncmp(line, "STATUS ", 7)) _exit((int)parse_u64(line + 7));
+        if (!strncmp(line, "SIGNAL ", 7)) {
+            int s = (int)parse_u64(line + 7);
+            signal(s, SIG_DFL);
+            sigset_t one;
+            sigemptyset(&one);
+            sigaddset(&one, s);
+            sigprocmask(SIG_UNBLOCK, &one, 0);
+            raise(s);
+            _exit(128 + s);
+        }
+    }
+}
+
+/* Collects the program's own anonymous and heap mappings (outside the
+ * image, not this stack or thread) for become_stub to unmap after the walk. */
+static int unmap_program_memory(const struct map *m, void *arg) {
+    struct keep_out *k = arg;
+    if (!(m->prot & PROT_WRITE) || (m->name[0] && strcmp(m->name, "[heap]"))) return 0;
+    if (m->start < (uint64_t)__hc_image_end && m->end > (uint64_t)__hc_image_start) return 0;
+    uint64_t keep[] = {k->sp, k->tls, k->tp};
+    for (int i = 0; i < 3; i++)
+        if (keep[i] >= m->start && keep[i] < m->end) return 0;
+    if (k->n < 512) {
+        k->maps[k->n][0] = m->start;
+        k->maps[k->n][1] = m->end;
+        k->n++;
+    }
+    return 0;
+}
+
 /* ---- Migration point. ---- */
 
 void __hc_migrate_point_c(struct hc_regs *r) {
@@ -1073,6 +1191,9 @@ void __hc_migrate_point_c(struct hc_regs *r) {
     if (hc.countdown > 0 && --hc.countdown > 0) return;
     __hc_poll = HC_POLL_OFF;
     if (hc.ctl < 0) {
+        /* Started plainly: the signal was `hcontainer adopt` asking to
+         * supervise; it signals again for what it wants then. */
+        if (hc.signo == HC_ADOPT_SIGNAL) adopt();
         errno = err;
         return;
     }
@@ -1097,6 +1218,7 @@ void __hc_migrate_point_c(struct hc_regs *r) {
     int n = ctl_recv(reply, sizeof reply);
     if (n >= 4 && !strncmp(reply, "EXIT", 4)) {
         /* Our stdio buffers now belong to the destination: no flushing. */
+        if (hc.adopted) become_stub();
         _exit(0);
     }
     /* CONT <points>: continue (hcontainer refused or the destination failed). */
@@ -1236,6 +1358,8 @@ __attribute__((constructor(101))) static void hcrt_init(void) {
     uint64_t shadow = 64u << 20;
     if ((v = getenv_raw(HC_ENV_SHADOW))) shadow = parse_u64(v) << 20;
     strip_env();
+    /* Started plainly: `hcontainer adopt` can still reach the program. */
+    if (hc.ctl < 0 && !restore_path && hc.signo <= 0) hc.signo = HC_ADOPT_SIGNAL;
     if (hc.signo > 0) {
         struct sigaction sa = {0};
         sa.sa_handler = on_signal;

@@ -120,6 +120,13 @@ struct hc_frame {
 #define HC_ENV_RESTORE "HCONTAINER_RESTORE"
 #define HC_ENV_SHADOW "HCONTAINER_SHADOW_STACK"
 
+/* A program started without hcontainer listens for this signal (the one
+ * hcontainer always uses, SIGSTKFLT): the next migration point connects to
+ * the abstract Unix socket HC_ADOPT_NAME<pid>, where `hcontainer adopt`
+ * waits to supervise it (docs/FORMATS.md §9). */
+#define HC_ADOPT_SIGNAL SIGSTKFLT
+#define HC_ADOPT_NAME "hcontainer-adopt-"
+
 /* Called by instrumented code. */
 extern volatile int __hc_poll;
 extern __thread char *__hc_ssp;

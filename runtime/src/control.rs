@@ -75,6 +75,8 @@ pub struct Control {
     listener: UnixListener,
     path: PathBuf,
     link: Option<PathBuf>,
+    /// Names that stay while this runs (an adopted program's original PID).
+    aliases: Vec<PathBuf>,
 }
 
 impl Control {
@@ -89,6 +91,7 @@ impl Control {
             listener,
             path,
             link: None,
+            aliases: Vec::new(),
         })
     }
 
@@ -99,13 +102,26 @@ impl Control {
 
     /// Names the socket after the program's current PID too.
     pub fn follow(&mut self, program_pid: u32) {
-        if let Some(old) = self.link.take() {
+        if let Some(old) = self.link.take().filter(|l| !self.aliases.contains(l)) {
             let _ = std::fs::remove_file(old);
         }
         let link = socket_path(program_pid);
+        if self.aliases.contains(&link) {
+            // Already there, and never briefly missing for a request.
+            return;
+        }
         let _ = std::fs::remove_file(&link);
         if std::os::unix::fs::symlink(&self.path, &link).is_ok() {
             self.link = Some(link);
+        }
+    }
+
+    /// Names the socket after `pid` for as long as it runs.
+    pub fn alias(&mut self, pid: u32) {
+        let link = socket_path(pid);
+        let _ = std::fs::remove_file(&link);
+        if std::os::unix::fs::symlink(&self.path, &link).is_ok() {
+            self.aliases.push(link);
         }
     }
 
@@ -126,7 +142,8 @@ impl Control {
 impl Drop for Control {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
-        if let Some(l) = &self.link {
+        for l in self.link.iter().chain(&self.aliases) {
+            // (a link may be named twice: removing it again does nothing)
             let _ = std::fs::remove_file(l);
         }
     }
@@ -137,6 +154,60 @@ pub fn answer(stream: &mut UnixStream, line: &str) {
     let _ = stream.write_all(format!("{line}\n").as_bytes());
 }
 
+/// Makes sure something supervises `pid`: an `hcontainer run`, or else an
+/// `hcontainer adopt` started here in the background for a program that was
+/// started plainly. Returns a note for the user when it adopted.
+pub fn ensure_supervised(pid: u32) -> anyhow::Result<Option<String>> {
+    if UnixStream::connect(socket_path(pid)).is_ok() {
+        return Ok(None);
+    }
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        anyhow::bail!("there is no process {pid}");
+    }
+    let dir = socket_dir();
+    std::fs::create_dir_all(&dir)?;
+    let log = dir.join(format!("adopt-{pid}.log"));
+    let log_file = std::fs::File::create(&log)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", log.display()))?;
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("adopt")
+        .arg(pid.to_string())
+        .arg("--notify")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(log_file);
+    // Its own session: the supervisor outlives this command and the
+    // terminal's signals are the program's, not its.
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::setsid();
+            Ok(())
+        })
+    };
+    let mut child = cmd.spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+    let line = line.trim_end();
+    if line == "READY" {
+        // Reaped by init once we exit; it runs on without us.
+        return Ok(Some(format!(
+            "process {pid} was started without hcontainer: now supervised by hcontainer adopt (process {}, log {})",
+            child.id(),
+            log.display()
+        )));
+    }
+    let _ = child.wait();
+    match line.strip_prefix("ERR ") {
+        Some(why) => anyhow::bail!("{why}"),
+        None => anyhow::bail!(
+            "hcontainer adopt for process {pid} ended without answering (see {})",
+            log.display()
+        ),
+    }
+}
+
 /// `hcontainer migrate|checkpoint PID`: sends the request to the
 /// `hcontainer run` that runs PID and prints its progress; Ok(summary) or
 /// Err(why).
@@ -145,7 +216,7 @@ pub fn request(pid: u32, req: &Request) -> anyhow::Result<String> {
     let mut stream = match UnixStream::connect(&path) {
         Ok(s) => s,
         Err(_) if Path::new(&format!("/proc/{pid}")).exists() => anyhow::bail!(
-            "process {pid} is not a program run by `hcontainer run` (start it with `hcontainer run APP`; processes started otherwise cannot be migrated yet)"
+            "process {pid} is not supervised by hcontainer (`hcontainer adopt {pid}` makes it so)"
         ),
         Err(_) => anyhow::bail!("there is no process {pid}"),
     };

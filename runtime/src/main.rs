@@ -63,9 +63,11 @@ enum Cmd {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Migrate a program that `hcontainer run` runs to another ISA, now.
+    /// Migrate a running program built by hcc to another ISA, now.
     ///
-    /// The program reaches its next migration point, dumps and parks; the
+    /// The program may run under `hcontainer run` or have been started
+    /// plainly (then `hcontainer adopt` is started in the background to
+    /// supervise it from now on). The program reaches its next migration point, dumps and parks; the
     /// destination restores; only then does the source exit. If the program
     /// cannot migrate where it is, it keeps running and this retries for 10 s.
     /// The program's new PID is printed.
@@ -79,7 +81,7 @@ enum Cmd {
         #[arg(long)]
         to: Isa,
     },
-    /// Write a checkpoint of a program that `hcontainer run` runs.
+    /// Write a checkpoint of a running program built by hcc.
     ///
     /// The checkpoint (an ISA-neutral snapshot and a manifest) can be
     /// restored later on any ISA, any number of times, with
@@ -97,6 +99,24 @@ enum Cmd {
         /// Keep the program running after the checkpoint.
         #[arg(long)]
         leave_running: bool,
+    },
+    /// Supervise a program built by hcc that was started without hcontainer.
+    ///
+    /// From then on `migrate` and `checkpoint` reach it as if `hcontainer
+    /// run` had started it (they start `adopt` by themselves when needed).
+    /// The program answers at its next migration point (signal 62 asks it).
+    /// Once it has migrated, its original process stays as the one its
+    /// parent knows: it holds no memory or files, passes signals on, and
+    /// ends with the program's exit status.
+    ///
+    /// Example: ./app & hcontainer adopt $!
+    #[command(verbatim_doc_comment)]
+    Adopt {
+        /// PID of the program.
+        pid: u32,
+        /// Print READY (or ERR <why>) on stdout once supervising, then detach stdout.
+        #[arg(long, hide = true)]
+        notify: bool,
     },
     /// Continue a program from a checkpoint, on any ISA.
     ///
@@ -247,7 +267,31 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             hcontainer::binary::write_exe(&output, &plain)?;
             Ok(0)
         }
+        Cmd::Adopt { pid, notify } => {
+            let ready = |r: Result<(), String>| {
+                let line = match r {
+                    Ok(()) => "READY".to_string(),
+                    Err(why) => format!("ERR {why}"),
+                };
+                if notify {
+                    println!("{line}");
+                    // Nothing more goes to whoever started us.
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                    if let Ok(null) = std::fs::File::open("/dev/null") {
+                        // SAFETY: dup2 onto stdout, which we own.
+                        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 1) };
+                    }
+                } else if line == "READY" {
+                    eprintln!("hcontainer: supervising process {pid}");
+                }
+            };
+            let code = supervisor::adopt(pid, ready)?;
+            Ok(code.clamp(0, 255) as u8)
+        }
         Cmd::Migrate { pid, to } => {
+            if let Some(note) = hcontainer::control::ensure_supervised(pid)? {
+                eprintln!("hcontainer: {note}");
+            }
             let summary =
                 hcontainer::control::request(pid, &hcontainer::control::Request::Migrate(to))?;
             eprintln!("hcontainer: {summary}");
@@ -260,6 +304,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => {
             let dir = std::path::absolute(&output)?;
             let req = hcontainer::control::Request::Checkpoint { dir, leave_running };
+            if let Some(note) = hcontainer::control::ensure_supervised(pid)? {
+                eprintln!("hcontainer: {note}");
+            }
             let summary = hcontainer::control::request(pid, &req)?;
             eprintln!("hcontainer: {summary}");
             Ok(0)

@@ -28,8 +28,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-/// Signal the runtime treats as "migrate at your next migration point".
-pub const MIGRATE_SIGNAL: i32 = libc::SIGUSR2;
+/// Signal the runtime treats as "migrate at your next migration point"
+/// (and a program started plainly as "connect to `hcontainer adopt`").
+/// SIGSTKFLT: the kernel never sends it and programs do not use it, so
+/// their own SIGUSR1/2 stay theirs; and qemu-user passes it on unchanged,
+/// unlike real-time signals, which it renumbers.
+pub const MIGRATE_SIGNAL: i32 = libc::SIGSTKFLT;
 
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -59,38 +63,48 @@ enum Event {
     Timeout,
     /// Another hcontainer asks something.
     Client(UnixStream, Result<Request, String>),
+    /// A line from an adopted program's original process (None: it was killed).
+    Origin(Option<String>),
     /// Nothing (interrupted).
     Idle,
 }
 
-/// Waits for the runtime or a request, until `timeout`.
+/// Waits for the runtime, a request or the origin, until `timeout`.
 fn next_event(
     cur: &mut Proc,
     control: Option<&Control>,
+    origin: Option<&mut Proc>,
     timeout: Option<Duration>,
 ) -> std::io::Result<Event> {
     let timed = |r: std::io::Result<Option<String>>| match r {
         Err(e) if e.kind() == ErrorKind::TimedOut => Ok(Event::Timeout),
         r => r.map(Event::Line),
     };
-    let Some(ctl) = control.filter(|_| cur.reader.buffer().is_empty()) else {
+    if !cur.reader.buffer().is_empty() {
         return timed(cur.recv(timeout));
+    }
+    if let Some(o) = origin.as_ref().filter(|o| !o.reader.buffer().is_empty()) {
+        let _ = o;
+        return Ok(Event::Origin(origin.unwrap().recv(None)?));
+    }
+    if control.is_none() && origin.is_none() {
+        return timed(cur.recv(timeout));
+    }
+    let pollfd = |fd: i32| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
     };
-    let mut fds = [
-        libc::pollfd {
-            fd: cur.reader.get_ref().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: ctl.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
+    let mut fds = vec![pollfd(cur.reader.get_ref().as_raw_fd())];
+    fds.push(pollfd(control.map_or(-1, |c| c.fd())));
+    fds.push(pollfd(
+        origin
+            .as_ref()
+            .map_or(-1, |o| o.reader.get_ref().as_raw_fd()),
+    ));
     let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
-    // SAFETY: two valid pollfd entries.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    // SAFETY: three valid pollfd entries (poll skips negative descriptors).
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
     if n < 0 {
         let e = std::io::Error::last_os_error();
         return if e.kind() == ErrorKind::Interrupted {
@@ -103,8 +117,13 @@ fn next_event(
         return Ok(Event::Timeout);
     }
     if fds[1].revents & libc::POLLIN != 0 {
-        if let Some((s, r)) = ctl.accept() {
+        if let Some((s, r)) = control.and_then(|c| c.accept()) {
             return Ok(Event::Client(s, r));
+        }
+    }
+    if fds[2].revents != 0 {
+        if let Some(o) = origin {
+            return Ok(Event::Origin(o.recv(None).unwrap_or(None)));
         }
     }
     if fds[0].revents != 0 {
@@ -113,10 +132,39 @@ fn next_event(
     Ok(Event::Idle)
 }
 
+/// Replaces the current process with the one it migrated to; an adopted
+/// original stays connected as the origin.
+fn hand_over(cur: &mut Proc, next: Proc, origin: &mut Option<Proc>) {
+    let old = std::mem::replace(cur, next);
+    if old.adopted() && origin.is_none() {
+        *origin = Some(old);
+    }
+}
+
+/// Tells an adopted program's original process how the program ended, so
+/// that it ends the same way for its parent.
+fn report_to_origin(origin: Option<Proc>, code: i32, signal: Option<i32>) {
+    if let Some(mut o) = origin {
+        match signal {
+            Some(sig) => o.send(&format!("SIGNAL {sig}\n")),
+            None => o.send(&format!("STATUS {code}\n")),
+        }
+    }
+}
+
+/// How the supervisor holds a process.
+enum Handle {
+    /// Started by this hcontainer.
+    Child(Child),
+    /// Started plainly and adopted (`hcontainer adopt`): not our child, so
+    /// its exit status goes to its own parent.
+    Adopted(u32),
+}
+
 /// One running variant with its control socket.
 struct Proc {
     isa: Isa,
-    child: Child,
+    handle: Handle,
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     started: Instant,
@@ -205,10 +253,53 @@ impl Proc {
         }
     }
 
+    fn id(&self) -> u32 {
+        match &self.handle {
+            Handle::Child(c) => c.id(),
+            Handle::Adopted(pid) => *pid,
+        }
+    }
+
+    fn adopted(&self) -> bool {
+        matches!(self.handle, Handle::Adopted(_))
+    }
+
+    fn kill(&self, sig: i32) {
+        // SAFETY: kill on the process's own pid.
+        unsafe { libc::kill(self.id() as i32, sig) };
+    }
+
     fn wait(&mut self) -> i32 {
-        match self.child.wait() {
-            Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
-            Err(_) => 127,
+        self.wait_status().0
+    }
+
+    /// Exit code (128 + signal for a signal) and the signal, if one ended it.
+    fn wait_status(&mut self) -> (i32, Option<i32>) {
+        match &mut self.handle {
+            Handle::Child(c) => match c.wait() {
+                Ok(s) => match s.signal() {
+                    Some(sig) => (128 + sig, Some(sig)),
+                    None => (s.code().unwrap_or(0), None),
+                },
+                Err(_) => (127, None),
+            },
+            Handle::Adopted(pid) => {
+                // Its parent reaps it; we only wait until it is gone.
+                let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while proc_dir.exists() && Instant::now() < deadline {
+                    let stat = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+                    if stat
+                        .rsplit(')')
+                        .next()
+                        .is_some_and(|r| r.trim_start().starts_with('Z'))
+                    {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                (0, None)
+            }
         }
     }
 }
@@ -282,7 +373,7 @@ fn spawn(
     let writer = ours.try_clone()?;
     Ok(Proc {
         isa,
-        child,
+        handle: Handle::Child(child),
         reader: BufReader::new(ours),
         writer,
         started: Instant::now(),
@@ -357,21 +448,7 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
         .unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&workdir)?;
     let migrations = route.len() - 1;
-    let trigger_env = |remaining: usize| -> Vec<(&str, String)> {
-        let mut env = Vec::new();
-        if remaining > 0 {
-            if let Some(n) = opts.at_point {
-                env.push(("HCONTAINER_AT_POINT", n.to_string()));
-            }
-        }
-        // The signal asks for a migration at the next point: --every sends
-        // it, so do retries after refused attempts and requests from
-        // `hcontainer migrate/checkpoint PID`.
-        let _ = remaining;
-        env.push(("HCONTAINER_SIGNAL", MIGRATE_SIGNAL.to_string()));
-        env
-    };
-    let mut first_env = trigger_env(migrations);
+    let mut first_env = trigger_env(opts, migrations);
     if let Some(snap) = &opts.restore {
         first_env.push(("HCONTAINER_RESTORE", snap.display().to_string()));
     }
@@ -401,12 +478,66 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             }
         }
     }
+    let sup = Supervision {
+        bin,
+        args,
+        opts,
+        route: &route,
+        workdir: &workdir,
+    };
+    supervise(&sup, cur, Control::listen().ok())
+}
+
+/// Environment for a variant: what triggers its migrations.
+fn trigger_env(opts: &RunOptions, remaining: usize) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if remaining > 0 {
+        if let Some(n) = opts.at_point {
+            env.push(("HCONTAINER_AT_POINT", n.to_string()));
+        }
+    }
+    // The signal asks for a migration at the next point: --every sends it,
+    // so do retries after refused attempts and requests from `hcontainer
+    // migrate/checkpoint PID`.
+    env.push(("HCONTAINER_SIGNAL", MIGRATE_SIGNAL.to_string()));
+    env
+}
+
+/// What a supervision is about.
+struct Supervision<'a> {
+    bin: &'a Binary,
+    args: &'a [OsString],
+    opts: &'a RunOptions,
+    /// ISAs to visit (the first is where the program is now).
+    route: &'a [Isa],
+    workdir: &'a Path,
+}
+
+/// Follows the running program `cur` until it ends, migrating it along the
+/// route and answering requests; returns its exit code.
+fn supervise(
+    sup: &Supervision,
+    mut cur: Proc,
+    mut control: Option<Control>,
+) -> anyhow::Result<i32> {
+    let Supervision {
+        bin,
+        args,
+        opts,
+        route,
+        workdir,
+    } = *sup;
+    let workdir = workdir.to_path_buf();
+    let migrations = route.len() - 1;
+    let trigger_env = |remaining: usize| trigger_env(opts, remaining);
     // Requests from other hcontainer commands; without the socket (an
     // unwritable TMPDIR) the program still runs, it just cannot be reached.
-    let mut control = Control::listen().ok();
     if let Some(c) = control.as_mut() {
-        c.follow(cur.child.id());
+        c.follow(cur.id());
     }
+    // An adopted program's original process, parked for its parent once the
+    // program has moved on: it forwards signals and gets the exit status.
+    let mut origin: Option<Proc> = None;
     let mut pending: Option<(UnixStream, Request, Instant)> = None;
     let mut done = 0usize;
     let mut requested = false;
@@ -429,10 +560,26 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             t.saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1))
         });
-        let msg = match next_event(&mut cur, control.as_ref(), timeout)? {
+        let msg = match next_event(&mut cur, control.as_ref(), origin.as_mut(), timeout)? {
+            Event::Origin(Some(line)) => {
+                // A signal sent to the original PID, for the program.
+                if let Some(sig) = line.strip_prefix("KILL ").and_then(|n| n.parse().ok()) {
+                    cur.kill(sig);
+                }
+                continue;
+            }
+            Event::Origin(None) => {
+                // The original process can only die by SIGKILL: the user
+                // meant the program.
+                eprintln!(
+                    "hcontainer: the program's original process was killed; ending the program"
+                );
+                origin = None;
+                cur.kill(libc::SIGKILL);
+                continue;
+            }
             Event::Timeout => {
-                // SAFETY: kill on the child's own pid.
-                unsafe { libc::kill(cur.child.id() as i32, MIGRATE_SIGNAL) };
+                cur.kill(MIGRATE_SIGNAL);
                 requested = true;
                 retry_at = None;
                 continue;
@@ -458,8 +605,7 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
                             "waiting for the program's next migration point",
                         );
                         pending = Some((client, r, Instant::now()));
-                        // SAFETY: kill on the child's own pid.
-                        unsafe { libc::kill(cur.child.id() as i32, MIGRATE_SIGNAL) };
+                        cur.kill(MIGRATE_SIGNAL);
                         requested = true;
                     }
                     (None, Err(_)) => unreachable!("a bad request is refused above"),
@@ -472,7 +618,8 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
             if let Some((mut client, _, _)) = pending.take() {
                 answer(&mut client, "ERR the program exited first");
             }
-            let code = cur.wait();
+            let (code, sig) = cur.wait_status();
+            report_to_origin(origin, code, sig);
             if refused > 0 {
                 eprintln!(
                     "hcontainer: {refused} migration attempts were refused (last: {last_reason})"
@@ -518,13 +665,13 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
                     };
                     match migrate(target, &mut cur, Path::new(path))? {
                         Outcome::Moved(next, report) => {
-                            cur = next;
+                            hand_over(&mut cur, next, &mut origin);
                             if let Some(c) = control.as_mut() {
-                                c.follow(cur.child.id());
+                                c.follow(cur.id());
                             }
                             Ok(format!(
                                 "migrated {from} -> {isa} (now process {}): {report}",
-                                cur.child.id()
+                                cur.id()
                             ))
                         }
                         Outcome::Refused(why) => Err(why),
@@ -549,6 +696,11 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
                     if let Request::Checkpoint { leave_running, .. } = req {
                         if !leave_running {
                             cur.send("EXIT\n");
+                            if cur.adopted() {
+                                // Its original process waits for a status.
+                                cur.send("STATUS 0\n");
+                            }
+                            report_to_origin(origin, 0, None);
                             cur.wait();
                             eprintln!("hcontainer: the program stopped after its checkpoint");
                             return Ok(0);
@@ -610,7 +762,7 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
                     route[done],
                     done + 1
                 );
-                cur = next;
+                hand_over(&mut cur, next, &mut origin);
                 done += 1;
                 refused = 0;
                 retry_at = None;
@@ -831,7 +983,15 @@ fn migrate(to: Target, src: &mut Proc, dump_path: &Path) -> anyhow::Result<Outco
         .saturating_sub(Duration::from_nanos(restore_ns));
     // Two-phase: only now may the source go.
     src.send("EXIT\n");
-    let status = src.wait();
+    let status = if src.adopted() {
+        // It stays for its parent, with nothing open or mapped: wait for that.
+        match src.recv(Some(Duration::from_secs(5))) {
+            Ok(Some(m)) if m == "PARKED" => 0,
+            _ => 1,
+        }
+    } else {
+        src.wait()
+    };
     if status != 0 {
         eprintln!(
             "hcontainer: warning: the {} source exited with status {status} after handing over",
@@ -853,4 +1013,141 @@ fn migrate(to: Target, src: &mut Proc, dump_path: &Path) -> anyhow::Result<Outco
         mem as f64 / (1024.0 * 1024.0)
     );
     Ok(Outcome::Moved(dest, report))
+}
+
+/// The abstract socket name `hcontainer adopt` listens on for `pid`.
+fn adopt_name(pid: u32) -> String {
+    format!("hcontainer-adopt-{pid}")
+}
+
+/// `hcontainer adopt PID`: becomes the supervisor of a program that was
+/// started plainly, so `migrate` and `checkpoint` reach it as if
+/// `hcontainer run` ran it. `ready` hears once whether that worked; the
+/// program's exit code is returned when it ends (0 while it still ends in
+/// its original process, whose parent gets the real status).
+pub fn adopt(pid: u32, ready: impl FnOnce(Result<(), String>)) -> anyhow::Result<i32> {
+    let mut ready = Some(ready);
+    let mut fail = |why: String| -> anyhow::Error {
+        if let Some(r) = ready.take() {
+            r(Err(why.clone()));
+        }
+        anyhow::anyhow!(why)
+    };
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    if !proc_dir.exists() {
+        return Err(fail(format!("there is no process {pid}")));
+    }
+    let exe = std::fs::read_link(proc_dir.join("exe")).map_err(|e| {
+        fail(format!(
+            "cannot look at process {pid} ({e}): it belongs to another user"
+        ))
+    })?;
+    let bin = Binary::open(&exe).map_err(|e| {
+        fail(format!(
+            "process {pid} runs {}, which is not a program built by hcc ({e})",
+            exe.display()
+        ))
+    })?;
+    let Some(isa) = Isa::host() else {
+        return Err(fail("this machine's ISA has no variant support".into()));
+    };
+    bin.variant(isa).map_err(|e| fail(e.to_string()))?;
+    let args: Vec<OsString> = std::fs::read(proc_dir.join("cmdline"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .skip(1)
+        .filter(|a| !a.is_empty())
+        .map(|a| <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(a).to_owned())
+        .collect();
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(adopt_name(pid))?;
+    let listener = std::os::unix::net::UnixListener::bind_addr(&addr).map_err(|e| {
+        fail(format!(
+            "cannot listen for process {pid} ({e}): is another hcontainer adopting it?"
+        ))
+    })?;
+    listener.set_nonblocking(true)?;
+    let tmp = tempfile::Builder::new().prefix("hcontainer-").tempdir()?;
+    // SAFETY: kill with a signal number; the process may ignore it.
+    if unsafe { libc::kill(pid as i32, MIGRATE_SIGNAL) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(fail(format!("cannot signal process {pid}: {e}")));
+    }
+    let deadline = Instant::now() + REQUEST_PATIENCE;
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => return Err(fail(format!("waiting for process {pid}: {e}"))),
+        }
+        if !proc_dir.exists() {
+            return Err(fail(format!("process {pid} ended")));
+        }
+        if Instant::now() > deadline {
+            return Err(fail(format!(
+                "process {pid} did not answer within {REQUEST_PATIENCE:?}: it is either waiting in a system call (it answers at its next migration point, once it runs again) or it handles or blocks signal {MIGRATE_SIGNAL} itself"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    stream.set_nonblocking(false)?;
+    let peer = peer_pid(&stream);
+    if peer != Some(pid) {
+        return Err(fail(format!(
+            "process {:?} answered in place of process {pid}",
+            peer
+        )));
+    }
+    let writer = stream.try_clone()?;
+    let mut cur = Proc {
+        isa,
+        handle: Handle::Adopted(pid),
+        reader: BufReader::new(stream),
+        writer,
+        started: Instant::now(),
+        passed: Vec::new(),
+    };
+    cur.send(&format!("DIR {}\n", tmp.path().display()));
+    match cur.recv(Some(Duration::from_secs(5))) {
+        Ok(Some(m)) if m == "ADOPTED" => {}
+        other => return Err(fail(format!("process {pid} did not confirm: {other:?}"))),
+    }
+    let mut control = Control::listen().map_err(|e| {
+        fail(format!(
+            "cannot create the control socket in {}: {e}",
+            std::env::temp_dir().display()
+        ))
+    })?;
+    // Users know the program by its original PID, wherever it runs now.
+    control.alias(pid);
+    if let Some(r) = ready.take() {
+        r(Ok(()));
+    }
+    let opts = RunOptions::default();
+    let sup = Supervision {
+        bin: &bin,
+        args: &args,
+        opts: &opts,
+        route: &[isa],
+        workdir: tmp.path(),
+    };
+    supervise(&sup, cur, Some(control))
+}
+
+/// The PID at the other end of a Unix socket.
+fn peer_pid(s: &UnixStream) -> Option<u32> {
+    // SAFETY: ucred is plain data.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: cred and len are valid for getsockopt to fill in.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(cred.pid as u32)
 }
