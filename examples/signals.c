@@ -1,13 +1,15 @@
-/* Signal state set before a migration holds after it: a handler, an ignored
- * SIGPIPE, a blocked signal that stays pending until unblocked, and an
- * alarm that keeps its remaining time. */
+/* Signal state set before a migration holds after it: handlers (SIGUSR2 is
+ * the program's own), an ignored SIGPIPE, blocked signals raised before the
+ * migration that stay pending until unblocked after it, and an alarm that
+ * keeps its remaining time. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t usr1, alarms;
+static volatile sig_atomic_t usr1, usr2, alarms;
 static void on_usr1(int s) { (void)s; usr1++; }
+static void on_usr2(int s) { (void)s; usr2++; }
 static void on_alarm(int s) { (void)s; alarms++; }
 
 __attribute__((noinline)) static unsigned long churn(unsigned long h, int i) {
@@ -20,14 +22,18 @@ int main(void) {
     sa.sa_handler = on_usr1;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGUSR1, &sa, 0);
+    sa.sa_handler = on_usr2;
+    sigaction(SIGUSR2, &sa, 0);
     sa.sa_handler = on_alarm;
     sigaction(SIGALRM, &sa, 0);
     signal(SIGPIPE, SIG_IGN);
     sigset_t block;
     sigemptyset(&block);
     sigaddset(&block, SIGUSR1);
+    sigaddset(&block, SIGUSR2);
     sigprocmask(SIG_BLOCK, &block, 0);
     alarm(100);
+    raise(SIGUSR2); /* pending across the migrations below */
 
     unsigned long h = 0;
     for (int i = 0; i < 20000; i++) {
@@ -38,8 +44,9 @@ int main(void) {
     sigset_t pending;
     sigpending(&pending);
     printf("usr1 pending while blocked: %d, handled: %d\n", sigismember(&pending, SIGUSR1), (int)usr1);
+    printf("usr2 pending since before the loop: %d, handled: %d\n", sigismember(&pending, SIGUSR2), (int)usr2);
     sigprocmask(SIG_UNBLOCK, &block, 0);
-    printf("usr1 handled after unblocking: %d\n", (int)usr1);
+    printf("usr1 handled after unblocking: %d, usr2: %d\n", (int)usr1, (int)usr2);
     int p[2];
     if (pipe(p)) return 2;
     close(p[0]);

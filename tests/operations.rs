@@ -337,3 +337,125 @@ fn requests_for_processes_hcontainer_does_not_run_are_refused() {
         r.stderr
     );
 }
+
+/// Connects to the service on 127.0.0.1:`port` (retrying while it is not
+/// listening yet, e.g. during a restore) and returns its answer.
+fn ask(port: u16) -> String {
+    use std::io::Read;
+    let t0 = Instant::now();
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(mut s) => {
+                let mut answer = String::new();
+                s.read_to_string(&mut answer).unwrap();
+                return answer;
+            }
+            Err(e) => {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(20),
+                    "nothing listens on port {port}: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// The port the server example wrote to `file`, once it has.
+fn port_in(file: &Path) -> u16 {
+    let t0 = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            return text.trim().parse().unwrap();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no port file");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_checkpointed_service_listens_on_its_port_again_on_another_isa() {
+    let app = example("server");
+    // Uninterrupted: two clients, natively.
+    let base = tempfile::tempdir().unwrap();
+    let native_run = Command::new(&app)
+        .args(["port", "2"])
+        .current_dir(base.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = port_in(&base.path().join("port"));
+    let answers = [ask(port), ask(port)];
+    let expected = native_run.wait_with_output().unwrap();
+    assert_eq!(answers, ["hello 1\n", "hello 2\n"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let child = start("x86_64", &app, &["port", "2"], dir.path(), "out.txt");
+    let port = port_in(&dir.path().join("port"));
+    assert_eq!(ask(port), answers[0]);
+    let ckpt = dir.path().join("ckpt");
+    let r = hcontainer(
+        &["checkpoint", &pid_str(&child), "-o", ckpt.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_ok(&r, "hcontainer checkpoint (and stop)");
+    let run = finish(child);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    // Later, on the other ISA: the same port, the next client.
+    let restore = Command::new(tool("hcontainer"))
+        .args(["restore", ckpt.to_str().unwrap(), "--isa", "aarch64"])
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(ask(port), answers[1]);
+    let r: Run = restore.wait_with_output().unwrap().into();
+    assert_eq!(r.code, expected.status.code(), "{}", r.stderr);
+    let got = std::fs::read(dir.path().join("out.txt")).unwrap();
+    assert!(
+        got == expected.stdout,
+        "output differs from the uninterrupted run's: {:?}\n{}",
+        String::from_utf8_lossy(&got),
+        r.stderr
+    );
+}
+
+#[test]
+fn checkpoint_and_stop_refuses_what_it_cannot_carry_and_the_program_goes_on() {
+    let app = example("server");
+    let dir = tempfile::tempdir().unwrap();
+    let child = start(
+        "x86_64",
+        &app,
+        &["port", "1", "pair"],
+        dir.path(),
+        "out.txt",
+    );
+    let port = port_in(&dir.path().join("port"));
+    let ckpt = dir.path().join("ckpt");
+    let t0 = Instant::now();
+    let r = hcontainer(
+        &["checkpoint", &pid_str(&child), "-o", ckpt.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is a connected or Unix-domain socket")
+            && r.stderr.contains("the program continues"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "a refusal that waiting cannot change is not retried"
+    );
+    assert!(!ckpt.join("checkpoint.json").exists());
+    // Still there and serving.
+    assert_eq!(ask(port), "hello 1\n");
+    let run = finish(child);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "listening\nserved 1\ndone\n"
+    );
+}

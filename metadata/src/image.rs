@@ -22,8 +22,8 @@ use crate::Isa;
 
 pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
 pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
-pub const DUMP_VERSION: u32 = 3;
-pub const SNAP_VERSION: u32 = 3;
+pub const DUMP_VERSION: u32 = 4;
+pub const SNAP_VERSION: u32 = 4;
 
 const REC_END: u32 = 0;
 const REC_REGS: u32 = 1;
@@ -116,6 +116,8 @@ pub struct Signals {
     pub blocked: u64,
     /// (interval, remaining) in microseconds, for ITIMER_REAL, _VIRTUAL, _PROF.
     pub timers: [(u64, u64); 3],
+    /// Standard signals pending (blocked) at the dump, bit n-1 for signal n.
+    pub pending: u32,
     pub actions: Vec<SigAction>,
 }
 
@@ -297,7 +299,7 @@ impl<'a> Image<'a> {
                         *t = (b.u64()?, b.u64()?);
                     }
                     let n = b.count(24)?;
-                    b.u32()?;
+                    let pending = b.u32()?;
                     let mut actions = Vec::with_capacity(n);
                     for _ in 0..n {
                         actions.push(SigAction {
@@ -310,6 +312,7 @@ impl<'a> Image<'a> {
                     img.signals = Signals {
                         blocked,
                         timers,
+                        pending,
                         actions,
                     };
                 }
@@ -474,7 +477,7 @@ impl<'a> Image<'a> {
                 w.u64(value);
             }
             w.u32(sg.actions.len() as u32);
-            w.u32(0);
+            w.u32(sg.pending);
             for a in &sg.actions {
                 w.u32(a.signo);
                 w.u32(a.flags);

@@ -125,6 +125,7 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
         signals: Signals {
             blocked: 1 << 13,
             timers: [(0, 1500), (0, 0), (1000, 250)],
+            pending: 1 << 9,
             actions: vec![SigAction {
                 signo: 14,
                 flags: 0x1000_0000,

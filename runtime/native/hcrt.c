@@ -23,6 +23,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -562,6 +564,9 @@ static void dump_signals(struct out *o) {
     sigset_t set;
     sigprocmask(SIG_BLOCK, 0, &set);
     h.blocked = set_bits(&set);
+    sigpending(&set);
+    h.pending = (uint32_t)set_bits(&set);
+    if (hc.signo > 0 && hc.signo <= 32) h.pending &= ~(1u << (hc.signo - 1));
     for (int t = 0; t < 3; t++) {
         struct itimerval it;
         if (getitimer(t, &it) == 0) {
@@ -612,6 +617,9 @@ static void resume_signals(void) {
     bits_set(h->blocked, &set);
     if (hc.signo > 0) sigdelset(&set, hc.signo);
     sigprocmask(SIG_SETMASK, &set, 0);
+    /* Still blocked, so they wait as they did in the source. */
+    for (int sig = 1; sig <= 32; sig++)
+        if (h->pending & (1u << (sig - 1))) raise(sig);
     for (int t = 0; t < 3; t++) {
         if (!h->timers[t][1]) continue;
         struct itimerval it = {.it_interval = us_tv(h->timers[t][0]), .it_value = us_tv(h->timers[t][1])};
@@ -631,6 +639,43 @@ static void dump_tls(struct out *o) {
     out_bytes(o, &memsz, 8);
     out_bytes(o, (void *)addr, memsz);
     out_pad(o, memsz);
+}
+
+/* Appends " listen tcp ADDR:PORT" to a listening TCP socket's description
+ * (`socket:[inode]`), from which a checkpoint's restore creates it anew;
+ * returns the new length. */
+static size_t describe_socket(int fd, char *path, size_t len, size_t cap) {
+    int v = 0, type = 0, dom = 0;
+    socklen_t l = sizeof v;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) || !v) return len;
+    l = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) || type != SOCK_STREAM) return len;
+    l = sizeof dom;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) || (dom != AF_INET && dom != AF_INET6)) return len;
+    struct sockaddr_storage ss;
+    l = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &l)) return len;
+    char buf[96], *o = put_str(buf, " listen tcp ");
+    unsigned port;
+    if (dom == AF_INET) {
+        struct sockaddr_in *in = (void *)&ss;
+        if (!inet_ntop(AF_INET, &in->sin_addr, o, 64)) return len;
+        o += hc_strlen(o);
+        port = ntohs(in->sin_port);
+    } else {
+        struct sockaddr_in6 *in = (void *)&ss;
+        *o++ = '[';
+        if (!inet_ntop(AF_INET6, &in->sin6_addr, o, 64)) return len;
+        o += hc_strlen(o);
+        *o++ = ']';
+        port = ntohs(in->sin6_port);
+    }
+    *o++ = ':';
+    o = put_u64(o, port);
+    size_t n = (size_t)(o - buf);
+    if (len + n > cap) return len;
+    memcpy(path + len, buf, n);
+    return len + n;
 }
 
 static void dump_fds(struct out *o, int skip1, int skip2) {
@@ -655,7 +700,9 @@ static void dump_fds(struct out *o, int skip1, int skip2) {
             if (fd == dfd || fd == skip1 || fd == skip2 || fd == hc.ctl || count >= 256) continue;
             struct stat st;
             if (fstat(fd, &st)) continue;
-            if ((S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) && n_passed_fds < HC_MAX_PASSED)
+            /* A file deleted while open cannot be reopened by path either. */
+            int unlinked = S_ISREG(st.st_mode) && st.st_nlink == 0;
+            if ((S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || unlinked) && n_passed_fds < HC_MAX_PASSED)
                 passed_fds[n_passed_fds++] = fd;
             char link[32];
             char *l = put_str(link, "/proc/self/fd/");
@@ -663,6 +710,7 @@ static void dump_fds(struct out *o, int skip1, int skip2) {
             *l = 0;
             ssize_t pl = readlink(link, fds[count].path, sizeof fds[count].path - 1);
             if (pl < 0) pl = 0;
+            if (S_ISSOCK(st.st_mode)) pl = describe_socket(fd, fds[count].path, (size_t)pl, sizeof fds[count].path - 1);
             fds[count].h = (struct hc_fd_hdr){
                 .fd = fd,
                 .flags = fcntl(fd, F_GETFL),
@@ -1200,9 +1248,14 @@ void __hc_migrate_point_c(struct hc_regs *r) {
     uint64_t t0 = now_ns();
     char path[600], msg[700], reply[128];
     char *o;
+    sigset_t pend;
+    sigpending(&pend);
     if (__atomic_load_n(&hc_threads, __ATOMIC_SEQ_CST) > 0) {
         /* Only this thread's state would be dumped: nothing may be lost. */
         ctl_send("DUMPFAIL the program has other threads running, and threads do not migrate yet\n");
+    } else if (set_bits(&pend) >> 32) {
+        /* A queued real-time signal carries a value sigpending cannot see. */
+        ctl_send("DUMPFAIL a real-time signal is pending (blocked), and its queued value cannot be carried\n");
     } else if (write_dump(r, err, path, t0) != 0) {
         ctl_send("DUMPFAIL cannot write the dump\n");
         o = 0;

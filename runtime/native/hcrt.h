@@ -32,9 +32,9 @@ _Static_assert(sizeof(struct hc_regs) == 784, "asm stubs depend on this layout")
 
 /* Dump: magic, then records (kind, length, payload padded to 8). */
 #define HC_DUMP_MAGIC "HCDUMP\0\0"
-#define HC_DUMP_VERSION 3
+#define HC_DUMP_VERSION 4
 #define HC_SNAP_MAGIC "HCSNAP\0\0"
-#define HC_SNAP_VERSION 3
+#define HC_SNAP_VERSION 4
 
 enum hc_record {
     HC_REC_END = 0,
@@ -95,7 +95,7 @@ struct hc_signals {
     uint64_t blocked; /* bit n-1: signal n */
     uint64_t timers[3][2];
     uint32_t count;
-    uint32_t pad;
+    uint32_t pending; /* standard signals pending while blocked, bit n-1: raised again at resume */
 };
 struct hc_sigaction {
     uint32_t signo;

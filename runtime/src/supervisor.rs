@@ -415,8 +415,9 @@ pub fn restore(dir: &Path, isa: Option<Isa>) -> anyhow::Result<i32> {
     let snap_path = dir.join(control::CHECKPOINT_SNAPSHOT);
     let bytes =
         std::fs::read(&snap_path).map_err(|e| anyhow::anyhow!("{}: {e}", snap_path.display()))?;
-    Image::decode(&bytes, true)
+    let snap = Image::decode(&bytes, true)
         .map_err(|e| anyhow::anyhow!("{}: damaged checkpoint: {e}", snap_path.display()))?;
+    let listeners = relisten(&snap)?;
     let isa = isa.or_else(Isa::host).unwrap_or(Isa::PRIMARY);
     let args: Vec<OsString> = m.args.iter().map(OsString::from).collect();
     let opts = RunOptions {
@@ -424,11 +425,22 @@ pub fn restore(dir: &Path, isa: Option<Isa>) -> anyhow::Result<i32> {
         restore: Some(std::path::absolute(&snap_path)?),
         ..RunOptions::default()
     };
-    run(&bin, &args, &opts)
+    run_passing(&bin, &args, &opts, listeners)
 }
 
 /// Runs `bin` and returns its exit code.
 pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result<i32> {
+    run_passing(bin, args, opts, Vec::new())
+}
+
+/// Runs `bin` with the descriptors `pass` at their numbers (given away:
+/// hcontainer keeps no copy, or a closed listener would stay bound).
+fn run_passing(
+    bin: &Binary,
+    args: &[OsString],
+    opts: &RunOptions,
+    pass: Vec<(i32, OwnedFd)>,
+) -> anyhow::Result<i32> {
     let mut route = opts.migrate.clone();
     if route.is_empty() {
         route.push(opts.isa.or_else(Isa::host).unwrap_or(Isa::PRIMARY));
@@ -452,9 +464,14 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
     if let Some(snap) = &opts.restore {
         first_env.push(("HCONTAINER_RESTORE", snap.display().to_string()));
     }
-    let mut cur = spawn(bin, route[0], args, &workdir, &first_env, &[])?;
-    if opts.restore.is_some() {
-        match cur.recv(None) {
+    let mut attempts = 0;
+    let cur = loop {
+        attempts += 1;
+        let mut cur = spawn(bin, route[0], args, &workdir, &first_env, &pass)?;
+        if opts.restore.is_none() {
+            break cur;
+        }
+        let why = match cur.recv(None) {
             Ok(Some(m)) if m.starts_with("RESTORED ") => {
                 let ns = m["RESTORED ".len()..].parse::<u64>().unwrap_or(0);
                 eprintln!(
@@ -467,17 +484,19 @@ pub fn run(bin: &Binary, args: &[OsString], opts: &RunOptions) -> anyhow::Result
                         .saturating_sub(Duration::from_nanos(ns)))
                 );
                 cur.send("GO\n");
+                break cur;
             }
-            other => {
-                let why = match other {
-                    Ok(Some(m)) => m.strip_prefix("FAIL ").unwrap_or(&m).to_string(),
-                    _ => "the process ended without confirming".to_string(),
-                };
-                let code = cur.wait();
-                anyhow::bail!("restore on {} failed (status {code}): {why}", cur.isa);
-            }
+            Ok(Some(m)) => m.strip_prefix("FAIL ").unwrap_or(&m).to_string(),
+            _ => "the process ended without confirming".to_string(),
+        };
+        let code = cur.wait();
+        // As in migrate(): another process lands its own mappings elsewhere.
+        if why.contains(ADDRESS_TAKEN) && attempts < 4 {
+            continue;
         }
-    }
+        anyhow::bail!("restore on {} failed (status {code}): {why}", cur.isa);
+    };
+    drop(pass);
     let sup = Supervision {
         bin,
         args,
@@ -652,6 +671,7 @@ fn supervise(
         requested = false;
         if let Some((mut client, req, since)) = pending.take() {
             let from = cur.isa;
+            let mut settled = false;
             let result = match (&dump_failure, &req) {
                 (Some(why), _) => Err(format!("the {from} process could not dump: {why}")),
                 (None, Request::Migrate(isa)) => {
@@ -677,8 +697,12 @@ fn supervise(
                         Outcome::Refused(why) => Err(why),
                     }
                 }
-                (None, Request::Checkpoint { dir, .. }) => {
-                    checkpoint(bin, args, Path::new(path), dir, from).map_err(|e| format!("{e:#}"))
+                (None, Request::Checkpoint { dir, leave_running }) => {
+                    checkpoint(bin, args, Path::new(path), dir, from, !leave_running).map_err(|e| {
+                        // Waiting would not change the program's descriptors.
+                        settled = e.downcast_ref::<Uncarried>().is_some();
+                        format!("{e:#}")
+                    })
                 }
             };
             if opts.keep.is_none() && !path.is_empty() {
@@ -708,7 +732,7 @@ fn supervise(
                         cur.send("CONT 0\n");
                     }
                 }
-                Err(why) if since.elapsed() < REQUEST_PATIENCE => {
+                Err(why) if !settled && since.elapsed() < REQUEST_PATIENCE => {
                     if reason_key(&why) != reason_key(&last_reason) {
                         answer(
                             &mut client,
@@ -847,9 +871,14 @@ fn checkpoint(
     dump_path: &Path,
     dir: &Path,
     isa: Isa,
+    stop: bool,
 ) -> anyhow::Result<String> {
     let raw = map_file(dump_path)?;
     let dump = Image::decode(&raw, false).map_err(|e| anyhow::anyhow!("damaged dump: {e}"))?;
+    let uncarried = uncarried(&dump);
+    if stop && !uncarried.is_empty() {
+        return Err(Uncarried(uncarried.join("; ")).into());
+    }
     let snap = rewrite::rewrite(bin, &dump)?;
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
@@ -883,12 +912,89 @@ fn checkpoint(
         control::CHECKPOINT_MANIFEST,
         serde_json::to_string_pretty(&manifest)?.as_bytes(),
     )?;
+    let note = if uncarried.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (not in it: {}; a restore takes such descriptors from the restoring process or fails naming them)",
+            uncarried.join("; ")
+        )
+    };
     Ok(format!(
-        "checkpoint of the {isa} process written to {}: {} frames, {:.1} MiB",
+        "checkpoint of the {isa} process written to {}: {} frames, {:.1} MiB{note}",
         dir.display(),
         snap.frames.len(),
         memory as f64 / (1024.0 * 1024.0)
     ))
+}
+
+/// Descriptors a checkpoint cannot carry, named for the user. Pipes are
+/// not among them: a restore takes them from the restoring process (a
+/// program restored into a pipeline writes to it).
+fn uncarried(dump: &Image) -> Vec<String> {
+    dump.fds
+        .iter()
+        .filter_map(|f| {
+            let kind = f.mode & libc::S_IFMT;
+            if kind == libc::S_IFSOCK && listening_tcp(&f.path).is_none() {
+                Some(format!(
+                    "descriptor {} is a connected or Unix-domain socket ({})",
+                    f.fd, f.path
+                ))
+            } else if kind == libc::S_IFREG && f.path.ends_with(" (deleted)") {
+                Some(format!(
+                    "descriptor {} is a file deleted while open ({})",
+                    f.fd, f.path
+                ))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// The address of a listening TCP socket, from its description in a dump
+/// (`socket:[91] listen tcp 0.0.0.0:8080`, docs/FORMATS.md §6).
+fn listening_tcp(path: &str) -> Option<std::net::SocketAddr> {
+    path.split_once(" listen tcp ")?.1.parse().ok()
+}
+
+/// A checkpoint that would lose a descriptor the program holds.
+#[derive(Debug)]
+struct Uncarried(String);
+
+impl std::fmt::Display for Uncarried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a checkpoint cannot carry everything the program holds: {}; the program continues (close them first, or take the checkpoint with --leave-running)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Uncarried {}
+
+/// Listening TCP sockets of a snapshot, bound anew at their addresses for
+/// the restoring process, by descriptor number.
+fn relisten(snap: &Image) -> anyhow::Result<Vec<(i32, OwnedFd)>> {
+    let mut out = Vec::new();
+    for f in &snap.fds {
+        let Some(addr) = listening_tcp(&f.path) else {
+            continue;
+        };
+        // std sets SO_REUSEADDR: the checkpointed process's port may still
+        // have connections in TIME_WAIT.
+        let l = std::net::TcpListener::bind(addr).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {addr} again for descriptor {} ({e}): is another process listening there?",
+                f.fd
+            )
+        })?;
+        l.set_nonblocking(f.flags & libc::O_NONBLOCK != 0)?;
+        out.push((f.fd, OwnedFd::from(l)));
+    }
+    Ok(out)
 }
 
 /// A refusal's reason without addresses, to report each kind of refusal once.
@@ -903,6 +1009,10 @@ enum Outcome {
     Moved(Proc, String),
     Refused(String),
 }
+
+/// How the runtime says a region's addresses are taken in the destination
+/// (runtime/native/hcrt.c, restore_region).
+const ADDRESS_TAKEN: &str = "address range in use in the destination";
 
 /// What a migration needs besides the source and its dump.
 struct Target<'a> {
@@ -960,23 +1070,29 @@ fn migrate(to: Target, src: &mut Proc, dump_path: &Path) -> anyhow::Result<Outco
         env.push(("HCONTAINER_FAULT", "restore-exit".to_string()));
     }
     let t1 = Instant::now();
-    let mut dest = spawn(bin, dst, args, workdir, &env, &src.passed)?;
-    let reply = dest.recv(None);
-    let restore_ns = match &reply {
-        Ok(Some(m)) if m.starts_with("RESTORED ") => {
-            m["RESTORED ".len()..].parse::<u64>().unwrap_or(0)
+    // A destination whose own start-up mappings (qemu's, placed at random)
+    // happen to cover one of the program's addresses cannot restore; a new
+    // process is placed elsewhere, so that one failure is tried again.
+    let mut attempts = 0;
+    let (mut dest, restore_ns) = loop {
+        attempts += 1;
+        let mut dest = spawn(bin, dst, args, workdir, &env, &src.passed)?;
+        let why = match dest.recv(None) {
+            Ok(Some(m)) if m.starts_with("RESTORED ") => {
+                let ns = m["RESTORED ".len()..].parse::<u64>().unwrap_or(0);
+                break (dest, ns);
+            }
+            Ok(Some(m)) => m.strip_prefix("FAIL ").unwrap_or(&m).to_string(),
+            _ => "the destination ended without confirming".to_string(),
+        };
+        let code = dest.wait();
+        if why.contains(ADDRESS_TAKEN) && attempts < 4 {
+            continue;
         }
-        other => {
-            let why = match other {
-                Ok(Some(m)) => m.strip_prefix("FAIL ").unwrap_or(m).to_string(),
-                _ => "the destination ended without confirming".to_string(),
-            };
-            let code = dest.wait();
-            let _ = std::fs::remove_file(&snap_path);
-            return Ok(Outcome::Refused(format!(
-                "restore on {dst} failed (status {code}): {why}"
-            )));
-        }
+        let _ = std::fs::remove_file(&snap_path);
+        return Ok(Outcome::Refused(format!(
+            "restore on {dst} failed (status {code}): {why}"
+        )));
     };
     let startup = t1
         .elapsed()
