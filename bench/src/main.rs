@@ -2,6 +2,7 @@
 //!
 //!   hc-bench migration [--sizes 1,64,512] [--runs 3]
 //!   hc-bench overhead [--runs 5]
+//!   hc-bench parts
 //!
 //! Builds its workloads with the hcc next to it (target/release), runs them
 //! under hcontainer, prints Markdown tables and writes SVG plots into bench/.
@@ -40,12 +41,20 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Where the overhead comes from: each kernel built again with one part
+    /// of the instrumentation switched off (HCC_BENCH_ABLATE: loop polls,
+    /// entry polls with the resume paths they lead to, frame pointers) and
+    /// callgrind instructions of each against plain clang; the remainder is
+    /// statepoints, the shadow stack and what they cost the register
+    /// allocator. Table on stdout.
+    Parts,
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Migration { sizes, runs } => migration(&sizes, runs),
         Cmd::Overhead { runs } => overhead(runs),
+        Cmd::Parts => parts(),
     }
 }
 
@@ -68,9 +77,19 @@ fn repo() -> PathBuf {
 
 /// Builds bench/workloads/NAME.c with hcc -O2 into `dir`.
 fn build(name: &str, dir: &Path) -> Result<PathBuf> {
+    build_ablated(name, dir, "")
+}
+
+/// Builds with parts of the instrumentation off (`HCC_BENCH_ABLATE`).
+fn build_ablated(name: &str, dir: &Path, ablate: &str) -> Result<PathBuf> {
     let src = repo().join("bench/workloads").join(format!("{name}.c"));
-    let out = dir.join(name);
+    let out = if ablate.is_empty() {
+        dir.join(name)
+    } else {
+        dir.join(format!("{name}.no-{}", ablate.replace(',', "+")))
+    };
     let o = Command::new(tool("hcc")?)
+        .env("HCC_BENCH_ABLATE", ablate)
         .args(["-O2", "-o"])
         .arg(&out)
         .arg(&src)
@@ -526,5 +545,47 @@ fn plot_overhead(bars: &[(&str, f64)], out: &Path) -> Result<()> {
         ))?;
     }
     root.present()?;
+    Ok(())
+}
+
+/// The parts `hc-bench parts` switches off, one build each, then all together.
+const PARTS: &[(&str, &str)] = &[
+    ("loop-polls", "loop polls"),
+    ("entry-polls", "entry polls + resume paths"),
+    ("frame-pointers", "frame pointers"),
+    ("loop-polls,entry-polls,frame-pointers", "all three"),
+];
+
+fn parts() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    print!("| workload | overhead (all parts) |");
+    for (_, title) in PARTS {
+        print!(" without {title} |");
+    }
+    println!(" resume paths' share of .text |");
+    println!("|---|---|{}---|", "---|".repeat(PARTS.len()));
+    for k in KERNELS {
+        eprintln!("{}: building {} variants", k.name, PARTS.len() + 2);
+        let plain = build_plain(k.name, "x86_64", dir.path())?;
+        let full = build(k.name, dir.path())?;
+        let base = instructions(&plain, k.small)? as f64;
+        let pct = |n: u64| (n as f64 / base - 1.0) * 100.0;
+        print!(
+            "| {} | {:+.2}% |",
+            k.name,
+            pct(instructions(&full, k.small)?)
+        );
+        let mut no_resume = None;
+        for (ablate, _) in PARTS {
+            let exe = build_ablated(k.name, dir.path(), ablate)?;
+            print!(" {:+.2}% |", pct(instructions(&exe, k.small)?));
+            if *ablate == "entry-polls" {
+                no_resume = Some(text_size(&exe)?);
+            }
+        }
+        let text = text_size(&full)? as f64;
+        let resume = text - no_resume.unwrap_or(0) as f64;
+        println!(" {:.0}% |", resume / text * 100.0);
+    }
     Ok(())
 }

@@ -103,6 +103,11 @@ pub fn base_command(isa: Isa, inv: &Invocation) -> Command {
     }
     cmd.args(&inv.frontend);
     cmd.args(FORCED_FLAGS);
+    if crate::instrument::ablated("frame-pointers") {
+        // hc-bench parts only (see instrument::ablated): the unwinder
+        // needs them, so such a build cannot migrate.
+        cmd.arg("-fomit-frame-pointer");
+    }
     cmd
 }
 

@@ -57,6 +57,25 @@ pub mod abi {
     pub const GC_STRATEGY: &str = "statepoint-example";
 }
 
+/// Parts of the instrumentation `HCC_BENCH_ABLATE` (comma separated)
+/// switches off, for `hc-bench parts` to measure what each costs. The
+/// result runs the program's own code unchanged but can no longer migrate
+/// (from loops, or at all): a measuring instrument, never a build mode.
+pub(crate) fn ablated(part: &str) -> bool {
+    static PARTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    PARTS
+        .get_or_init(|| {
+            std::env::var("HCC_BENCH_ABLATE")
+                .unwrap_or_default()
+                .split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
+        .iter()
+        .any(|p| p == part)
+}
+
 /// libc functions that never call back into program code: calls to them
 /// cannot reach a migration point, so they are not sites.
 const LEAF_LIBC: &[&str] = &[
@@ -791,6 +810,13 @@ fn transform(
     b.at_end(hc_entry);
     let p = b.volatile_load(i32t, rt.poll, "hc.poll");
     let c = b.icmp(LLVMIntPredicate::LLVMIntNE, p, cx.null(i32t), "");
+    // Ablated, the poll and with it the restore dispatch and every resume
+    // path are dead code the optimizer removes.
+    let c = if ablated("entry-polls") {
+        cx.const_int(cx.i1(), 0)
+    } else {
+        c
+    };
     b.cond_br(c, entry_slow, old_entry).set_metadata(prof, cold);
     b.at_end(entry_slow);
     let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[f], "hc.rec");
@@ -827,6 +853,11 @@ fn transform(
         b.at_end(h);
         let p = b.volatile_load(i32t, rt.poll, "hc.poll");
         let c = b.icmp(LLVMIntPredicate::LLVMIntNE, p, cx.null(i32t), "");
+        let c = if ablated("loop-polls") {
+            cx.const_int(cx.i1(), 0)
+        } else {
+            c
+        };
         b.cond_br(c, slow, body).set_metadata(prof, cold);
         b.at_end(slow);
         let t = b.call(rt.resume_site_ty, rt.resume_site, &[], "hc.resume.site");
