@@ -104,7 +104,7 @@ enum Cmd {
     ///
     /// From then on `migrate` and `checkpoint` reach it as if `hcontainer
     /// run` had started it (they start `adopt` by themselves when needed).
-    /// The program answers at its next migration point (signal 62 asks it).
+    /// The program answers at its next migration point (SIGSTKFLT asks it).
     /// Once it has migrated, its original process stays as the one its
     /// parent knows: it holds no memory or files, passes signals on, and
     /// ends with the program's exit status.
