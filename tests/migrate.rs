@@ -41,15 +41,18 @@ const CASES: &[Case] = &[
     Case {
         name: "stackrefs",
         args: &[],
-        single: &[1, 500, 10000],
-        ping_pong: &[3, 900],
+        // 526 points in all: work()'s short loops run poll-free copies,
+        // nested()'s string loop polls once per four characters.
+        single: &[1, 250, 500],
+        ping_pong: &[3, 45],
         writes: None,
     },
     Case {
         name: "numeric",
         args: &[],
-        single: &[1, 100, 500],
-        ping_pong: &[2, 50],
+        // 401 points in all: short call-free loops run poll-free copies.
+        single: &[1, 100, 390],
+        ping_pong: &[2, 35],
         writes: None,
     },
     Case {
@@ -95,10 +98,19 @@ const CASES: &[Case] = &[
         writes: None,
     },
     Case {
+        name: "loops",
+        args: &[],
+        // 6470 points: inside unrolled loops, polled long loops, calls.
+        single: &[1, 3, 700, 3001, 6400],
+        ping_pong: &[2, 600],
+        writes: None,
+    },
+    Case {
         name: "files",
         args: &["out.txt"],
-        single: &[1, 3000, 70000],
-        ping_pong: &[17, 6500],
+        // 22628 points in all (call-free loops poll once per four iterations).
+        single: &[1, 3000, 22000],
+        ping_pong: &[17, 2000],
         writes: Some("out.txt"),
     },
 ];
@@ -279,8 +291,9 @@ fn files_and_buffered_output() {
 
 #[test]
 fn thousands_of_frames_migrate() {
-    // Point 2100 is inside the bottom loop of the first descent: 2000 frames deep.
-    let got = check(case("recursion"), "x86_64,aarch64,x86_64", 2100);
+    // Point 1950 is the entry of a call about 1950 frames deep in the first
+    // descent (the bottom loop, 200 call-free iterations, has no poll).
+    let got = check(case("recursion"), "x86_64,aarch64,x86_64", 1950);
     for line in got.migrations() {
         let frames: usize = line
             .split(", ")
@@ -386,4 +399,42 @@ fn built_with_make_and_verified() {
         let v = hcontainer(&["verify", app.to_str().unwrap()], Path::new("."));
         assert_eq!(v.code, Some(0), "verify {name}: {}", v.stderr);
     }
+}
+
+#[test]
+fn loops_reshaped_for_fewer_polls() {
+    all_routes("loops");
+}
+
+#[test]
+fn reshaped_loops_compute_what_plain_clang_computes() {
+    // Both hcc runs above compare with hcc's own native run; this compares
+    // with a build that no hcc transformation touched.
+    let app = example("loops");
+    let plain = build_dir().join("loops.plain");
+    let o = std::process::Command::new(examples().join("../scripts/musl-clang"))
+        .env("MUSL_ISA", "x86_64")
+        .args(["-O2", "-o"])
+        .arg(&plain)
+        .arg(examples().join("loops.c"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let want = native(&plain, &[], dir.path());
+    let got = native(&app, &[], dir.path());
+    assert_eq!(got.code, want.code);
+    assert!(
+        got.stdout == want.stdout,
+        "hcc's build computes something else"
+    );
+    let arm = hcontainer(
+        &["run", "--isa", "aarch64", app.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(
+        arm.stdout == want.stdout,
+        "the aarch64 variant computes something else\n{}",
+        arm.stderr
+    );
 }

@@ -491,6 +491,28 @@ impl Val {
             }
         }
     }
+    /// A ConstantInt's value, sign-extended.
+    pub fn const_int_sext(self) -> Option<i64> {
+        // SAFETY: see module docs; checked to be a ConstantInt first.
+        unsafe {
+            if LLVMIsAConstantInt(self.0).is_null() {
+                None
+            } else {
+                Some(LLVMConstIntGetSExtValue(self.0))
+            }
+        }
+    }
+    /// An `icmp`'s predicate.
+    pub fn icmp_predicate(self) -> Option<LLVMIntPredicate> {
+        // SAFETY: see module docs; checked to be an icmp first.
+        unsafe {
+            if LLVMIsAICmpInst(self.0).is_null() {
+                None
+            } else {
+                Some(LLVMGetICmpPredicate(self.0))
+            }
+        }
+    }
     pub fn set_metadata(self, kind: u32, md: Md) {
         // SAFETY: see module docs.
         unsafe { LLVMSetMetadata(self.0, kind, md.0) }
@@ -904,6 +926,11 @@ impl Builder {
         let c = cstr(name);
         // SAFETY: see module docs.
         Val(unsafe { LLVMBuildIntToPtr(self.0, v.0, ty.0, c.as_ptr()) })
+    }
+    pub fn sub(&self, a: Val, b: Val, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildSub(self.0, a.0, b.0, c.as_ptr()) })
     }
     pub fn mul(&self, a: Val, b: Val, name: &str) -> Val {
         let c = cstr(name);

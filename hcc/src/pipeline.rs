@@ -469,6 +469,12 @@ fn build<'c>(
     swap_target_attributes(ctx, &module, Isa::PRIMARY, Some(saved));
     timer.mark("optimize");
     dump_ir(&module, tm, source, "opt");
+    // Loops with a preheader, one latch and exits of their own: the shape
+    // loop versioning (instrument/version.rs) works on. It adds blocks
+    // without calls, so site sequences do not change.
+    module
+        .run_passes("function(loop-simplify)", tm, PassBuilderOptions::create())
+        .map_err(|e| format!("loop-simplify failed: {e}"))?;
     let table = instrument::instrument_module(&module, source, &decisions.agreed);
     timer.mark("instrument");
     module

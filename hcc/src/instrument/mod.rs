@@ -27,6 +27,7 @@ mod neutral;
 mod pieces;
 mod setjmp;
 mod shadow;
+mod version;
 
 use crate::ir::{self, param_index, Block, Builder, Ctx, Ty, Val};
 use cfg::Cfg;
@@ -808,14 +809,13 @@ fn transform(
     let dispatch = cx.append_block(f, "hc.dispatch");
     let bad = cx.append_block(f, "hc.resume.bad");
     b.at_end(hc_entry);
-    let p = b.volatile_load(i32t, rt.poll, "hc.poll");
-    let c = b.icmp(LLVMIntPredicate::LLVMIntNE, p, cx.null(i32t), "");
     // Ablated, the poll and with it the restore dispatch and every resume
     // path are dead code the optimizer removes.
     let c = if ablated("entry-polls") {
         cx.const_int(cx.i1(), 0)
     } else {
-        c
+        let p = b.volatile_load(i32t, rt.poll, "hc.poll");
+        b.icmp(LLVMIntPredicate::LLVMIntNE, p, cx.null(i32t), "")
     };
     b.cond_br(c, entry_slow, old_entry).set_metadata(prof, cold);
     b.at_end(entry_slow);
@@ -835,14 +835,19 @@ fn transform(
     b.call(rt.resume_bad_ty, rt.resume_bad, &[f, current], "");
     b.unreachable();
 
-    // --- Loop-header polls. ---
+    // --- Loop-header polls, except in poll-free copies of short loops. ---
+    let unpolled = if ablated("loop-versioning") {
+        HashSet::new()
+    } else {
+        version::version_loops(cx, f, !ablated("loop-unrolling"))
+    };
     let (blocks, cfg) = function_cfg(f);
     let loops = cfg.loops();
     let mut header_switch: HashMap<Block, (Val, Block)> = HashMap::new();
     let mut loop_mps = HashSet::new();
     for l in &loops {
         let h = blocks[l.header];
-        if header_switch.contains_key(&h) {
+        if header_switch.contains_key(&h) || unpolled.contains(&h) {
             continue;
         }
         let first = h.first_non_phi().expect("blocks end in a terminator");
@@ -851,12 +856,11 @@ fn transform(
         let slow = cx.append_block(f, "hc.loop.slow");
         let mp = cx.append_block(f, "hc.loop.mp");
         b.at_end(h);
-        let p = b.volatile_load(i32t, rt.poll, "hc.poll");
-        let c = b.icmp(LLVMIntPredicate::LLVMIntNE, p, cx.null(i32t), "");
         let c = if ablated("loop-polls") {
             cx.const_int(cx.i1(), 0)
         } else {
-            c
+            let p = b.volatile_load(i32t, rt.poll, "hc.poll");
+            b.icmp(LLVMIntPredicate::LLVMIntNE, p, cx.null(i32t), "")
         };
         b.cond_br(c, slow, body).set_metadata(prof, cold);
         b.at_end(slow);
