@@ -3,6 +3,7 @@
 pub mod binary;
 pub mod control;
 pub mod inspect;
+pub mod progress;
 pub mod rewrite;
 pub mod supervisor;
 pub mod unwind;

@@ -16,6 +16,7 @@
 
 use crate::binary::Binary;
 use crate::control::{self, answer, Control, Request};
+use crate::progress::Progress;
 use crate::rewrite;
 use hc_metadata::image::Image;
 use hc_metadata::Isa;
@@ -898,16 +899,26 @@ fn checkpoint(
     };
     // Written under temporary names and renamed: a checkpoint directory
     // holds a whole checkpoint or none.
-    let write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let mut f = std::fs::File::create(&tmp)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, dir.join(name))?;
+    let write_with =
+        |name: &str, fill: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| -> anyhow::Result<()> {
+            let tmp = dir.join(format!(".{name}.tmp"));
+            let f = std::fs::File::create(&tmp)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
+            fill(&mut out)?;
+            let f = out.into_inner().map_err(|e| e.into_error())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, dir.join(name))?;
+            Ok(())
+        };
+    let write = |name: &str, bytes: &[u8]| write_with(name, &|w| w.write_all(bytes));
+    // Streamed, not built in memory: a checkpoint can be as large as the program.
+    write_with(control::CHECKPOINT_SNAPSHOT, &|w| {
+        let mut p = Progress::new(w, memory as u64, "writing the checkpoint");
+        snap.encode_to(&mut p)?;
+        p.finish();
         Ok(())
-    };
-    write(control::CHECKPOINT_SNAPSHOT, &snap.encode())?;
+    })?;
     write(
         control::CHECKPOINT_MANIFEST,
         serde_json::to_string_pretty(&manifest)?.as_bytes(),
@@ -1058,10 +1069,11 @@ fn migrate(to: Target, src: &mut Proc, dump_path: &Path) -> anyhow::Result<Outco
     };
     let snap_path = dump_path.with_extension("snap");
     {
-        let mut out =
-            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&snap_path)?);
+        let memory: usize = snap.regions.iter().map(|r| r.data.len()).sum();
+        let out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&snap_path)?);
+        let mut out = Progress::new(out, memory as u64, "writing the snapshot");
         snap.encode_to(&mut out)?;
-        out.flush()?;
+        out.finish().flush()?;
     }
     let rewrite_time = t0.elapsed();
     let mut env = env;
