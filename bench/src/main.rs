@@ -43,7 +43,7 @@ enum Cmd {
     },
     /// Where the overhead comes from: each kernel built again with one part
     /// of the instrumentation switched off (HCC_BENCH_ABLATE: loop polls,
-    /// entry polls with the resume paths they lead to, frame pointers) and
+    /// entry polls with the resume paths they lead to) and
     /// callgrind instructions of each against plain clang; the remainder is
     /// statepoints, the shadow stack and what they cost the register
     /// allocator. Table on stdout.
@@ -552,8 +552,7 @@ fn plot_overhead(bars: &[(&str, f64)], out: &Path) -> Result<()> {
 const PARTS: &[(&str, &str)] = &[
     ("loop-polls", "loop polls"),
     ("entry-polls", "entry polls + resume paths"),
-    ("frame-pointers", "frame pointers"),
-    ("loop-polls,entry-polls,frame-pointers", "all three"),
+    ("loop-polls,entry-polls", "both"),
 ];
 
 fn parts() -> Result<()> {

@@ -14,7 +14,8 @@ pub const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 /// Flags every variant gets after the user's, so they win: same `char`
 /// signedness, no fused multiply-add, nothing ISA-specific in the layout, and
-/// the sections and frame pointers hld and the unwinder rely on.
+/// the sections hld relies on. Frame pointers are clang's default for each
+/// ISA: the unwinder reads CFI, so they are not forced (docs/DESIGN-NOTES.md).
 pub const FORCED_FLAGS: &[&str] = &[
     "-fsigned-char",
     "-ffp-contract=off",
@@ -22,7 +23,6 @@ pub const FORCED_FLAGS: &[&str] = &[
     "-ffunction-sections",
     "-fdata-sections",
     "-fno-common",
-    "-fno-omit-frame-pointer",
     "-fasynchronous-unwind-tables",
     "-fno-pic",
     "-fno-pie",
@@ -103,11 +103,6 @@ pub fn base_command(isa: Isa, inv: &Invocation) -> Command {
     }
     cmd.args(&inv.frontend);
     cmd.args(FORCED_FLAGS);
-    if crate::instrument::ablated("frame-pointers") {
-        // hc-bench parts only (see instrument::ablated): the unwinder
-        // needs them, so such a build cannot migrate.
-        cmd.arg("-fomit-frame-pointer");
-    }
     cmd
 }
 
