@@ -271,12 +271,10 @@ fn a_plainly_started_program_migrates_and_its_parent_sees_it_end() {
         "hcontainer migrate --to x86_64 (by the original PID)",
     );
     // Its stdout is a pipe: handed from process to process, output whole.
-    let run = finish(child);
-    assert_eq!(run.code, expected.code, "{}", run.stderr);
-    assert!(
-        run.stdout == expected.stdout,
-        "output differs from the uninterrupted run's\n{}",
-        run.stderr
+    assert_same(
+        &expected,
+        &finish(child),
+        "plain nbody migrated there and back",
     );
 }
 

@@ -84,9 +84,9 @@ fn next_event(
     if !cur.reader.buffer().is_empty() {
         return timed(cur.recv(timeout));
     }
-    if let Some(o) = origin.as_ref().filter(|o| !o.reader.buffer().is_empty()) {
-        let _ = o;
-        return Ok(Event::Origin(origin.unwrap().recv(None)?));
+    let mut origin = origin;
+    if let Some(o) = origin.as_mut().filter(|o| !o.reader.buffer().is_empty()) {
+        return Ok(Event::Origin(o.recv(None)?));
     }
     if control.is_none() && origin.is_none() {
         return timed(cur.recv(timeout));
@@ -96,13 +96,15 @@ fn next_event(
         events: libc::POLLIN,
         revents: 0,
     };
-    let mut fds = vec![pollfd(cur.reader.get_ref().as_raw_fd())];
-    fds.push(pollfd(control.map_or(-1, |c| c.fd())));
-    fds.push(pollfd(
-        origin
-            .as_ref()
-            .map_or(-1, |o| o.reader.get_ref().as_raw_fd()),
-    ));
+    let mut fds = [
+        pollfd(cur.reader.get_ref().as_raw_fd()),
+        pollfd(control.map_or(-1, |c| c.fd())),
+        pollfd(
+            origin
+                .as_ref()
+                .map_or(-1, |o| o.reader.get_ref().as_raw_fd()),
+        ),
+    ];
     let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
     // SAFETY: three valid pollfd entries (poll skips negative descriptors).
     let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
@@ -465,16 +467,11 @@ fn run_passing(
     if let Some(snap) = &opts.restore {
         first_env.push(("HCONTAINER_RESTORE", snap.display().to_string()));
     }
-    let mut attempts = 0;
-    let cur = loop {
-        attempts += 1;
-        let mut cur = spawn(bin, route[0], args, &workdir, &first_env, &pass)?;
-        if opts.restore.is_none() {
-            break cur;
-        }
-        let why = match cur.recv(None) {
-            Ok(Some(m)) if m.starts_with("RESTORED ") => {
-                let ns = m["RESTORED ".len()..].parse::<u64>().unwrap_or(0);
+    let cur = if opts.restore.is_none() {
+        spawn(bin, route[0], args, &workdir, &first_env, &pass)?
+    } else {
+        match spawn_restoring(|| spawn(bin, route[0], args, &workdir, &first_env, &pass))? {
+            Ok((mut cur, ns)) => {
                 eprintln!(
                     "hcontainer: restored on {}: restore {} (+{} process start)",
                     cur.isa,
@@ -485,17 +482,12 @@ fn run_passing(
                         .saturating_sub(Duration::from_nanos(ns)))
                 );
                 cur.send("GO\n");
-                break cur;
+                cur
             }
-            Ok(Some(m)) => m.strip_prefix("FAIL ").unwrap_or(&m).to_string(),
-            _ => "the process ended without confirming".to_string(),
-        };
-        let code = cur.wait();
-        // As in migrate(): another process lands its own mappings elsewhere.
-        if why.contains(ADDRESS_TAKEN) && attempts < 4 {
-            continue;
+            Err((why, code)) => {
+                anyhow::bail!("restore on {} failed (status {code}): {why}", route[0])
+            }
         }
-        anyhow::bail!("restore on {} failed (status {code}): {why}", cur.isa);
     };
     drop(pass);
     let sup = Supervision {
@@ -1025,6 +1017,34 @@ enum Outcome {
 /// (runtime/native/hcrt.c, restore_region).
 const ADDRESS_TAKEN: &str = "address range in use in the destination";
 
+/// Starts a process that restores a snapshot (`start`) and waits for it to
+/// confirm: the process and its restore time in ns, or why it failed and
+/// its exit status. A destination whose own start-up mappings (qemu's,
+/// placed at random) happen to cover one of the program's addresses cannot
+/// restore; a new process is placed elsewhere, so that one failure is tried
+/// again, up to four starts in all.
+fn spawn_restoring(
+    start: impl Fn() -> anyhow::Result<Proc>,
+) -> anyhow::Result<Result<(Proc, u64), (String, i32)>> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut p = start()?;
+        let why = match p.recv(None) {
+            Ok(Some(m)) if m.starts_with("RESTORED ") => {
+                let ns = m["RESTORED ".len()..].parse::<u64>().unwrap_or(0);
+                return Ok(Ok((p, ns)));
+            }
+            Ok(Some(m)) => m.strip_prefix("FAIL ").unwrap_or(&m).to_string(),
+            _ => "the destination ended without confirming".to_string(),
+        };
+        let code = p.wait();
+        if !why.contains(ADDRESS_TAKEN) || attempts >= 4 {
+            return Ok(Err((why, code)));
+        }
+    }
+}
+
 /// What a migration needs besides the source and its dump.
 struct Target<'a> {
     bin: &'a Binary,
@@ -1068,10 +1088,10 @@ fn migrate(to: Target, src: &mut Proc, dump_path: &Path) -> anyhow::Result<Outco
         Err(e) => return Ok(Outcome::Refused(e.to_string())),
     };
     let snap_path = dump_path.with_extension("snap");
+    let mem: usize = snap.regions.iter().map(|r| r.data.len()).sum();
     {
-        let memory: usize = snap.regions.iter().map(|r| r.data.len()).sum();
         let out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&snap_path)?);
-        let mut out = Progress::new(out, memory as u64, "writing the snapshot");
+        let mut out = Progress::new(out, mem as u64, "writing the snapshot");
         snap.encode_to(&mut out)?;
         out.finish().flush()?;
     }
@@ -1082,30 +1102,16 @@ fn migrate(to: Target, src: &mut Proc, dump_path: &Path) -> anyhow::Result<Outco
         env.push(("HCONTAINER_FAULT", "restore-exit".to_string()));
     }
     let t1 = Instant::now();
-    // A destination whose own start-up mappings (qemu's, placed at random)
-    // happen to cover one of the program's addresses cannot restore; a new
-    // process is placed elsewhere, so that one failure is tried again.
-    let mut attempts = 0;
-    let (mut dest, restore_ns) = loop {
-        attempts += 1;
-        let mut dest = spawn(bin, dst, args, workdir, &env, &src.passed)?;
-        let why = match dest.recv(None) {
-            Ok(Some(m)) if m.starts_with("RESTORED ") => {
-                let ns = m["RESTORED ".len()..].parse::<u64>().unwrap_or(0);
-                break (dest, ns);
+    let (mut dest, restore_ns) =
+        match spawn_restoring(|| spawn(bin, dst, args, workdir, &env, &src.passed))? {
+            Ok(started) => started,
+            Err((why, code)) => {
+                let _ = std::fs::remove_file(&snap_path);
+                return Ok(Outcome::Refused(format!(
+                    "restore on {dst} failed (status {code}): {why}"
+                )));
             }
-            Ok(Some(m)) => m.strip_prefix("FAIL ").unwrap_or(&m).to_string(),
-            _ => "the destination ended without confirming".to_string(),
         };
-        let code = dest.wait();
-        if why.contains(ADDRESS_TAKEN) && attempts < 4 {
-            continue;
-        }
-        let _ = std::fs::remove_file(&snap_path);
-        return Ok(Outcome::Refused(format!(
-            "restore on {dst} failed (status {code}): {why}"
-        )));
-    };
     let startup = t1
         .elapsed()
         .saturating_sub(Duration::from_nanos(restore_ns));
@@ -1130,7 +1136,6 @@ fn migrate(to: Target, src: &mut Proc, dump_path: &Path) -> anyhow::Result<Outco
     if !keep {
         let _ = std::fs::remove_file(&snap_path);
     }
-    let mem: usize = snap.regions.iter().map(|r| r.data.len()).sum();
     let report = format!(
         "dump {}, rewrite {}, restore {} (+{} process start), {} frames, {:.1} MiB",
         ns_ms(dump.misc.dump_ns),
