@@ -463,26 +463,63 @@ fn overhead(runs: usize) -> Result<()> {
             text_size(&hcc)? as f64 / text_size(&plain)? as f64,
             text_size(&hcc_arm)? as f64 / text_size(&plain_arm)? as f64,
         );
-        rows.push((k.name, ip, ih, x86, arm, text));
+        rows.push(Row {
+            name: k.name,
+            instructions: (ip, ih),
+            x86,
+            arm,
+            text,
+        });
     }
+    print_overhead(&rows);
+    plot_overhead(
+        &bars(&rows),
+        "hcc instruction overhead against clang-22 -O2 (x86_64, callgrind)",
+        &repo().join("bench/overhead.svg"),
+    )?;
+    Ok(())
+}
+
+/// One row of the `overhead` and `real` tables.
+struct Row {
+    name: &'static str,
+    /// Callgrind instructions, plain and hcc (x86_64).
+    instructions: (u64, u64),
+    x86: Wall,
+    /// Under qemu-aarch64.
+    arm: Wall,
+    /// .text of hcc against plain: x86_64, aarch64.
+    text: (f64, f64),
+}
+
+impl Row {
+    fn overhead(&self) -> f64 {
+        self.instructions.1 as f64 / self.instructions.0 as f64
+    }
+}
+
+/// The Markdown table of `overhead` and `real`, with a geometric-mean row.
+fn print_overhead(rows: &[Row]) {
     println!("| workload | instructions plain | instructions hcc | overhead | wall x86_64 hcc/plain (spread) | peak RSS hcc/plain | wall aarch64 (qemu) hcc/plain | .text x86_64 | .text aarch64 |");
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut logs = (0.0, 0.0, 0.0);
-    for (name, ip, ih, x86, arm, text) in &rows {
-        let ov = *ih as f64 / *ip as f64;
-        logs.0 += ov.ln();
-        logs.1 += x86.ratio().ln();
-        logs.2 += arm.ratio().ln();
+    for r in rows {
+        logs.0 += r.overhead().ln();
+        logs.1 += r.x86.ratio().ln();
+        logs.2 += r.arm.ratio().ln();
         println!(
-            "| {name} | {ip} | {ih} | {:+.2}% | {:.3} ({:.3}–{:.3}) | {:.2} | {:.3} | {:.2}× | {:.2}× |",
-            (ov - 1.0) * 100.0,
-            x86.ratio(),
-            x86.spread.0,
-            x86.spread.1,
-            x86.rss.1 as f64 / x86.rss.0 as f64,
-            arm.ratio(),
-            text.0,
-            text.1
+            "| {} | {} | {} | {:+.2}% | {:.3} ({:.3}–{:.3}) | {:.2} | {:.3} | {:.2}× | {:.2}× |",
+            r.name,
+            r.instructions.0,
+            r.instructions.1,
+            (r.overhead() - 1.0) * 100.0,
+            r.x86.ratio(),
+            r.x86.spread.0,
+            r.x86.spread.1,
+            r.x86.rss.1 as f64 / r.x86.rss.0 as f64,
+            r.arm.ratio(),
+            r.text.0,
+            r.text.1
         );
     }
     let n = rows.len() as f64;
@@ -492,15 +529,16 @@ fn overhead(runs: usize) -> Result<()> {
         (logs.1 / n).exp(),
         (logs.2 / n).exp()
     );
-    let bars: Vec<(&str, f64)> = rows
-        .iter()
-        .map(|r| (r.0, (r.2 as f64 / r.1 as f64 - 1.0) * 100.0))
-        .collect();
-    plot_overhead(&bars, &repo().join("bench/overhead.svg"))?;
-    Ok(())
 }
 
-fn plot_overhead(bars: &[(&str, f64)], out: &Path) -> Result<()> {
+/// Extra instructions in percent, per workload.
+fn bars(rows: &[Row]) -> Vec<(&'static str, f64)> {
+    rows.iter()
+        .map(|r| (r.name, (r.overhead() - 1.0) * 100.0))
+        .collect()
+}
+
+fn plot_overhead(bars: &[(&str, f64)], caption: &str, out: &Path) -> Result<()> {
     let root = SVGBackend::new(out, (800, 450)).into_drawing_area();
     root.fill(&WHITE)?;
     let top = bars.iter().map(|b| b.1).fold(6.0, f64::max) * 1.2;
@@ -508,10 +546,7 @@ fn plot_overhead(bars: &[(&str, f64)], out: &Path) -> Result<()> {
     let n = bars.len() as f64;
     let names: Vec<String> = bars.iter().map(|b| b.0.to_string()).collect();
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "hcc instruction overhead against clang-22 -O2 (x86_64, callgrind)",
-            ("sans-serif", 20),
-        )
+        .caption(caption, ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)
