@@ -3,9 +3,14 @@
 //!   hc-bench migration [--sizes 1,64,512] [--runs 3]
 //!   hc-bench overhead [--runs 5]
 //!   hc-bench parts
+//!   hc-bench real [--runs 5] [--reuse]
 //!
 //! Builds its workloads with the hcc next to it (target/release), runs them
 //! under hcontainer, prints Markdown tables and writes SVG plots into bench/.
+//! `overhead` and `parts` measure our own kernels (bench/workloads/*.c);
+//! `real` measures Lua, bzip2 and the sqlite3 shell, built by their own build
+//! systems from Debian sources fetched at run time (never committed), on
+//! inputs of ours (bench/workloads/bench.lua, queries.sql, generated text).
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -48,6 +53,22 @@ enum Cmd {
     /// statepoints, the shadow stack and what they cost the register
     /// allocator. Table on stdout.
     Parts,
+    /// The same measurements as `overhead` on real programs, each built by
+    /// its own build system from Debian sources (scripts/fetch-source.sh,
+    /// into target/sources) with hcc and with scripts/musl-clang, in
+    /// target/bench-real: Lua 5.4 running bench/workloads/bench.lua, bzip2 -9
+    /// compressing generated text, the sqlite3 shell running
+    /// bench/workloads/queries.sql on an in-memory database. Table on stdout,
+    /// bars in bench/overhead-real.svg. About 10 minutes, mostly building.
+    Real {
+        /// Interleaved wall-time runs per build (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Take the executables an earlier run left in target/bench-real
+        /// instead of building again (only while hcc is unchanged).
+        #[arg(long)]
+        reuse: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -55,6 +76,7 @@ fn main() -> Result<()> {
         Cmd::Migration { sizes, runs } => migration(&sizes, runs),
         Cmd::Overhead { runs } => overhead(runs),
         Cmd::Parts => parts(),
+        Cmd::Real { runs, reuse } => real(runs, reuse),
     }
 }
 
@@ -621,5 +643,309 @@ fn parts() -> Result<()> {
         let resume = text - no_resume.unwrap_or(0) as f64;
         println!(" {:.0}% |", resume / text * 100.0);
     }
+    Ok(())
+}
+
+/// A real program of `hc-bench real`: built from its Debian source package
+/// by its own build system, run on an input of ours.
+struct Program {
+    /// Row name.
+    name: &'static str,
+    /// Debian source package (scripts/fetch-source.sh).
+    pkg: &'static str,
+    /// The executable, relative to the build tree.
+    exe: &'static str,
+}
+
+const PROGRAMS: &[Program] = &[
+    Program {
+        name: "Lua 5.4",
+        pkg: "lua5.4",
+        exe: "src/lua",
+    },
+    Program {
+        name: "bzip2",
+        pkg: "bzip2",
+        exe: "bzip2",
+    },
+    Program {
+        name: "sqlite3 shell",
+        pkg: "sqlite3",
+        exe: "sqlite3",
+    },
+];
+
+/// Builds `p` in a fresh copy of its sources at `work/PKG-TAG` with CC `cc`
+/// (`hcc`, or scripts/musl-clang for `isa`), the way scripts/bench-compile.sh
+/// does: Lua `make -j2 linux`, bzip2 `make -j2 bzip2`, sqlite3 `./configure
+/// --disable-shared --disable-tcl --disable-readline && make -j2 sqlite3`.
+/// With `reuse`, an executable left by an earlier run is taken as it is.
+fn build_real(
+    p: &Program,
+    tag: &str,
+    cc: &str,
+    isa: &str,
+    work: &Path,
+    reuse: bool,
+) -> Result<PathBuf> {
+    let dir = work.join(format!("{}-{tag}", p.pkg));
+    let exe = dir.join(p.exe);
+    if reuse && exe.exists() {
+        return Ok(exe);
+    }
+    let sources = repo().join("target/sources");
+    let o = Command::new(repo().join("scripts/fetch-source.sh"))
+        .arg(p.pkg)
+        .arg(&sources)
+        .output()?;
+    if !o.status.success() {
+        bail!(
+            "fetch-source {}: {}",
+            p.pkg,
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    let o = Command::new("cp")
+        .arg("-a")
+        .arg(sources.join(p.pkg))
+        .arg(&dir)
+        .output()?;
+    if !o.status.success() {
+        bail!("copying {}: {}", p.pkg, String::from_utf8_lossy(&o.stderr));
+    }
+    let cc_arg = format!("CC={cc}");
+    let mut steps: Vec<Vec<&str>> = Vec::new();
+    match p.pkg {
+        "lua5.4" => steps.push(vec!["make", "-j2", "linux", &cc_arg]),
+        "bzip2" => steps.push(vec!["make", "-j2", &cc_arg, "bzip2"]),
+        _ => {
+            let mut configure = vec!["./configure", &cc_arg];
+            // The aarch64 baseline cannot run configure's test programs here.
+            if isa == "aarch64" && cc != "hcc" {
+                configure.push("--host=aarch64-linux-musl");
+            }
+            configure.extend(["--disable-shared", "--disable-tcl", "--disable-readline"]);
+            steps.push(configure);
+            steps.push(vec!["make", "-j2", "sqlite3"]);
+        }
+    }
+    // hcc (and hcontainer, which it may call) first on PATH, as installed.
+    let bin = tool("hcc")?
+        .parent()
+        .context("hcc has a directory")?
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let log_path = work.join(format!("{}-{tag}.log", p.pkg));
+    let log = std::fs::File::create(&log_path)?;
+    for step in steps {
+        let status = Command::new(step[0])
+            .args(&step[1..])
+            .current_dir(&dir)
+            .env("PATH", &path)
+            .env("MUSL_ISA", isa)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log.try_clone()?)
+            .status()?;
+        if !status.success() {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            bail!(
+                "`{}` in {} failed ({status}); last lines of {}:\n{}",
+                step.join(" "),
+                dir.display(),
+                log_path.display(),
+                lines[lines.len().saturating_sub(30)..].join("\n")
+            );
+        }
+    }
+    if !exe.exists() {
+        bail!("{} was not built", exe.display());
+    }
+    Ok(exe)
+}
+
+/// A copy without debug information, for callgrind (valgrind 3.19 cannot
+/// read clang-22's DWARF 5).
+fn strip_debug(exe: &Path) -> Result<PathBuf> {
+    let out = exe.with_extension("nodebug");
+    let o = Command::new("llvm-objcopy-22")
+        .arg("--strip-debug")
+        .arg(exe)
+        .arg(&out)
+        .output()?;
+    if !o.status.success() {
+        bail!(
+            "llvm-objcopy-22 {}: {}",
+            exe.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok(out)
+}
+
+/// Deterministic text of `len` bytes for bzip2: words from a small
+/// vocabulary, numbers and a few random letters, from a seeded xorshift
+/// (moderately compressible: about 4:1 with bzip2 -9).
+fn text_data(len: usize, seed: u64) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "the",
+        "of",
+        "and",
+        "a",
+        "to",
+        "in",
+        "is",
+        "that",
+        "for",
+        "it",
+        "as",
+        "with",
+        "was",
+        "on",
+        "be",
+        "by",
+        "this",
+        "are",
+        "from",
+        "or",
+        "have",
+        "an",
+        "they",
+        "which",
+        "one",
+        "you",
+        "were",
+        "all",
+        "we",
+        "when",
+        "there",
+        "can",
+        "stack",
+        "frame",
+        "heap",
+        "migrate",
+        "register",
+        "pointer",
+        "compiler",
+        "runtime",
+        "aarch64",
+        "x86_64",
+        "statepoint",
+        "snapshot",
+        "process",
+        "memory",
+        "thread",
+        "signal",
+    ];
+    let mut out = Vec::with_capacity(len + 16);
+    let mut x = seed | 1;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        match x % 16 {
+            0 => out.extend_from_slice(((x >> 20) % 100_000).to_string().as_bytes()),
+            1 => out.extend((0..(x >> 8) % 6 + 2).map(|i| b'a' + ((x >> (16 + 5 * i)) % 26) as u8)),
+            _ => out.extend_from_slice(WORDS[((x >> 24) % WORDS.len() as u64) as usize].as_bytes()),
+        }
+        out.push(match (x >> 40) % 12 {
+            0 => b'\n',
+            1 => b',',
+            _ => b' ',
+        });
+    }
+    out.truncate(len);
+    out
+}
+
+/// Arguments of one program's runs: timed (a fraction of a second natively)
+/// and small (callgrind and qemu). bzip2's inputs are written into `dir`.
+fn real_inputs(p: &Program, dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
+    let workloads = repo().join("bench/workloads");
+    let s = |p: &Path| p.display().to_string();
+    Ok(match p.pkg {
+        "lua5.4" => {
+            let script = s(&workloads.join("bench.lua"));
+            (vec![script.clone(), "8".into()], vec![script, "2".into()])
+        }
+        "bzip2" => {
+            let big = dir.join("text-4m");
+            let small = dir.join("text-1m");
+            std::fs::write(&big, text_data(4 << 20, 0x9e37_79b9_7f4a_7c15))?;
+            std::fs::write(&small, text_data(1 << 20, 0x2545_f491_4f6c_dd1d))?;
+            let args = |f: &Path| vec!["-c".into(), "-9".into(), s(f)];
+            (args(&big), args(&small))
+        }
+        _ => {
+            // An in-memory database: fresh each run, no disk in the timings.
+            let read = format!(".read {}", s(&workloads.join("queries.sql")));
+            let args = |n: u32| {
+                vec![
+                    "-cmd".into(),
+                    format!(".parameter set @n {n}"),
+                    ":memory:".into(),
+                    read.clone(),
+                ]
+            };
+            (args(20_000), args(5_000))
+        }
+    })
+}
+
+fn real(runs: usize, reuse: bool) -> Result<()> {
+    let started = std::time::Instant::now();
+    let work = repo().join("target/bench-real");
+    std::fs::create_dir_all(&work)?;
+    let inputs = tempfile::tempdir()?;
+    let qemu = PathBuf::from("/usr/bin/qemu-aarch64");
+    let plain_cc = repo().join("scripts/musl-clang").display().to_string();
+    let mut rows = Vec::new();
+    for p in PROGRAMS {
+        eprintln!("{}: building with hcc, plain x86_64, plain aarch64", p.name);
+        let hcc = build_real(p, "hcc", "hcc", "x86_64", &work, reuse)?;
+        let hcc_arm = extract_aarch64(&hcc)?;
+        let plain = build_real(p, "x86_64", &plain_cc, "x86_64", &work, reuse)?;
+        let plain_arm = build_real(p, "aarch64", &plain_cc, "aarch64", &work, reuse)?;
+        let (timed, small) = real_inputs(p, inputs.path())?;
+        let timed: Vec<&str> = timed.iter().map(String::as_str).collect();
+        let small: Vec<&str> = small.iter().map(String::as_str).collect();
+        eprintln!("{}: callgrind", p.name);
+        let ip = instructions(&strip_debug(&plain)?, &small)?;
+        let ih = instructions(&strip_debug(&hcc)?, &small)?;
+        eprintln!("{}: wall time", p.name);
+        let x86 = interleaved(&[&plain], &[&hcc], &timed, runs)?;
+        let arm = interleaved(
+            &[&qemu, &plain_arm],
+            &[&qemu, &hcc_arm],
+            &small,
+            runs.min(3),
+        )?;
+        let text = (
+            text_size(&hcc)? as f64 / text_size(&plain)? as f64,
+            text_size(&hcc_arm)? as f64 / text_size(&plain_arm)? as f64,
+        );
+        rows.push(Row {
+            name: p.name,
+            instructions: (ip, ih),
+            x86,
+            arm,
+            text,
+        });
+    }
+    print_overhead(&rows);
+    plot_overhead(
+        &bars(&rows),
+        "hcc instruction overhead on real programs (x86_64, callgrind)",
+        &repo().join("bench/overhead-real.svg"),
+    )?;
+    eprintln!("hc-bench real: {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
