@@ -433,3 +433,60 @@ fn reshaped_loops_compute_what_plain_clang_computes() {
     );
     assert_same(&want, &arm, "hcc's aarch64 variant");
 }
+
+/// Disassembly of one function of an executable.
+fn disassemble(exe: &Path, symbol: &str) -> String {
+    let o = std::process::Command::new("llvm-objdump-22")
+        .args(["-d", "--no-show-raw-insn"])
+        .arg(format!("--disassemble-symbols={symbol}"))
+        .arg(exe)
+        .output()
+        .expect("llvm-objdump-22 (installed with llvm-22 by scripts/setup.sh)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn resume_paths_stay_out_of_the_code_that_runs() {
+    // The code a program runs until it migrates is its own plus polls and
+    // statepoints; restore dispatch and resume paths are in `<f>.hc.resume`,
+    // where the entry forwards a restore (the migrations above go through it).
+    let app = example("loops");
+    let dir = tempfile::tempdir().unwrap();
+    let arm = dir.path().join("loops.aarch64");
+    assert_ok(
+        &hcontainer(
+            &[
+                "extract",
+                "--isa",
+                "aarch64",
+                app.to_str().unwrap(),
+                "-o",
+                arm.to_str().unwrap(),
+            ],
+            dir.path(),
+        ),
+        "extract",
+    );
+    for exe in [app.as_path(), arm.as_path()] {
+        let own = disassemble(exe, "main");
+        let copy = disassemble(exe, "main.hc.resume");
+        for f in ["__hc_resume_take", "__hc_resume_site"] {
+            assert!(
+                !own.contains(f),
+                "{}: main calls {f}:\n{own}",
+                exe.display()
+            );
+            assert!(
+                copy.contains(f),
+                "{}: main.hc.resume never calls {f}",
+                exe.display()
+            );
+        }
+        assert!(
+            own.contains("main.hc.resume"),
+            "{}: main does not forward a restore to its copy",
+            exe.display()
+        );
+    }
+}

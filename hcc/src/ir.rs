@@ -296,6 +296,11 @@ impl Val {
     }
 
     // --- calls ---
+    /// Makes successor `i` of this terminator `to`.
+    pub fn set_successor(self, i: u32, to: Block) {
+        // SAFETY: see module docs; only called on terminators with a successor `i`.
+        unsafe { LLVMSetSuccessor(self.0, i, to.0) }
+    }
     pub fn called_operand(self) -> Val {
         // SAFETY: see module docs; only called on calls.
         Val(unsafe { LLVMGetCalledValue(self.0) })
@@ -586,6 +591,11 @@ impl Block {
         let b = unsafe { LLVMGetNextBasicBlock(self.0) };
         (!b.is_null()).then_some(Block(b))
     }
+    /// Deletes the block, which nothing may reference any more.
+    pub fn delete(self) {
+        // SAFETY: see module docs.
+        unsafe { LLVMDeleteBasicBlock(self.0) }
+    }
     pub fn move_after(self, other: Block) {
         // SAFETY: see module docs.
         unsafe { LLVMMoveBasicBlockAfter(self.0, other.0) }
@@ -795,6 +805,113 @@ impl Ctx {
             ];
             let node = LLVMMDNodeInContext2(self.ctx, elems.as_mut_ptr(), elems.len());
             Md(LLVMMetadataAsValue(self.ctx, node))
+        }
+    }
+    /// A copy of defined function `f` named `name`, with internal linkage and
+    /// the same type, attributes, calling convention, personality and
+    /// alignment, but no debug locations (it has no subprogram of its own).
+    /// Calls to `f` inside it still call `f`. `None` when `f`'s blocks have
+    /// their address taken (`indirectbr`, `callbr`): those addresses would
+    /// still point into `f`.
+    pub fn clone_function(&self, f: Val, name: &str) -> Option<Val> {
+        use std::collections::HashMap;
+        let blocks = f.blocks();
+        let insts: Vec<Vec<Val>> = blocks.iter().map(|b| b.instructions()).collect();
+        let address_taken = insts.iter().flatten().any(|i| {
+            matches!(
+                i.opcode(),
+                Some(LLVMOpcode::LLVMIndirectBr | LLVMOpcode::LLVMCallBr)
+            )
+        });
+        if address_taken {
+            return None;
+        }
+        let dbg_intrinsic = |i: &Val| {
+            i.is_call() && {
+                let c = i.called_operand();
+                c.is_function() && c.name().starts_with("llvm.dbg.")
+            }
+        };
+        let c = cstr(name);
+        let assign_id = self.md_kind("DIAssignID");
+        // SAFETY: see module docs; `f` is a defined function of this module,
+        // every LLVM-C call below gets handles of the kind it expects, and
+        // attribute arrays are sized by LLVM's own count.
+        unsafe {
+            let g = LLVMAddFunction(self.module, c.as_ptr(), LLVMGlobalGetValueType(f.0));
+            let nparams = LLVMCountParams(f.0);
+            for idx in [FUNCTION_INDEX, 0].into_iter().chain(1..=nparams) {
+                let n = LLVMGetAttributeCountAtIndex(f.0, idx) as usize;
+                let mut attrs = vec![std::ptr::null_mut(); n];
+                LLVMGetAttributesAtIndex(f.0, idx, attrs.as_mut_ptr());
+                for a in attrs {
+                    LLVMAddAttributeAtIndex(g, idx, a);
+                }
+            }
+            LLVMSetFunctionCallConv(g, LLVMGetFunctionCallConv(f.0));
+            LLVMSetLinkage(g, inkwell::llvm_sys::LLVMLinkage::LLVMInternalLinkage);
+            LLVMSetAlignment(g, LLVMGetAlignment(f.0));
+            if LLVMHasPersonalityFn(f.0) != 0 {
+                LLVMSetPersonalityFn(g, LLVMGetPersonalityFn(f.0));
+            }
+            let mut map: HashMap<LLVMValueRef, LLVMValueRef> = HashMap::new();
+            for i in 0..nparams {
+                map.insert(LLVMGetParam(f.0, i), LLVMGetParam(g, i));
+            }
+            let new_blocks: Vec<Block> = blocks
+                .iter()
+                .map(|b| {
+                    let nb = self.append_block(Val(g), &b.name());
+                    map.insert(b.as_value().0, nb.as_value().0);
+                    nb
+                })
+                .collect();
+            let b = LLVMCreateBuilderInContext(self.ctx);
+            let mut copies = Vec::new();
+            for (old, nb) in insts.iter().zip(&new_blocks) {
+                LLVMPositionBuilderAtEnd(b, nb.0);
+                for &i in old {
+                    if dbg_intrinsic(&i) {
+                        continue;
+                    }
+                    let n = if i.is_phi() {
+                        LLVMBuildPhi(b, LLVMTypeOf(i.0), c"".as_ptr())
+                    } else {
+                        let n = LLVMInstructionClone(i.0);
+                        LLVMInsertIntoBuilder(b, n);
+                        n
+                    };
+                    inkwell::llvm_sys::debuginfo::LLVMInstructionSetDebugLoc(
+                        n,
+                        std::ptr::null_mut(),
+                    );
+                    LLVMSetMetadata(n, assign_id, std::ptr::null_mut());
+                    if !i.name().is_empty() {
+                        Val(n).set_name(&i.name());
+                    }
+                    map.insert(i.0, n);
+                    copies.push((i, Val(n)));
+                }
+            }
+            LLVMDisposeBuilder(b);
+            let remap = |v: Val| Val(*map.get(&v.0).unwrap_or(&v.0));
+            for (old, new) in copies {
+                if old.is_phi() {
+                    for (v, from) in old.incoming() {
+                        let to = Block(LLVMValueAsBasicBlock(remap(from.as_value()).0));
+                        new.add_incoming(remap(v), to);
+                    }
+                } else {
+                    for j in 0..new.num_operands() {
+                        let o = new.operand(j);
+                        let m = remap(o);
+                        if m != o {
+                            new.set_operand(j, m);
+                        }
+                    }
+                }
+            }
+            Some(Val(g))
         }
     }
     pub fn append_block(&self, f: Val, name: &str) -> Block {
@@ -1029,6 +1146,39 @@ impl Builder {
             LLVMDisposeOperandBundle(ob);
             Val(v)
         }
+    }
+    /// Ends the block with `return f's callee(f's own arguments)` as a
+    /// `musttail` call: `to` must have `from`'s type, calling convention and
+    /// attributes (a `Ctx::clone_function` copy), so the callee takes over
+    /// `from`'s frame and returns straight to `from`'s caller.
+    pub fn forward_call(&self, from: Val, to: Val) -> Val {
+        let fty = from.function_type();
+        let params = from.params();
+        let call = self.call(fty, to, &params, "");
+        // SAFETY: see module docs; attribute arrays are sized by LLVM's count.
+        unsafe {
+            LLVMSetInstructionCallConv(call.0, LLVMGetFunctionCallConv(from.0));
+            LLVMSetTailCallKind(
+                call.0,
+                inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindMustTail,
+            );
+            // The verifier compares the call site's ABI attributes (byval,
+            // sret, inreg, ...) with the caller's.
+            for idx in 0..=params.len() as u32 {
+                let n = LLVMGetAttributeCountAtIndex(from.0, idx) as usize;
+                let mut attrs = vec![std::ptr::null_mut(); n];
+                LLVMGetAttributesAtIndex(from.0, idx, attrs.as_mut_ptr());
+                for a in attrs {
+                    LLVMAddCallSiteAttribute(call.0, idx, a);
+                }
+            }
+            if fty.return_type().is_void() {
+                LLVMBuildRetVoid(self.0);
+            } else {
+                LLVMBuildRet(self.0, call.0);
+            }
+        }
+        call
     }
     pub fn unreachable(&self) -> Val {
         // SAFETY: see module docs.

@@ -84,21 +84,99 @@ pub fn init_llvm() {
         let cfg = InitializationConfig::default();
         Target::initialize_x86(&cfg);
         Target::initialize_aarch64(&cfg);
-        // Values live across a call stay where the register allocator keeps
-        // them (callee-saved registers or its spill slots) instead of being
-        // forced to stack slots: the instrumented code is the code the
-        // backend would have made. (Not the per-statepoint "deopt live-in"
-        // flag: that lets a value sit in a register the callee clobbers.)
-        let args = [c"hcc".as_ptr(), c"-use-registers-for-deopt-values".as_ptr()];
-        // SAFETY: argv is an array of two NUL-terminated strings that outlive the call.
-        unsafe {
-            inkwell::llvm_sys::support::LLVMParseCommandLineOptions(
-                args.len() as i32,
-                args.as_ptr(),
-                std::ptr::null(),
-            )
-        };
+        deopt_values_in_registers(true);
     });
+}
+
+/// Held while the deopt-value lowering is switched off for a retry.
+static DEOPT_LOWERING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Whether values live across a call stay where the register allocator
+/// keeps them (callee-saved registers or its spill slots) instead of being
+/// forced to stack slots: with it, the instrumented code is the code the
+/// backend would have made. (Not the per-statepoint "deopt live-in" flag:
+/// that lets a value sit in a register the callee clobbers.) A process-wide
+/// LLVM option; both settings give valid stack maps, so a thread compiling
+/// meanwhile may see either.
+fn deopt_values_in_registers(on: bool) {
+    let opt = if on {
+        c"-use-registers-for-deopt-values=true"
+    } else {
+        c"-use-registers-for-deopt-values=false"
+    };
+    let args = [c"hcc".as_ptr(), opt.as_ptr()];
+    // SAFETY: argv is an array of two NUL-terminated strings that outlive the call.
+    unsafe {
+        inkwell::llvm_sys::support::LLVMParseCommandLineOptions(
+            args.len() as i32,
+            args.as_ptr(),
+            std::ptr::null(),
+        )
+    };
+}
+
+/// Errors LLVM reports while generating code. Without a handler of its own
+/// a context prints them and exits the process.
+#[derive(Default)]
+struct Diagnostics(std::sync::Mutex<Vec<String>>);
+
+extern "C" fn on_diagnostic(
+    info: inkwell::llvm_sys::prelude::LLVMDiagnosticInfoRef,
+    ctx: *mut std::ffi::c_void,
+) {
+    use inkwell::llvm_sys::core::*;
+    // SAFETY: `ctx` is the `Diagnostics` installed with this handler, which
+    // outlives the context; `info` is valid during the call and the
+    // description is a message LLVM allocated for us to dispose.
+    unsafe {
+        use inkwell::llvm_sys::LLVMDiagnosticSeverity::*;
+        let severity = LLVMGetDiagInfoSeverity(info);
+        if !matches!(severity, LLVMDSError | LLVMDSWarning) {
+            return;
+        }
+        let p = LLVMGetDiagInfoDescription(info);
+        let msg = std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned();
+        LLVMDisposeMessage(p);
+        if severity == LLVMDSWarning {
+            eprintln!("warning: {msg}");
+            return;
+        }
+        let d = &*(ctx as *const Diagnostics);
+        d.0.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
+    }
+}
+
+/// Code generation, retried once with deopt values in stack slots when the
+/// register allocator gives up on a function (LLVM's greedy allocator does,
+/// rarely, with many values live at a statepoint: sqlite3's shell had one).
+fn codegen(tm: &TargetMachine, module: &Module, diags: &Diagnostics) -> Result<Vec<u8>, String> {
+    let take = || std::mem::take(&mut *diags.0.lock().unwrap_or_else(|e| e.into_inner()));
+    let emit = || {
+        tm.write_to_memory_buffer(module, FileType::Object)
+            .map(|b| b.as_slice().to_vec())
+            .map_err(|e| format!("code generation failed: {e}"))
+    };
+    let earlier = take();
+    if !earlier.is_empty() {
+        return Err(earlier.join("\n"));
+    }
+    let out = emit()?;
+    let errors = take();
+    if errors.is_empty() {
+        return Ok(out);
+    }
+    if !errors.iter().all(|e| e.contains("ran out of registers")) {
+        return Err(errors.join("\n"));
+    }
+    let _held = DEOPT_LOWERING.lock().unwrap_or_else(|e| e.into_inner());
+    deopt_values_in_registers(false);
+    let out = emit();
+    deopt_values_in_registers(true);
+    let errors = take();
+    if !errors.is_empty() {
+        return Err(errors.join("\n"));
+    }
+    out
 }
 
 pub fn target_machine(isa: Isa, level: OptLevel) -> Result<TargetMachine, String> {
@@ -405,7 +483,16 @@ fn worker(
     // loop unrolling, vectorization and inlining then decide alike, so the
     // variants keep the same call sites (DESIGN.md 3.1).
     let opt_tm = target_machine(Isa::PRIMARY, level)?;
+    let diags = Diagnostics::default();
     let ctx = Context::create();
+    // SAFETY: `diags` outlives `ctx`: declared first, it is dropped last.
+    unsafe {
+        inkwell::llvm_sys::core::LLVMContextSetDiagnosticHandler(
+            ctx.raw(),
+            Some(on_diagnostic),
+            &diags as *const Diagnostics as *mut std::ffi::c_void,
+        )
+    };
     let mut decisions = Decisions::default();
     loop {
         let step = build(&ctx, &tm, &opt_tm, bitcode, source, level, &decisions);
@@ -423,11 +510,9 @@ fn worker(
             }
             Ok(Command::Codegen) => {
                 let timer = Timer::new(source, &tm);
-                let buf = tm
-                    .write_to_memory_buffer(&module, FileType::Object)
-                    .map_err(|e| format!("code generation failed: {e}"))?;
+                let buf = codegen(&tm, &module, &diags)?;
                 timer.mark("codegen");
-                return Ok(Some(buf.as_slice().to_vec()));
+                return Ok(Some(buf));
             }
             Ok(Command::Abort) | Err(_) => return Ok(None),
         }

@@ -77,8 +77,13 @@ pub fn build_meta(
     for (key, table) in sites {
         for f in &table.functions {
             if let Some(&addr) = text.get(&(key.as_str(), f.section.as_str())) {
+                let resume = text
+                    .get(&(key.as_str(), f.resume_section.as_str()))
+                    .copied()
+                    .unwrap_or(0);
                 functions.push(FunctionMeta {
                     addr,
+                    resume,
                     name: f.symbol.clone(),
                     file: table.source.clone(),
                     lost: f.lost.clone(),
@@ -106,7 +111,12 @@ pub fn build_meta(
             )));
         }
     }
-    let by_addr: HashMap<u64, &FunctionMeta> = functions.iter().map(|f| (f.addr, f)).collect();
+    // A resume copy's frames are its function's frames.
+    let by_addr: HashMap<u64, &FunctionMeta> = functions
+        .iter()
+        .flat_map(|f| [(f.addr, f), (f.resume, f)])
+        .filter(|(a, _)| *a != 0)
+        .collect();
     let mut variants = Vec::new();
     for (&isa, data) in exes {
         let file =
@@ -152,7 +162,7 @@ pub fn build_meta(
                     }
                     out.push(SiteLocation {
                         ret: r.address,
-                        function: f.address,
+                        function: meta.addr,
                         index: r.id as u32,
                         locations: r.locations[3..3 + ndeopt].to_vec(),
                     });

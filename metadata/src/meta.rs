@@ -26,7 +26,7 @@ pub fn variant_section(isa: Isa) -> String {
     format!(".hcontainer.exe.{}", isa.name())
 }
 const MAGIC: &[u8; 8] = b"HCMETA\0\0";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Address-space layout shared by all variants.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -47,6 +47,8 @@ pub struct Layout {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FunctionMeta {
     pub addr: u64,
+    /// Address of its resume copy, 0 if none (sites::FunctionSites::resume_section).
+    pub resume: u64,
     pub name: String,
     /// The source file of its translation unit.
     pub file: String,
@@ -104,6 +106,7 @@ impl BinaryMeta {
         w.u32(self.functions.len() as u32);
         for f in &self.functions {
             w.u64(f.addr);
+            w.u64(f.resume);
             w.str(&f.name);
             w.str(&f.file);
             w.u32(f.instrumented as u32);
@@ -155,10 +158,11 @@ impl BinaryMeta {
             tls_filesz: r.u64()?,
             tls_align: r.u64()?,
         };
-        let nf = r.count(24)?;
+        let nf = r.count(32)?;
         let mut functions = Vec::with_capacity(nf);
         for _ in 0..nf {
             let addr = r.u64()?;
+            let resume = r.u64()?;
             let name = r.str()?.to_string();
             let file = r.str()?.to_string();
             let instrumented = r.u32()? != 0;
@@ -168,6 +172,7 @@ impl BinaryMeta {
             let lost = crate::sites::decode_lost(&mut r)?;
             functions.push(FunctionMeta {
                 addr,
+                resume,
                 name,
                 file,
                 instrumented,

@@ -6,7 +6,7 @@
 //! +----------------+---------+-------------+--------------------------------+
 //! | "HCSITES\0" 8B | ver u32 | source str  | nfuncs u32 | FunctionSites... |
 //! +----------------+---------+-------------+--------------------------------+
-//! FunctionSites: symbol str | section str | flags u32 | reason str
+//! FunctionSites: symbol str | section str | resume section str | flags u32 | reason str
 //!                | nframe u32 | (offset u64, size u64)...
 //!                | nrecord u32 | type u8...            frame-record value types
 //!                | nsites u32 | Site...
@@ -19,7 +19,7 @@ use crate::wire::{Reader, Result, Writer};
 
 pub const SECTION: &str = ".hcontainer.sites";
 const MAGIC: &[u8; 8] = b"HCSITES\0";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// What kind of code a site is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize)]
@@ -62,6 +62,9 @@ pub struct FunctionSites {
     /// hld finds its final address even for static functions whose names repeat
     /// across translation units.
     pub section: String,
+    /// Section of the function's resume copy (empty: its resume paths are
+    /// in the function itself). The copy's frames are the function's frames.
+    pub resume_section: String,
     /// Instrumented functions have polls, statepoints and a resume path.
     pub instrumented: bool,
     /// Why a function with calls or loops was left uninstrumented.
@@ -94,6 +97,7 @@ impl SiteTable {
         for f in &self.functions {
             w.str(&f.symbol);
             w.str(&f.section);
+            w.str(&f.resume_section);
             w.u32(f.instrumented as u32);
             w.str(&f.reason);
             w.u32(f.frame.len() as u32);
@@ -113,11 +117,12 @@ impl SiteTable {
         r.magic(MAGIC)?;
         r.version(VERSION)?;
         let source = r.str()?.to_string();
-        let nf = r.count(20)?;
+        let nf = r.count(24)?;
         let mut functions = Vec::with_capacity(nf);
         for _ in 0..nf {
             let symbol = r.str()?.to_string();
             let section = r.str()?.to_string();
+            let resume_section = r.str()?.to_string();
             let instrumented = r.u32()? != 0;
             let reason = r.str()?.to_string();
             let nfr = r.count(16)?;
@@ -131,6 +136,7 @@ impl SiteTable {
             functions.push(FunctionSites {
                 symbol,
                 section,
+                resume_section,
                 instrumented,
                 reason,
                 frame,

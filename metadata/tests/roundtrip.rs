@@ -17,6 +17,7 @@ fn sample_table() -> SiteTable {
         functions: vec![FunctionSites {
             symbol: "main".into(),
             section: ".text.main".into(),
+            resume_section: ".text.main.hc.resume".into(),
             instrumented: true,
             reason: String::new(),
             frame: vec![(0, 64), (64, 8)],
@@ -60,6 +61,7 @@ fn sample_meta() -> BinaryMeta {
         },
         functions: vec![FunctionMeta {
             addr: 0x401000,
+            resume: 0x402000,
             name: "main".into(),
             file: "a.c".into(),
             instrumented: true,

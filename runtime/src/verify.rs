@@ -144,7 +144,7 @@ pub fn verify(bin: &Binary) -> Result<Vec<String>, String> {
                     expected
                 ));
             }
-            if s.ret <= s.function {
+            if s.ret <= s.function && (f.resume == 0 || s.ret <= f.resume) {
                 return Err(format!(
                     "{}: {} site {} returns to {:#x}, before the function",
                     v.isa, f.name, s.index, s.ret

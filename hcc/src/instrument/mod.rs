@@ -646,6 +646,7 @@ pub fn instrument_module(
         let mut entry = FunctionSites {
             symbol: symbol.clone(),
             section,
+            resume_section: String::new(),
             instrumented: false,
             reason: String::new(),
             frame: Vec::new(),
@@ -677,7 +678,37 @@ pub fn instrument_module(
             }
             None => {
                 p.push_lost(&mut entry.lost);
-                let t = transform(&cx, &rt, f, p, agreed.frames.get(&symbol));
+                let frame = agreed.frames.get(&symbol);
+                // The resume paths go into a copy of the function, so its own
+                // code has no resume edges: they join every site and loop
+                // header, and the phis they bring made the register allocator
+                // spill and copy all over big loops (DESIGN-NOTES "Resume
+                // copies"). Variadic functions cannot forward their arguments.
+                // (Ablated entry polls leave no way in to resume paths.)
+                let copy = if f.function_type().is_vararg_fn()
+                    || ablated("resume-copies")
+                    || ablated("entry-polls")
+                {
+                    None
+                } else {
+                    cx.clone_function(f, &format!("{symbol}.hc.resume"))
+                };
+                let t = match copy {
+                    None => transform(&cx, &rt, f, p, frame, Resume::Here { identity: f }),
+                    Some(copy) => {
+                        entry.resume_section = format!("{}.hc.resume", entry.section);
+                        copy.set_section(&entry.resume_section);
+                        let (pc, blocker) = plan(&cx, copy, frame);
+                        assert!(blocker.is_none(), "a copy plans like its original");
+                        let tc = transform(&cx, &rt, copy, pc, frame, Resume::Here { identity: f });
+                        let t = transform(&cx, &rt, f, p, frame, Resume::In(copy));
+                        assert!(
+                            t.sites == tc.sites && t.record == tc.record && t.frame == tc.frame,
+                            "internal error: {symbol} and its resume copy differ in sites"
+                        );
+                        t
+                    }
+                };
                 shapes.insert(symbol.clone(), t.shapes);
                 entry.instrumented = true;
                 entry.sites = t.sites;
@@ -725,12 +756,19 @@ fn recomputable(v: Val, shadow: &shadow::ShadowFrame, depth: u32) -> Option<Opti
         // instead, so a parameter coerced to `[2 x i64]` on one ISA and
         // passed as two `i64` on another takes the same record pieces.
         LLVMOpcode::LLVMExtractValue if v.operand(0).is_argument() => Some(Some(v.operand(0))),
+        // A constant offset from one other value: that value is carried
+        // and this one recomputed, so a loop's many field addresses (`p->a`,
+        // `p->b`, ... hoisted out by LICM) take no deopt operand each and stay
+        // free for codegen to fold into addressing modes (sqlite3VdbeExec had
+        // 90 values live at its sites). Integer casts and arithmetic are not
+        // recomputed: InstCombine shapes them per ISA (shell.c's re_sql_func
+        // then carried different values on x86_64 and aarch64).
         LLVMOpcode::LLVMGetElementPtr | LLVMOpcode::LLVMBitCast | LLVMOpcode::LLVMAddrSpaceCast => {
-            if (1..v.num_operands()).all(|i| v.operand(i).is_constant()) {
-                recomputable(v.operand(0), shadow, depth + 1)
-            } else {
-                None
+            let base = v.operand(0);
+            if !(1..v.num_operands()).all(|i| v.operand(i).is_constant()) || !base.is_register() {
+                return None;
             }
+            Some(recomputable(base, shadow, depth + 1).unwrap_or(Some(base)))
         }
         _ => None,
     }
@@ -788,14 +826,31 @@ struct Transformed {
     shapes: Vec<frame::SlotShape>,
 }
 
+/// Where an instrumented function's resume paths are (DESIGN-NOTES
+/// "Resume copies").
+#[derive(Clone, Copy)]
+enum Resume {
+    /// In the function itself, re-entering the frames of `identity` (the
+    /// function itself, or the original a resume copy was made from).
+    Here { identity: Val },
+    /// In this copy: a restore entering the function goes on there at once,
+    /// so the function's own code has no resume edges joining it.
+    In(Val),
+}
+
 fn transform(
     cx: &Ctx,
     rt: &Runtime,
     f: Val,
     plan: Plan,
     agreed: Option<&frame::AgreedFrame>,
+    resume: Resume,
 ) -> Transformed {
     let b = Builder::new(cx);
+    let (identity, here) = match resume {
+        Resume::Here { identity } => (identity, true),
+        Resume::In(_) => (f, false),
+    };
     let (i32t, ptr) = (cx.i32(), cx.ptr());
     let prof = cx.md_kind("prof");
     let cold = cx.branch_weights(1, 2000);
@@ -817,9 +872,10 @@ fn transform(
         let p = b.volatile_load(i32t, rt.poll, "hc.poll");
         b.icmp(LLVMIntPredicate::LLVMIntNE, p, cx.null(i32t), "")
     };
-    b.cond_br(c, entry_slow, old_entry).set_metadata(prof, cold);
+    let entry_branch = b.cond_br(c, entry_slow, old_entry);
+    entry_branch.set_metadata(prof, cold);
     b.at_end(entry_slow);
-    let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[f], "hc.rec");
+    let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[identity], "hc.rec");
     let isnull = b.icmp(LLVMIntPredicate::LLVMIntEQ, rec, cx.null(ptr), "");
     b.cond_br(isnull, entry_mp, dispatch);
     b.at_end(entry_mp);
@@ -827,13 +883,25 @@ fn transform(
     entry_mp_call.set_call_conv(ir::CC_PRESERVE_ALL);
     b.br(old_entry);
     b.at_end(dispatch);
-    let site_ptr = b.gep_i8(cx, rec, cx.const_int(cx.i64(), abi::RECORD_SITE_OFFSET), "");
-    let site_idx = b.load(i32t, site_ptr, "hc.site");
+    let site_idx = match resume {
+        Resume::Here { .. } => {
+            let site_ptr = b.gep_i8(cx, rec, cx.const_int(cx.i64(), abi::RECORD_SITE_OFFSET), "");
+            b.load(i32t, site_ptr, "hc.site")
+        }
+        Resume::In(_) => {
+            b.unreachable();
+            cx.null(i32t)
+        }
+    };
     // Reached from every dispatch switch: asks the runtime for the site.
-    b.at_end(bad);
-    let current = b.call(rt.resume_site_ty, rt.resume_site, &[], "");
-    b.call(rt.resume_bad_ty, rt.resume_bad, &[f, current], "");
-    b.unreachable();
+    if here {
+        b.at_end(bad);
+        let current = b.call(rt.resume_site_ty, rt.resume_site, &[], "");
+        b.call(rt.resume_bad_ty, rt.resume_bad, &[identity, current], "");
+        b.unreachable();
+    } else {
+        bad.delete();
+    }
 
     // --- Loop-header polls, except in poll-free copies of short loops. ---
     let unpolled = if ablated("loop-versioning") {
@@ -845,15 +913,15 @@ fn transform(
     let loops = cfg.loops();
     let mut header_switch: HashMap<Block, (Val, Block)> = HashMap::new();
     let mut loop_mps = HashSet::new();
+    let mut polled = HashSet::new();
     for l in &loops {
         let h = blocks[l.header];
-        if header_switch.contains_key(&h) || unpolled.contains(&h) {
+        if unpolled.contains(&h) || !polled.insert(h) {
             continue;
         }
         let first = h.first_non_phi().expect("blocks end in a terminator");
         let body = ir::split_before(cx, first, "hc.body");
         h.terminator().expect("split left a branch").erase();
-        let slow = cx.append_block(f, "hc.loop.slow");
         let mp = cx.append_block(f, "hc.loop.mp");
         b.at_end(h);
         let c = if ablated("loop-polls") {
@@ -862,16 +930,21 @@ fn transform(
             let p = b.volatile_load(i32t, rt.poll, "hc.poll");
             b.icmp(LLVMIntPredicate::LLVMIntNE, p, cx.null(i32t), "")
         };
-        b.cond_br(c, slow, body).set_metadata(prof, cold);
-        b.at_end(slow);
-        let t = b.call(rt.resume_site_ty, rt.resume_site, &[], "hc.resume.site");
-        let sw = b.switch(t, mp, &[]);
+        // Without resume paths here, the slow path is the migration point.
+        if here {
+            let slow = cx.append_block(f, "hc.loop.slow");
+            b.cond_br(c, slow, body).set_metadata(prof, cold);
+            b.at_end(slow);
+            let t = b.call(rt.resume_site_ty, rt.resume_site, &[], "hc.resume.site");
+            header_switch.insert(h, (b.switch(t, mp, &[]), slow));
+        } else {
+            b.cond_br(c, mp, body).set_metadata(prof, cold);
+        }
         b.at_end(mp);
         let mp_call = b.call(rt.migrate_point_ty, rt.migrate_point, &[cx.null(ptr)], "");
         mp_call.set_call_conv(ir::CC_PRESERVE_ALL);
         b.br(body);
         loop_mps.insert(mp_call);
-        header_switch.insert(h, (sw, slow));
     }
 
     // --- setjmp: what follows it starts a block, which the resume paths
@@ -981,8 +1054,13 @@ fn transform(
         .iter()
         .flat_map(|s| s.derived.iter().copied())
         .collect();
+    let carried_anywhere: HashSet<Val> = sites
+        .iter()
+        .flat_map(|s| s.carried.iter().copied())
+        .collect();
     while let Some(v) = stack.pop() {
         if v.is_instruction()
+            && !carried_anywhere.contains(&v)
             && !shadow.slots.contains_key(&v)
             && !v.is_call()
             && !bases.contains_key(&v)
@@ -1087,7 +1165,7 @@ fn transform(
     // defined, so the resume edge brings zeros (byval: a zero page). ---
     let byval = ir::Ctx::enum_kind("byval");
     let mut resume_block = Vec::new();
-    for (k, s) in sites.iter().enumerate() {
+    for (k, s) in sites.iter().enumerate().filter(|_| here) {
         let target = s.call.block();
         let preds = &cfg.preds[block_index[&target]];
         assert_eq!(preds.len(), 1, "a site's block has one predecessor");
@@ -1181,13 +1259,13 @@ fn transform(
         if let Some(fr) = shadow.frame.filter(|fr| slot.contains_key(fr)) {
             done.insert(fr, b.load(fr.ty(), slot[&fr], ""));
         }
-        // Carried bases (aggregate arguments), restored just above.
+        // Carried bases, restored at this level or an outer one.
         for d in derived {
             let mut root = *d;
             while let Some(&o) = bases.get(&root) {
                 root = o;
             }
-            if root.is_argument() && slot.contains_key(&root) && !done.contains_key(&root) {
+            if carried_anywhere.contains(&root) && !done.contains_key(&root) {
                 done.insert(root, b.load(root.ty(), slot[&root], ""));
             }
         }
@@ -1206,7 +1284,7 @@ fn transform(
     let mut loop_restore: HashMap<usize, Block> = HashMap::new();
     let mut loop_cases: HashMap<usize, Vec<(Val, Block)>> = HashMap::new();
     let mut entry_cases = Vec::new();
-    for (k, chain) in chains.iter().enumerate() {
+    for (k, chain) in chains.iter().enumerate().filter(|_| here) {
         let kv = cx.const_int(i32t, k as u64);
         match chain.first() {
             None => entry_cases.push((kv, resume_block[k])),
@@ -1234,36 +1312,41 @@ fn transform(
             loop_cases.entry(li).or_default().push((kv, next));
         }
     }
-    b.at_end(dispatch);
-    restore(&b, rec, None);
-    b.switch(site_idx, bad, &entry_cases);
-    for (li, r) in &loop_restore {
-        b.at_end(*r);
-        let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[f], "hc.rec");
-        restore(&b, rec, Some(*li));
-        let at = b.gep_i8(cx, rec, cx.const_int(cx.i64(), abi::RECORD_SITE_OFFSET), "");
-        let site = b.load(i32t, at, "hc.site");
-        b.switch(site, bad, &loop_cases[li]);
-    }
-    for (k, s) in sites.iter().enumerate() {
-        b.at_end(resume_block[k]);
-        match setjmp.as_ref().filter(|_| rearm[k]) {
-            None => {
-                b.br(s.call.block());
-            }
-            Some((call, args, cont, result)) => {
-                let args: Vec<Val> = args
-                    .iter()
-                    .map(|a| match slot.get(a) {
-                        Some(sl) => b.load(a.ty(), *sl, ""),
-                        None => *a,
-                    })
-                    .collect();
-                let again = b.call(call.called_type(), call.called_operand(), &args, "hc.rearm");
-                again.add_call_site_attribute(ir::FUNCTION_INDEX, cx.enum_attr("returns_twice"));
-                let armed = b.icmp(LLVMIntPredicate::LLVMIntEQ, again, cx.null(again.ty()), "");
-                b.cond_br(armed, s.call.block(), *cont);
-                result.add_incoming(again, resume_block[k]);
+    // (A function whose resume paths are in a copy forwarded there above.)
+    if here {
+        b.at_end(dispatch);
+        restore(&b, rec, None);
+        b.switch(site_idx, bad, &entry_cases);
+        for (li, r) in &loop_restore {
+            b.at_end(*r);
+            let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[identity], "hc.rec");
+            restore(&b, rec, Some(*li));
+            let at = b.gep_i8(cx, rec, cx.const_int(cx.i64(), abi::RECORD_SITE_OFFSET), "");
+            let site = b.load(i32t, at, "hc.site");
+            b.switch(site, bad, &loop_cases[li]);
+        }
+        for (k, s) in sites.iter().enumerate() {
+            b.at_end(resume_block[k]);
+            match setjmp.as_ref().filter(|_| rearm[k]) {
+                None => {
+                    b.br(s.call.block());
+                }
+                Some((call, args, cont, result)) => {
+                    let args: Vec<Val> = args
+                        .iter()
+                        .map(|a| match slot.get(a) {
+                            Some(sl) => b.load(a.ty(), *sl, ""),
+                            None => *a,
+                        })
+                        .collect();
+                    let again =
+                        b.call(call.called_type(), call.called_operand(), &args, "hc.rearm");
+                    again
+                        .add_call_site_attribute(ir::FUNCTION_INDEX, cx.enum_attr("returns_twice"));
+                    let armed = b.icmp(LLVMIntPredicate::LLVMIntEQ, again, cx.null(again.ty()), "");
+                    b.cond_br(armed, s.call.block(), *cont);
+                    result.add_incoming(again, resume_block[k]);
+                }
             }
         }
     }
@@ -1378,6 +1461,21 @@ fn transform(
                 })
                 .collect(),
         });
+    }
+    if let Resume::In(copy) = resume {
+        // A set poll word sends the whole call to the copy, whose own entry
+        // poll restores or migrates: this code then needs no registers or
+        // stack for a slow path at entry (small functions keep their
+        // frameless paths). The entry's migration point was built for site
+        // numbering and liveness only; each block goes after those that
+        // branch to it.
+        let blk = cx.append_block(f, "hc.entry.copy");
+        b.at_end(blk);
+        b.forward_call(f, copy);
+        entry_branch.set_successor(0, blk);
+        for blk in [entry_slow, entry_mp, dispatch] {
+            blk.delete();
+        }
     }
     f.set_gc(abi::GC_STRATEGY);
     Transformed {
