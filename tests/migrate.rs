@@ -18,6 +18,14 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        name: "tailcalls",
+        args: &[],
+        // About 24000 points, all inside functions entered by sibling calls.
+        single: &[1, 3000, 20000],
+        ping_pong: &[7, 1500],
+        writes: None,
+    },
+    Case {
         name: "recursion",
         args: &[],
         single: &[1, 2100, 40000],
@@ -187,6 +195,11 @@ fn all_routes(name: &str) {
         let first = if i % 2 == 0 { "x86_64" } else { "aarch64" };
         check(c, &ping_pong(first, 10), n);
     }
+}
+
+#[test]
+fn frames_left_by_sibling_calls() {
+    all_routes("tailcalls");
 }
 
 #[test]

@@ -274,7 +274,10 @@ fn zlib_builds_with_its_configure_and_round_trips_across_isas() {
     let minigzip = tree.join("minigzip");
     let example = tree.join("example");
     verify(&minigzip);
-    sites_at_least(&minigzip, 98.2);
+    // The losses are gzvprintf's and gzprintf's 9 sites (va_list); since
+    // sibling calls stopped being sites the total is smaller (498), so the
+    // same 9 weigh 1.8%.
+    sites_at_least(&minigzip, 98.0);
 
     let ex = on_aarch64(&example, &[], &tree);
     assert_same(

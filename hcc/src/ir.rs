@@ -59,6 +59,7 @@ fn owned(p: *const std::os::raw::c_char, len: usize) -> String {
 
 /// Calling conventions hcc uses.
 pub const CC_C: u32 = LLVMCallConv::LLVMCCallConv as u32;
+pub const CC_FAST: u32 = LLVMCallConv::LLVMFastCallConv as u32;
 pub const CC_PRESERVE_MOST: u32 = LLVMCallConv::LLVMPreserveMostCallConv as u32;
 pub const CC_PRESERVE_ALL: u32 = LLVMCallConv::LLVMPreserveAllCallConv as u32;
 
@@ -371,6 +372,19 @@ impl Val {
                 == inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindMustTail
         }
     }
+    /// A call marked `tail` (not `musttail`): the callee uses none of the
+    /// caller's stack.
+    pub fn is_tail(self) -> bool {
+        // SAFETY: see module docs; only called on calls.
+        unsafe {
+            LLVMGetTailCallKind(self.0) == inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindTail
+        }
+    }
+    /// The function's calling convention.
+    pub fn function_call_conv(self) -> u32 {
+        // SAFETY: see module docs; only called on functions.
+        unsafe { LLVMGetFunctionCallConv(self.0) }
+    }
     pub fn clear_tail(self) {
         // SAFETY: see module docs; only called on calls.
         unsafe {
@@ -422,6 +436,25 @@ impl Val {
     pub fn add_fn_attribute(self, a: Attr) {
         // SAFETY: see module docs.
         unsafe { LLVMAddAttributeAtIndex(self.0, FUNCTION_INDEX, a.0) }
+    }
+    /// The value of string attribute `key` of a function.
+    pub fn fn_string_attr(self, key: &str) -> Option<String> {
+        // SAFETY: see module docs; the key is passed by pointer and length,
+        // and the value is read with the length LLVM gives.
+        unsafe {
+            let a = LLVMGetStringAttributeAtIndex(
+                self.0,
+                FUNCTION_INDEX,
+                key.as_ptr() as *const _,
+                key.len() as u32,
+            );
+            if a.is_null() {
+                return None;
+            }
+            let mut len = 0;
+            let p = LLVMGetStringAttributeValue(a, &mut len);
+            Some(owned(p, len as usize))
+        }
     }
     pub fn has_fn_enum_attr(self, kind: u32) -> bool {
         // SAFETY: see module docs.

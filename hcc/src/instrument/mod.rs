@@ -80,10 +80,13 @@ pub(crate) fn ablated(part: &str) -> bool {
 /// libc functions that never call back into program code: calls to them
 /// cannot reach a migration point, so they are not sites.
 const LEAF_LIBC: &[&str] = &[
+    "__errno_location",
+    "__h_errno_location",
     "__hc_fstat",
     "__hc_fstatat",
     "__hc_lstat",
     "__hc_stat",
+    "__pthread_self",
     "_longjmp",
     "abs",
     "acos",
@@ -158,6 +161,7 @@ const LEAF_LIBC: &[&str] = &[
     "open",
     "perror",
     "pow",
+    "pthread_self",
     "putc",
     "putchar",
     "puts",
@@ -375,6 +379,88 @@ fn classify_call(call: Val) -> CallClass {
     CallClass::Site
 }
 
+/// Whether `call` will be a sibling call — compiled to a jump, so its
+/// caller's frame is gone while the callee runs — on every ISA: marked `tail`,
+/// right before a `ret` of its result, in a function without stack slots,
+/// with the caller's calling convention and arguments and result that all
+/// travel in registers. Such a call is no site: a capture never finds its
+/// caller's frame, and the caller's caller re-issues its own call to the
+/// function whose record comes next (`__hc_resume_callee`), which is where the
+/// sibling call would have gone. (Should a backend still make it a call, the
+/// frame has no site there and the migration is refused, not corrupted.)
+fn is_sibling_call(f: Val, call: Val, has_slots: bool) -> bool {
+    use LLVMTypeKind::*;
+    if !call.is_tail() || call.called_type().is_vararg_fn() {
+        return false;
+    }
+    let Some(ret) = call.next() else {
+        return false;
+    };
+    if ret.opcode() != Some(LLVMOpcode::LLVMRet)
+        || (ret.num_operands() == 1 && ret.operand(0) != call)
+        || (ret.num_operands() == 0 && !call.ty().is_void())
+    {
+        return false;
+    }
+    let cc = |c: u32| if c == ir::CC_FAST { ir::CC_C } else { c };
+    if cc(call.call_conv()) != cc(f.function_call_conv()) {
+        return false;
+    }
+    let attr = |n: &str| ir::Ctx::enum_kind(n);
+    // Result extension the caller promises must be the callee's too.
+    for ext in ["zeroext", "signext", "inreg"] {
+        let k = attr(ext);
+        let callee = call.called_operand();
+        let callee_has = call.has_call_site_enum_attr(0, k)
+            || (callee.is_function() && callee.enum_attr_value(0, k).is_some());
+        if f.enum_attr_value(0, k).is_some() && !callee_has {
+            return false;
+        }
+    }
+    let register_type = |t: Ty| match t.kind() {
+        LLVMIntegerTypeKind => t.int_width() <= 64,
+        LLVMPointerTypeKind | LLVMFloatTypeKind | LLVMDoubleTypeKind => true,
+        _ => false,
+    };
+    let ret_ty = call.ty();
+    if !ret_ty.is_void() && !register_type(ret_ty) {
+        return false;
+    }
+    let abi: Vec<u32> = [
+        "byval",
+        "sret",
+        "inalloca",
+        "preallocated",
+        "inreg",
+        "byref",
+    ]
+    .iter()
+    .map(|n| attr(n))
+    .collect();
+    let (mut ints, mut floats) = (0, 0);
+    for j in 0..call.num_args() {
+        let t = call.operand(j).ty();
+        if !register_type(t)
+            || abi
+                .iter()
+                .any(|&k| call.has_call_site_enum_attr(param_index(j), k))
+        {
+            return false;
+        }
+        if matches!(t.kind(), LLVMFloatTypeKind | LLVMDoubleTypeKind) {
+            floats += 1;
+        } else {
+            ints += 1;
+        }
+    }
+    // x86_64 passes six integer arguments in registers, aarch64 eight.
+    if ints > 6 || floats > 8 {
+        return false;
+    }
+    let disabled = f.fn_string_attr("disable-tail-calls").as_deref() == Some("true");
+    !has_slots && !disabled
+}
+
 /// What the first look at a function found.
 struct Plan {
     calls: Vec<Val>,
@@ -418,6 +504,10 @@ fn plan(cx: &Ctx, f: Val, agreed: Option<&frame::AgreedFrame>) -> (Plan, Option<
             ),
         );
     }
+    let has_slots = f
+        .blocks()
+        .iter()
+        .any(|b| b.instructions().iter().any(|i| i.is_alloca()));
     for b in f.blocks() {
         for i in b.instructions() {
             match i.opcode() {
@@ -429,6 +519,7 @@ fn plan(cx: &Ctx, f: Val, agreed: Option<&frame::AgreedFrame>) -> (Plan, Option<
                     ),
                 ),
                 Some(LLVMOpcode::LLVMCall) => match classify_call(i) {
+                    CallClass::Site if is_sibling_call(f, i, has_slots) => {}
                     CallClass::Site => plan.calls.push(i),
                     CallClass::NotSite => {}
                     // A call into a variadic function of the program: that
@@ -1164,6 +1255,10 @@ fn transform(
     // not matter (the callee resumes from its own record) but must be well
     // defined, so the resume edge brings zeros (byval: a zero page). ---
     let byval = ir::Ctx::enum_kind("byval");
+    let derived_anywhere: HashSet<Val> = sites
+        .iter()
+        .flat_map(|s| s.derived.iter().copied())
+        .collect();
     let mut resume_block = Vec::new();
     for (k, s) in sites.iter().enumerate().filter(|_| here) {
         let target = s.call.block();
@@ -1177,7 +1272,15 @@ fn transform(
         let nargs = s.call.num_args();
         for j in 0..=nargs {
             let o = s.call.operand(j);
-            if !o.is_register() || s.carried.contains(&o) || s.derived.contains(&o) {
+            // A call re-issued on resume goes to the function whose record
+            // comes next, even when it names another: the callee may have
+            // left by a sibling call (`is_sibling_call`) to the one whose
+            // frame was captured.
+            // (Not for a call that is itself recomputed on resume: its
+            // copy in the resume path would take the phi.)
+            let callee =
+                j == nargs && s.kind == SiteKind::Call && !derived_anywhere.contains(&s.call);
+            if !callee && (!o.is_register() || s.carried.contains(&o) || s.derived.contains(&o)) {
                 continue;
             }
             let dummy = if j == nargs {
