@@ -51,10 +51,16 @@ __attribute__((noinline)) static unsigned long via_table(unsigned long h, unsign
     return table[r % 3](h, 30 + r % 11);
 }
 
+/* Sibling calls whose returns merge into one block (a phi of both results). */
+__attribute__((noinline)) static unsigned long pick(unsigned long h, unsigned long r) {
+    if (r % 5 == 0) return churn_rev(h, 20 + r % 3);
+    return churn_odd(h + 1, 25 + r % 4);
+}
+
 int main(void) {
     unsigned long h = 1469598103934665603UL;
     for (unsigned long r = 0; r < 600; r++) {
-        h = (r & 1) ? via_table(h, r) : direct1(h, r);
+        h = (r & 1) ? via_table(h, r) : (r % 4 == 0) ? pick(h, r) : direct1(h, r);
         if (r % 100 == 99) printf("round %lu: %016lx\n", r + 1, h);
     }
     printf("final %016lx\n", h);

@@ -393,13 +393,7 @@ fn is_sibling_call(f: Val, call: Val, has_slots: bool) -> bool {
     if !call.is_tail() || call.called_type().is_vararg_fn() {
         return false;
     }
-    let Some(ret) = call.next() else {
-        return false;
-    };
-    if ret.opcode() != Some(LLVMOpcode::LLVMRet)
-        || (ret.num_operands() == 1 && ret.operand(0) != call)
-        || (ret.num_operands() == 0 && !call.ty().is_void())
-    {
+    if !returns_result(call) {
         return false;
     }
     let cc = |c: u32| if c == ir::CC_FAST { ir::CC_C } else { c };
@@ -459,6 +453,44 @@ fn is_sibling_call(f: Val, call: Val, has_slots: bool) -> bool {
     }
     let disabled = f.fn_string_attr("disable-tail-calls").as_deref() == Some("true");
     !has_slots && !disabled
+}
+
+/// Whether `call` is followed by the `ret` of its result (or `ret void`):
+/// right after it, or in a block holding only that `ret` (and the phi it
+/// returns), reached by an unconditional branch — which code generation
+/// duplicates into the call's block to make the sibling call (CodeGenPrepare,
+/// "dupRetToEnableTailCallOpts").
+fn returns_result(call: Val) -> bool {
+    let Some(next) = call.next() else {
+        return false;
+    };
+    let is_ret_of = |ret: Val, v: Val| {
+        ret.opcode() == Some(LLVMOpcode::LLVMRet)
+            && match ret.num_operands() {
+                0 => call.ty().is_void(),
+                _ => ret.operand(0) == v,
+            }
+    };
+    if next.opcode() == Some(LLVMOpcode::LLVMRet) {
+        return is_ret_of(next, call);
+    }
+    if next.opcode() != Some(LLVMOpcode::LLVMBr) || next.num_operands() != 1 {
+        return false;
+    }
+    let Some(&target) = call.block().successors().first() else {
+        return false;
+    };
+    match target.instructions().as_slice() {
+        [ret] => call.ty().is_void() && is_ret_of(*ret, call),
+        [phi, ret] if phi.is_phi() => {
+            is_ret_of(*ret, *phi)
+                && phi
+                    .incoming()
+                    .iter()
+                    .any(|(v, b)| *b == call.block() && *v == call)
+        }
+        _ => false,
+    }
 }
 
 /// What the first look at a function found.
