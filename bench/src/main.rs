@@ -463,7 +463,6 @@ fn text_size(exe: &Path) -> Result<u64> {
 
 fn overhead(runs: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let qemu = PathBuf::from("/usr/bin/qemu-aarch64");
     let mut rows = Vec::new();
     for k in KERNELS {
         eprintln!("{}: building", k.name);
@@ -471,27 +470,13 @@ fn overhead(runs: usize) -> Result<()> {
         let hcc_arm = extract_aarch64(&hcc)?;
         let plain = build_plain(k.name, "x86_64", dir.path())?;
         let plain_arm = build_plain(k.name, "aarch64", dir.path())?;
-        eprintln!("{}: callgrind", k.name);
-        let (ip, ih) = (instructions(&plain, k.small)?, instructions(&hcc, k.small)?);
-        eprintln!("{}: wall time", k.name);
-        let x86 = interleaved(&[&plain], &[&hcc], k.timed, runs)?;
-        let arm = interleaved(
-            &[&qemu, &plain_arm],
-            &[&qemu, &hcc_arm],
-            k.small,
-            runs.min(3),
-        )?;
-        let text = (
-            text_size(&hcc)? as f64 / text_size(&plain)? as f64,
-            text_size(&hcc_arm)? as f64 / text_size(&plain_arm)? as f64,
-        );
-        rows.push(Row {
-            name: k.name,
-            instructions: (ip, ih),
-            x86,
-            arm,
-            text,
-        });
+        let builds = Builds {
+            plain: &plain,
+            hcc: &hcc,
+            plain_arm: &plain_arm,
+            hcc_arm: &hcc_arm,
+        };
+        rows.push(measure(k.name, &builds, k.small, k.timed, runs)?);
     }
     print_overhead(&rows);
     plot_overhead(
@@ -503,6 +488,44 @@ fn overhead(runs: usize) -> Result<()> {
 }
 
 /// One row of the `overhead` and `real` tables.
+/// A workload's four executables.
+struct Builds<'a> {
+    plain: &'a Path,
+    hcc: &'a Path,
+    plain_arm: &'a Path,
+    hcc_arm: &'a Path,
+}
+
+/// One table row: callgrind instructions on `small` (debug information
+/// stripped: valgrind 3.19 cannot read clang-22's DWARF 5), wall time on
+/// `timed` natively and on `small` under qemu-aarch64, and `.text` sizes.
+fn measure(
+    name: &'static str,
+    b: &Builds,
+    small: &[&str],
+    timed: &[&str],
+    runs: usize,
+) -> Result<Row> {
+    let qemu = Path::new("/usr/bin/qemu-aarch64");
+    eprintln!("{name}: callgrind");
+    let ip = instructions(&strip_debug(b.plain)?, small)?;
+    let ih = instructions(&strip_debug(b.hcc)?, small)?;
+    eprintln!("{name}: wall time");
+    let x86 = interleaved(&[b.plain], &[b.hcc], timed, runs)?;
+    let arm = interleaved(&[qemu, b.plain_arm], &[qemu, b.hcc_arm], small, runs.min(3))?;
+    let text = (
+        text_size(b.hcc)? as f64 / text_size(b.plain)? as f64,
+        text_size(b.hcc_arm)? as f64 / text_size(b.plain_arm)? as f64,
+    );
+    Ok(Row {
+        name,
+        instructions: (ip, ih),
+        x86,
+        arm,
+        text,
+    })
+}
+
 struct Row {
     name: &'static str,
     /// Callgrind instructions, plain and hcc (x86_64).
@@ -905,7 +928,6 @@ fn real(runs: usize, reuse: bool) -> Result<()> {
     let work = repo().join("target/bench-real");
     std::fs::create_dir_all(&work)?;
     let inputs = tempfile::tempdir()?;
-    let qemu = PathBuf::from("/usr/bin/qemu-aarch64");
     let plain_cc = repo().join("scripts/musl-clang").display().to_string();
     let mut rows = Vec::new();
     for p in PROGRAMS {
@@ -917,28 +939,13 @@ fn real(runs: usize, reuse: bool) -> Result<()> {
         let (timed, small) = real_inputs(p, inputs.path())?;
         let timed: Vec<&str> = timed.iter().map(String::as_str).collect();
         let small: Vec<&str> = small.iter().map(String::as_str).collect();
-        eprintln!("{}: callgrind", p.name);
-        let ip = instructions(&strip_debug(&plain)?, &small)?;
-        let ih = instructions(&strip_debug(&hcc)?, &small)?;
-        eprintln!("{}: wall time", p.name);
-        let x86 = interleaved(&[&plain], &[&hcc], &timed, runs)?;
-        let arm = interleaved(
-            &[&qemu, &plain_arm],
-            &[&qemu, &hcc_arm],
-            &small,
-            runs.min(3),
-        )?;
-        let text = (
-            text_size(&hcc)? as f64 / text_size(&plain)? as f64,
-            text_size(&hcc_arm)? as f64 / text_size(&plain_arm)? as f64,
-        );
-        rows.push(Row {
-            name: p.name,
-            instructions: (ip, ih),
-            x86,
-            arm,
-            text,
-        });
+        let builds = Builds {
+            plain: &plain,
+            hcc: &hcc,
+            plain_arm: &plain_arm,
+            hcc_arm: &hcc_arm,
+        };
+        rows.push(measure(p.name, &builds, &small, &timed, runs)?);
     }
     print_overhead(&rows);
     plot_overhead(
