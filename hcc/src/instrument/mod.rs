@@ -19,6 +19,12 @@
 //! ```
 //! The re-issued call is the site's own call instruction, so a later capture
 //! finds the same site; the callee, also in restore mode, resumes likewise.
+//!
+//! That is the shape of `f.hc.resume`, the copy of `f` only a restore (or a
+//! migration request met at entry) runs. `f` itself, the code that runs, has
+//! the same sites and statepoints but no resume edges: `hc.entry` forwards
+//! the call to the copy (`musttail`) when the poll word is set, and loop
+//! polls go straight to the migration point (DESIGN-NOTES "Resume copies").
 
 pub mod cfg;
 pub mod frame;
