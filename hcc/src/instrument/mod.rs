@@ -399,7 +399,8 @@ fn is_sibling_call(f: Val, call: Val, has_slots: bool) -> bool {
     // Off by default until a failure it brings out is understood (the
     // sqlite3 ten-hop ping-pong with HC_SEED=1592598566 ends in status 135
     // with it, passes without): HCC_SIBLING_CALLS=1 turns it on.
-    if std::env::var_os("HCC_SIBLING_CALLS").is_none() {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*ON.get_or_init(|| std::env::var_os("HCC_SIBLING_CALLS").is_some()) {
         return false;
     }
     if !call.is_tail() || call.called_type().is_vararg_fn() {
