@@ -7,7 +7,7 @@
 //! 0x400000  ELF + program headers                       ┐ text segment (r-x)
 //!           .init .fini, aligned .text, ISA-only .text   ┘
 //! 64K       aligned .rodata, ISA-only .rodata,           ┐ rodata segment (r--)
-//!           .eh_frame .llvm_stackmaps (per variant)      ┘
+//!           .eh_frame (per variant)                      ┘
 //! 64K       .tdata .tbss (aligned: same TLS offsets)     ┐ data segment (rw-)
 //!           .init_array .fini_array                      │
 //!           __hc_data_start: aligned .data, .bss          │ ← migrated byte for byte
@@ -405,13 +405,7 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
     plan.rodata = ro;
     plan.rodata_only = ro_only;
     plan.whole_ro = align_up(cursor, 64);
-    cursor = plan.whole_ro
-        + whole_size(&[
-            ".eh_frame",
-            ".eh_frame_hdr",
-            ".llvm_stackmaps",
-            ".gcc_except_table",
-        ]);
+    cursor = plan.whole_ro + whole_size(&[".eh_frame", ".eh_frame_hdr", ".gcc_except_table"]);
 
     // Data segment: TLS first.
     cursor = align_up(cursor + 0x1000, SEGMENT_ALIGN);
@@ -628,10 +622,6 @@ pub fn script(plan: &Plan, isa: Isa) -> String {
     );
     let _ = writeln!(
         w,
-        "  .llvm_stackmaps : {{ KEEP(*(.llvm_stackmaps)) }} :rodata"
-    );
-    let _ = writeln!(
-        w,
         "  .tdata {:#x} : ALIGN({}) {{",
         plan.tls_start, plan.tls_align
     );
@@ -680,6 +670,12 @@ pub fn script(plan: &Plan, isa: Isa) -> String {
     let _ = writeln!(w, "    __hc_local_end = .;");
     let _ = writeln!(w, "  }} :local");
     let _ = writeln!(w, "  __hc_image_end = {:#x};", plan.image_end);
+    // Not loaded: hld reads the stack maps into the metadata and then drops
+    // them (package::drop_stack_maps); the running program never reads them.
+    let _ = writeln!(
+        w,
+        "  .llvm_stackmaps 0 (INFO) : {{ KEEP(*(.llvm_stackmaps)) }}"
+    );
     let _ = writeln!(w, "  /DISCARD/ : {{ *(.hcontainer.*) }}");
     let _ = writeln!(w, "}}");
     s

@@ -69,9 +69,17 @@ pub fn add_sections(data: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, 
 
 /// Returns `elf` without its `.hcontainer.*` sections.
 pub fn strip_container_sections(data: &[u8]) -> Result<Vec<u8>, ContainerError> {
+    remove_sections(data, |name| name.starts_with(PREFIX.as_bytes()))
+}
+
+/// Returns `elf` without the sections whose names `drop` selects.
+pub fn remove_sections(
+    data: &[u8],
+    drop: impl Fn(&[u8]) -> bool,
+) -> Result<Vec<u8>, ContainerError> {
     let mut b = read(data)?;
     for s in b.sections.iter_mut() {
-        if s.name.as_slice().starts_with(PREFIX.as_bytes()) {
+        if drop(s.name.as_slice()) {
             s.delete = true;
         }
     }

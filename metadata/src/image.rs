@@ -23,7 +23,9 @@ use crate::Isa;
 pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
 pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
 pub const DUMP_VERSION: u32 = 4;
-pub const SNAP_VERSION: u32 = 4;
+/// Version 5: a frame record names the function a restore enters (its
+/// resume copy, if it has one), not the function itself.
+pub const SNAP_VERSION: u32 = 5;
 
 const REC_END: u32 = 0;
 const REC_REGS: u32 = 1;

@@ -2,9 +2,10 @@
 //! and `hcontainer` reads to rewrite dumps (see docs/FORMATS.md, "Binary metadata").
 //!
 //! ```text
-//! +---------------+---------+-------------+------------------------------------------+
-//! | "HCMETA\0\0"  | ver u32 | build_id 16 | layout | functions | nvariants u32 | Variant... |
-//! +---------------+---------+-------------+------------------------------------------+
+//! +---------------+---------+----------------+-------------------------------------+
+//! | "HCMETA\0\0"  | ver u32 | body_len u64   | zlib stream of the body (RFC 1950)   |
+//! +---------------+---------+----------------+-------------------------------------+
+//! body:      build_id 16 | layout | functions | nvariants u32 | Variant...
 //! layout:    main u64 | data_start u64 | data_end u64 | local_start u64 | local_end u64
 //!            | tls_memsz u64 | tls_filesz u64 | tls_align u64
 //! functions: n u32, each: addr u64 | name str | file str | instrumented u32 | reason str
@@ -26,7 +27,11 @@ pub fn variant_section(isa: Isa) -> String {
     format!(".hcontainer.exe.{}", isa.name())
 }
 const MAGIC: &[u8; 8] = b"HCMETA\0\0";
-pub const VERSION: u32 = 2;
+const WHAT: &str = "hcontainer metadata";
+pub const VERSION: u32 = 3;
+/// Largest body a reader inflates: far above any real program's (sqlite3's
+/// is ~10 MiB), low enough that a corrupt length cannot exhaust memory.
+const MAX_BODY: u64 = 1 << 30;
 
 /// Address-space layout shared by all variants.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -85,10 +90,26 @@ pub struct BinaryMeta {
 }
 
 impl BinaryMeta {
+    /// The section's bytes. The body is compressed (version 3): per-site
+    /// records repeat types and locations, and it shrinks ~9x (sqlite3's
+    /// metadata from 9.7 MB to 1.0 MB), for ~30 ms of inflating per read.
     pub fn encode(&self) -> Vec<u8> {
+        use std::io::Write as _;
+        let body = self.encode_body();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&body).expect("writing to a Vec cannot fail");
+        let compressed = z.finish().expect("writing to a Vec cannot fail");
         let mut w = Writer::new();
         w.bytes(MAGIC);
         w.u32(VERSION);
+        w.u64(body.len() as u64);
+        w.bytes(&compressed);
+        w.buf
+    }
+
+    /// The uncompressed body (no magic, version or length).
+    pub fn encode_body(&self) -> Vec<u8> {
+        let mut w = Writer::new();
         w.bytes(&self.build_id);
         let l = &self.layout;
         for v in [
@@ -144,9 +165,34 @@ impl BinaryMeta {
     }
 
     pub fn decode(data: &[u8]) -> Result<BinaryMeta> {
-        let mut r = Reader::new(data, "hcontainer metadata");
+        use std::io::Read as _;
+        let mut r = Reader::new(data, WHAT);
         r.magic(MAGIC)?;
         r.version(VERSION)?;
+        let at = r.pos();
+        let len = r.u64()?;
+        if len > MAX_BODY {
+            return Err(r.invalid_at(at, &format!("body length {len} is implausible")));
+        }
+        let compressed = r.bytes(r.remaining())?;
+        let mut body = Vec::with_capacity(len as usize);
+        flate2::read::ZlibDecoder::new(compressed)
+            .take(len + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| r.invalid_at(at + 8, &format!("cannot inflate the body: {e}")))?;
+        if body.len() as u64 != len {
+            return Err(r.invalid_at(
+                at,
+                &format!("body inflates to {} bytes, not {len}", body.len()),
+            ));
+        }
+        Self::decode_body(&body)
+    }
+
+    /// Reads what `encode_body` wrote.
+    pub fn decode_body(data: &[u8]) -> Result<BinaryMeta> {
+        // Offsets in errors are the inflated body's.
+        let mut r = Reader::new(data, WHAT);
         let build_id = r.array::<16>()?;
         let layout = Layout {
             main: r.u64()?,

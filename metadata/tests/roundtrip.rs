@@ -149,6 +149,7 @@ fn round_trips() {
     assert_eq!(SiteTable::decode(&t.encode()).unwrap(), t);
     let m = sample_meta();
     assert_eq!(BinaryMeta::decode(&m.encode()).unwrap(), m);
+    assert_eq!(BinaryMeta::decode_body(&m.encode_body()).unwrap(), m);
     let mem = vec![0xabu8; 100];
     let s = sample_snapshot(&mem);
     assert_eq!(Image::decode(&s.encode(), true).unwrap(), s);
@@ -187,6 +188,17 @@ fn large_snapshot_memory_starts_on_a_page_of_the_file() {
 }
 
 #[test]
+fn damaged_compressed_metadata_is_named() {
+    let mut enc = sample_meta().encode();
+    // Past magic, version and length: inside the zlib stream.
+    let n = enc.len();
+    enc[n - 6] ^= 0x55;
+    let e = BinaryMeta::decode(&enc).unwrap_err().to_string();
+    assert!(e.contains("hcontainer metadata"), "{e}");
+    assert!(e.contains("inflate") || e.contains("inflates to"), "{e}");
+}
+
+#[test]
 fn a_dump_is_not_a_snapshot() {
     let mem = vec![0u8; 16];
     let s = sample_snapshot(&mem).encode();
@@ -209,7 +221,7 @@ proptest! {
     #[test]
     fn damaged_encodings_never_panic(pos in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
         let mem = vec![0x11u8; 64];
-        for enc in [sample_snapshot(&mem).encode(), sample_meta().encode(), sample_table().encode()] {
+        for enc in [sample_snapshot(&mem).encode(), sample_meta().encode(), sample_meta().encode_body(), sample_table().encode()] {
             let mut changed = enc.clone();
             let i = pos.index(changed.len());
             changed[i] = byte;
@@ -217,6 +229,7 @@ proptest! {
             for data in [&changed[..], short] {
                 let _ = Image::decode(data, true);
                 let _ = BinaryMeta::decode(data);
+                let _ = BinaryMeta::decode_body(data);
                 let _ = SiteTable::decode(data);
             }
         }

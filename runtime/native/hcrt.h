@@ -34,7 +34,7 @@ _Static_assert(sizeof(struct hc_regs) == 784, "asm stubs depend on this layout")
 #define HC_DUMP_MAGIC "HCDUMP\0\0"
 #define HC_DUMP_VERSION 4
 #define HC_SNAP_MAGIC "HCSNAP\0\0"
-#define HC_SNAP_VERSION 4
+#define HC_SNAP_VERSION 5
 
 enum hc_record {
     HC_REC_END = 0,

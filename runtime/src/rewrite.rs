@@ -201,8 +201,15 @@ pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteE
                 },
             )?;
         }
+        // A restore enters the function's resume copy directly (its code
+        // without one), so that is what the record names.
+        let entry = if func.resume != 0 {
+            func.resume
+        } else {
+            func.addr
+        };
         frames.push(Frame {
-            function: site.function,
+            function: entry,
             site: site.index,
             values,
         });

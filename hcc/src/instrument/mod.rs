@@ -31,6 +31,7 @@ pub mod frame;
 pub mod liveness;
 mod neutral;
 mod pieces;
+mod recursion;
 mod setjmp;
 mod shadow;
 mod version;
@@ -769,6 +770,7 @@ pub fn instrument_module(
     neutral::redirect(&cx);
     assign_sections(&cx);
     let rt = Runtime::declare(&cx);
+    let polled = recursion::needing_entry_polls(&cx);
     let mut table = SiteTable {
         source: source.to_string(),
         functions: Vec::new(),
@@ -830,14 +832,22 @@ pub fn instrument_module(
                     cx.clone_function(f, &format!("{symbol}.hc.resume"))
                 };
                 let t = match copy {
-                    None => transform(&cx, &rt, f, p, frame, Resume::Here { identity: f }),
+                    None => transform(&cx, &rt, f, p, frame, Resume::Here),
                     Some(copy) => {
                         entry.resume_section = format!("{}.hc.resume", entry.section);
                         copy.set_section(&entry.resume_section);
+                        // Only a restore or a refused migration runs the
+                        // copy: make it small (the back end picks shorter
+                        // sequences; sites and values stay the statepoints').
+                        if !copy.has_fn_enum_attr(Ctx::enum_kind("optnone")) {
+                            copy.add_fn_attribute(cx.enum_attr("optsize"));
+                            copy.add_fn_attribute(cx.enum_attr("minsize"));
+                        }
                         let (pc, blocker) = plan(&cx, copy, frame);
                         assert!(blocker.is_none(), "a copy plans like its original");
-                        let tc = transform(&cx, &rt, copy, pc, frame, Resume::Here { identity: f });
-                        let t = transform(&cx, &rt, f, p, frame, Resume::In(copy));
+                        let tc = transform(&cx, &rt, copy, pc, frame, Resume::Here);
+                        let poll = polled.contains(&f) || ablated("entry-poll-pruning");
+                        let t = transform(&cx, &rt, f, p, frame, Resume::In { copy, poll });
                         assert!(
                             t.sites == tc.sites && t.record == tc.record && t.frame == tc.frame,
                             "internal error: {symbol} and its resume copy differ in sites"
@@ -966,12 +976,13 @@ struct Transformed {
 /// "Resume copies").
 #[derive(Clone, Copy)]
 enum Resume {
-    /// In the function itself, re-entering the frames of `identity` (the
-    /// function itself, or the original a resume copy was made from).
-    Here { identity: Val },
-    /// In this copy: a restore entering the function goes on there at once,
-    /// so the function's own code has no resume edges joining it.
-    In(Val),
+    /// In the function itself (a function without a copy, or the copy).
+    Here,
+    /// In this copy, which restores enter directly (frame records name it),
+    /// so the function's own code has no resume edges joining it. With
+    /// `poll`, a migration request met at entry forwards the call there;
+    /// without, the function has no entry poll (recursion.rs).
+    In { copy: Val, poll: bool },
 }
 
 fn transform(
@@ -983,10 +994,8 @@ fn transform(
     resume: Resume,
 ) -> Transformed {
     let b = Builder::new(cx);
-    let (identity, here) = match resume {
-        Resume::Here { identity } => (identity, true),
-        Resume::In(_) => (f, false),
-    };
+    // Frame records name the function a restore enters: this one.
+    let (identity, here) = (f, matches!(resume, Resume::Here));
     let (i32t, ptr) = (cx.i32(), cx.ptr());
     let prof = cx.md_kind("prof");
     let cold = cx.branch_weights(1, 2000);
@@ -1020,11 +1029,11 @@ fn transform(
     b.br(old_entry);
     b.at_end(dispatch);
     let site_idx = match resume {
-        Resume::Here { .. } => {
+        Resume::Here => {
             let site_ptr = b.gep_i8(cx, rec, cx.const_int(cx.i64(), abi::RECORD_SITE_OFFSET), "");
             b.load(i32t, site_ptr, "hc.site")
         }
-        Resume::In(_) => {
+        Resume::In { .. } => {
             b.unreachable();
             cx.null(i32t)
         }
@@ -1610,17 +1619,28 @@ fn transform(
                 .collect(),
         });
     }
-    if let Resume::In(copy) = resume {
+    if let Resume::In { copy, poll } = resume {
         // A set poll word sends the whole call to the copy, whose own entry
-        // poll restores or migrates: this code then needs no registers or
-        // stack for a slow path at entry (small functions keep their
-        // frameless paths). The entry's migration point was built for site
-        // numbering and liveness only; each block goes after those that
-        // branch to it.
-        let blk = cx.append_block(f, "hc.entry.copy");
-        b.at_end(blk);
-        b.forward_call(f, copy);
-        entry_branch.set_successor(0, blk);
+        // poll migrates: this code then needs no registers or stack for a
+        // slow path at entry (small functions keep their frameless paths).
+        // Without a poll, the entry just goes on. The entry's migration
+        // point was built for site numbering and liveness only; each block
+        // goes after those that branch to it.
+        if poll {
+            let blk = cx.append_block(f, "hc.entry.copy");
+            b.at_end(blk);
+            b.forward_call(f, copy);
+            entry_branch.set_successor(0, blk);
+        } else {
+            b.before(entry_branch);
+            b.br(old_entry);
+            entry_branch.erase();
+            if c.is_instruction() {
+                let load = c.operand(0);
+                c.erase();
+                load.erase();
+            }
+        }
         for blk in [entry_slow, entry_mp, dispatch] {
             blk.delete();
         }

@@ -1,0 +1,165 @@
+//! Which functions need their entry poll (DESIGN-NOTES "Entry polls only on
+//! cycles").
+//!
+//! An entry poll keeps a running process from going long without a
+//! migration point when it recurses without loops; loops poll at their
+//! headers. A function whose calls all go to known functions of this module
+//! and that lies on no cycle of those calls runs for a bounded time before it
+//! returns or enters a callee that polls itself, so its poll buys nothing
+//! and costs a load and a branch per call. Every cycle a run can take has a
+//! function that keeps its poll: a cycle within the module is found here,
+//! and one that leaves the module (an indirect call, a call to another
+//! translation unit or to an uninstrumented variadic function) passes
+//! through a call this analysis cannot follow, whose caller keeps its poll.
+//!
+//! Restores do not need the poll: they enter the resume copy directly
+//! (frame records name it, `__hc_resume_callee` returns it).
+
+use super::{classify_call, CallClass};
+use crate::ir::{Ctx, Val};
+use inkwell::llvm_sys::{LLVMLinkage, LLVMOpcode};
+use std::collections::{HashMap, HashSet};
+
+/// The defined functions of the module that need an entry poll.
+pub fn needing_entry_polls(cx: &Ctx) -> HashSet<Val> {
+    let funcs: Vec<Val> = cx
+        .functions()
+        .into_iter()
+        .filter(|f| !f.is_declaration())
+        .collect();
+    let index: HashMap<Val, usize> = funcs.iter().enumerate().map(|(i, f)| (*f, i)).collect();
+    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); funcs.len()];
+    let mut needs: HashSet<Val> = HashSet::new();
+    for (i, &f) in funcs.iter().enumerate() {
+        if f.name() == "main" {
+            // libc enters it: a restore starts there.
+            needs.insert(f);
+        }
+        for b in f.blocks() {
+            for c in b.instructions() {
+                match c.opcode() {
+                    Some(LLVMOpcode::LLVMCall) => {}
+                    Some(LLVMOpcode::LLVMInvoke | LLVMOpcode::LLVMCallBr) => {
+                        needs.insert(f);
+                        continue;
+                    }
+                    _ => continue,
+                }
+                if matches!(classify_call(c), CallClass::NotSite | CallClass::Setjmp) {
+                    continue;
+                }
+                let callee = c.called_operand();
+                match index.get(&callee) {
+                    Some(&j) if callee.is_function() && resolved_here(callee) => edges[i].push(j),
+                    _ => {
+                        needs.insert(f);
+                    }
+                }
+            }
+        }
+    }
+    for scc in cycles(&edges) {
+        needs.extend(scc.into_iter().map(|i| funcs[i]));
+    }
+    needs
+}
+
+/// Whether a call to this definition runs this definition (not one another
+/// translation unit may supply instead).
+fn resolved_here(f: Val) -> bool {
+    use LLVMLinkage::*;
+    matches!(
+        f.linkage(),
+        LLVMExternalLinkage
+            | LLVMInternalLinkage
+            | LLVMPrivateLinkage
+            | LLVMLinkOnceODRLinkage
+            | LLVMWeakODRLinkage
+    )
+}
+
+/// The nodes on cycles: strongly connected components with more than one
+/// node or a self edge (Tarjan's algorithm, iterative: call chains of big
+/// programs are deep).
+fn cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    const NONE: usize = usize::MAX;
+    let n = edges.len();
+    let (mut index, mut low) = (vec![NONE; n], vec![0; n]);
+    let mut on_stack = vec![false; n];
+    let (mut stack, mut out, mut next) = (Vec::new(), Vec::new(), 0);
+    for root in 0..n {
+        if index[root] != NONE {
+            continue;
+        }
+        // (node, position in its edge list)
+        let mut work = vec![(root, 0usize)];
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&(v, pos)) = work.last() {
+            if let Some(&w) = edges[v].get(pos) {
+                work.last_mut().expect("not empty").1 += 1;
+                if index[w] == NONE {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(u, _)) = work.last() {
+                low[u] = low[u].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut scc = Vec::new();
+                loop {
+                    let w = stack.pop().expect("v is on the stack");
+                    on_stack[w] = false;
+                    scc.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                if scc.len() > 1 || edges[v].contains(&v) {
+                    out.push(scc);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cycles;
+
+    fn sorted(mut c: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
+        for s in &mut c {
+            s.sort();
+        }
+        c.sort();
+        c
+    }
+
+    #[test]
+    fn finds_self_loops_and_mutual_recursion_only() {
+        // 0 -> 1 -> 2 -> 1, 3 -> 3, 4 -> 0, 5 alone
+        let e = vec![vec![1], vec![2], vec![1], vec![3], vec![0], vec![]];
+        assert_eq!(sorted(cycles(&e)), vec![vec![1, 2], vec![3]]);
+    }
+
+    #[test]
+    fn a_long_chain_into_a_cycle() {
+        let n = 100_000;
+        let mut e: Vec<Vec<usize>> = (0..n).map(|i| vec![i + 1]).collect();
+        e[n - 1] = vec![n - 3];
+        assert_eq!(sorted(cycles(&e)), vec![vec![n - 3, n - 2, n - 1]]);
+    }
+}
