@@ -456,6 +456,18 @@ impl Val {
             Some(owned(p, len as usize))
         }
     }
+    /// A function's attributes at `idx` (FUNCTION_INDEX, 0 for the result,
+    /// 1.. for parameters).
+    pub fn attributes_at(self, idx: u32) -> Vec<LLVMAttributeRef> {
+        // SAFETY: see module docs; only called on functions, and the array
+        // is sized by LLVM's own count.
+        unsafe {
+            let n = LLVMGetAttributeCountAtIndex(self.0, idx) as usize;
+            let mut attrs = vec![std::ptr::null_mut(); n];
+            LLVMGetAttributesAtIndex(self.0, idx, attrs.as_mut_ptr());
+            attrs
+        }
+    }
     pub fn has_fn_enum_attr(self, kind: u32) -> bool {
         // SAFETY: see module docs.
         unsafe { !LLVMGetEnumAttributeAtIndex(self.0, FUNCTION_INDEX, kind).is_null() }
@@ -874,10 +886,7 @@ impl Ctx {
             let g = LLVMAddFunction(self.module, c.as_ptr(), LLVMGlobalGetValueType(f.0));
             let nparams = LLVMCountParams(f.0);
             for idx in [FUNCTION_INDEX, 0].into_iter().chain(1..=nparams) {
-                let n = LLVMGetAttributeCountAtIndex(f.0, idx) as usize;
-                let mut attrs = vec![std::ptr::null_mut(); n];
-                LLVMGetAttributesAtIndex(f.0, idx, attrs.as_mut_ptr());
-                for a in attrs {
+                for a in f.attributes_at(idx) {
                     LLVMAddAttributeAtIndex(g, idx, a);
                 }
             }
@@ -1198,10 +1207,7 @@ impl Builder {
             // The verifier compares the call site's ABI attributes (byval,
             // sret, inreg, ...) with the caller's.
             for idx in 0..=params.len() as u32 {
-                let n = LLVMGetAttributeCountAtIndex(from.0, idx) as usize;
-                let mut attrs = vec![std::ptr::null_mut(); n];
-                LLVMGetAttributesAtIndex(from.0, idx, attrs.as_mut_ptr());
-                for a in attrs {
+                for a in from.attributes_at(idx) {
                     LLVMAddCallSiteAttribute(call.0, idx, a);
                 }
             }

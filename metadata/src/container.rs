@@ -44,27 +44,11 @@ fn read(data: &[u8]) -> Result<Builder<'_>, ContainerError> {
 /// Returns `elf` with the given sections added (non-allocated, PROGBITS),
 /// replacing sections of the same name.
 pub fn add_sections(data: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, ContainerError> {
-    let mut b = read(data)?;
-    for s in b.sections.iter_mut() {
-        if sections
-            .iter()
-            .any(|(n, _)| s.name.as_slice() == n.as_bytes())
-        {
-            s.delete = true;
-        }
-    }
-    for (name, bytes) in sections {
-        let s = b.sections.add();
-        s.name = name.as_bytes().to_vec().into();
-        s.sh_type = elf::SHT_PROGBITS;
-        s.sh_flags = 0;
-        s.sh_addralign = 8;
-        s.data = SectionData::Data(bytes.to_vec().into());
-    }
-    let mut out = Vec::new();
-    b.write(&mut out)
-        .map_err(|e| ContainerError::Write(e.to_string()))?;
-    Ok(out)
+    edit(
+        data,
+        |name| sections.iter().any(|(n, _)| name == n.as_bytes()),
+        sections,
+    )
 }
 
 /// Returns `elf` without its `.hcontainer.*` sections.
@@ -77,11 +61,28 @@ pub fn remove_sections(
     data: &[u8],
     drop: impl Fn(&[u8]) -> bool,
 ) -> Result<Vec<u8>, ContainerError> {
+    edit(data, drop, &[])
+}
+
+/// Rewrites `elf` without the sections `drop` selects and with `add` appended.
+fn edit(
+    data: &[u8],
+    drop: impl Fn(&[u8]) -> bool,
+    add: &[(&str, &[u8])],
+) -> Result<Vec<u8>, ContainerError> {
     let mut b = read(data)?;
     for s in b.sections.iter_mut() {
         if drop(s.name.as_slice()) {
             s.delete = true;
         }
+    }
+    for (name, bytes) in add {
+        let s = b.sections.add();
+        s.name = name.as_bytes().to_vec().into();
+        s.sh_type = elf::SHT_PROGBITS;
+        s.sh_flags = 0;
+        s.sh_addralign = 8;
+        s.data = SectionData::Data(bytes.to_vec().into());
     }
     let mut out = Vec::new();
     b.write(&mut out)

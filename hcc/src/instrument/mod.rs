@@ -994,8 +994,8 @@ fn transform(
     resume: Resume,
 ) -> Transformed {
     let b = Builder::new(cx);
-    // Frame records name the function a restore enters: this one.
-    let (identity, here) = (f, matches!(resume, Resume::Here));
+    // Frame records name the function a restore enters: `f` itself.
+    let here = matches!(resume, Resume::Here);
     let (i32t, ptr) = (cx.i32(), cx.ptr());
     let prof = cx.md_kind("prof");
     let cold = cx.branch_weights(1, 2000);
@@ -1020,7 +1020,7 @@ fn transform(
     let entry_branch = b.cond_br(c, entry_slow, old_entry);
     entry_branch.set_metadata(prof, cold);
     b.at_end(entry_slow);
-    let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[identity], "hc.rec");
+    let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[f], "hc.rec");
     let isnull = b.icmp(LLVMIntPredicate::LLVMIntEQ, rec, cx.null(ptr), "");
     b.cond_br(isnull, entry_mp, dispatch);
     b.at_end(entry_mp);
@@ -1028,11 +1028,13 @@ fn transform(
     entry_mp_call.set_call_conv(ir::CC_PRESERVE_ALL);
     b.br(old_entry);
     b.at_end(dispatch);
+    // The site index a frame record names, at the builder.
+    let site_of = |rec: Val| {
+        let at = b.gep_i8(cx, rec, cx.const_int(cx.i64(), abi::RECORD_SITE_OFFSET), "");
+        b.load(i32t, at, "hc.site")
+    };
     let site_idx = match resume {
-        Resume::Here => {
-            let site_ptr = b.gep_i8(cx, rec, cx.const_int(cx.i64(), abi::RECORD_SITE_OFFSET), "");
-            b.load(i32t, site_ptr, "hc.site")
-        }
+        Resume::Here => site_of(rec),
         Resume::In { .. } => {
             b.unreachable();
             cx.null(i32t)
@@ -1042,7 +1044,7 @@ fn transform(
     if here {
         b.at_end(bad);
         let current = b.call(rt.resume_site_ty, rt.resume_site, &[], "");
-        b.call(rt.resume_bad_ty, rt.resume_bad, &[identity, current], "");
+        b.call(rt.resume_bad_ty, rt.resume_bad, &[f, current], "");
         b.unreachable();
     } else {
         bad.delete();
@@ -1476,11 +1478,9 @@ fn transform(
         b.switch(site_idx, bad, &entry_cases);
         for (li, r) in &loop_restore {
             b.at_end(*r);
-            let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[identity], "hc.rec");
+            let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[f], "hc.rec");
             restore(&b, rec, Some(*li));
-            let at = b.gep_i8(cx, rec, cx.const_int(cx.i64(), abi::RECORD_SITE_OFFSET), "");
-            let site = b.load(i32t, at, "hc.site");
-            b.switch(site, bad, &loop_cases[li]);
+            b.switch(site_of(rec), bad, &loop_cases[li]);
         }
         for (k, s) in sites.iter().enumerate() {
             b.at_end(resume_block[k]);
