@@ -110,19 +110,14 @@ fn build_ablated(name: &str, dir: &Path, ablate: &str) -> Result<PathBuf> {
     } else {
         dir.join(format!("{name}.no-{}", ablate.replace(',', "+")))
     };
-    let o = Command::new(tool("hcc")?)
-        .env("HCC_BENCH_ABLATE", ablate)
-        .args(["-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .output()?;
-    if !o.status.success() {
-        bail!(
-            "hcc {}: {}",
-            src.display(),
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    run(
+        Command::new(tool("hcc")?)
+            .env("HCC_BENCH_ABLATE", ablate)
+            .args(["-O2", "-o"])
+            .arg(&out)
+            .arg(&src),
+        format!("hcc {}", src.display()),
+    )?;
     Ok(out)
 }
 
@@ -337,34 +332,28 @@ const KERNELS: &[Kernel] = &[
 fn build_plain(name: &str, isa: &str, dir: &Path) -> Result<PathBuf> {
     let src = repo().join("bench/workloads").join(format!("{name}.c"));
     let out = dir.join(format!("{name}.plain.{isa}"));
-    let o = Command::new(repo().join("scripts/musl-clang"))
-        .env("MUSL_ISA", isa)
-        .args(["-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .output()?;
-    if !o.status.success() {
-        bail!(
-            "musl-clang {}: {}",
-            src.display(),
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    run(
+        Command::new(repo().join("scripts/musl-clang"))
+            .env("MUSL_ISA", isa)
+            .args(["-O2", "-o"])
+            .arg(&out)
+            .arg(&src),
+        format!("musl-clang {}", src.display()),
+    )?;
     Ok(out)
 }
 
 /// The aarch64 variant of an hcc build, as a plain executable.
 fn extract_aarch64(app: &Path) -> Result<PathBuf> {
     let out = app.with_extension("aarch64");
-    let o = Command::new(tool("hcontainer")?)
-        .args(["extract", "--isa", "aarch64"])
-        .arg(app)
-        .arg("-o")
-        .arg(&out)
-        .output()?;
-    if !o.status.success() {
-        bail!("extract: {}", String::from_utf8_lossy(&o.stderr));
-    }
+    run(
+        Command::new(tool("hcontainer")?)
+            .args(["extract", "--isa", "aarch64"])
+            .arg(app)
+            .arg("-o")
+            .arg(&out),
+        "extract".to_string(),
+    )?;
     Ok(out)
 }
 
@@ -717,28 +706,22 @@ fn build_real(
         return Ok(exe);
     }
     let sources = repo().join("target/sources");
-    let o = Command::new(repo().join("scripts/fetch-source.sh"))
-        .arg(p.pkg)
-        .arg(&sources)
-        .output()?;
-    if !o.status.success() {
-        bail!(
-            "fetch-source {}: {}",
-            p.pkg,
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    run(
+        Command::new(repo().join("scripts/fetch-source.sh"))
+            .arg(p.pkg)
+            .arg(&sources),
+        format!("fetch-source {}", p.pkg),
+    )?;
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
-    let o = Command::new("cp")
-        .arg("-a")
-        .arg(sources.join(p.pkg))
-        .arg(&dir)
-        .output()?;
-    if !o.status.success() {
-        bail!("copying {}: {}", p.pkg, String::from_utf8_lossy(&o.stderr));
-    }
+    run(
+        Command::new("cp")
+            .arg("-a")
+            .arg(sources.join(p.pkg))
+            .arg(&dir),
+        format!("copying {}", p.pkg),
+    )?;
     let cc_arg = format!("CC={cc}");
     let mut steps: Vec<Vec<&str>> = Vec::new();
     match p.pkg {
@@ -797,20 +780,24 @@ fn build_real(
 
 /// A copy without debug information, for callgrind (valgrind 3.19 cannot
 /// read clang-22's DWARF 5).
+/// Runs `cmd`; a failure names `what` and carries the tool's stderr.
+fn run(cmd: &mut Command, what: String) -> Result<()> {
+    let o = cmd.output()?;
+    if !o.status.success() {
+        bail!("{what}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(())
+}
+
 fn strip_debug(exe: &Path) -> Result<PathBuf> {
     let out = exe.with_extension("nodebug");
-    let o = Command::new("llvm-objcopy-22")
-        .arg("--strip-debug")
-        .arg(exe)
-        .arg(&out)
-        .output()?;
-    if !o.status.success() {
-        bail!(
-            "llvm-objcopy-22 {}: {}",
-            exe.display(),
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    run(
+        Command::new("llvm-objcopy-22")
+            .arg("--strip-debug")
+            .arg(exe)
+            .arg(&out),
+        format!("llvm-objcopy-22 {}", exe.display()),
+    )?;
     Ok(out)
 }
 
