@@ -242,6 +242,57 @@ fn snapshot_for_another_binary_is_refused_by_the_runtime() {
     assert!(r.stderr.contains("snapshot: truncated"), "{}", r.stderr);
 }
 
+#[test]
+fn a_migration_snapshot_needs_the_dump_that_holds_its_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = kept_dump(dir.path());
+    let snap = dump.with_extension("snap");
+    // Memory stays in the dump; the snapshot has the frames and small data.
+    let (snap_len, dump_len) = (
+        std::fs::metadata(&snap).unwrap().len(),
+        std::fs::metadata(&dump).unwrap().len(),
+    );
+    assert!(
+        snap_len * 4 < dump_len,
+        "snapshot {snap_len} B, dump {dump_len} B"
+    );
+    let r = hcontainer(&["show", snap.to_str().unwrap()], dir.path());
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let shown = String::from_utf8_lossy(&r.stdout);
+    assert!(shown.contains("\"kind\": \"snapshot\""), "{shown}");
+    let restore = || {
+        let o = Command::new(example("linked"))
+            .env("HCONTAINER_RESTORE", &snap)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(70));
+        assert!(o.stdout.is_empty(), "it ran program code");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    // Another file in the dump's place: refused, naming it.
+    std::fs::write(&dump, vec![7u8; 4096]).unwrap();
+    let e = restore();
+    assert!(
+        e.contains("not a dump of this build") && e.contains(dump.to_str().unwrap()),
+        "{e}"
+    );
+    // The dump gone: refused, naming it; `show` says where the memory was.
+    std::fs::remove_file(&dump).unwrap();
+    let e = restore();
+    assert!(
+        e.contains("cannot open the dump that holds the snapshot's memory")
+            && e.contains(dump.to_str().unwrap()),
+        "{e}"
+    );
+    let r = hcontainer(&["show", snap.to_str().unwrap()], dir.path());
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.contains("its memory is in") && r.stderr.contains(dump.to_str().unwrap()),
+        "{}",
+        r.stderr
+    );
+}
+
 /// File offset of `st_value` of `symbol` in the ELF at `elf`.
 fn symbol_value_offset(elf: &[u8], symbol: &str) -> usize {
     let f = ElfFile64::<object::Endianness>::parse(elf).unwrap();

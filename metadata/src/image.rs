@@ -7,13 +7,15 @@
 //! header (32 bytes): magic 8 ("HCDUMP\0\0" | "HCSNAP\0\0") | version u32 | isa u32 | build_id 16
 //! record:            kind u32 | pad u32 | len u64 | payload (len bytes, padded to 8)
 //!   1 REGS    gpr[32] u64 | pc u64 | sp u64 | vec[32][16]            (dump only)
-//!   2 REGION  addr u64 | map_len u64 | data_len u64 | prot u32 | kind u32 | data
+//!   2 REGION  addr u64 | map_len u64 | data_len u64 | prot u32 | kind u32 | data_skip u32
+//!             | source u32 | data (source 0) or its offset in the memory file u64 (source 1)
 //!   3 TLS     addr u64 | size u64 | bytes
 //!   4 FDS     count u32 | pad u32 | (fd i32 | flags i32 | fdflags i32 | mode u32 | offset i64
 //!             | dev u64 | ino u64 | path_len u32 | pad u32 | path, padded to 8)...
 //!   5 MISC    errno i32 | pad u32 | argv_start u64 | stack_end u64 | shadow_base u64
 //!             | shadow_size u64 | dump_ns u64
 //!   6 FRAMES  count u32 | pad u32 | (fn u64 | site u32 | size u32 | values)...  (snapshot only)
+//!   8 MEMORY  path_len u32 | pad u32 | path (snapshot only, before any region of source 1)
 //!   0 END
 //! ```
 
@@ -23,9 +25,11 @@ use crate::Isa;
 pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
 pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
 pub const DUMP_VERSION: u32 = 4;
+/// Version 6: region data may stay in the dump it came from (the MEMORY
+/// record names that file), so a migration does not copy memory twice.
 /// Version 5: a frame record names the function a restore enters (its
 /// resume copy, if it has one), not the function itself.
-pub const SNAP_VERSION: u32 = 5;
+pub const SNAP_VERSION: u32 = 6;
 
 const REC_END: u32 = 0;
 const REC_REGS: u32 = 1;
@@ -35,6 +39,16 @@ const REC_FDS: u32 = 4;
 const REC_MISC: u32 = 5;
 const REC_FRAMES: u32 = 6;
 const REC_SIGNALS: u32 = 7;
+const REC_MEMORY: u32 = 8;
+
+/// Region data inline in its record, or in the snapshot's memory file.
+const SOURCE_INLINE: u32 = 0;
+const SOURCE_MEMORY: u32 = 1;
+
+/// Data this large, of a page-aligned region, starts on a page of the file,
+/// so restore maps it (copy-on-write) instead of copying it. The runtime's
+/// dump writer (`hcrt.c`, out_region) uses the same rule.
+pub const MAP_THRESHOLD: usize = 64 << 10;
 
 /// Registers at the migration point, as the asm stub saved them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,6 +157,16 @@ pub struct Frame {
     pub values: Vec<u8>,
 }
 
+/// The file a snapshot's memory stays in: the dump it was made from. A
+/// migration's restore maps the dump's pages instead of a second copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryFile<'a> {
+    /// Absolute path, opened by the restoring process.
+    pub path: String,
+    /// The file's bytes; regions whose data lies inside refer to it.
+    pub bytes: &'a [u8],
+}
+
 /// A dump or a snapshot, decoded (memory borrowed from the file's bytes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Image<'a> {
@@ -156,11 +180,43 @@ pub struct Image<'a> {
     pub misc: Misc,
     pub signals: Signals,
     pub frames: Vec<Frame>,
+    /// Snapshots only: where region data that is not inline lives.
+    pub memory: Option<MemoryFile<'a>>,
 }
 
 impl<'a> Image<'a> {
-    /// Decodes a dump (`snapshot` false) or a snapshot.
+    /// Decodes a dump (`snapshot` false) or a self-contained snapshot.
     pub fn decode(data: &'a [u8], snapshot: bool) -> Result<Image<'a>> {
+        Self::decode_with_memory(data, snapshot, None)
+    }
+
+    /// The memory file a snapshot names, if any (read it, then decode with
+    /// [`Image::decode_with_memory`]).
+    pub fn memory_path(data: &[u8]) -> Option<String> {
+        let mut at = 32;
+        while at + 16 <= data.len() {
+            let kind = u32::from_le_bytes(data[at..at + 4].try_into().ok()?);
+            let len = u64::from_le_bytes(data[at + 8..at + 16].try_into().ok()?) as usize;
+            let body = data.get(at + 16..at + 16 + len)?;
+            match kind {
+                REC_END => return None,
+                REC_MEMORY => {
+                    let n = u32::from_le_bytes(body.get(..4)?.try_into().ok()?) as usize;
+                    return Some(String::from_utf8_lossy(body.get(8..8 + n)?).into_owned());
+                }
+                _ => at += 16 + len.div_ceil(8) * 8,
+            }
+        }
+        None
+    }
+
+    /// Decodes, with the bytes of the snapshot's memory file when it names
+    /// one.
+    pub fn decode_with_memory(
+        data: &'a [u8],
+        snapshot: bool,
+        memory: Option<&'a [u8]>,
+    ) -> Result<Image<'a>> {
         let what = if snapshot { "snapshot" } else { "dump" };
         let mut r = Reader::new(data, what);
         r.magic(if snapshot { SNAP_MAGIC } else { DUMP_MAGIC })?;
@@ -179,6 +235,7 @@ impl<'a> Image<'a> {
             misc: Misc::default(),
             signals: Signals::default(),
             frames: Vec::new(),
+            memory: None,
         };
         let mut ended = false;
         while !r.is_empty() {
@@ -220,18 +277,48 @@ impl<'a> Image<'a> {
                     let kind = RegionKind::from_u32(k)
                         .ok_or_else(|| b.invalid_at(start, "unknown region kind"))?;
                     let skip = b.u32()? as usize;
-                    b.u32()?;
-                    if b.pos() + skip > body_end {
-                        return Err(b.invalid_at(start, "region data outside its record"));
-                    }
-                    b.bytes(skip)?;
-                    if data_len as u64 > map_len || b.pos() + data_len > body_end {
+                    let source = b.u32()?;
+                    if data_len as u64 > map_len {
                         return Err(b.invalid_at(start, "region data longer than the region"));
                     }
                     if addr.checked_add(map_len).is_none() {
                         return Err(b.invalid_at(start, "region wraps the address space"));
                     }
-                    let data = b.bytes(data_len)?;
+                    let data = match source {
+                        SOURCE_INLINE => {
+                            if b.pos() + skip > body_end {
+                                return Err(b.invalid_at(start, "region data outside its record"));
+                            }
+                            b.bytes(skip)?;
+                            if b.pos() + data_len > body_end {
+                                return Err(
+                                    b.invalid_at(start, "region data longer than its record")
+                                );
+                            }
+                            b.bytes(data_len)?
+                        }
+                        SOURCE_MEMORY if snapshot => {
+                            let off = b.u64()? as usize;
+                            let Some(mem) = &img.memory else {
+                                return Err(b.invalid_at(
+                                    start,
+                                    "region data in a memory file, but no MEMORY record before it",
+                                ));
+                            };
+                            off.checked_add(data_len)
+                                .and_then(|end| mem.bytes.get(off..end))
+                                .ok_or_else(|| {
+                                    b.invalid_at(
+                                        start,
+                                        &format!(
+                                            "region data beyond the end of the memory file {}",
+                                            mem.path
+                                        ),
+                                    )
+                                })?
+                        }
+                        _ => return Err(b.invalid_at(start, "unknown region data source")),
+                    };
                     img.regions.push(Region {
                         addr,
                         map_len,
@@ -318,6 +405,18 @@ impl<'a> Image<'a> {
                         actions,
                     };
                 }
+                REC_MEMORY if snapshot => {
+                    let n = b.u32()? as usize;
+                    b.u32()?;
+                    let path = String::from_utf8_lossy(b.bytes(n)?).into_owned();
+                    let bytes = memory.ok_or_else(|| {
+                        b.invalid_at(
+                            start,
+                            &format!("its memory is in {path}, which was not read (it is the dump a migration made; it is gone once the migration is over)"),
+                        )
+                    })?;
+                    img.memory = Some(MemoryFile { path, bytes });
+                }
                 REC_FRAMES => {
                     let n = b.count(16)?;
                     b.u32()?;
@@ -361,7 +460,8 @@ impl<'a> Image<'a> {
     }
 
     /// Encodes into `out`, writing each region's memory straight from its
-    /// slice (no copy of hundreds of MiB into an intermediate buffer).
+    /// slice (no copy of hundreds of MiB into an intermediate buffer), or,
+    /// when `memory` is set and holds the data, only where it is there.
     pub fn encode_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         let mut w = Writer::new();
         w.bytes(if self.snapshot {
@@ -399,14 +499,35 @@ impl<'a> Image<'a> {
                 }
             });
         }
+        if let (true, Some(m)) = (self.snapshot, &self.memory) {
+            record(&mut w, REC_MEMORY, &|w| {
+                w.u32(m.path.len() as u32);
+                w.u32(0);
+                w.bytes(m.path.as_bytes());
+            });
+        }
         let mut written = 0usize;
         for reg in &self.regions {
+            if let Some(off) = self.memory_offset(reg.data) {
+                w.u32(REC_REGION);
+                w.u32(0);
+                w.u64(48);
+                w.u64(reg.addr);
+                w.u64(reg.map_len);
+                w.u64(reg.data.len() as u64);
+                w.u32(reg.prot);
+                w.u32(reg.kind as u32);
+                w.u32(0);
+                w.u32(SOURCE_MEMORY);
+                w.u64(off as u64);
+                continue;
+            }
             // Large memory starts on a page of the file, so restore can map
             // it instead of copying (`hcrt.c`, restore_region). Record
             // boundaries are 8-aligned, so flushing here keeps the buffer's
             // alignment arithmetic right.
             let data_at = written + w.len() + 16 + 40;
-            let skip = if self.snapshot && reg.data.len() >= 64 << 10 && reg.addr % 4096 == 0 {
+            let skip = if self.snapshot && reg.data.len() >= MAP_THRESHOLD && reg.addr % 4096 == 0 {
                 (4096 - data_at % 4096) % 4096
             } else {
                 0
@@ -420,7 +541,7 @@ impl<'a> Image<'a> {
             w.u32(reg.prot);
             w.u32(reg.kind as u32);
             w.u32(skip as u32);
-            w.u32(0);
+            w.u32(SOURCE_INLINE);
             w.buf.resize(w.len() + skip, 0);
             written += w.len();
             out.write_all(&std::mem::take(&mut w.buf))?;
@@ -501,5 +622,14 @@ impl<'a> Image<'a> {
         }
         record(&mut w, REC_END, &|_| {});
         out.write_all(&w.buf)
+    }
+
+    /// Where `data` is in the memory file, if this snapshot has one and the
+    /// data lies inside it.
+    fn memory_offset(&self, data: &[u8]) -> Option<usize> {
+        let m = self.memory.as_ref().filter(|_| self.snapshot)?;
+        let base = m.bytes.as_ptr() as usize;
+        let at = (data.as_ptr() as usize).checked_sub(base)?;
+        (at + data.len() <= m.bytes.len()).then_some(at)
     }
 }

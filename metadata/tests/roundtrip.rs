@@ -2,7 +2,7 @@
 //! valid encoding with bytes changed or cut — makes a reader panic.
 
 use hc_metadata::image::{
-    FdInfo, Frame, Image, Misc, Region, RegionKind, Regs, SigAction, Signals,
+    FdInfo, Frame, Image, MemoryFile, Misc, Region, RegionKind, Regs, SigAction, Signals,
 };
 use hc_metadata::meta::{BinaryMeta, FunctionMeta, Layout, SiteLocation, VariantMeta};
 use hc_metadata::sites::{FunctionSites, Site, SiteKind, SiteTable};
@@ -140,7 +140,26 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
             site: 1,
             values: vec![1; 40],
         }],
+        memory: None,
     }
+}
+
+/// A snapshot whose large region stays in a "dump" (`file`), as a
+/// migration writes it.
+fn referencing_snapshot<'a>(small: &'a [u8], file: &'a [u8]) -> Image<'a> {
+    let mut s = sample_snapshot(small);
+    s.regions.push(Region {
+        addr: 0x10000,
+        map_len: 0x12000,
+        prot: 3,
+        kind: RegionKind::Anon,
+        data: &file[4096..4096 + 70_000],
+    });
+    s.memory = Some(MemoryFile {
+        path: "/tmp/hc/dump-1-0".into(),
+        bytes: file,
+    });
+    s
 }
 
 #[test]
@@ -188,6 +207,36 @@ fn large_snapshot_memory_starts_on_a_page_of_the_file() {
 }
 
 #[test]
+fn a_migration_snapshot_refers_to_the_dump_for_memory() {
+    let file: Vec<u8> = (0..80_000u32).map(|i| (i % 253) as u8).collect();
+    let small = vec![0xabu8; 100];
+    let s = referencing_snapshot(&small, &file);
+    let bytes = s.encode();
+    // The large region is not copied; the small one (outside the file) is.
+    assert!(bytes.len() < 4096, "{} bytes", bytes.len());
+    assert_eq!(
+        Image::memory_path(&bytes).as_deref(),
+        Some("/tmp/hc/dump-1-0")
+    );
+    assert_eq!(
+        Image::decode_with_memory(&bytes, true, Some(&file)).unwrap(),
+        s
+    );
+    // Without the memory file, or with one too short, decoding says so.
+    let e = Image::decode(&bytes, true).unwrap_err().to_string();
+    assert!(
+        e.contains("/tmp/hc/dump-1-0") && e.contains("not read"),
+        "{e}"
+    );
+    let e = Image::decode_with_memory(&bytes, true, Some(&file[..50_000]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("beyond the end of the memory file"), "{e}");
+    // A self-contained snapshot names no memory file.
+    assert_eq!(Image::memory_path(&sample_snapshot(&small).encode()), None);
+}
+
+#[test]
 fn damaged_compressed_metadata_is_named() {
     let mut enc = sample_meta().encode();
     // Past magic, version and length: inside the zlib stream.
@@ -221,13 +270,17 @@ proptest! {
     #[test]
     fn damaged_encodings_never_panic(pos in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
         let mem = vec![0x11u8; 64];
-        for enc in [sample_snapshot(&mem).encode(), sample_meta().encode(), sample_meta().encode_body(), sample_table().encode()] {
+        let file = vec![0x22u8; 80_000];
+        let referencing = referencing_snapshot(&mem, &file).encode();
+        for enc in [sample_snapshot(&mem).encode(), referencing, sample_meta().encode(), sample_meta().encode_body(), sample_table().encode()] {
             let mut changed = enc.clone();
             let i = pos.index(changed.len());
             changed[i] = byte;
             let short = &enc[..cut.index(enc.len())];
             for data in [&changed[..], short] {
                 let _ = Image::decode(data, true);
+                let _ = Image::decode_with_memory(data, true, Some(&file[..cut.index(file.len())]));
+                let _ = Image::memory_path(data);
                 let _ = BinaryMeta::decode(data);
                 let _ = BinaryMeta::decode_body(data);
                 let _ = SiteTable::decode(data);

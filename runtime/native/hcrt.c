@@ -82,11 +82,14 @@ static struct {
     const unsigned char *snap;
     size_t snap_len;
     int snap_fd; /* open while regions are mapped from it */
+    const unsigned char *mem; /* the memory file (the dump), if the snapshot names one */
+    size_t mem_len;
+    int mem_fd;
     const unsigned char *frame; /* current frame record */
     uint32_t frames_left;
     int32_t saved_errno;
     struct timespec restore_t0;
-} hc = {.ctl = -1, .snap_fd = -1};
+} hc = {.ctl = -1, .snap_fd = -1, .mem_fd = -1};
 
 /* Threads started and not yet finished, besides the main thread. */
 static volatile int hc_threads;
@@ -222,6 +225,15 @@ static void say(const char *msg) {
  * and will continue) and end this process without running any program code. */
 static void __attribute__((noreturn)) restore_fail_at(const char *why, uint64_t a, int decimal);
 static void __attribute__((noreturn)) restore_fail(const char *why, uint64_t a) { restore_fail_at(why, a, 0); }
+/* A failure about a file, named by path (its last 400 bytes). */
+static void __attribute__((noreturn)) restore_fail_path(const char *why, const char *path) {
+    static char msg[512];
+    size_t n = hc_strlen(path);
+    char *o = put_str(msg, why);
+    o = put_str(o, ": ");
+    put_str(o, n > 400 ? path + n - 400 : path);
+    restore_fail(msg, 0);
+}
 /* A failure about file descriptor `fd` (named in decimal). */
 static void __attribute__((noreturn)) restore_fail_fd(const char *why, int fd) { restore_fail_at(why, (uint64_t)fd, 1); }
 
@@ -360,6 +372,7 @@ static void find_argv_area(void) {
 struct out {
     int fd;
     int failed;
+    uint64_t flushed; /* bytes already in the file */
     size_t len;
     unsigned char buf[1 << 16];
 };
@@ -367,6 +380,7 @@ static struct out dump_out;
 
 static void out_flush(struct out *o) {
     if (o->len) write_all(o->fd, o->buf, o->len);
+    o->flushed += o->len;
     o->len = 0;
 }
 
@@ -383,6 +397,7 @@ static void out_bytes(struct out *o, const void *p, size_t n) {
             }
             c += w;
             n -= (size_t)w;
+            o->flushed += (uint64_t)w;
         }
         return;
     }
@@ -402,12 +417,19 @@ static void out_record(struct out *o, uint32_t kind, uint64_t len) {
     out_bytes(o, &len, 8);
 }
 
+/* Large data starts on a page of the dump: a migration's snapshot refers
+ * to it there, and the destination maps it from the dump (copy-on-write)
+ * rather than anyone copying it again. */
 static void out_region(struct out *o, uint64_t addr, uint64_t map_len, uint64_t data_len, int prot, int kind) {
-    struct hc_region_hdr h = {addr, map_len, data_len, (uint32_t)prot, (uint32_t)kind, 0, 0};
-    out_record(o, HC_REC_REGION, sizeof h + data_len);
+    static const unsigned char zeros[4096];
+    uint64_t data_at = o->flushed + o->len + 16 + sizeof(struct hc_region_hdr);
+    uint32_t skip = data_len >= HC_MAP_THRESHOLD && addr % 4096 == 0 ? (uint32_t)((4096 - data_at % 4096) % 4096) : 0;
+    struct hc_region_hdr h = {addr, map_len, data_len, (uint32_t)prot, (uint32_t)kind, skip, HC_SOURCE_INLINE};
+    out_record(o, HC_REC_REGION, sizeof h + skip + data_len);
     out_bytes(o, &h, sizeof h);
+    out_bytes(o, zeros, skip);
     out_bytes(o, (const void *)addr, data_len);
-    out_pad(o, data_len);
+    out_pad(o, skip + data_len);
 }
 
 struct dump_ctx {
@@ -748,6 +770,7 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
     struct out *o = &dump_out;
     o->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     o->failed = 0;
+    o->flushed = 0;
     o->len = 0;
     if (o->fd < 0) return -1;
     out_bytes(o, HC_DUMP_MAGIC, 8);
@@ -874,8 +897,22 @@ static void preserve_auxv(void) {
     done = 1;
 }
 
-static void restore_region(const struct hc_region_hdr *h) {
-    const unsigned char *data = (const unsigned char *)(h + 1) + h->data_skip;
+static void restore_region(const struct hc_region_hdr *h, const unsigned char *end) {
+    /* Inline data is in the snapshot; other data in the memory file. */
+    const unsigned char *data = (const unsigned char *)(h + 1) + h->data_skip, *file = hc.snap;
+    int fd = hc.snap_fd;
+    if (h->source == HC_SOURCE_MEMORY) {
+        uint64_t at = *(const uint64_t *)(h + 1);
+        if (!hc.mem) restore_fail("snapshot region refers to a memory file it does not name", h->addr);
+        if (at > hc.mem_len || h->data_len > hc.mem_len - at)
+            restore_fail("region data beyond the end of the memory file (the dump changed?)", h->addr);
+        data = hc.mem + at;
+        file = hc.mem;
+        fd = hc.mem_fd;
+    } else if (h->source != HC_SOURCE_INLINE || h->data_skip > (uint64_t)(end - (const unsigned char *)(h + 1)) ||
+               h->data_len > (uint64_t)(end - data)) {
+        restore_fail("snapshot region record damaged", h->addr);
+    }
     uint64_t ds = (uint64_t)__hc_data_start, de = (uint64_t)__hc_data_end;
     if (h->kind == HC_REGION_IMAGE) {
         if (h->addr < ds || h->addr + h->map_len > de)
@@ -889,11 +926,11 @@ static void restore_region(const struct hc_region_hdr *h) {
         if (m != MAP_FAILED) munmap(m, h->map_len);
         restore_fail("address range in use in the destination, cannot map region at", h->addr);
     }
-    /* Page-aligned data in the snapshot file is mapped from it (copy on
-     * write, read on first touch) instead of copied; the tail is copied. */
-    uint64_t off = (uint64_t)(data - hc.snap), whole = h->data_len & ~(uint64_t)4095;
-    if (hc.snap_fd >= 0 && off % 4096 == 0 && whole >= (64u << 10) &&
-        mmap(m, whole, prot, MAP_PRIVATE | MAP_FIXED, hc.snap_fd, (off_t)off) == m) {
+    /* Page-aligned data in the file is mapped from it (copy on write, read
+     * on first touch) instead of copied; the tail is copied. */
+    uint64_t off = (uint64_t)(data - file), whole = h->data_len & ~(uint64_t)4095;
+    if (fd >= 0 && off % 4096 == 0 && whole >= HC_MAP_THRESHOLD &&
+        mmap(m, whole, prot, MAP_PRIVATE | MAP_FIXED, fd, (off_t)off) == m) {
         memcpy((char *)m + whole, data + whole, h->data_len - whole);
     } else {
         memcpy(m, data, h->data_len);
@@ -923,6 +960,36 @@ static int find_sp_map(const struct map *m, void *arg) {
 static int overlaps_snapshot(uint64_t s, uint64_t e);
 static void restore_on_new_stack(void *old_stack);
 
+/* A migration's snapshot leaves memory in the dump it was made from (the
+ * MEMORY record, first after the header): map that file read-only above the
+ * snapshot, where no region goes, and check it is a dump of this build. */
+static void map_memory_file(void) {
+    const unsigned char *p = hc.snap + 32, *end = hc.snap + hc.snap_len;
+    if (p + 16 > end || *(const uint32_t *)p != HC_REC_MEMORY) return;
+    uint64_t len = *(const uint64_t *)(p + 8);
+    uint32_t n = *(const uint32_t *)(p + 16);
+    static char path[4096];
+    if (len < 8 || n > len - 8 || p + 16 + len > end || n >= sizeof path) restore_fail("snapshot MEMORY record damaged", 0);
+    memcpy(path, p + 24, n);
+    path[n] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) restore_fail_path("cannot open the dump that holds the snapshot's memory (a migration's snapshot needs the dump it was made from)", path);
+    struct stat st;
+    if (fstat(fd, &st) || st.st_size < 32) restore_fail_path("the dump that holds the snapshot's memory is empty", path);
+    hc.mem_len = (size_t)st.st_size;
+    uint64_t hint = (HC_SNAPSHOT_ADDR + hc.snap_len + (1ull << 30)) & ~((1ull << 30) - 1);
+    void *m = mmap((void *)hint, hc.mem_len, PROT_READ, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0);
+    if (m == MAP_FAILED) m = mmap(0, hc.mem_len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) restore_fail_path("cannot map the dump that holds the snapshot's memory", path);
+    hc.mem = m;
+    if (overlaps_snapshot((uint64_t)m, (uint64_t)m + hc.mem_len))
+        restore_fail("no room to map the dump that holds the snapshot's memory", (uint64_t)m);
+    if (memcmp(hc.mem, HC_DUMP_MAGIC, 8) || memcmp(hc.mem + 16, build_id(), 16))
+        restore_fail_path("the snapshot's memory file is not a dump of this build", path);
+    hc.mem_fd = fcntl(fd, F_DUPFD_CLOEXEC, 950);
+    close(fd);
+}
+
 static void restore(const char *path) {
     clock_gettime(CLOCK_MONOTONIC, &hc.restore_t0);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -946,6 +1013,7 @@ static void restore(const char *path) {
     if (hc.snap_len < 32 || memcmp(p, HC_SNAP_MAGIC, 8) || *(const uint32_t *)(p + 8) != HC_SNAP_VERSION)
         restore_fail("not a snapshot of this hcontainer version", 0);
     if (memcmp(p + 16, build_id(), 16)) restore_fail("snapshot is for another build of this program", 0);
+    map_memory_file();
     /* The program's memory may need the addresses this process's own stack
      * occupies (qemu puts every guest's stack at the same place): run the
      * rest on a fresh stack placed clear of every region, and let the old
@@ -1000,7 +1068,7 @@ static void restore_on_new_stack(void *arg) {
         if (body + len > end) restore_fail("snapshot truncated", (uint64_t)(p - hc.snap));
         switch (kind) {
         case HC_REC_REGION:
-            restore_region((const void *)body);
+            restore_region((const void *)body, body + len);
             break;
         case HC_REC_TLS: {
             uint64_t size = *(const uint64_t *)(body + 8);
@@ -1096,6 +1164,10 @@ static void finish_restore(void) {
     if (hc.snap_fd >= 0) close(hc.snap_fd);
     hc.snap_fd = -1;
     hc.snap = 0;
+    if (hc.mem) munmap((void *)hc.mem, hc.mem_len);
+    if (hc.mem_fd >= 0) close(hc.mem_fd);
+    hc.mem_fd = -1;
+    hc.mem = 0;
     hc.restoring = 0;
     __hc_poll = hc.countdown > 0 ? HC_POLL_REQUEST : HC_POLL_OFF;
     if (hc.ctl >= 0) {

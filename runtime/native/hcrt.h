@@ -34,7 +34,7 @@ _Static_assert(sizeof(struct hc_regs) == 784, "asm stubs depend on this layout")
 #define HC_DUMP_MAGIC "HCDUMP\0\0"
 #define HC_DUMP_VERSION 4
 #define HC_SNAP_MAGIC "HCSNAP\0\0"
-#define HC_SNAP_VERSION 5
+#define HC_SNAP_VERSION 6
 
 enum hc_record {
     HC_REC_END = 0,
@@ -45,7 +45,18 @@ enum hc_record {
     HC_REC_MISC = 5,    /* struct hc_misc */
     HC_REC_FRAMES = 6,  /* snapshot only: u32 count, u32 pad, frame records */
     HC_REC_SIGNALS = 7, /* struct hc_signals + hc_sigaction each */
+    HC_REC_MEMORY = 8,  /* snapshot only: u32 path_len, u32 pad, path of the memory file */
 };
+
+/* Where a region's data is. */
+enum hc_region_source {
+    HC_SOURCE_INLINE = 0, /* after the header (and data_skip zero bytes) */
+    HC_SOURCE_MEMORY = 1, /* in the memory file, at the u64 offset after the header */
+};
+
+/* Region data of this size or more, of a page-aligned region, starts on a
+ * page of the file (dumps and snapshots), so restore can map it. */
+#define HC_MAP_THRESHOLD (64u << 10)
 
 enum hc_region_kind {
     HC_REGION_IMAGE = 1,  /* inside the program's aligned data: written in place */
@@ -61,8 +72,8 @@ struct hc_region_hdr {
     uint64_t data_len; /* bytes that follow (the rest is zero) */
     uint32_t prot;     /* PROT_* */
     uint32_t kind;     /* enum hc_region_kind */
-    uint32_t data_skip; /* zero bytes before the data (snapshots page-align large data) */
-    uint32_t pad;
+    uint32_t data_skip; /* zero bytes before the data (large data starts on a page) */
+    uint32_t source;    /* enum hc_region_source (dumps: always inline) */
 };
 
 struct hc_fd_hdr {

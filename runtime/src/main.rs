@@ -230,9 +230,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Cmd::Show { file } => {
+            use hc_metadata::image::Image;
             let data = std::fs::read(&file)?;
             let snapshot = data.starts_with(hc_metadata::image::SNAP_MAGIC);
-            let img = hc_metadata::image::Image::decode(&data, snapshot)
+            // A migration's snapshot keeps its memory in the dump it names.
+            let memory = match Image::memory_path(&data).filter(|_| snapshot) {
+                Some(p) => Some(std::fs::read(&p).map_err(|e| {
+                    anyhow::anyhow!("{}: its memory is in {p}: {e}", file.display())
+                })?),
+                None => None,
+            };
+            let img = Image::decode_with_memory(&data, snapshot, memory.as_deref())
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!(
                 "{}",

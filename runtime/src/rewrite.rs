@@ -232,6 +232,7 @@ pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteE
         misc: dump.misc.clone(),
         signals: dump.signals.clone(),
         frames,
+        memory: None,
     })
 }
 

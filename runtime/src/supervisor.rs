@@ -18,7 +18,7 @@ use crate::binary::Binary;
 use crate::control::{self, answer, Control, Request};
 use crate::progress::Progress;
 use crate::rewrite;
-use hc_metadata::image::Image;
+use hc_metadata::image::{Image, MemoryFile};
 use hc_metadata::Isa;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
@@ -1083,17 +1083,22 @@ fn migrate(to: Target, src: &mut Proc, dump_path: &Path) -> anyhow::Result<Outco
         Ok(d) => d,
         Err(e) => return Ok(Outcome::Refused(format!("damaged dump: {e}"))),
     };
-    let snap = match rewrite::rewrite(bin, &dump) {
+    let mut snap = match rewrite::rewrite(bin, &dump) {
         Ok(s) => s,
         Err(e) => return Ok(Outcome::Refused(e.to_string())),
     };
+    // Memory stays in the dump: the destination maps it from there, so the
+    // snapshot holds only what the rewrite made (frames) and small data.
+    snap.memory = Some(MemoryFile {
+        path: std::path::absolute(dump_path)?.display().to_string(),
+        bytes: &raw,
+    });
     let snap_path = dump_path.with_extension("snap");
     let mem: usize = snap.regions.iter().map(|r| r.data.len()).sum();
     {
-        let out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&snap_path)?);
-        let mut out = Progress::new(out, mem as u64, "writing the snapshot");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&snap_path)?);
         snap.encode_to(&mut out)?;
-        out.finish().flush()?;
+        out.flush()?;
     }
     let rewrite_time = t0.elapsed();
     let mut env = env;
