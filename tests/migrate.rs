@@ -115,6 +115,15 @@ const CASES: &[Case] = &[
         writes: None,
     },
     Case {
+        name: "dispatch",
+        args: &[],
+        // About 840000 points: indirect calls, printf and nested runs of a
+        // computed-goto interpreter.
+        single: &[1, 3, 90000, 800000],
+        ping_pong: &[7, 60000],
+        writes: None,
+    },
+    Case {
         name: "files",
         args: &["out.txt"],
         // 22628 points in all (call-free loops poll once per four iterations).
@@ -249,6 +258,32 @@ fn struct_stat_and_isa_specific_stack_slots() {
     // array is still read, is left out.
     sites_at_least(&example("layouts"), 85.0);
     all_routes("layouts");
+}
+
+#[test]
+fn computed_goto_interpreter_resumes_in_its_copy() {
+    // `goto *labels[op]`: the resume copy jumps through a table of its own
+    // labels (a copy that used the original's would run the original's code
+    // on the copy's frame). The migrations run the copy after each restore.
+    let app = example("dispatch");
+    let exe = std::fs::read(&app).unwrap();
+    let elf = object::File::parse(&*exe).unwrap();
+    let addr = |name: &str| {
+        use object::{Object, ObjectSymbol};
+        let s = elf.symbols().find(|s| s.name() == Ok(name));
+        format!(
+            "{:#x}",
+            s.unwrap_or_else(|| panic!("no symbol {name}")).address()
+        )
+    };
+    let (own, copy) = (disassemble(&app, "run"), disassemble(&app, "run.hc.resume"));
+    let (table, copy_table) = (addr("run.labels"), addr("run.labels.hc.resume"));
+    assert!(own.contains(&table) && !own.contains(&copy_table), "{own}");
+    assert!(
+        copy.contains(&copy_table) && !copy.contains(&table),
+        "{copy}"
+    );
+    all_routes("dispatch");
 }
 
 #[test]
@@ -408,6 +443,7 @@ fn built_with_make_and_verified() {
         "workdir",
         "signals",
         "sockets",
+        "dispatch",
     ] {
         let app = dir.path().join(name);
         let v = hcontainer(&["verify", app.to_str().unwrap()], Path::new("."));

@@ -862,13 +862,12 @@ impl Ctx {
         use std::collections::HashMap;
         let blocks = f.blocks();
         let insts: Vec<Vec<Val>> = blocks.iter().map(|b| b.instructions()).collect();
-        let address_taken = insts.iter().flatten().any(|i| {
-            matches!(
-                i.opcode(),
-                Some(LLVMOpcode::LLVMIndirectBr | LLVMOpcode::LLVMCallBr)
-            )
-        });
-        if address_taken {
+        // asm goto jumps to blocks the copy could not redirect.
+        if insts
+            .iter()
+            .flatten()
+            .any(|i| i.opcode() == Some(LLVMOpcode::LLVMCallBr))
+        {
             return None;
         }
         let dbg_intrinsic = |i: &Val| {
@@ -936,6 +935,7 @@ impl Ctx {
                 }
             }
             LLVMDisposeBuilder(b);
+            let copied: Vec<Val> = copies.iter().map(|&(_, n)| n).collect();
             let remap = |v: Val| Val(*map.get(&v.0).unwrap_or(&v.0));
             for (old, new) in copies {
                 if old.is_phi() {
@@ -953,7 +953,138 @@ impl Ctx {
                     }
                 }
             }
+            // Block addresses only matter where an indirectbr jumps to them.
+            let jumps = insts
+                .iter()
+                .flatten()
+                .any(|i| i.opcode() == Some(LLVMOpcode::LLVMIndirectBr));
+            if jumps && !self.redirect_block_addresses(f, Val(g), &map, &copied) {
+                LLVMDeleteFunction(g);
+                return None;
+            }
             Some(Val(g))
+        }
+    }
+
+    /// Makes the copy `g` of `f` jump to its own blocks: an `indirectbr` in
+    /// `f` goes to addresses of `f`'s blocks, which computed-goto
+    /// interpreters (Lua's `luaV_execute`) load from a constant table. The
+    /// copy gets its own table of `g`'s block addresses, and direct block
+    /// addresses are renamed. False when some other use of `f`'s block
+    /// addresses remains (the copy would jump into `f`): then no copy.
+    fn redirect_block_addresses(
+        &self,
+        f: Val,
+        g: Val,
+        map: &std::collections::HashMap<LLVMValueRef, LLVMValueRef>,
+        copied: &[Val],
+    ) -> bool {
+        use std::collections::{HashMap, HashSet};
+        // SAFETY: see module docs; every constant is inspected with
+        // LLVMIsA* before a kind-specific call.
+        unsafe {
+            let of_f = |c: LLVMValueRef| {
+                !LLVMIsABlockAddress(c).is_null() && LLVMGetBlockAddressFunction(c) == f.0
+            };
+            let to_g = |c: LLVMValueRef| {
+                let bb = LLVMBasicBlockAsValue(LLVMGetBlockAddressBasicBlock(c));
+                LLVMBlockAddress(g.0, LLVMValueAsBasicBlock(map[&bb]))
+            };
+            // A constant global whose initializer is an array of f's block
+            // addresses (and nulls), used by nothing but loads in f.
+            let is_table = |v: LLVMValueRef| {
+                if LLVMIsAGlobalVariable(v).is_null() || LLVMIsGlobalConstant(v) == 0 {
+                    return false;
+                }
+                let init = LLVMGetInitializer(v);
+                if init.is_null() || LLVMIsAConstantArray(init).is_null() {
+                    return false;
+                }
+                let n = LLVMGetNumOperands(init);
+                let mut any = false;
+                for k in 0..n {
+                    let e = LLVMGetOperand(init, k as u32);
+                    if of_f(e) {
+                        any = true;
+                    } else if LLVMIsNull(e) == 0 {
+                        return false;
+                    }
+                }
+                any
+            };
+            let mut tables: HashMap<LLVMValueRef, LLVMValueRef> = HashMap::new();
+            for &i in copied {
+                for j in 0..i.num_operands() {
+                    let o = i.operand(j).0;
+                    let new = if of_f(o) {
+                        to_g(o)
+                    } else if let Some(&t) = tables.get(&o) {
+                        t
+                    } else if is_table(o) {
+                        let init = LLVMGetInitializer(o);
+                        let mut elems: Vec<LLVMValueRef> = (0..LLVMGetNumOperands(init))
+                            .map(|k| LLVMGetOperand(init, k as u32))
+                            .map(|e| if of_f(e) { to_g(e) } else { e })
+                            .collect();
+                        let ty = LLVMGlobalGetValueType(o);
+                        let name = cstr(&format!("{}.hc.resume", Val(o).name()));
+                        let t = LLVMAddGlobal(self.module, ty, name.as_ptr());
+                        LLVMSetInitializer(
+                            t,
+                            LLVMConstArray2(
+                                LLVMGetElementType(ty),
+                                elems.as_mut_ptr(),
+                                elems.len() as u64,
+                            ),
+                        );
+                        LLVMSetGlobalConstant(t, 1);
+                        LLVMSetLinkage(t, inkwell::llvm_sys::LLVMLinkage::LLVMInternalLinkage);
+                        LLVMSetAlignment(t, LLVMGetAlignment(o));
+                        tables.insert(o, t);
+                        t
+                    } else {
+                        continue;
+                    };
+                    i.set_operand(j, Val(new));
+                }
+            }
+            // Anything else that still leads to f's blocks (a block address
+            // inside a constant expression, a table the pattern above does
+            // not cover) would send the copy into f.
+            let mut seen = HashSet::new();
+            fn leads_to(
+                c: LLVMValueRef,
+                f: LLVMValueRef,
+                seen: &mut HashSet<LLVMValueRef>,
+            ) -> bool {
+                // SAFETY: as above.
+                unsafe {
+                    if LLVMIsAConstant(c).is_null() || !seen.insert(c) {
+                        return false;
+                    }
+                    if !LLVMIsABlockAddress(c).is_null() {
+                        return LLVMGetBlockAddressFunction(c) == f;
+                    }
+                    if !LLVMIsAGlobalVariable(c).is_null() {
+                        let init = LLVMGetInitializer(c);
+                        return !init.is_null() && leads_to(init, f, seen);
+                    }
+                    if !LLVMIsAGlobalValue(c).is_null() {
+                        return false;
+                    }
+                    (0..LLVMGetNumOperands(c))
+                        .any(|k| leads_to(LLVMGetOperand(c, k as u32), f, seen))
+                }
+            }
+            let clean = copied
+                .iter()
+                .all(|&i| i.operands().all(|o| !leads_to(o.0, f.0, &mut seen)));
+            if !clean {
+                for t in tables.into_values() {
+                    LLVMDeleteGlobal(t);
+                }
+            }
+            clean
         }
     }
     pub fn append_block(&self, f: Val, name: &str) -> Block {
