@@ -952,6 +952,42 @@ fn recompute(
     x
 }
 
+/// Headers of polled loops whose every iteration passes the poll of an
+/// inner loop: a polled inner header (itself kept) dominates each latch, so
+/// going round the outer loop polls at least once anyway. Innermost first,
+/// so an inner loop counts only if its own poll stays.
+fn redundant_loop_polls(
+    cfg: &cfg::Cfg,
+    loops: &[cfg::Loop],
+    blocks: &[Block],
+    unpolled: &HashSet<Block>,
+) -> HashSet<Block> {
+    let mut spare = HashSet::new();
+    let mut kept: Vec<usize> = Vec::new();
+    for l in loops.iter().rev() {
+        let h = l.header;
+        if unpolled.contains(&blocks[h]) || kept.contains(&h) || spare.contains(&blocks[h]) {
+            continue;
+        }
+        let latches: Vec<usize> = cfg.preds[h]
+            .iter()
+            .copied()
+            .filter(|p| l.blocks.binary_search(p).is_ok())
+            .collect();
+        let covered = kept.iter().any(|&i| {
+            i != h
+                && l.blocks.binary_search(&i).is_ok()
+                && latches.iter().all(|&x| cfg.dominates(i, x))
+        });
+        if covered {
+            spare.insert(blocks[h]);
+        } else {
+            kept.push(h);
+        }
+    }
+    spare
+}
+
 /// One site during the transformation.
 struct SiteWork {
     call: Val,
@@ -1061,6 +1097,14 @@ fn transform(
     let mut header_switch: HashMap<Block, (Val, Block)> = HashMap::new();
     let mut loop_mps = HashSet::new();
     let mut polled = HashSet::new();
+    // Loop polls `f` can do without (its copy keeps them all: its restore
+    // dispatch goes through every header): (header's branch, mp block, body).
+    let mut redundant: Vec<(Val, Block, Block)> = Vec::new();
+    let spare = if here || ablated("redundant-loop-polls") {
+        HashSet::new()
+    } else {
+        redundant_loop_polls(&cfg, &loops, &blocks, &unpolled)
+    };
     for l in &loops {
         let h = blocks[l.header];
         if unpolled.contains(&h) || !polled.insert(h) {
@@ -1085,7 +1129,11 @@ fn transform(
             let t = b.call(rt.resume_site_ty, rt.resume_site, &[], "hc.resume.site");
             header_switch.insert(h, (b.switch(t, mp, &[]), slow));
         } else {
-            b.cond_br(c, mp, body).set_metadata(prof, cold);
+            let br = b.cond_br(c, mp, body);
+            br.set_metadata(prof, cold);
+            if spare.contains(&h) {
+                redundant.push((br, mp, body));
+            }
         }
         b.at_end(mp);
         let mp_call = b.call(rt.migrate_point_ty, rt.migrate_point, &[cx.null(ptr)], "");
@@ -1643,6 +1691,20 @@ fn transform(
         }
         for blk in [entry_slow, entry_mp, dispatch] {
             blk.delete();
+        }
+        // Each iteration of these loops passes an inner loop's poll: the
+        // site stays (the copy has it), `f` never stops there.
+        for (br, mp, body) in redundant {
+            let c = br.operand(0);
+            b.before(br);
+            b.br(body);
+            br.erase();
+            if c.is_instruction() {
+                let load = c.operand(0);
+                c.erase();
+                load.erase();
+            }
+            mp.delete();
         }
     }
     f.set_gc(abi::GC_STRATEGY);
