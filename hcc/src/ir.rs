@@ -749,12 +749,14 @@ impl Ctx {
             let g = LLVMAddGlobal(self.module, ty.0, c.as_ptr());
             // Programs are linked statically: the definition is in the same
             // executable, so it is addressed directly, not through the GOT
-            // (a poll is then one compare with memory).
+            // (a poll is then one compare with memory), and thread-locals
+            // are at a link-time offset from the thread pointer (local-exec:
+            // on x86_64 one `%fs:`-relative access, no `%fs:0` load first).
             LLVMSetVisibility(g, inkwell::llvm_sys::LLVMVisibility::LLVMHiddenVisibility);
             if thread_local {
                 LLVMSetThreadLocalMode(
                     g,
-                    inkwell::llvm_sys::LLVMThreadLocalMode::LLVMInitialExecTLSModel,
+                    inkwell::llvm_sys::LLVMThreadLocalMode::LLVMLocalExecTLSModel,
                 );
             }
             Val(g)

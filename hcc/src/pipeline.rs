@@ -182,7 +182,11 @@ fn codegen(tm: &TargetMachine, module: &Module, diags: &Diagnostics) -> Result<V
 pub fn target_machine(isa: Isa, level: OptLevel) -> Result<TargetMachine, String> {
     init_llvm();
     let info = isa.info();
-    let triple = TargetTriple::create(info.triple);
+    // Normalized ("x86_64-unknown-linux-musl"): LLVM reads a triple's parts
+    // by position, so "x86_64-linux-musl" as given would make "linux" the
+    // vendor and "musl" the OS, and the back end would not know it targets
+    // Linux/musl (thread-locals then cost an extra `%fs:0` load each).
+    let triple = TargetMachine::normalize_triple(&TargetTriple::create(info.triple));
     let target = Target::from_triple(&triple).map_err(|e| e.to_string())?;
     target
         .create_target_machine(
