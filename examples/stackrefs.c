@@ -35,7 +35,25 @@ static long nested(int depth) {
     return h;
 }
 
+/* A temporary whose address only a slow path takes: its shadow frame is
+ * taken and given back around that path (a lifetime episode), and a
+ * migration below `fill` carries the frame's address across. */
+static __attribute__((noinline)) void fill(long *out, int k) {
+    out[0] = nested(k % 3) ^ k;
+    out[1] += k;
+}
+
+static __attribute__((noinline)) long lookup(int key) {
+    if (key % 5 != 0) return (long)key * 3;
+    long tmp[2] = {0, key};
+    fill(tmp, key);
+    return tmp[0] + tmp[1];
+}
+
 int main(void) {
     for (int k = 0; k < 30; k++) printf("k=%d work=%ld nested=%ld\n", k, work(100 + k), nested(k % 10));
+    long sum = 0;
+    for (int key = 0; key < 40; key++) sum += lookup(key);
+    printf("lookup=%ld\n", sum);
     return 0;
 }

@@ -49,9 +49,11 @@ const CASES: &[Case] = &[
     Case {
         name: "stackrefs",
         args: &[],
-        // 526 points in all: work()'s short loops run poll-free copies,
-        // nested()'s string loop polls once per four characters.
-        single: &[1, 250, 500],
+        // About 614 points in all: work()'s short loops run poll-free
+        // copies, nested()'s string loop polls once per four characters;
+        // 540 and 610 are below lookup()'s slow path, inside its lifetime
+        // episode (6 and 4 frames).
+        single: &[1, 250, 500, 540, 610],
         ping_pong: &[3, 45],
         writes: None,
     },
@@ -230,6 +232,12 @@ fn thread_locals_globals_static_locals() {
 #[test]
 fn address_taken_locals_referenced_from_the_heap() {
     all_routes("stackrefs");
+    // lookup()'s temporary is taken only on its slow path: the fast path,
+    // up to its first return, does not touch the shadow-stack pointer.
+    let code = disassemble(&example("stackrefs"), "lookup");
+    let fast = code.split("ret").next().unwrap();
+    assert!(!fast.contains("%fs"), "lookup's fast path:\n{code}");
+    assert!(code.contains("%fs"), "lookup has no shadow frame at all:\n{code}");
 }
 
 #[test]

@@ -885,8 +885,8 @@ fn recomputable(v: Val, shadow: &shadow::ShadowFrame, depth: u32) -> Option<Opti
     if depth > 8 || !v.is_instruction() {
         return None;
     }
-    if shadow.slots.contains_key(&v) {
-        return shadow.frame.map(Some);
+    if let Some(&(frame, _)) = shadow.slots.get(&v) {
+        return Some(Some(frame));
     }
     match v.opcode()? {
         LLVMOpcode::LLVMCall => {
@@ -934,9 +934,9 @@ fn recompute(
     if let Some(x) = done.get(&v) {
         return *x;
     }
-    let x = if let Some(off) = shadow.slots.get(&v) {
-        let frame = done[&shadow.frame.expect("shadow slots imply a frame")];
-        b.gep_i8(cx, frame, cx.const_int(cx.i64(), *off), "")
+    let x = if let Some(&(frame, off)) = shadow.slots.get(&v) {
+        let frame = done[&frame];
+        b.gep_i8(cx, frame, cx.const_int(cx.i64(), off), "")
     } else {
         let base = bases
             .get(&v)
@@ -1463,7 +1463,7 @@ fn transform(
             b.store(x, slot[v]);
         }
         let mut done = HashMap::new();
-        if let Some(fr) = shadow.frame.filter(|fr| slot.contains_key(fr)) {
+        for &fr in shadow.frames.iter().filter(|fr| slot.contains_key(fr)) {
             done.insert(fr, b.load(fr.ty(), slot[&fr], ""));
         }
         // Carried bases, restored at this level or an outer one.

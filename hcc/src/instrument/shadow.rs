@@ -22,12 +22,12 @@ use std::collections::HashMap;
 /// What the shadow-stack rewrite left in a function.
 #[derive(Default)]
 pub struct ShadowFrame {
-    /// The frame's base pointer (what `ret` restores `__hc_ssp` to).
-    pub base: Option<Val>,
-    /// The pointer the static allocas are offsets from.
-    pub frame: Option<Val>,
-    /// Each former static alloca: its replacement `gep frame, offset`.
-    pub slots: HashMap<Val, u64>,
+    /// Each frame's base (what leaving it restores `__hc_ssp` to): the
+    /// entry's, or one per lifetime episode (see `episodes`).
+    pub frames: Vec<Val>,
+    /// Each former static alloca's replacement `gep frame, offset`: its
+    /// frame and offset.
+    pub slots: HashMap<Val, (Val, u64)>,
     /// (offset, size) of every static alloca, for the cross-ISA layout check.
     pub layout: Vec<(u64, u64)>,
     /// Every static alloca as this variant has it (before any widening).
@@ -45,12 +45,13 @@ pub fn apply(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Sh
     let entry = f.entry();
     let insts: Vec<Val> = f.blocks().iter().flat_map(|b| b.instructions()).collect();
     let allocas: Vec<Val> = insts.iter().copied().filter(|i| i.is_alloca()).collect();
-    // Lifetime markers must name allocas; with the allocas gone they go too.
-    for &i in &insts {
-        if i.is_call() && i.called_operand().name().starts_with("llvm.lifetime.") {
-            i.erase();
-        }
-    }
+    // Lifetime markers must name allocas; with the allocas gone they go too
+    // (after `episodes` has read them).
+    let markers: Vec<Val> = insts
+        .iter()
+        .copied()
+        .filter(|i| i.is_call() && i.called_operand().name().starts_with("llvm.lifetime."))
+        .collect();
     let stack_ops: Vec<Val> = insts
         .iter()
         .copied()
@@ -62,6 +63,9 @@ pub fn apply(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Sh
         })
         .collect();
     if allocas.is_empty() && stack_ops.is_empty() {
+        for m in markers {
+            m.erase();
+        }
         return out;
     }
     let b = Builder::new(cx);
@@ -93,6 +97,43 @@ pub fn apply(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Sh
     }
     let frame_size = align_up(off, 16);
 
+    if dynamics.is_empty()
+        && stack_ops.is_empty()
+        && max_align == 16
+        && !super::ablated("lazy-shadow-frames")
+    {
+        if let Some(eps) = episodes(f, &statics) {
+            let offset: HashMap<Val, u64> = statics.iter().copied().zip(offsets).collect();
+            for ep in eps {
+                b.before(ep.start);
+                let base = b.load(cx.ptr(), rt.ssp, "hc.ssp.base");
+                let top = b.gep_i8(cx, base, cx.const_int(i64t, frame_size), "hc.ssp.top");
+                b.store(top, rt.ssp);
+                let mut geps: HashMap<Val, Val> = HashMap::new();
+                for (user, idx, a) in ep.uses {
+                    let g = *geps.entry(a).or_insert_with(|| {
+                        let g = b.gep_i8(cx, base, cx.const_int(i64t, offset[&a]), &a.name());
+                        out.slots.insert(g, (base, offset[&a]));
+                        g
+                    });
+                    user.set_operand(idx, g);
+                }
+                b.before(ep.end).store(base, rt.ssp);
+                out.frames.push(base);
+            }
+            for m in markers {
+                m.erase();
+            }
+            for a in statics {
+                a.erase();
+            }
+            return out;
+        }
+    }
+    for m in markers {
+        m.erase();
+    }
+
     // Before the first instruction that stays: the allocas are erased below.
     let anchor = entry
         .instructions()
@@ -118,7 +159,7 @@ pub fn apply(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Sh
         let g = b.gep_i8(cx, frame, cx.const_int(i64t, o), &name);
         a.replace_all_uses_with(g);
         a.erase();
-        out.slots.insert(g, o);
+        out.slots.insert(g, (frame, o));
     }
     for a in dynamics {
         b.before(a);
@@ -158,7 +199,86 @@ pub fn apply(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Sh
             }
         }
     }
-    out.base = Some(base);
-    out.frame = Some(frame);
+    out.frames.push(frame);
     out
+}
+
+/// A stretch of one block from a lifetime start that opens the first of the
+/// frame's objects to the lifetime end that closes the last, and the uses of
+/// the objects inside it.
+struct Episode {
+    start: Val,
+    end: Val,
+    /// (user, operand index, alloca)
+    uses: Vec<(Val, u32, Val)>,
+}
+
+/// The function's frame as lifetime episodes, when every use of every
+/// static alloca lies inside one (and none spans blocks). Then the frame is
+/// taken at each episode's start and given back at its end, instead of on
+/// every call at entry and return: a slow path's temporary (Lua's
+/// `lua_geti` and its `TValue aux`) costs the fast path nothing. Accesses
+/// outside an object's lifetime are undefined, so pointers that escaped
+/// into callees cannot be used after the end.
+fn episodes(f: Val, statics: &[Val]) -> Option<Vec<Episode>> {
+    use std::collections::HashSet;
+    let is_static = |v: Val| statics.contains(&v);
+    let mut out = Vec::new();
+    let mut claimed = 0usize;
+    for blk in f.blocks() {
+        let mut open: HashSet<Val> = HashSet::new();
+        let mut cur: Option<Episode> = None;
+        for i in blk.instructions() {
+            let marker = i.is_call() && i.called_operand().name().starts_with("llvm.lifetime.");
+            if marker {
+                let a = i.operand(0);
+                if !is_static(a) {
+                    continue;
+                }
+                if i.called_operand().name().starts_with("llvm.lifetime.start") {
+                    if open.is_empty() {
+                        cur = Some(Episode {
+                            start: i,
+                            end: i,
+                            uses: Vec::new(),
+                        });
+                    }
+                    open.insert(a);
+                } else if open.remove(&a) && open.is_empty() {
+                    let mut ep = cur.take()?;
+                    ep.end = i;
+                    out.push(ep);
+                }
+                continue;
+            }
+            for k in 0..i.num_operands() {
+                let a = i.operand(k);
+                if !is_static(a) {
+                    continue;
+                }
+                if i.is_phi() || !open.contains(&a) {
+                    return None;
+                }
+                cur.as_mut()?.uses.push((i, k, a));
+                claimed += 1;
+            }
+        }
+        if !open.is_empty() {
+            return None;
+        }
+    }
+    // Every use is in some episode (uses outside any block walked above,
+    // e.g. in constant expressions, do not exist for allocas).
+    let total: usize = statics
+        .iter()
+        .map(|a| {
+            a.uses()
+                .iter()
+                .filter(|(u, _)| {
+                    !(u.is_call() && u.called_operand().name().starts_with("llvm.lifetime."))
+                })
+                .count()
+        })
+        .sum();
+    (claimed == total && !out.is_empty()).then_some(out)
 }
