@@ -237,7 +237,10 @@ fn address_taken_locals_referenced_from_the_heap() {
     let code = disassemble(&example("stackrefs"), "lookup");
     let fast = code.split("ret").next().unwrap();
     assert!(!fast.contains("%fs"), "lookup's fast path:\n{code}");
-    assert!(code.contains("%fs"), "lookup has no shadow frame at all:\n{code}");
+    assert!(
+        code.contains("%fs"),
+        "lookup has no shadow frame at all:\n{code}"
+    );
 }
 
 #[test]
@@ -547,4 +550,40 @@ fn resume_paths_stay_out_of_the_code_that_runs() {
             exe.display()
         );
     }
+}
+
+#[test]
+fn a_large_heap_migrates_while_its_dump_is_watched() {
+    // 320 MiB of heap: the source announces its dump (`DUMPING`, from
+    // 256 MiB) and hcontainer watches the file grow for its progress bar;
+    // the program goes on on the other ISA with every block intact.
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("heap");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/workloads/heap.c");
+    let o = std::process::Command::new(tool("hcc"))
+        .args(["-O2", "-o"])
+        .arg(&app)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = native(&app, &["320"], dir.path());
+    // After the heap is built (under 100 points per 64 KiB block).
+    let at = (1600 * 320 + 10_000).to_string();
+    let got = hcontainer(
+        &[
+            "run",
+            "--migrate",
+            "x86_64,aarch64",
+            "--at-point",
+            &at,
+            app.to_str().unwrap(),
+            "320",
+        ],
+        dir.path(),
+    );
+    assert_same(&want, &got, "heap 320 MiB, x86_64 -> aarch64");
+    assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
+    assert!(got.migrations()[0].contains("320."), "{}", got.stderr);
+    assert!(!got.stderr.contains("unexpected message"), "{}", got.stderr);
 }

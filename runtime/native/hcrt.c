@@ -501,7 +501,8 @@ static struct { uint64_t s, e; } seen_maps[HC_MAX_MAPS];
 static int n_seen_maps;
 
 static int note_map(const struct map *m, void *arg) {
-    (void)arg;
+    uint64_t *writable = arg; /* bytes a dump may write, for hcontainer's progress bar */
+    if ((m->prot & PROT_READ) && (m->prot & PROT_WRITE)) *writable += m->end - m->start;
     if (n_seen_maps < HC_MAX_MAPS) {
         seen_maps[n_seen_maps].s = m->start;
         seen_maps[n_seen_maps].e = m->end;
@@ -545,9 +546,24 @@ static int dump_hidden(const struct map *m, void *arg) {
     return 0;
 }
 
+/* The dump being written (hcontainer watches it grow). */
+static const char *dumping_path;
+
 static void dump_memory(struct dump_ctx *d) {
     n_seen_maps = 0;
-    for_each_map(note_map, 0);
+    uint64_t writable = 0;
+    for_each_map(note_map, &writable);
+    /* A dump this large takes a noticeable time: hcontainer shows a
+     * progress bar from the file's size (docs/FORMATS.md §7). */
+    if (hc.ctl >= 0 && dumping_path && writable >= (256u << 20)) {
+        static char msg[700];
+        char *o = put_str(msg, "DUMPING ");
+        o = put_u64(o, writable);
+        o = put_str(o, " ");
+        o = put_str(o, dumping_path);
+        *put_str(o, "\n") = 0;
+        ctl_send(msg);
+    }
     for_each_map(dump_map, d);
     struct hidden_ctx h = {d, open("/dev/null", O_WRONLY | O_CLOEXEC)};
     if (h.devnull >= 0 && n_seen_maps < HC_MAX_MAPS) {
@@ -780,7 +796,9 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
     out_record(o, HC_REC_REGS, sizeof *r);
     out_bytes(o, r, sizeof *r);
     struct dump_ctx d = {o, r->sp};
+    dumping_path = path;
     dump_memory(&d);
+    dumping_path = 0;
     dump_tls(o);
     dump_fds(o, o->fd, -1);
     static char cwd[4096];

@@ -16,7 +16,7 @@
 
 use crate::binary::Binary;
 use crate::control::{self, answer, Control, Request};
-use crate::progress::Progress;
+use crate::progress::{FileWatch, Progress};
 use crate::rewrite;
 use hc_metadata::image::{Image, MemoryFile};
 use hc_metadata::Isa;
@@ -553,6 +553,8 @@ fn supervise(
     let mut pending: Option<(UnixStream, Request, Instant)> = None;
     let mut done = 0usize;
     let mut requested = false;
+    // The progress bar of a large dump under way (`DUMPING`).
+    let mut dump_watch: Option<FileWatch> = None;
     // Refused attempts since the last migration: reported once per reason,
     // retried with backoff so a long stretch of unmigratable code (a libc
     // callback, say) costs little.
@@ -647,6 +649,18 @@ fn supervise(
             }
             return Ok(code);
         };
+        if let Some(rest) = msg.strip_prefix("DUMPING ") {
+            // A large dump under way: its size shows how far it is.
+            if let Some((total, p)) = rest.split_once(' ') {
+                let total = total.parse().unwrap_or(0);
+                dump_watch = Some(FileWatch::start(p.into(), total, "dumping memory"));
+            }
+            continue;
+        }
+        if msg.starts_with("DUMP") {
+            // Done (or failed): the bar goes before the summary line.
+            drop(dump_watch.take());
+        }
         if let Some(n) = msg.strip_prefix("FDS ") {
             if let Err(e) = cur.receive_fds(n.parse().unwrap_or(0)) {
                 eprintln!("hcontainer: {e}");
