@@ -952,6 +952,20 @@ fn recompute(
     x
 }
 
+/// Replaces a poll's conditional branch with a branch to `to`, and erases
+/// the poll (its compare and volatile load) with it.
+fn erase_poll(b: &Builder, br: Val, to: Block) {
+    let c = br.operand(0);
+    b.before(br);
+    b.br(to);
+    br.erase();
+    if c.is_instruction() {
+        let load = c.operand(0);
+        c.erase();
+        load.erase();
+    }
+}
+
 /// Headers of polled loops whose every iteration passes the poll of an
 /// inner loop: a polled inner header (itself kept) dominates each latch, so
 /// going round the outer loop polls at least once anyway. Innermost first,
@@ -1680,14 +1694,7 @@ fn transform(
             b.forward_call(f, copy);
             entry_branch.set_successor(0, blk);
         } else {
-            b.before(entry_branch);
-            b.br(old_entry);
-            entry_branch.erase();
-            if c.is_instruction() {
-                let load = c.operand(0);
-                c.erase();
-                load.erase();
-            }
+            erase_poll(&b, entry_branch, old_entry);
         }
         for blk in [entry_slow, entry_mp, dispatch] {
             blk.delete();
@@ -1695,15 +1702,7 @@ fn transform(
         // Each iteration of these loops passes an inner loop's poll: the
         // site stays (the copy has it), `f` never stops there.
         for (br, mp, body) in redundant {
-            let c = br.operand(0);
-            b.before(br);
-            b.br(body);
-            br.erase();
-            if c.is_instruction() {
-                let load = c.operand(0);
-                c.erase();
-                load.erase();
-            }
+            erase_poll(&b, br, body);
             mp.delete();
         }
     }
