@@ -13,13 +13,7 @@ fn fixture(name: &str) -> PathBuf {
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fixtures")
             .join(format!("{name}.c"));
-        let o = Command::new(tool("hcc"))
-            .args(["-O2", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        compile(&src, &out);
     }
     out
 }

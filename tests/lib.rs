@@ -68,21 +68,26 @@ pub fn example(name: &str) -> PathBuf {
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let out = build_dir().join(name);
     if !out.exists() {
-        let src = examples().join(format!("{name}.c"));
-        let o = Command::new(tool("hcc"))
-            .args(["-O2", "-Wall", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .arg("-lm")
-            .output()
-            .expect("hcc runs");
-        assert!(
-            o.status.success(),
-            "hcc {name}.c failed:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        compile(&examples().join(format!("{name}.c")), &out);
     }
     out
+}
+
+/// `hcc -O2 -Wall -o out src -lm`; fails the test with hcc's errors.
+pub fn compile(src: &Path, out: &Path) {
+    let o = Command::new(tool("hcc"))
+        .args(["-O2", "-Wall", "-o"])
+        .arg(out)
+        .arg(src)
+        .arg("-lm")
+        .output()
+        .expect("hcc runs");
+    assert!(
+        o.status.success(),
+        "hcc {} failed:\n{}",
+        src.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// What a run produced.

@@ -559,14 +559,10 @@ fn a_large_heap_migrates_while_its_dump_is_watched() {
     // the program goes on on the other ISA with every block intact.
     let dir = tempfile::tempdir().unwrap();
     let app = dir.path().join("heap");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/workloads/heap.c");
-    let o = std::process::Command::new(tool("hcc"))
-        .args(["-O2", "-o"])
-        .arg(&app)
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    compile(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/workloads/heap.c"),
+        &app,
+    );
     let want = native(&app, &["320"], dir.path());
     // After the heap is built (under 100 points per 64 KiB block).
     let at = (1600 * 320 + 10_000).to_string();

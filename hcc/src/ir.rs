@@ -993,26 +993,27 @@ impl Ctx {
                 LLVMBlockAddress(g.0, LLVMValueAsBasicBlock(map[&bb]))
             };
             // A constant global whose initializer is an array of f's block
-            // addresses (and nulls), used by nothing but loads in f.
-            let is_table = |v: LLVMValueRef| {
+            // addresses (and nulls): the copy's table, the same entries
+            // naming g's blocks.
+            let table_copy = |v: LLVMValueRef| {
                 if LLVMIsAGlobalVariable(v).is_null() || LLVMIsGlobalConstant(v) == 0 {
-                    return false;
+                    return None;
                 }
                 let init = LLVMGetInitializer(v);
                 if init.is_null() || LLVMIsAConstantArray(init).is_null() {
-                    return false;
+                    return None;
                 }
-                let n = LLVMGetNumOperands(init);
-                let mut any = false;
-                for k in 0..n {
-                    let e = LLVMGetOperand(init, k as u32);
-                    if of_f(e) {
-                        any = true;
-                    } else if LLVMIsNull(e) == 0 {
-                        return false;
-                    }
-                }
-                any
+                let elems: Vec<LLVMValueRef> = (0..LLVMGetNumOperands(init))
+                    .map(|k| LLVMGetOperand(init, k as u32))
+                    .collect();
+                let ours = elems.iter().any(|&e| of_f(e));
+                let only = elems.iter().all(|&e| of_f(e) || LLVMIsNull(e) != 0);
+                (ours && only).then(|| {
+                    elems
+                        .into_iter()
+                        .map(|e| if of_f(e) { to_g(e) } else { e })
+                        .collect::<Vec<_>>()
+                })
             };
             let mut tables: HashMap<LLVMValueRef, LLVMValueRef> = HashMap::new();
             for &i in copied {
@@ -1022,12 +1023,7 @@ impl Ctx {
                         to_g(o)
                     } else if let Some(&t) = tables.get(&o) {
                         t
-                    } else if is_table(o) {
-                        let init = LLVMGetInitializer(o);
-                        let mut elems: Vec<LLVMValueRef> = (0..LLVMGetNumOperands(init))
-                            .map(|k| LLVMGetOperand(init, k as u32))
-                            .map(|e| if of_f(e) { to_g(e) } else { e })
-                            .collect();
+                    } else if let Some(mut elems) = table_copy(o) {
                         let ty = LLVMGlobalGetValueType(o);
                         let name = cstr(&format!("{}.hc.resume", Val(o).name()));
                         let t = LLVMAddGlobal(self.module, ty, name.as_ptr());

@@ -508,40 +508,39 @@ impl<'a> Image<'a> {
         }
         let mut written = 0usize;
         for reg in &self.regions {
-            if let Some(off) = self.memory_offset(reg.data) {
-                w.u32(REC_REGION);
-                w.u32(0);
-                w.u64(48);
-                w.u64(reg.addr);
-                w.u64(reg.map_len);
-                w.u64(reg.data.len() as u64);
-                w.u32(reg.prot);
-                w.u32(reg.kind as u32);
-                w.u32(0);
-                w.u32(SOURCE_MEMORY);
-                w.u64(off as u64);
-                continue;
-            }
+            let in_memory = self.memory_offset(reg.data);
             // Large memory starts on a page of the file, so restore can map
             // it instead of copying (`hcrt.c`, restore_region). Record
             // boundaries are 8-aligned, so flushing here keeps the buffer's
             // alignment arithmetic right.
             let data_at = written + w.len() + 16 + 40;
-            let skip = if self.snapshot && reg.data.len() >= MAP_THRESHOLD && reg.addr % 4096 == 0 {
+            let skip = if in_memory.is_none()
+                && self.snapshot
+                && reg.data.len() >= MAP_THRESHOLD
+                && reg.addr % 4096 == 0
+            {
                 (4096 - data_at % 4096) % 4096
             } else {
                 0
             };
+            let (source, payload) = match in_memory {
+                Some(_) => (SOURCE_MEMORY, 8),
+                None => (SOURCE_INLINE, skip + reg.data.len()),
+            };
             w.u32(REC_REGION);
             w.u32(0);
-            w.u64((40 + skip + reg.data.len()) as u64);
+            w.u64((40 + payload) as u64);
             w.u64(reg.addr);
             w.u64(reg.map_len);
             w.u64(reg.data.len() as u64);
             w.u32(reg.prot);
             w.u32(reg.kind as u32);
             w.u32(skip as u32);
-            w.u32(SOURCE_INLINE);
+            w.u32(source);
+            if let Some(off) = in_memory {
+                w.u64(off as u64);
+                continue;
+            }
             w.buf.resize(w.len() + skip, 0);
             written += w.len();
             out.write_all(&std::mem::take(&mut w.buf))?;

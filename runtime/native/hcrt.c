@@ -435,6 +435,7 @@ static void out_region(struct out *o, uint64_t addr, uint64_t map_len, uint64_t 
 struct dump_ctx {
     struct out *o;
     uint64_t sp;
+    const char *path; /* the dump's file (hcontainer watches it grow) */
 };
 
 /* First page after this variant's image (its arch-local region). */
@@ -546,21 +547,18 @@ static int dump_hidden(const struct map *m, void *arg) {
     return 0;
 }
 
-/* The dump being written (hcontainer watches it grow). */
-static const char *dumping_path;
-
 static void dump_memory(struct dump_ctx *d) {
     n_seen_maps = 0;
     uint64_t writable = 0;
     for_each_map(note_map, &writable);
     /* A dump this large takes a noticeable time: hcontainer shows a
      * progress bar from the file's size (docs/FORMATS.md §7). */
-    if (hc.ctl >= 0 && dumping_path && writable >= (256u << 20)) {
+    if (hc.ctl >= 0 && writable >= (256u << 20)) {
         static char msg[700];
         char *o = put_str(msg, "DUMPING ");
         o = put_u64(o, writable);
         o = put_str(o, " ");
-        o = put_str(o, dumping_path);
+        o = put_str(o, d->path);
         *put_str(o, "\n") = 0;
         ctl_send(msg);
     }
@@ -795,10 +793,8 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
     out_bytes(o, build_id(), 16);
     out_record(o, HC_REC_REGS, sizeof *r);
     out_bytes(o, r, sizeof *r);
-    struct dump_ctx d = {o, r->sp};
-    dumping_path = path;
+    struct dump_ctx d = {o, r->sp, path};
     dump_memory(&d);
-    dumping_path = 0;
     dump_tls(o);
     dump_fds(o, o->fd, -1);
     static char cwd[4096];
@@ -985,9 +981,10 @@ static void map_memory_file(void) {
     const unsigned char *p = hc.snap + 32, *end = hc.snap + hc.snap_len;
     if (p + 16 > end || *(const uint32_t *)p != HC_REC_MEMORY) return;
     uint64_t len = *(const uint64_t *)(p + 8);
+    if (len < 8 || len > (uint64_t)(end - p - 16)) restore_fail("snapshot MEMORY record damaged", 0);
     uint32_t n = *(const uint32_t *)(p + 16);
     static char path[4096];
-    if (len < 8 || n > len - 8 || p + 16 + len > end || n >= sizeof path) restore_fail("snapshot MEMORY record damaged", 0);
+    if (n > len - 8 || n >= sizeof path) restore_fail("snapshot MEMORY record damaged", 0);
     memcpy(path, p + 24, n);
     path[n] = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);

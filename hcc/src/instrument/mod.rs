@@ -980,7 +980,7 @@ fn redundant_loop_polls(
     let mut kept: Vec<usize> = Vec::new();
     for l in loops.iter().rev() {
         let h = l.header;
-        if unpolled.contains(&blocks[h]) || kept.contains(&h) || spare.contains(&blocks[h]) {
+        if unpolled.contains(&blocks[h]) {
             continue;
         }
         let latches: Vec<usize> = cfg.preds[h]

@@ -38,20 +38,33 @@ fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a) * a
 }
 
+fn is_lifetime_marker(i: Val) -> bool {
+    i.is_call() && i.called_operand().name().starts_with("llvm.lifetime.")
+}
+
 /// Rewrites `f`'s allocas onto the shadow stack; `agreed` widens slots to
 /// what consensus decided (see `frame`).
 pub fn apply(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> ShadowFrame {
+    let markers: Vec<Val> = f
+        .blocks()
+        .iter()
+        .flat_map(|b| b.instructions())
+        .filter(|&i| is_lifetime_marker(i))
+        .collect();
+    let out = place(cx, rt, f, agreed);
+    // Lifetime markers must name allocas; with the allocas gone they go too
+    // (after `episodes` has read them and `place` put code before them).
+    for m in markers {
+        m.erase();
+    }
+    out
+}
+
+fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> ShadowFrame {
     let mut out = ShadowFrame::default();
     let entry = f.entry();
     let insts: Vec<Val> = f.blocks().iter().flat_map(|b| b.instructions()).collect();
     let allocas: Vec<Val> = insts.iter().copied().filter(|i| i.is_alloca()).collect();
-    // Lifetime markers must name allocas; with the allocas gone they go too
-    // (after `episodes` has read them).
-    let markers: Vec<Val> = insts
-        .iter()
-        .copied()
-        .filter(|i| i.is_call() && i.called_operand().name().starts_with("llvm.lifetime."))
-        .collect();
     let stack_ops: Vec<Val> = insts
         .iter()
         .copied()
@@ -63,9 +76,6 @@ pub fn apply(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Sh
         })
         .collect();
     if allocas.is_empty() && stack_ops.is_empty() {
-        for m in markers {
-            m.erase();
-        }
         return out;
     }
     let b = Builder::new(cx);
@@ -121,19 +131,12 @@ pub fn apply(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Sh
                 b.before(ep.end).store(base, rt.ssp);
                 out.frames.push(base);
             }
-            for m in markers {
-                m.erase();
-            }
             for a in statics {
                 a.erase();
             }
             return out;
         }
     }
-    for m in markers {
-        m.erase();
-    }
-
     // Before the first instruction that stays: the allocas are erased below.
     let anchor = entry
         .instructions()
@@ -229,8 +232,7 @@ fn episodes(f: Val, statics: &[Val]) -> Option<Vec<Episode>> {
         let mut open: HashSet<Val> = HashSet::new();
         let mut cur: Option<Episode> = None;
         for i in blk.instructions() {
-            let marker = i.is_call() && i.called_operand().name().starts_with("llvm.lifetime.");
-            if marker {
+            if is_lifetime_marker(i) {
                 let a = i.operand(0);
                 if !is_static(a) {
                     continue;
@@ -274,9 +276,7 @@ fn episodes(f: Val, statics: &[Val]) -> Option<Vec<Episode>> {
         .map(|a| {
             a.uses()
                 .iter()
-                .filter(|(u, _)| {
-                    !(u.is_call() && u.called_operand().name().starts_with("llvm.lifetime."))
-                })
+                .filter(|(u, _)| !is_lifetime_marker(*u))
                 .count()
         })
         .sum();
