@@ -126,6 +126,16 @@ const CASES: &[Case] = &[
         writes: None,
     },
     Case {
+        name: "remap",
+        args: &[],
+        // About 1.6 M points, three rounds of ~540 k: 15000 is before the
+        // first growth, 300000 inside round 0's scans, the rest in later
+        // rounds (blocks that restore mapped from the dump, then moved).
+        single: &[1, 15000, 300000, 560000, 1100000],
+        ping_pong: &[15000, 120000],
+        writes: None,
+    },
+    Case {
         name: "files",
         args: &["out.txt"],
         // 22628 points in all (call-free loops poll once per four iterations).
@@ -345,6 +355,14 @@ fn working_directories_of_every_length_migrate() {
 }
 
 #[test]
+fn large_blocks_grown_and_discarded_after_restore_behave_as_anonymous_memory() {
+    // Restore maps large regions from the dump: realloc (musl's mremap),
+    // mremap of the program's own mapping and MADV_DONTNEED must still see
+    // fresh zero pages, never the file's next pages (SIGBUS past its end).
+    all_routes("remap");
+}
+
+#[test]
 fn files_and_buffered_output() {
     all_routes("files");
 }
@@ -455,6 +473,7 @@ fn built_with_make_and_verified() {
         "signals",
         "sockets",
         "dispatch",
+        "remap",
     ] {
         let app = dir.path().join(name);
         let v = hcontainer(&["verify", app.to_str().unwrap()], Path::new("."));

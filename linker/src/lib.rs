@@ -86,6 +86,10 @@ fn lld(
         .arg(format!("-Map={}", map.display()));
     // New threads get their own shadow stacks (runtime/native/hcrt.c).
     cmd.arg("--wrap=pthread_create");
+    // Memory restore mapped from a file stays anonymous to the program.
+    for sym in ["__mremap", "mremap", "__madvise", "madvise"] {
+        cmd.arg(format!("--wrap={sym}"));
+    }
     // The other variants ride inside the primary's file, where `strip`
     // cannot reach their debug information; compressed it costs a quarter.
     if pass == 2 && isa != Isa::PRIMARY {

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -26,6 +27,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/auxv.h>
@@ -85,6 +87,7 @@ static struct {
     const unsigned char *mem; /* the memory file (the dump), if the snapshot names one */
     size_t mem_len;
     int mem_fd;
+    uint64_t file_dev[2], file_ino[2]; /* the snapshot and memory file regions were mapped from */
     const unsigned char *frame; /* current frame record */
     uint32_t frames_left;
     int32_t saved_errno;
@@ -274,6 +277,7 @@ static void strip_env(void) {
 struct map {
     uint64_t start, end;
     int prot;
+    uint64_t dev, ino; /* of a file mapping (0 otherwise) */
     char name[64];
 };
 
@@ -314,11 +318,19 @@ static int for_each_map_in(const char *path, map_fn fn, void *arg) {
                 if (buf[i + 1] == 'w') m.prot |= PROT_WRITE;
                 if (buf[i + 2] == 'x') m.prot |= PROT_EXEC;
             }
-            /* skip perms, offset, dev, inode to the name */
-            for (int field = 0; field < 4 && i < eol; field++) {
+            /* perms and offset skipped; dev (major:minor, hex) and inode */
+            for (int field = 0; field < 2 && i < eol; field++) {
                 while (i < eol && buf[i] != ' ') i++;
                 while (i < eol && buf[i] == ' ') i++;
             }
+            uint64_t major = 0, minor = 0;
+            while (i < eol && (d = hex_digit(buf[i])) >= 0) major = major * 16 + (uint64_t)d, i++;
+            if (i < eol && buf[i] == ':') i++;
+            while (i < eol && (d = hex_digit(buf[i])) >= 0) minor = minor * 16 + (uint64_t)d, i++;
+            m.dev = makedev(major, minor);
+            while (i < eol && buf[i] == ' ') i++;
+            while (i < eol && buf[i] >= '0' && buf[i] <= '9') m.ino = m.ino * 10 + (uint64_t)(buf[i] - '0'), i++;
+            while (i < eol && buf[i] == ' ') i++;
             size_t k = 0;
             while (i < eol && k < sizeof m.name - 1) m.name[k++] = buf[i++];
             m.name[k] = 0;
@@ -537,7 +549,7 @@ static int dump_hidden(const struct map *m, void *arg) {
         uint64_t run = p;
         while (run < m->end && !seen_end(run) && write(h->devnull, (const void *)run, 1) == 1) run += 4096;
         if (run > p) {
-            struct map part = {p, run, m->prot, ""};
+            struct map part = {.start = p, .end = run, .prot = m->prot};
             dump_map(&part, h->d);
             p = run;
         } else {
@@ -911,6 +923,131 @@ static void preserve_auxv(void) {
     done = 1;
 }
 
+/* ---- Memory mapped from a file at restore behaves as anonymous memory. ----
+ * Restore maps large regions privately from the dump or snapshot instead of
+ * copying them. Two calls see the difference: mremap grows a file mapping
+ * with the file's next pages (past its end: SIGBUS on touch; musl's realloc
+ * grows large blocks so), and MADV_DONTNEED brings back the file's pages
+ * instead of zeros. hld links with --wrap for both: where such a range is
+ * still mapped from one of those files, the grown part or the discarded
+ * pages become fresh anonymous memory. */
+#define HC_MAX_FILE_MAPS 1024
+static struct { uint64_t s, e; } file_maps[HC_MAX_FILE_MAPS];
+static int n_file_maps, file_maps_full;
+
+/* [s, e) may be mapped from a restore file; moved from [old_s, old_e) if
+ * those differ (an entry inside the old range is reused). */
+static void note_file_map(uint64_t s, uint64_t e, uint64_t old_s, uint64_t old_e) {
+    for (int i = 0; i < n_file_maps && old_s < old_e; i++)
+        if (old_s <= file_maps[i].s && file_maps[i].e <= old_e) {
+            file_maps[i].s = s;
+            file_maps[i].e = e;
+            return;
+        }
+    if (n_file_maps < HC_MAX_FILE_MAPS) {
+        file_maps[n_file_maps].s = s;
+        file_maps[n_file_maps].e = e;
+        n_file_maps++;
+    } else {
+        file_maps_full = 1;
+    }
+}
+
+static void note_file(int fd, int which) {
+    struct stat st;
+    if (fd >= 0 && !fstat(fd, &st)) {
+        hc.file_dev[which] = st.st_dev;
+        hc.file_ino[which] = st.st_ino;
+    }
+}
+
+/* Cheap test first: can [s, e) hold pages restore mapped from a file? (The
+ * list only grows: /proc/self/maps has the last word.) */
+static int may_be_file_mapped(uint64_t s, uint64_t e) {
+    if (file_maps_full) return 1;
+    for (int i = 0; i < n_file_maps; i++)
+        if (file_maps[i].s < e && s < file_maps[i].e) return 1;
+    return 0;
+}
+
+struct file_pieces {
+    uint64_t s, e;
+    int n;
+    struct { uint64_t s, e; int prot; } piece[16];
+};
+
+static int find_file_pieces(const struct map *m, void *arg) {
+    struct file_pieces *f = arg;
+    int ours = m->ino && ((m->ino == hc.file_ino[0] && m->dev == hc.file_dev[0]) ||
+                          (m->ino == hc.file_ino[1] && m->dev == hc.file_dev[1]));
+    uint64_t s = m->start > f->s ? m->start : f->s, e = m->end < f->e ? m->end : f->e;
+    if (!ours || s >= e) return 0;
+    if (f->n == (int)(sizeof f->piece / sizeof f->piece[0])) return 1;
+    f->piece[f->n].s = s;
+    f->piece[f->n].e = e;
+    f->piece[f->n].prot = m->prot;
+    f->n++;
+    return 0;
+}
+
+/* Replaces the pages of [s, e) still mapped from a restore file with zeros;
+ * 0, or -1 if they could not all be replaced. */
+static int anonymize(uint64_t s, uint64_t e) {
+    if (s >= e) return 0;
+    for (;;) {
+        struct file_pieces f = {.s = s, .e = e};
+        int more = for_each_map(find_file_pieces, &f);
+        /* Mapped after the walk: mapping changes /proc/self/maps under it. */
+        for (int i = 0; i < f.n; i++) {
+            void *p = (void *)f.piece[i].s;
+            if (mmap(p, f.piece[i].e - f.piece[i].s, f.piece[i].prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != p)
+                return -1;
+        }
+        if (more <= 0) return more;
+    }
+}
+
+void *__real___mremap(void *old, size_t old_len, size_t new_len, int flags, ...);
+int __real___madvise(void *addr, size_t len, int advice);
+
+void *__wrap___mremap(void *old, size_t old_len, size_t new_len, int flags, ...) {
+    va_list ap;
+    va_start(ap, flags);
+    void *to = flags & MREMAP_FIXED ? va_arg(ap, void *) : 0;
+    va_end(ap);
+    void *m = __real___mremap(old, old_len, new_len, flags, to);
+    uint64_t o = (uint64_t)old, n = (uint64_t)m, was = (old_len + 4095) & ~(uint64_t)4095;
+    if (m == MAP_FAILED || !may_be_file_mapped(o, o + old_len)) return m;
+    if (new_len > old_len && anonymize(n + was, n + new_len)) {
+        /* Better no block than one that faults: undo the growth. */
+        __real___mremap(m, new_len, old_len, 0);
+        errno = ENOMEM;
+        return MAP_FAILED;
+    }
+    /* What stayed of it moved with it (qemu moves even shrinking blocks). */
+    if (n != o) note_file_map(n, n + (new_len < was ? new_len : was), o, o + was);
+    return m;
+}
+
+void *__wrap_mremap(void *old, size_t old_len, size_t new_len, int flags, ...) {
+    va_list ap;
+    va_start(ap, flags);
+    void *to = flags & MREMAP_FIXED ? va_arg(ap, void *) : 0;
+    va_end(ap);
+    return __wrap___mremap(old, old_len, new_len, flags, to);
+}
+
+int __wrap___madvise(void *addr, size_t len, int advice) {
+    uint64_t a = (uint64_t)addr;
+    uint64_t e = (a + len + 4095) & ~(uint64_t)4095;
+    if (advice == MADV_DONTNEED && a % 4096 == 0 && may_be_file_mapped(a, e) && anonymize(a, e)) return -1;
+    return __real___madvise(addr, len, advice);
+}
+
+int __wrap_madvise(void *addr, size_t len, int advice) {
+    return __wrap___madvise(addr, len, advice);
+}
+
 static void restore_region(const struct hc_region_hdr *h, const unsigned char *end) {
     /* Inline data is in the snapshot; other data in the memory file. */
     const unsigned char *data = (const unsigned char *)(h + 1) + h->data_skip, *file = hc.snap;
@@ -945,6 +1082,7 @@ static void restore_region(const struct hc_region_hdr *h, const unsigned char *e
     uint64_t off = (uint64_t)(data - file), whole = h->data_len & ~(uint64_t)4095;
     if (fd >= 0 && off % 4096 == 0 && whole >= HC_MAP_THRESHOLD &&
         mmap(m, whole, prot, MAP_PRIVATE | MAP_FIXED, fd, (off_t)off) == m) {
+        note_file_map((uint64_t)m, (uint64_t)m + whole, 0, 0);
         memcpy((char *)m + whole, data + whole, h->data_len - whole);
     } else {
         memcpy(m, data, h->data_len);
@@ -1002,6 +1140,7 @@ static void map_memory_file(void) {
     if (memcmp(hc.mem, HC_DUMP_MAGIC, 8) || memcmp(hc.mem + 16, build_id(), 16))
         restore_fail_path("the snapshot's memory file is not a dump of this build", path);
     hc.mem_fd = fcntl(fd, F_DUPFD_CLOEXEC, 950);
+    note_file(hc.mem_fd, 1);
     close(fd);
 }
 
@@ -1020,6 +1159,7 @@ static void restore(const char *path) {
     /* Kept for mapping regions, out of the way of the program's own
      * descriptors, which restore_files puts back at their numbers. */
     hc.snap_fd = fcntl(fd, F_DUPFD_CLOEXEC, 950);
+    note_file(hc.snap_fd, 0);
     close(fd);
     hc.snap = m;
     const unsigned char *p = m;
