@@ -1,6 +1,7 @@
 //! Bad input gets a clear error naming the problem, and nothing is lost: a
 //! parked source continues when its migration cannot complete.
 
+use hc_metadata::{container, meta, Isa};
 use hc_tests::*;
 use object::read::elf::{ElfFile64, FileHeader, SectionHeader, Sym};
 use object::{Object, ObjectSection};
@@ -303,22 +304,70 @@ fn symbol_value_offset(elf: &[u8], symbol: &str) -> usize {
 }
 
 #[test]
+fn a_damaged_variant_is_named_and_the_native_run_unaffected() {
+    let app = example("tls");
+    let mut data = std::fs::read(&app).unwrap();
+    let (at, len) = object::File::parse(data.as_slice())
+        .unwrap()
+        .section_by_name(&meta::variant_section(Isa::Aarch64))
+        .unwrap()
+        .file_range()
+        .unwrap();
+    // Inside the deflated stream.
+    let mid = (at + len / 2) as usize;
+    for b in &mut data[mid..mid + 64] {
+        *b ^= 0xa5;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("tls-damaged");
+    std::fs::write(&copy, &data).unwrap();
+    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for args in [
+        vec!["run", "--isa", "aarch64", copy.to_str().unwrap()],
+        vec![
+            "run",
+            "--migrate",
+            "x86_64,aarch64",
+            "--at-point",
+            "5",
+            copy.to_str().unwrap(),
+        ],
+        vec!["verify", copy.to_str().unwrap()],
+    ] {
+        let r = hcontainer(&args, dir.path());
+        assert_ne!(r.code, Some(0), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("damaged aarch64 variant")
+                && r.stderr.contains("rebuild it with hcc"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    // The primary variant is the file itself: it still runs.
+    let want = native(&app, &[], dir.path());
+    let got = hcontainer(&["run", copy.to_str().unwrap()], dir.path());
+    assert_same(&want, &got, "tls with a damaged aarch64 variant, on x86_64");
+}
+
+#[test]
 fn verify_catches_a_moved_symbol() {
     let app = example("tls");
     let ok = hcontainer(&["verify", app.to_str().unwrap()], Path::new("."));
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
-    let mut data = std::fs::read(&app).unwrap();
-    let section = object::File::parse(data.as_slice())
+    let data = std::fs::read(&app).unwrap();
+    let name = meta::variant_section(Isa::Aarch64);
+    let packed = object::File::parse(data.as_slice())
         .unwrap()
-        .section_by_name(".hcontainer.exe.aarch64")
+        .section_by_name(&name)
         .unwrap()
-        .file_range()
+        .data()
         .unwrap()
-        .0 as usize;
-    let inner = symbol_value_offset(&data[section..], "global_calls");
-    let at = section + inner;
-    let v = u64::from_le_bytes(data[at..at + 8].try_into().unwrap());
-    data[at..at + 8].copy_from_slice(&(v + 0x10).to_le_bytes());
+        .to_vec();
+    let mut exe = meta::unpack_variant(&packed).unwrap();
+    let at = symbol_value_offset(&exe, "global_calls");
+    let v = u64::from_le_bytes(exe[at..at + 8].try_into().unwrap());
+    exe[at..at + 8].copy_from_slice(&(v + 0x10).to_le_bytes());
+    let data = container::add_sections(&data, &[(&name, &meta::pack_variant(&exe))]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("tls-corrupt");
     std::fs::write(&copy, &data).unwrap();

@@ -90,11 +90,6 @@ fn lld(
     for sym in ["__mremap", "mremap", "__madvise", "madvise"] {
         cmd.arg(format!("--wrap={sym}"));
     }
-    // The other variants ride inside the primary's file, where `strip`
-    // cannot reach their debug information; compressed it costs a quarter.
-    if pass == 2 && isa != Isa::PRIMARY {
-        cmd.arg("--compress-debug-sections=zlib");
-    }
     match script {
         Some(s) => {
             cmd.arg("-T").arg(s);

@@ -210,9 +210,13 @@ pub fn container(exes: &BTreeMap<Isa, Vec<u8>>, meta: &BinaryMeta) -> Result<Vec
         .filter(|i| **i != Isa::PRIMARY)
         .map(|i| (*i, meta::variant_section(*i)))
         .collect();
+    let packed: Vec<Vec<u8>> = names
+        .iter()
+        .map(|(isa, _)| meta::pack_variant(&exes[isa]))
+        .collect();
     let mut sections: Vec<(&str, &[u8])> = vec![(meta::SECTION, &encoded)];
-    for (isa, name) in &names {
-        sections.push((name.as_str(), exes[isa].as_slice()));
+    for ((_, name), bytes) in names.iter().zip(&packed) {
+        sections.push((name.as_str(), bytes.as_slice()));
     }
     container::add_sections(&exes[&Isa::PRIMARY], &sections)
         .map_err(|e| LinkError::Internal(e.to_string()))

@@ -4,7 +4,7 @@
 use hc_metadata::image::{
     FdInfo, Frame, Image, MemoryFile, Misc, Region, RegionKind, Regs, SigAction, Signals,
 };
-use hc_metadata::meta::{BinaryMeta, FunctionMeta, Layout, SiteLocation, VariantMeta};
+use hc_metadata::meta::{self, BinaryMeta, FunctionMeta, Layout, SiteLocation, VariantMeta};
 use hc_metadata::sites::{FunctionSites, Site, SiteKind, SiteTable};
 use hc_metadata::stackmap::{self, Location};
 use hc_metadata::types::ValueType;
@@ -248,6 +248,21 @@ fn damaged_compressed_metadata_is_named() {
 }
 
 #[test]
+fn packed_variants_unpack_to_their_bytes_or_say_what_is_wrong() {
+    let exe: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 13) as u8).collect();
+    let packed = meta::pack_variant(&exe);
+    assert!(packed.len() < exe.len() / 4, "{} bytes", packed.len());
+    assert_eq!(meta::unpack_variant(&packed).unwrap(), exe);
+    let mut bad = packed.clone();
+    let n = bad.len();
+    bad[n - 6] ^= 0x55;
+    let e = meta::unpack_variant(&bad).unwrap_err().to_string();
+    assert!(e.contains("packed variant") && e.contains("inflate"), "{e}");
+    let e = meta::unpack_variant(&exe).unwrap_err().to_string();
+    assert!(e.contains("bad magic"), "{e}");
+}
+
+#[test]
 fn a_dump_is_not_a_snapshot() {
     let mem = vec![0u8; 16];
     let s = sample_snapshot(&mem).encode();
@@ -265,6 +280,7 @@ proptest! {
         let _ = BinaryMeta::decode(&data);
         let _ = SiteTable::decode(&data);
         let _ = stackmap::parse(&data);
+        let _ = meta::unpack_variant(&data);
     }
 
     #[test]
@@ -272,7 +288,8 @@ proptest! {
         let mem = vec![0x11u8; 64];
         let file = vec![0x22u8; 80_000];
         let referencing = referencing_snapshot(&mem, &file).encode();
-        for enc in [sample_snapshot(&mem).encode(), referencing, sample_meta().encode(), sample_meta().encode_body(), sample_table().encode()] {
+        let variant = meta::pack_variant(&file[..3000]);
+        for enc in [sample_snapshot(&mem).encode(), referencing, sample_meta().encode(), sample_meta().encode_body(), sample_table().encode(), variant] {
             let mut changed = enc.clone();
             let i = pos.index(changed.len());
             changed[i] = byte;
@@ -284,6 +301,7 @@ proptest! {
                 let _ = BinaryMeta::decode(data);
                 let _ = BinaryMeta::decode_body(data);
                 let _ = SiteTable::decode(data);
+                let _ = meta::unpack_variant(data);
             }
         }
     }

@@ -6,6 +6,7 @@ use hc_metadata::{container, Isa};
 use object::{Object, ObjectSection, ObjectSymbol};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BinaryError {
@@ -23,6 +24,12 @@ pub enum BinaryError {
     },
     #[error("{path}: damaged metadata: {why}; rebuild it with hcc")]
     BadMeta { path: PathBuf, why: String },
+    #[error("{path}: damaged {isa} variant: {why}; rebuild it with hcc")]
+    BadVariant {
+        path: PathBuf,
+        isa: Isa,
+        why: String,
+    },
     #[error("{path}: has no {isa} variant (it has: {have})")]
     NoVariant {
         path: PathBuf,
@@ -35,8 +42,14 @@ pub struct Binary {
     pub path: PathBuf,
     pub data: Vec<u8>,
     pub meta: BinaryMeta,
-    /// Executable bytes of every variant but the primary (which is `data`).
-    variants: BTreeMap<Isa, Vec<u8>>,
+    /// Every variant but the primary (which is `data`), as packed in its
+    /// section; inflated on first use (only a run or rewrite there needs it).
+    variants: BTreeMap<Isa, Packed>,
+}
+
+struct Packed {
+    section: Vec<u8>,
+    exe: OnceLock<Result<Vec<u8>, String>>,
 }
 
 impl Binary {
@@ -64,7 +77,14 @@ impl Binary {
                     continue;
                 }
                 if let Some(b) = container::section(&file, &meta::variant_section(isa)) {
-                    variants.insert(isa, b.to_vec());
+                    let section = b.to_vec();
+                    variants.insert(
+                        isa,
+                        Packed {
+                            section,
+                            exe: OnceLock::new(),
+                        },
+                    );
                 }
             }
             (meta, variants)
@@ -88,9 +108,9 @@ impl Binary {
         if isa == Isa::PRIMARY {
             return Ok(&self.data);
         }
-        self.variants
+        let packed = self
+            .variants
             .get(&isa)
-            .map(|v| v.as_slice())
             .ok_or_else(|| BinaryError::NoVariant {
                 path: self.path.clone(),
                 isa,
@@ -100,6 +120,15 @@ impl Binary {
                     .map(|i| i.name())
                     .collect::<Vec<_>>()
                     .join(", "),
+            })?;
+        packed
+            .exe
+            .get_or_init(|| meta::unpack_variant(&packed.section).map_err(|e| e.to_string()))
+            .as_deref()
+            .map_err(|why| BinaryError::BadVariant {
+                path: self.path.clone(),
+                isa,
+                why: why.to_string(),
             })
     }
 
