@@ -34,8 +34,16 @@ build() {
   awk '{printf "%.1f %.1f\n", $1, $2 + $3}' "$work/time.txt"
 }
 exe() { case $1 in lua) echo "$work/lua-$2/src/lua" ;; sqlite3) echo "$work/sqlite3-$2/sqlite3" ;; esac; }
-# Bytes of the file without debug information (what is shipped).
-size() { llvm-objcopy-22 --strip-debug "$1" "$work/stripped" && stat -c %s "$work/stripped"; }
+# Bytes of the file without debug information (what is shipped): plain
+# builds through llvm-objcopy, hcc's through `hcontainer strip`, which also
+# reaches the variant packed inside.
+size() {
+  case $1 in
+    *-hcc/*) hcontainer strip "$1" -o "$work/stripped" 2>/dev/null ;;
+    *) llvm-objcopy-22 --strip-debug "$1" "$work/stripped" ;;
+  esac
+  stat -c %s "$work/stripped"
+}
 
 times=() sizes=()
 for proj in lua sqlite3; do

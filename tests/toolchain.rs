@@ -1,7 +1,9 @@
 //! hcc behaves like a C compiler driver: gcc flags, multi-file programs,
 //! archives, clear errors; its objects are ordinary ELF objects to other tools.
 
+use hc_metadata::{meta, Isa};
 use hc_tests::*;
+use object::{Object, ObjectSection};
 use std::path::Path;
 use std::process::Command;
 
@@ -148,6 +150,78 @@ fn unoptimized_and_debug_builds_migrate() {
         assert_same(&r, &m, &format!("{flags:?}"));
         assert_eq!(m.migrations().len(), 3, "{flags:?}: {}", m.stderr);
     }
+}
+
+#[test]
+fn hcontainer_strip_removes_debug_information_from_every_variant() {
+    let d = project();
+    let p = d.path();
+    let b = hcc(
+        &[
+            "-O2",
+            "-g",
+            "-Iinc",
+            "-DGREETING=\"s\"",
+            "main.c",
+            "util.c",
+            "-o",
+            "dbg",
+        ],
+        p,
+    );
+    assert_eq!(b.code, Some(0), "{}", b.stderr);
+    let debug_sections = |exe: &[u8]| -> Vec<String> {
+        let f = object::File::parse(exe).unwrap();
+        f.sections()
+            .filter_map(|s| s.name().ok().map(str::to_string))
+            .filter(|n| n.starts_with(".debug"))
+            .collect()
+    };
+    let variant = |file: &Path| -> Vec<u8> {
+        let data = std::fs::read(file).unwrap();
+        let f = object::File::parse(data.as_slice()).unwrap();
+        let packed = f
+            .section_by_name(&meta::variant_section(Isa::Aarch64))
+            .unwrap()
+            .data()
+            .unwrap()
+            .to_vec();
+        meta::unpack_variant(&packed).unwrap()
+    };
+    assert!(!debug_sections(&variant(&p.join("dbg"))).is_empty());
+    let s = hcontainer(&["strip", "dbg", "-o", "stripped"], p);
+    assert_eq!(s.code, Some(0), "{}", s.stderr);
+    let stripped = std::fs::read(p.join("stripped")).unwrap();
+    assert!(stripped.len() < std::fs::metadata(p.join("dbg")).unwrap().len() as usize);
+    assert_eq!(debug_sections(&stripped), Vec::<String>::new());
+    assert_eq!(
+        debug_sections(&variant(&p.join("stripped"))),
+        Vec::<String>::new()
+    );
+    let v = hcontainer(&["verify", "stripped"], p);
+    assert_eq!(v.code, Some(0), "{}", v.stderr);
+    // It runs and migrates as before; in place (no -o) works too.
+    let want = native(&p.join("dbg"), &[], p);
+    let got = hcontainer(
+        &[
+            "run",
+            "--migrate",
+            "x86_64,aarch64,x86_64",
+            "--at-point",
+            "333",
+            "./stripped",
+        ],
+        p,
+    );
+    assert_same(&want, &got, "stripped, migrated");
+    assert_eq!(got.migrations().len(), 2, "{}", got.stderr);
+    let s = hcontainer(&["strip", "dbg"], p);
+    assert_eq!(s.code, Some(0), "{}", s.stderr);
+    assert_eq!(
+        debug_sections(&variant(&p.join("dbg"))),
+        Vec::<String>::new()
+    );
+    assert_same(&want, &native(&p.join("dbg"), &[], p), "stripped in place");
 }
 
 #[test]

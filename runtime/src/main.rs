@@ -55,6 +55,14 @@ enum Cmd {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Remove debug information from the program and every variant inside it
+    /// (`strip --strip-debug` reaches only the primary's own sections).
+    Strip {
+        app: PathBuf,
+        /// Write the result here instead of replacing APP.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Write one variant as a plain executable.
     Extract {
         #[arg(long)]
@@ -261,6 +269,26 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 "hcontainer: {}: {} frames",
                 output.display(),
                 snap.frames.len()
+            );
+            Ok(0)
+        }
+        Cmd::Strip { app, output } => {
+            let bin = Binary::open(&app)?;
+            let stripped = bin.strip_debug()?;
+            let out = output.unwrap_or_else(|| app.clone());
+            // Written beside the target and renamed: a running copy of APP
+            // keeps its file, and a failure leaves APP as it was.
+            let tmp = out.with_file_name(format!(
+                ".{}.strip-tmp",
+                out.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            hcontainer::binary::write_exe(&tmp, &stripped)?;
+            std::fs::rename(&tmp, &out)?;
+            eprintln!(
+                "hcontainer: {}: {} -> {} bytes",
+                out.display(),
+                bin.data.len(),
+                stripped.len()
             );
             Ok(0)
         }
