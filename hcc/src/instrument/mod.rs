@@ -397,11 +397,7 @@ fn classify_call(call: Val) -> CallClass {
 /// frame has no site there and the migration is refused, not corrupted.)
 fn is_sibling_call(f: Val, call: Val, has_slots: bool) -> bool {
     use LLVMTypeKind::*;
-    // Off by default until a failure it brings out is understood (the
-    // sqlite3 ten-hop ping-pong with HC_SEED=1592598566 ends in status 135
-    // with it, passes without): HCC_SIBLING_CALLS=1 turns it on.
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if !*ON.get_or_init(|| std::env::var_os("HCC_SIBLING_CALLS").is_some()) {
+    if ablated("sibling-calls") {
         return false;
     }
     if !call.is_tail() || call.called_type().is_vararg_fn() {
