@@ -514,6 +514,73 @@ fn reshaped_loops_compute_what_plain_clang_computes() {
     assert_same(&want, &arm, "hcc's aarch64 variant");
 }
 
+#[test]
+fn calls_that_cannot_reach_a_migration_point_are_no_sites() {
+    // mix() has no loop and calls nothing: no migration point can run while
+    // it does, so calls to it need no statepoint, site or resume path.
+    // walk() loops (its header polls): calls to it stay sites.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("pointfree.c");
+    std::fs::write(
+        &src,
+        r#"#include <stdio.h>
+static __attribute__((noinline)) unsigned mix(unsigned h, unsigned i) {
+    return (h ^ i) * 2654435761u + (h >> 7);
+}
+static __attribute__((noinline)) unsigned walk(unsigned h, unsigned n) {
+    for (unsigned i = 0; i < n; i++) h = mix(h, i) + (h & 3 ? mix(i, h) : 0);
+    return h;
+}
+int main(void) {
+    unsigned h = 1;
+    for (int r = 0; r < 3000; r++) {
+        h = walk(h, 100 + r % 7);
+        if (r % 500 == 0) printf("%d %u\n", r, h);
+    }
+    printf("%u\n", mix(h, 3));
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let app = dir.path().join("pointfree");
+    compile(&src, &app);
+    let data = std::fs::read(&app).unwrap();
+    let file = object::File::parse(data.as_slice()).unwrap();
+    let meta = hc_metadata::meta::BinaryMeta::decode(
+        hc_metadata::container::section(&file, hc_metadata::meta::SECTION).unwrap(),
+    )
+    .unwrap();
+    // The callees of a function's call sites (its polls are sites too).
+    let calls = |name: &str| -> Vec<String> {
+        let f = meta.functions.iter().find(|f| f.name == name);
+        let f = f.unwrap_or_else(|| panic!("{name} not in the metadata"));
+        f.sites
+            .iter()
+            .filter(|s| s.kind == hc_metadata::sites::SiteKind::Call)
+            .map(|s| s.callee.clone())
+            .collect()
+    };
+    assert_eq!(calls("walk"), Vec::<String>::new(), "walk's calls of mix");
+    assert_eq!(calls("main"), vec!["walk".to_string()], "main's calls");
+    let want = native(&app, &[], dir.path());
+    for (route, at) in [("x86_64,aarch64", "2"), ("aarch64,x86_64", "150000")] {
+        let got = hcontainer(
+            &[
+                "run",
+                "--migrate",
+                route,
+                "--at-point",
+                at,
+                app.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        assert_same(&want, &got, &format!("pointfree {route} at {at}"));
+        assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
+    }
+}
+
 /// Disassembly of one function of an executable.
 fn disassemble(exe: &Path, symbol: &str) -> String {
     let o = std::process::Command::new("llvm-objdump-22")

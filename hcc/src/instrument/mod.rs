@@ -523,7 +523,12 @@ type Blocker = (&'static str, String);
 
 /// Looks at `f`: the calls that are sites, and whether it can be
 /// instrumented. `Ok(None)`: nothing in it can reach a migration point.
-fn plan(cx: &Ctx, f: Val, agreed: Option<&frame::AgreedFrame>) -> (Plan, Option<Blocker>) {
+fn plan(
+    cx: &Ctx,
+    f: Val,
+    agreed: Option<&frame::AgreedFrame>,
+    point_free: &HashSet<Val>,
+) -> (Plan, Option<Blocker>) {
     let mut plan = Plan {
         calls: Vec::new(),
         setjmp: None,
@@ -562,6 +567,7 @@ fn plan(cx: &Ctx, f: Val, agreed: Option<&frame::AgreedFrame>) -> (Plan, Option<
                 ),
                 Some(LLVMOpcode::LLVMCall) => match classify_call(i) {
                     CallClass::Site if is_sibling_call(f, i, has_slots) => {}
+                    CallClass::Site if point_free.contains(&i.called_operand()) => {}
                     CallClass::Site => plan.calls.push(i),
                     CallClass::NotSite => {}
                     // A call into a variadic function of the program: that
@@ -767,6 +773,11 @@ pub fn instrument_module(
     assign_sections(&cx);
     let rt = Runtime::declare(&cx);
     let polled = recursion::needing_entry_polls(&cx);
+    let point_free = if ablated("point-free-calls") {
+        HashSet::new()
+    } else {
+        recursion::point_free(&cx, &polled)
+    };
     let mut table = SiteTable {
         source: source.to_string(),
         functions: Vec::new(),
@@ -788,7 +799,7 @@ pub fn instrument_module(
             sites: Vec::new(),
             lost: Vec::new(),
         };
-        let (p, mut blocker) = plan(&cx, f, agreed.frames.get(&symbol));
+        let (p, mut blocker) = plan(&cx, f, agreed.frames.get(&symbol), &point_free);
         if let Some(why) = agreed.exclude.get(&symbol) {
             blocker = Some(("isa-mismatch", why.clone()));
         }
@@ -839,7 +850,7 @@ pub fn instrument_module(
                             copy.add_fn_attribute(cx.enum_attr("optsize"));
                             copy.add_fn_attribute(cx.enum_attr("minsize"));
                         }
-                        let (pc, blocker) = plan(&cx, copy, frame);
+                        let (pc, blocker) = plan(&cx, copy, frame, &point_free);
                         assert!(blocker.is_none(), "a copy plans like its original");
                         let tc = transform(&cx, &rt, copy, pc, frame, Resume::Here);
                         let poll = polled.contains(&f) || ablated("entry-poll-pruning");

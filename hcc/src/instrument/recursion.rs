@@ -15,7 +15,7 @@
 //! Restores do not need the poll: they enter the resume copy directly
 //! (frame records name it, `__hc_resume_callee` returns it).
 
-use super::{classify_call, CallClass};
+use super::{classify_call, function_cfg, CallClass};
 use crate::ir::{Ctx, Val};
 use inkwell::llvm_sys::{LLVMLinkage, LLVMOpcode};
 use std::collections::{HashMap, HashSet};
@@ -62,6 +62,68 @@ pub fn needing_entry_polls(cx: &Ctx) -> HashSet<Val> {
         needs.extend(scc.into_iter().map(|i| funcs[i]));
     }
     needs
+}
+
+/// The defined functions that can never reach a migration point: no loop,
+/// no entry poll (`polled`), and every call either no site or to another
+/// such function. A call to one is no site: its frame, and so its caller's
+/// frame at that call, is never on the stack when a migration point runs,
+/// and the call needs no statepoint, site record or resume path.
+pub fn point_free(cx: &Ctx, polled: &HashSet<Val>) -> HashSet<Val> {
+    let funcs: Vec<Val> = cx
+        .functions()
+        .into_iter()
+        .filter(|f| !f.is_declaration())
+        .collect();
+    let index: HashMap<Val, usize> = funcs.iter().enumerate().map(|(i, f)| (*f, i)).collect();
+    let mut callers: Vec<Vec<usize>> = vec![Vec::new(); funcs.len()];
+    let mut reaches: Vec<bool> = funcs
+        .iter()
+        .map(|&f| polled.contains(&f) || !resolved_here(f) || !function_cfg(f).1.loops().is_empty())
+        .collect();
+    for (i, &f) in funcs.iter().enumerate() {
+        for b in f.blocks() {
+            for c in b.instructions() {
+                match c.opcode() {
+                    Some(LLVMOpcode::LLVMCall) => {}
+                    Some(LLVMOpcode::LLVMInvoke | LLVMOpcode::LLVMCallBr) => {
+                        reaches[i] = true;
+                        continue;
+                    }
+                    _ => continue,
+                }
+                match classify_call(c) {
+                    CallClass::NotSite | CallClass::Setjmp => continue,
+                    CallClass::Site => {}
+                    CallClass::Lost | CallClass::Blocker(..) => {
+                        reaches[i] = true;
+                        continue;
+                    }
+                }
+                let callee = c.called_operand();
+                match index.get(&callee) {
+                    Some(&j) if callee.is_function() => callers[j].push(i),
+                    _ => reaches[i] = true,
+                }
+            }
+        }
+    }
+    // What reaches a point makes its callers reach one.
+    let mut work: Vec<usize> = (0..funcs.len()).filter(|&i| reaches[i]).collect();
+    while let Some(j) = work.pop() {
+        for &i in &callers[j] {
+            if !reaches[i] {
+                reaches[i] = true;
+                work.push(i);
+            }
+        }
+    }
+    funcs
+        .iter()
+        .zip(reaches)
+        .filter(|(_, r)| !r)
+        .map(|(f, _)| *f)
+        .collect()
 }
 
 /// Whether a call to this definition runs this definition (not one another
