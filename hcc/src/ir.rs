@@ -512,6 +512,31 @@ impl Val {
         // SAFETY: see module docs; only called on global variables.
         unsafe { LLVMIsThreadLocal(self.0) != 0 }
     }
+    /// The entries of a constant global array defined here (`static const
+    /// op_fn ops[] = {...}`), or None.
+    pub fn constant_array_entries(self) -> Option<Vec<Val>> {
+        if !self.is_global_variable() || !self.is_global_constant() {
+            return None;
+        }
+        // SAFETY: see module docs; a global variable.
+        let init = unsafe { LLVMGetInitializer(self.0) };
+        // SAFETY: as above; `init` is checked before use.
+        if init.is_null() || unsafe { LLVMIsAConstantArray(init) }.is_null() {
+            return None;
+        }
+        let init = Val(init);
+        Some(init.operands().collect())
+    }
+    /// The opcode of an instruction or of a constant expression.
+    pub fn any_opcode(self) -> Option<LLVMOpcode> {
+        // SAFETY: see module docs; each query is guarded by its kind check.
+        unsafe {
+            if !LLVMIsAConstantExpr(self.0).is_null() {
+                return Some(LLVMGetConstOpcode(self.0));
+            }
+        }
+        self.opcode()
+    }
     pub fn initializer_is_zero(self) -> bool {
         // SAFETY: see module docs; only called on global variables.
         unsafe {

@@ -567,7 +567,9 @@ fn plan(
                 ),
                 Some(LLVMOpcode::LLVMCall) => match classify_call(i) {
                     CallClass::Site if is_sibling_call(f, i, has_slots) => {}
-                    CallClass::Site if point_free.contains(&i.called_operand()) => {}
+                    CallClass::Site
+                        if recursion::call_targets(i)
+                            .is_some_and(|t| t.iter().all(|f| point_free.contains(f))) => {}
                     CallClass::Site => plan.calls.push(i),
                     CallClass::NotSite => {}
                     // A call into a variadic function of the program: that

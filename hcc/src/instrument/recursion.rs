@@ -100,10 +100,14 @@ pub fn point_free(cx: &Ctx, polled: &HashSet<Val>) -> HashSet<Val> {
                         continue;
                     }
                 }
-                let callee = c.called_operand();
-                match index.get(&callee) {
-                    Some(&j) if callee.is_function() => callers[j].push(i),
-                    _ => reaches[i] = true,
+                for callee in call_targets(c).unwrap_or_default() {
+                    match index.get(&callee) {
+                        Some(&j) => callers[j].push(i),
+                        None => reaches[i] = true,
+                    }
+                }
+                if call_targets(c).is_none() {
+                    reaches[i] = true;
                 }
             }
         }
@@ -124,6 +128,28 @@ pub fn point_free(cx: &Ctx, polled: &HashSet<Val>) -> HashSet<Val> {
         .filter(|(_, r)| !r)
         .map(|(f, _)| *f)
         .collect()
+}
+
+/// The functions `call` can run: its callee, or every entry of the constant
+/// table of this module it loads its callee from (`ops[op](vm)`, the
+/// dispatch of an interpreter). None when that is not known.
+pub fn call_targets(call: Val) -> Option<Vec<Val>> {
+    let callee = call.called_operand();
+    if callee.is_function() {
+        return Some(vec![callee]);
+    }
+    if callee.opcode()? != LLVMOpcode::LLVMLoad {
+        return None;
+    }
+    let mut table = callee.operand(0);
+    if table.any_opcode() == Some(LLVMOpcode::LLVMGetElementPtr) {
+        table = table.operand(0);
+    }
+    if !table.is_global_variable() || !resolved_here(table) {
+        return None;
+    }
+    let entries = table.constant_array_entries()?;
+    entries.iter().all(|e| e.is_function()).then_some(entries)
 }
 
 /// Whether a call to this definition runs this definition (not one another
