@@ -1113,7 +1113,8 @@ fn transform(
     let unpolled = if ablated("loop-versioning") {
         HashSet::new()
     } else {
-        version::version_loops(cx, f, !ablated("loop-unrolling"))
+        let sites: HashSet<Val> = plan.calls.iter().copied().collect();
+        version::version_loops(cx, f, !ablated("loop-unrolling"), &sites)
     };
     let (blocks, cfg) = function_cfg(f);
     let loops = cfg.loops();

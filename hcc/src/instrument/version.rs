@@ -41,8 +41,11 @@ const UNROLL: usize = 4;
 const UNROLL_MAX_BODY: usize = 24;
 
 /// Transforms every eligible loop of `f`; returns the headers of poll-free
-/// copies, which get no poll.
-pub fn version_loops(cx: &Ctx, f: Val, unroll: bool) -> HashSet<Block> {
+/// copies, which get no poll. `sites` are `f`'s calls that may reach a
+/// migration point; a loop may make other calls (to functions that cannot
+/// reach one, `recursion::point_free`), and is then unrolled, never
+/// versioned: a poll every `UNROLL` calls, not every `MAX_UNPOLLED`.
+pub fn version_loops(cx: &Ctx, f: Val, unroll: bool, sites: &HashSet<Val>) -> HashSet<Block> {
     let (blocks, cfg) = function_cfg(f);
     let loops = cfg.loops();
     let mut copies = HashSet::new();
@@ -57,10 +60,15 @@ pub fn version_loops(cx: &Ctx, f: Val, unroll: bool) -> HashSet<Block> {
         }
         let header = blocks[l.header];
         let body: Vec<Block> = l.blocks.iter().map(|&b| blocks[b]).collect();
-        let Some(shape) = shape(f, header, &body) else {
+        let Some(shape) = shape(f, header, &body, sites) else {
             continue;
         };
-        if let Some(c) = countable(&shape, header, &body) {
+        let countable = if shape.calls {
+            None
+        } else {
+            countable(&shape, header, &body)
+        };
+        if let Some(c) = countable {
             copies.insert(version(cx, f, &shape, &c, header, &body));
         } else if unroll
             && body.iter().map(|b| b.instructions().len()).sum::<usize>() <= UNROLL_MAX_BODY
@@ -76,19 +84,33 @@ struct Shape {
     preheader: Block,
     latch: Block,
     exit: Block,
+    /// Calls that are no sites (of functions that cannot reach a point).
+    calls: bool,
 }
 
-fn shape(f: Val, header: Block, body: &[Block]) -> Option<Shape> {
+fn shape(f: Val, header: Block, body: &[Block], sites: &HashSet<Val>) -> Option<Shape> {
     let inside: HashSet<Block> = body.iter().copied().collect();
+    let returns_twice = Ctx::enum_kind("returns_twice");
+    let mut calls = false;
     for b in body {
         for i in b.instructions() {
             match i.opcode()? {
-                // Calls are sites (or might reach one); intrinsics are not.
+                // A site is a migration point's way in; other calls are
+                // copied like any instruction (not asm, whose labels would
+                // repeat, nor setjmp).
                 LLVMOpcode::LLVMCall => {
                     let c = i.called_operand();
-                    if !(c.is_function() && c.name().starts_with("llvm.")) {
+                    if c.is_function() && c.name().starts_with("llvm.") {
+                        continue;
+                    }
+                    if sites.contains(&i)
+                        || c.is_inline_asm()
+                        || i.has_call_site_enum_attr(crate::ir::FUNCTION_INDEX, returns_twice)
+                        || (c.is_function() && c.has_fn_enum_attr(returns_twice))
+                    {
                         return None;
                     }
+                    calls = true;
                 }
                 LLVMOpcode::LLVMInvoke
                 | LLVMOpcode::LLVMCallBr
@@ -129,6 +151,7 @@ fn shape(f: Val, header: Block, body: &[Block]) -> Option<Shape> {
         preheader: *preheader,
         latch: *latch,
         exit,
+        calls,
     })
 }
 
