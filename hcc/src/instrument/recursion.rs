@@ -20,14 +20,20 @@ use crate::ir::{Ctx, Val};
 use inkwell::llvm_sys::{LLVMLinkage, LLVMOpcode};
 use std::collections::{HashMap, HashSet};
 
-/// The defined functions of the module that need an entry poll.
-pub fn needing_entry_polls(cx: &Ctx) -> HashSet<Val> {
+/// The module's defined functions, and each one's position among them.
+fn defined(cx: &Ctx) -> (Vec<Val>, HashMap<Val, usize>) {
     let funcs: Vec<Val> = cx
         .functions()
         .into_iter()
         .filter(|f| !f.is_declaration())
         .collect();
-    let index: HashMap<Val, usize> = funcs.iter().enumerate().map(|(i, f)| (*f, i)).collect();
+    let index = funcs.iter().enumerate().map(|(i, f)| (*f, i)).collect();
+    (funcs, index)
+}
+
+/// The defined functions of the module that need an entry poll.
+pub fn needing_entry_polls(cx: &Ctx) -> HashSet<Val> {
+    let (funcs, index) = defined(cx);
     let mut edges: Vec<Vec<usize>> = vec![Vec::new(); funcs.len()];
     let mut needs: HashSet<Val> = HashSet::new();
     for (i, &f) in funcs.iter().enumerate() {
@@ -70,12 +76,7 @@ pub fn needing_entry_polls(cx: &Ctx) -> HashSet<Val> {
 /// frame at that call, is never on the stack when a migration point runs,
 /// and the call needs no statepoint, site record or resume path.
 pub fn point_free(cx: &Ctx, polled: &HashSet<Val>) -> HashSet<Val> {
-    let funcs: Vec<Val> = cx
-        .functions()
-        .into_iter()
-        .filter(|f| !f.is_declaration())
-        .collect();
-    let index: HashMap<Val, usize> = funcs.iter().enumerate().map(|(i, f)| (*f, i)).collect();
+    let (funcs, index) = defined(cx);
     let mut callers: Vec<Vec<usize>> = vec![Vec::new(); funcs.len()];
     let mut reaches: Vec<bool> = funcs
         .iter()
