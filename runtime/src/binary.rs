@@ -170,12 +170,7 @@ impl Binary {
         // Never rewrite a file a running variant maps: write once per
         // directory, atomically.
         if !out.exists() {
-            let tmp = dir.join(format!(".{name}.{}.tmp", isa.name()));
-            write_exe(&tmp, bytes).map_err(|error| BinaryError::Io {
-                path: tmp.clone(),
-                error,
-            })?;
-            std::fs::rename(&tmp, &out).map_err(|error| BinaryError::Io {
+            write_exe(&out, bytes).map_err(|error| BinaryError::Io {
                 path: out.clone(),
                 error,
             })?;
@@ -184,10 +179,15 @@ impl Binary {
     }
 }
 
+/// Writes an executable (mode 755) beside `path` and renames it there: a
+/// process running the old file keeps it, and a failure leaves it as it was.
 pub fn write_exe(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, bytes)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Symbols of one variant: name → addresses (static names may repeat).

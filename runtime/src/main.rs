@@ -276,14 +276,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let bin = Binary::open(&app)?;
             let stripped = bin.strip_debug()?;
             let out = output.unwrap_or_else(|| app.clone());
-            // Written beside the target and renamed: a running copy of APP
-            // keeps its file, and a failure leaves APP as it was.
-            let tmp = out.with_file_name(format!(
-                ".{}.strip-tmp",
-                out.file_name().unwrap_or_default().to_string_lossy()
-            ));
-            hcontainer::binary::write_exe(&tmp, &stripped)?;
-            std::fs::rename(&tmp, &out)?;
+            hcontainer::binary::write_exe(&out, &stripped)?;
             eprintln!(
                 "hcontainer: {}: {} -> {} bytes",
                 out.display(),

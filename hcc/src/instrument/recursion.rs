@@ -31,6 +31,26 @@ fn defined(cx: &Ctx) -> (Vec<Val>, HashMap<Val, usize>) {
     (funcs, index)
 }
 
+/// The calls of `f` that may run the program's code: `None` for an invoke
+/// or callbr (never followed), else the call with its class (not `NotSite`
+/// or `Setjmp`).
+fn program_calls(f: Val) -> Vec<Option<(Val, CallClass)>> {
+    let mut out = Vec::new();
+    for b in f.blocks() {
+        for c in b.instructions() {
+            match c.opcode() {
+                Some(LLVMOpcode::LLVMCall) => match classify_call(c) {
+                    CallClass::NotSite | CallClass::Setjmp => {}
+                    class => out.push(Some((c, class))),
+                },
+                Some(LLVMOpcode::LLVMInvoke | LLVMOpcode::LLVMCallBr) => out.push(None),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// The defined functions of the module that need an entry poll.
 pub fn needing_entry_polls(cx: &Ctx) -> HashSet<Val> {
     let (funcs, index) = defined(cx);
@@ -41,25 +61,12 @@ pub fn needing_entry_polls(cx: &Ctx) -> HashSet<Val> {
             // libc enters it: a restore starts there.
             needs.insert(f);
         }
-        for b in f.blocks() {
-            for c in b.instructions() {
-                match c.opcode() {
-                    Some(LLVMOpcode::LLVMCall) => {}
-                    Some(LLVMOpcode::LLVMInvoke | LLVMOpcode::LLVMCallBr) => {
-                        needs.insert(f);
-                        continue;
-                    }
-                    _ => continue,
-                }
-                if matches!(classify_call(c), CallClass::NotSite | CallClass::Setjmp) {
-                    continue;
-                }
-                let callee = c.called_operand();
-                match index.get(&callee) {
-                    Some(&j) if callee.is_function() && resolved_here(callee) => edges[i].push(j),
-                    _ => {
-                        needs.insert(f);
-                    }
+        for call in program_calls(f) {
+            let callee = call.map(|(c, _)| c.called_operand());
+            match callee.and_then(|c| index.get(&c).map(|&j| (c, j))) {
+                Some((c, j)) if c.is_function() && resolved_here(c) => edges[i].push(j),
+                _ => {
+                    needs.insert(f);
                 }
             }
         }
@@ -83,32 +90,21 @@ pub fn point_free(cx: &Ctx, polled: &HashSet<Val>) -> HashSet<Val> {
         .map(|&f| polled.contains(&f) || !resolved_here(f) || !function_cfg(f).1.loops().is_empty())
         .collect();
     for (i, &f) in funcs.iter().enumerate() {
-        for b in f.blocks() {
-            for c in b.instructions() {
-                match c.opcode() {
-                    Some(LLVMOpcode::LLVMCall) => {}
-                    Some(LLVMOpcode::LLVMInvoke | LLVMOpcode::LLVMCallBr) => {
-                        reaches[i] = true;
-                        continue;
-                    }
-                    _ => continue,
-                }
-                match classify_call(c) {
-                    CallClass::NotSite | CallClass::Setjmp => continue,
-                    CallClass::Site => {}
-                    CallClass::Lost | CallClass::Blocker(..) => {
-                        reaches[i] = true;
-                        continue;
-                    }
-                }
-                for callee in call_targets(c).unwrap_or_default() {
-                    match index.get(&callee) {
-                        Some(&j) => callers[j].push(i),
-                        None => reaches[i] = true,
-                    }
-                }
-                if call_targets(c).is_none() {
-                    reaches[i] = true;
+        for call in program_calls(f) {
+            // Invokes, calls that cannot be statepoints, calls of unknown
+            // targets: anything may run.
+            let targets = match call {
+                Some((c, CallClass::Site)) => call_targets(c),
+                _ => None,
+            };
+            let Some(targets) = targets else {
+                reaches[i] = true;
+                continue;
+            };
+            for callee in targets {
+                match index.get(&callee) {
+                    Some(&j) => callers[j].push(i),
+                    None => reaches[i] = true,
                 }
             }
         }
