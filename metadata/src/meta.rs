@@ -34,9 +34,10 @@ pub const VARIANT_VERSION: u32 = 1;
 /// Largest executable a reader inflates (sqlite3's variant is ~11 MiB).
 const MAX_VARIANT: u64 = 1 << 32;
 
-/// A variant's executable as its section holds it (FORMATS.md §4): it only
-/// runs after being written out for qemu, so it travels deflated — less
-/// than half the bytes, for ~60 ms of inflating sqlite3's 11 MiB.
+/// A variant's executable as its section holds it (FORMATS.md §3, "packed
+/// variant"): it only runs after being written out for qemu, so it travels
+/// deflated — less than half the bytes, for ~60 ms of inflating sqlite3's
+/// 11 MiB.
 pub fn pack_variant(exe: &[u8]) -> Vec<u8> {
     use std::io::Write as _;
     // Level 2: sqlite3's 11.4 MB in ~0.3 s to 46%; level 1 leaves 50%,
