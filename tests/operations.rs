@@ -282,7 +282,7 @@ fn a_plainly_started_program_migrates_and_its_parent_sees_it_end() {
 fn signals_to_a_moved_plain_program_reach_it() {
     let app = example("nbody");
     let dir = tempfile::tempdir().unwrap();
-    let mut child = start_plain(&app, &[STEPS], dir.path());
+    let child = start_plain(&app, &[STEPS], dir.path());
     let pid = pid_str(&child);
     let there = hcontainer(&["migrate", &pid, "--to", "aarch64"], dir.path());
     assert_ok(&there, "hcontainer migrate --to aarch64 (plain process)");
@@ -294,12 +294,15 @@ fn signals_to_a_moved_plain_program_reach_it() {
         .expect("the new PID is printed");
     // SAFETY: kill with a valid signal on the child's PID.
     unsafe { libc_kill(child.id() as i32, 15) };
-    let status = child.wait().unwrap();
+    let out = child.wait_with_output().unwrap();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(
-        status.signal(),
+        out.status.signal(),
         Some(15),
-        "the original ends as the program did"
+        "the original ends as the program did ({:?}); hcontainer migrate said:\n{}\nthe program's stderr:\n{}",
+        out.status,
+        there.stderr,
+        String::from_utf8_lossy(&out.stderr)
     );
     let t0 = Instant::now();
     while Path::new(&format!("/proc/{now_at}")).exists() {

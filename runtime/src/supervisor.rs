@@ -155,6 +155,23 @@ fn report_to_origin(origin: Option<Proc>, code: i32, signal: Option<i32>) {
     }
 }
 
+/// One line from a runtime's control socket; None once the process is
+/// gone. A process that dies before reading what we sent it (a signal
+/// between `GO` and its read) resets the connection instead of closing it:
+/// that is an end too, and its exit status tells how it ended.
+fn read_runtime_line(reader: &mut impl BufRead) -> std::io::Result<Option<String>> {
+    let mut line = String::new();
+    match reader.read_line(&mut line) {
+        Ok(0) => Ok(None),
+        Ok(_) => Ok(Some(line.trim_end().to_string())),
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => Ok(None),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Err(std::io::Error::new(ErrorKind::TimedOut, "timeout"))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// How the supervisor holds a process.
 enum Handle {
     /// Started by this hcontainer.
@@ -245,15 +262,7 @@ impl Proc {
     /// Next line from the runtime; None on EOF; Err(TimedOut) on timeout.
     fn recv(&mut self, timeout: Option<Duration>) -> std::io::Result<Option<String>> {
         self.reader.get_ref().set_read_timeout(timeout)?;
-        let mut line = String::new();
-        match self.reader.read_line(&mut line) {
-            Ok(0) => Ok(None),
-            Ok(_) => Ok(Some(line.trim_end().to_string())),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                Err(std::io::Error::new(ErrorKind::TimedOut, "timeout"))
-            }
-            Err(e) => Err(e),
-        }
+        read_runtime_line(&mut self.reader)
     }
 
     fn id(&self) -> u32 {
@@ -1302,4 +1311,24 @@ fn peer_pid(s: &UnixStream) -> Option<u32> {
         )
     };
     (r == 0).then_some(cred.pid as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runtime_that_dies_with_our_message_unread_has_ended() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        theirs.write_all(b"RESTORED 5\n").unwrap();
+        let mut reader = BufReader::new(ours.try_clone().unwrap());
+        assert_eq!(
+            read_runtime_line(&mut reader).unwrap().as_deref(),
+            Some("RESTORED 5")
+        );
+        // `GO` sent, never read: closing resets the connection.
+        (&ours).write_all(b"GO\n").unwrap();
+        drop(theirs);
+        assert_eq!(read_runtime_line(&mut reader).unwrap(), None);
+    }
 }
