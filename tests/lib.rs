@@ -109,6 +109,11 @@ impl From<Output> for Run {
 }
 
 impl Run {
+    /// stdout as text (lossy).
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
     /// Lines of stderr that report a migration.
     pub fn migrations(&self) -> Vec<&str> {
         self.stderr

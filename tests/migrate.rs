@@ -68,6 +68,15 @@ const CASES: &[Case] = &[
         writes: None,
     },
     Case {
+        name: "longdouble",
+        args: &[],
+        // About 91300 points: work()'s data-dependent loops, unrolled (one
+        // poll per four iterations), with long doubles live in its callers.
+        single: &[1, 3, 40000, 91000],
+        ping_pong: &[7, 9000],
+        writes: None,
+    },
+    Case {
         name: "wide",
         args: &[],
         single: &[1, 2, 5, 6, 7, 900, 4000],
@@ -259,6 +268,34 @@ fn address_taken_locals_referenced_from_the_heap() {
 #[test]
 fn doubles_and_vectors_live_across_calls() {
     all_routes("numeric");
+}
+
+#[test]
+fn long_doubles_live_across_calls_keep_every_bit() {
+    // x87 extended on x86_64, binary128 on aarch64: carried as binary128,
+    // converted exactly. A call that returns one is no site (LLVM's x86_64
+    // back end), so the example returns none from a function with sites.
+    sites_at_least(&example("longdouble"), 100.0);
+    all_routes("longdouble");
+    // 1/3 computed on x86_64 has x87's 64-bit significand: printed after a
+    // move to aarch64 it must still read as x86_64 prints it (the rounded
+    // value, not binary128's). Computed on aarch64 and narrowed on x86_64,
+    // it reads the same too.
+    let digits = Case {
+        name: "longdouble",
+        args: &["digits"],
+        single: &[],
+        ping_pong: &[],
+        writes: None,
+    };
+    for route in ["x86_64,aarch64", "aarch64,x86_64"] {
+        let got = check(&digits, route, 50);
+        assert!(
+            String::from_utf8_lossy(&got.stdout).contains("1/3 = 3.33333333333333333342e-01"),
+            "{route}: {}",
+            String::from_utf8_lossy(&got.stdout)
+        );
+    }
 }
 
 #[test]

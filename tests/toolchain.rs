@@ -126,6 +126,54 @@ fn compile_and_link_in_one_call_and_archives() {
     assert_eq!(v.code, Some(0), "{}", v.stderr);
 }
 
+/// A call that returns a `long double` and may reach a migration point (in
+/// another translation unit, as a user's library would be).
+const MEAN_C: &str = r#"
+#include <stdlib.h>
+long double mean(const char **v, int n) {
+    long double s = 0;
+    for (int i = 0; i < n; i++) s += strtold(v[i], 0);
+    return s / n;
+}
+"#;
+const REPORT_C: &str = r#"
+#include <stdio.h>
+long double mean(const char **v, int n);
+int main(int argc, const char **argv) {
+    printf("%.3f\n", (double)mean(argv + 1, argc - 1));
+    return 0;
+}
+"#;
+
+#[test]
+fn calls_returning_long_double_run_and_are_reported() {
+    // Such a call was a statepoint, and LLVM's x86_64 back end follows one
+    // with an x87 result by `call 0`: the program crashed natively.
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    write(p, "mean.c", MEAN_C);
+    write(p, "report.c", REPORT_C);
+    let b = hcc(&["-O2", "mean.c", "report.c", "-o", "report"], p);
+    assert_eq!(b.code, Some(0), "{}", b.stderr);
+    let args = ["1", "2", "3.5"];
+    let r = native(&p.join("report"), &args, p);
+    assert_eq!(
+        (r.code, r.stdout_str().as_str()),
+        (Some(0), "2.167\n"),
+        "{}",
+        r.stderr
+    );
+    let a = hcontainer(&["run", "--isa", "aarch64", "./report", "1", "2", "3.5"], p);
+    assert_same(&r, &a, "report on aarch64");
+    let s = hcontainer(&["sites", "report"], p);
+    assert!(
+        s.stdout_str().contains("long-double-result (1 sites)")
+            && s.stdout_str().contains("calls returning a long double"),
+        "{}",
+        s.stdout_str()
+    );
+}
+
 #[test]
 fn unoptimized_and_debug_builds_migrate() {
     let d = project();

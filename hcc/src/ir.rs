@@ -705,6 +705,10 @@ impl Ctx {
         // SAFETY: see module docs.
         Ty(unsafe { LLVMInt64TypeInContext(self.ctx) })
     }
+    pub fn fp128(&self) -> Ty {
+        // SAFETY: see module docs.
+        Ty(unsafe { LLVMFP128TypeInContext(self.ctx) })
+    }
     pub fn int(&self, bits: u32) -> Ty {
         // SAFETY: see module docs.
         Ty(unsafe { LLVMIntTypeInContext(self.ctx, bits) })
@@ -1234,6 +1238,11 @@ impl Builder {
         let c = cstr(name);
         // SAFETY: see module docs.
         Val(unsafe { LLVMBuildPtrToInt(self.0, v.0, ty.0, c.as_ptr()) })
+    }
+    pub fn fptrunc(&self, v: Val, ty: Ty, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildFPTrunc(self.0, v.0, ty.0, c.as_ptr()) })
     }
     pub fn int_to_ptr(&self, v: Val, ty: Ty, name: &str) -> Val {
         let c = cstr(name);

@@ -2,6 +2,7 @@
 //! needed by more than one tool lives here; the ISA is a run-time value because
 //! every tool handles images of ISAs other than the host's.
 
+use crate::types::LongDouble;
 use std::fmt;
 use std::str::FromStr;
 
@@ -50,6 +51,8 @@ pub struct IsaInfo {
     /// Whether the return address is pushed on the stack by `call` (x86) rather
     /// than kept in a link register (aarch64).
     pub return_address_on_stack: bool,
+    /// The format of C's `long double` in registers and frame records.
+    pub long_double: LongDouble,
 }
 
 pub const X86_64: IsaInfo = IsaInfo {
@@ -70,6 +73,7 @@ pub const X86_64: IsaInfo = IsaInfo {
     dwarf_vec_base: 17,
     vec_count: 16,
     return_address_on_stack: true,
+    long_double: LongDouble::X87,
 };
 
 pub const AARCH64: IsaInfo = IsaInfo {
@@ -90,6 +94,7 @@ pub const AARCH64: IsaInfo = IsaInfo {
     dwarf_vec_base: 64,
     vec_count: 32,
     return_address_on_stack: false,
+    long_double: LongDouble::Quad,
 };
 
 impl Isa {

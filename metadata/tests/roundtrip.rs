@@ -306,3 +306,83 @@ proptest! {
         }
     }
 }
+
+/// x87 extended and binary128 encodings of an f64, built independently.
+fn f64_as_x87(d: f64) -> (u64, u64) {
+    let b = d.to_bits();
+    let sign = b >> 63;
+    let exp = (b >> 52) & 0x7ff;
+    let frac = b & ((1 << 52) - 1);
+    match exp {
+        0 if frac == 0 => (0, sign << 15),
+        0x7ff => ((1 << 63) | (frac << 11), (sign << 15) | 0x7fff),
+        0 => {
+            // An f64 denormal is a normal x87 number: shift the leading one up.
+            let lz = frac.leading_zeros();
+            let e = 63 - 1074 + 16383 - lz as i64;
+            (frac << lz, (sign << 15) | e as u64)
+        }
+        _ => (
+            (1 << 63) | (frac << 11),
+            (sign << 15) | (exp - 1023 + 16383),
+        ),
+    }
+}
+
+fn f64_as_quad(d: f64) -> (u64, u64) {
+    let b = d.to_bits();
+    let sign = b >> 63;
+    let exp = (b >> 52) & 0x7ff;
+    let frac = u128::from(b & ((1 << 52) - 1));
+    let (e, f) = match exp {
+        0 if frac == 0 => (0, 0),
+        0x7ff => (0x7fff, frac << 60),
+        0 => {
+            // The leading one at bit 63 - lz of the 64-bit field.
+            let lz = (frac as u64).leading_zeros();
+            let e = 63 - 1074 + 16383 - lz as i64;
+            (e as u64, (frac << (49 + lz)) & ((1 << 112) - 1))
+        }
+        _ => (exp - 1023 + 16383, frac << 60),
+    };
+    (f as u64, (sign << 63) | (e << 48) | (f >> 64) as u64)
+}
+
+proptest! {
+    #[test]
+    fn long_doubles_convert_exactly_from_x87(bits in any::<u64>(), tiny in any::<bool>()) {
+        // Half the cases denormal f64s (normal x87 numbers).
+        let d = f64::from_bits(if tiny { bits & ((1 << 52) - 1) | (bits & (1 << 63)) } else { bits });
+        let (lo, hi) = f64_as_x87(d);
+        prop_assert_eq!(hc_metadata::types::x87_to_quad(lo, hi), f64_as_quad(d), "{:e}", d);
+    }
+}
+
+#[test]
+fn x87_specials_and_denormals_convert() {
+    use hc_metadata::types::x87_to_quad;
+    // 1.0, -2.5, +inf, a quiet NaN: from f64 encodings built above.
+    for d in [
+        1.0,
+        -2.5,
+        f64::INFINITY,
+        f64::NAN,
+        0.0,
+        -0.0,
+        f64::MIN_POSITIVE / 8.0,
+    ] {
+        let (lo, hi) = f64_as_x87(d);
+        assert_eq!(x87_to_quad(lo, hi), f64_as_quad(d), "{d:e}");
+    }
+    // The smallest x87 denormal, 2^-16445: binary128 keeps it, as 2^-16445
+    // = fraction bit 49 above the binary128 denormal unit 2^-16494.
+    assert_eq!(x87_to_quad(1, 0), (1 << 49, 0));
+    // A pseudo-denormal (exponent 0, integer bit set) is 2^-16382.
+    assert_eq!(x87_to_quad(1 << 63, 0), (0, 1 << 48));
+    // 1/3 in x87 (rounded to 64 bits), its extra precision kept.
+    let third = (0xaaaa_aaaa_aaaa_aaab, 0x3ffd);
+    assert_eq!(
+        x87_to_quad(third.0, third.1),
+        (0x5556 << 48, 0x3ffd_5555_5555_5555)
+    );
+}

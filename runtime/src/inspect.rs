@@ -160,6 +160,7 @@ pub struct LostFunction {
 fn lost_call_detail(reason: &str) -> &'static str {
     match reason {
         "isa-specific-slot" => "calls after which a stack slot laid out differently on each ISA (va_list, long double) is still read",
+        "long-double-result" => "calls returning a long double (LLVM's x86_64 back end cannot make them statepoints)",
         _ => "calls a variadic function of the program (a statepoint cannot wrap it)",
     }
 }
@@ -172,7 +173,9 @@ pub fn sites(bin: &Binary) -> SitesReport {
             migratable += f.sites.len() as u64;
         }
         for (reason, n) in &f.lost {
-            let detail = if f.instrumented {
+            // (A function with nothing but left-out calls is not
+            // instrumented, and has no reason of its own.)
+            let detail = if f.instrumented || f.reason.is_empty() {
                 lost_call_detail(reason).to_string()
             } else {
                 f.reason

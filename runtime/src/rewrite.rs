@@ -6,7 +6,7 @@ use crate::binary::{self, Binary};
 use crate::unwind::{Memory, RegState, UnwindError, Unwinder, MAX_DWARF_REG};
 use hc_metadata::image::{Frame, Image, Region, RegionKind};
 use hc_metadata::stackmap::Location;
-use hc_metadata::types::{record_layout, ValueType};
+use hc_metadata::types::{record_layout, x87_to_quad, LongDouble, ValueType};
 use hc_metadata::{DecodeError, Isa};
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +87,21 @@ fn read_value(
         out[0] &= 1;
     }
     Ok(())
+}
+
+/// A snapshot holds every `long double` as IEEE binary128 (types.rs): the
+/// x87 values of a record captured on such an ISA are converted in place.
+fn x87_to_snapshot(types: &[ValueType], offsets: &[usize], values: &mut [u8]) {
+    let word = |v: &[u8], at: usize| u64::from_le_bytes(v[at..at + 8].try_into().unwrap());
+    for (i, pair) in types.windows(2).enumerate() {
+        if pair != [ValueType::LongDoubleLo, ValueType::LongDoubleHi] {
+            continue;
+        }
+        let (lo_at, hi_at) = (offsets[i], offsets[i + 1]);
+        let (lo, hi) = x87_to_quad(word(values, lo_at), word(values, hi_at));
+        values[lo_at..lo_at + 8].copy_from_slice(&lo.to_le_bytes());
+        values[hi_at..hi_at + 8].copy_from_slice(&hi.to_le_bytes());
+    }
 }
 
 /// Turns a dump into a snapshot for `bin`.
@@ -200,6 +215,9 @@ pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteE
                     why,
                 },
             )?;
+        }
+        if isa.info().long_double == LongDouble::X87 {
+            x87_to_snapshot(&func.record, &offsets, &mut values);
         }
         // A restore enters the function's resume copy directly (its code
         // without one), so that is what the record names.

@@ -100,21 +100,28 @@ const LEAF_LIBC: &[&str] = &[
     "asin",
     "atan",
     "atan2",
+    "atan2l",
     "atof",
     "atoi",
     "atol",
     "atoll",
     "calloc",
     "cbrt",
+    "cbrtl",
     "ceil",
+    "ceill",
     "clock",
     "clock_gettime",
     "close",
     "cos",
     "cosh",
+    "cosl",
     "exp",
     "exp2",
+    "exp2l",
+    "expl",
     "fabs",
+    "fabsl",
     "fclose",
     "feof",
     "ferror",
@@ -123,15 +130,18 @@ const LEAF_LIBC: &[&str] = &[
     "fgets",
     "fileno",
     "floor",
+    "floorl",
     "fmax",
     "fmin",
     "fmod",
+    "fmodl",
     "fopen",
     "fputc",
     "fputs",
     "fread",
     "free",
     "frexp",
+    "frexpl",
     "fseek",
     "fstat",
     "fstatat",
@@ -143,6 +153,7 @@ const LEAF_LIBC: &[&str] = &[
     "getpid",
     "gettimeofday",
     "hypot",
+    "hypotl",
     "isalnum",
     "isalpha",
     "isdigit",
@@ -152,10 +163,14 @@ const LEAF_LIBC: &[&str] = &[
     "isxdigit",
     "labs",
     "ldexp",
+    "ldexpl",
     "llabs",
     "log",
     "log10",
+    "log10l",
     "log2",
+    "log2l",
+    "logl",
     "longjmp",
     "lseek",
     "lstat",
@@ -165,9 +180,12 @@ const LEAF_LIBC: &[&str] = &[
     "memcpy",
     "memmove",
     "memset",
+    "modf",
+    "modfl",
     "open",
     "perror",
     "pow",
+    "powl",
     "pthread_self",
     "putc",
     "putchar",
@@ -177,10 +195,13 @@ const LEAF_LIBC: &[&str] = &[
     "remove",
     "rewind",
     "round",
+    "roundl",
     "siglongjmp",
     "sin",
     "sinh",
+    "sinl",
     "sqrt",
+    "sqrtl",
     "stat",
     "strcat",
     "strchr",
@@ -201,15 +222,18 @@ const LEAF_LIBC: &[&str] = &[
     "strtod",
     "strtof",
     "strtol",
+    "strtold",
     "strtoll",
     "strtoul",
     "strtoull",
     "tan",
     "tanh",
+    "tanl",
     "time",
     "tolower",
     "toupper",
     "trunc",
+    "truncl",
     "ungetc",
     "unlink",
     "write",
@@ -328,6 +352,8 @@ enum CallClass {
     /// May reach a migration point but cannot be a statepoint (a variadic
     /// callee of the program's own): a site that cannot migrate.
     Lost,
+    /// Like `Lost`: its result is a `long double` (see `classify_call`).
+    LongDoubleResult,
     /// A setjmp the resume path can repeat (setjmp.rs).
     Setjmp,
     /// The function cannot be instrumented at all: (category, detail).
@@ -383,7 +409,24 @@ fn classify_call(call: Val) -> CallClass {
     if call.num_bundles() > 0 {
         return CallClass::Blocker("other", "contains a call with operand bundles".into());
     }
+    // LLVM 22's x86 back end emits a stray `call 0` after a statepoint whose
+    // result is an x87 value; aarch64's binary128 result agrees (same site
+    // on every ISA).
+    if holds_long_double(call.called_type().return_type()) {
+        return CallClass::LongDoubleResult;
+    }
     CallClass::Site
+}
+
+/// Whether a type is or contains a `long double` (x86_fp80, fp128).
+fn holds_long_double(ty: Ty) -> bool {
+    use LLVMTypeKind::*;
+    match ty.kind() {
+        LLVMX86_FP80TypeKind | LLVMFP128TypeKind => true,
+        LLVMStructTypeKind => ty.struct_elements().into_iter().any(holds_long_double),
+        LLVMArrayTypeKind | LLVMVectorTypeKind => holds_long_double(ty.element()),
+        _ => false,
+    }
 }
 
 /// Whether `call` will be a sibling call — compiled to a jump, so its
@@ -512,6 +555,8 @@ struct Plan {
     lost_calls: u32,
     /// Some call may reach a migration point without being a site.
     calls_unknown: bool,
+    /// Calls returning a `long double`: no sites (`classify_call`).
+    long_double_results: u32,
     /// Calls left out because a stack slot whose layout differs between
     /// ISAs is still read after them (see `frame`).
     slot_calls: u32,
@@ -534,6 +579,7 @@ fn plan(
         setjmp: None,
         lost_calls: 0,
         calls_unknown: false,
+        long_double_results: 0,
         slot_calls: 0,
         loops: 0,
     };
@@ -577,6 +623,13 @@ fn plan(
                     // so no migration happens while it runs; its own sites are
                     // counted as lost, not this call.
                     CallClass::Lost => plan.calls_unknown = true,
+                    CallClass::LongDoubleResult
+                        if recursion::call_targets(i)
+                            .is_some_and(|t| t.iter().all(|f| point_free.contains(f))) => {}
+                    CallClass::LongDoubleResult => {
+                        plan.calls_unknown = true;
+                        plan.long_double_results += 1;
+                    }
                     CallClass::Setjmp if plan.setjmp.is_some() => block(
                         &mut blocker,
                         ("setjmp", "calls setjmp more than once".into()),
@@ -694,13 +747,19 @@ impl Plan {
         if self.slot_calls > 0 {
             lost.push(("isa-specific-slot".into(), self.slot_calls));
         }
+        if self.long_double_results > 0 {
+            lost.push(("long-double-result".into(), self.long_double_results));
+        }
     }
 
     /// Sites the function would have if instrumented (entry poll, loop
     /// polls, calls), plus its calls that can never be sites.
     fn would_be_sites(&self) -> u32 {
         let n = self.calls.len() + self.loops;
-        (n + usize::from(n > 0)) as u32 + self.lost_calls + self.slot_calls
+        (n + usize::from(n > 0)) as u32
+            + self.lost_calls
+            + self.slot_calls
+            + self.long_double_results
     }
 }
 
@@ -750,6 +809,35 @@ fn assign_sections(cx: &Ctx) {
     }
 }
 
+/// Orders each block's phis by their record types (stable otherwise). Values
+/// enter frame records in instruction order, and the optimizer orders a
+/// loop header's phis by its own bookkeeping: an `i32` counter between two
+/// `long double`s on one ISA and after them on the other was a consensus
+/// failure over nothing.
+fn canonical_phi_order(cx: &Ctx, f: Val) {
+    let b = Builder::new(cx);
+    for blk in f.blocks() {
+        let phis: Vec<Val> = blk
+            .instructions()
+            .into_iter()
+            .take_while(|i| i.is_phi())
+            .collect();
+        let mut sorted = phis.clone();
+        sorted.sort_by_key(|p| pieces::record_types(cx, p.ty()).unwrap_or_default());
+        if sorted == phis {
+            continue;
+        }
+        let first = blk.first_non_phi().expect("blocks end in a terminator");
+        for p in &phis {
+            p.remove_from_parent();
+        }
+        b.before(first);
+        for p in sorted {
+            b.insert(p);
+        }
+    }
+}
+
 /// What consensus across the ISAs decided for a translation unit (DESIGN.md 3.1).
 #[derive(Clone, Debug, Default)]
 pub struct Agreements {
@@ -789,6 +877,7 @@ pub fn instrument_module(
             continue;
         }
         let symbol = f.name();
+        canonical_phi_order(&cx, f);
         let section = f.section().unwrap_or_else(|| format!(".text.{symbol}"));
         let mut entry = FunctionSites {
             symbol: symbol.clone(),
@@ -1306,10 +1395,10 @@ fn transform(
     let mut record_pieces: HashMap<Val, (usize, Vec<Ty>)> = HashMap::new();
     for &v in &record {
         let tys = pieces::piece_types(cx, v.ty()).expect("checked in plan()");
-        record_pieces.insert(v, (record_types.len(), tys.clone()));
+        let records = pieces::record_types(cx, v.ty()).expect("checked in plan()");
+        record_pieces.insert(v, (record_types.len(), tys));
         let arg = v.is_argument();
-        record_types.extend(tys.into_iter().map(|t| {
-            let vt = value_type(t).expect("pieces are record types");
+        record_types.extend(records.into_iter().map(|vt| {
             if arg {
                 pieces::argument_word(vt)
             } else {

@@ -11,8 +11,15 @@
 //! - structs and arrays (`[2 x i64]`, `{ ptr, i32 }`) are carried element by
 //!   element.
 //!
+//! - `long double` (x86_fp80 on x86_64, fp128 on aarch64) is two 64-bit
+//!   words of record types `LongDoubleLo`/`LongDoubleHi`: captured as the
+//!   ISA holds it (80 bits zero-extended, or binary128), restored from
+//!   binary128, which a snapshot always holds (the rewriter converts x87
+//!   values; x86_64's resume path narrows with `fptrunc`, exact for values
+//!   that came from x87).
+//!
 //! Bit-casts are little-endian on both ISAs, so a value's pieces have the
-//! same bytes on each. `long double` (x86_fp80 against fp128) has no pieces.
+//! same bytes on each.
 
 use crate::ir::{Builder, Ctx, Ty, Val};
 use hc_metadata::types::ValueType;
@@ -35,6 +42,8 @@ enum Form {
     Words { n: u32, ptrs: bool },
     /// Element by element.
     Aggregate(Vec<Ty>),
+    /// Two words of a `long double` (`x86_fp80` or `fp128`).
+    LongDouble,
 }
 
 fn bits_of(ty: Ty) -> Option<u64> {
@@ -48,12 +57,22 @@ fn bits_of(ty: Ty) -> Option<u64> {
     })
 }
 
+/// Bits of a `long double` type's value (x87's 80 or binary128's 128).
+fn bits_of_long_double(ty: Ty) -> u32 {
+    if ty.kind() == LLVMTypeKind::LLVMX86_FP80TypeKind {
+        80
+    } else {
+        128
+    }
+}
+
 fn form(cx: &Ctx, ty: Ty) -> Option<Form> {
     use LLVMTypeKind::*;
     if value_type(ty).is_some() {
         return Some(Form::Direct);
     }
     let total = match ty.kind() {
+        LLVMX86_FP80TypeKind | LLVMFP128TypeKind => return Some(Form::LongDouble),
         LLVMStructTypeKind => return Some(Form::Aggregate(ty.struct_elements())),
         LLVMArrayTypeKind => {
             let n = ty.array_len();
@@ -86,16 +105,33 @@ fn form(cx: &Ctx, ty: Ty) -> Option<Form> {
 /// The IR types of the pieces of a value of type `ty`, in record order; None
 /// if it cannot be carried.
 pub fn piece_types(cx: &Ctx, ty: Ty) -> Option<Vec<Ty>> {
+    Some(pieces(cx, ty)?.into_iter().map(|(t, _)| t).collect())
+}
+
+/// The record types of the pieces of a value of type `ty`.
+pub fn record_types(cx: &Ctx, ty: Ty) -> Option<Vec<ValueType>> {
+    Some(pieces(cx, ty)?.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Each piece's IR type and record type.
+fn pieces(cx: &Ctx, ty: Ty) -> Option<Vec<(Ty, ValueType)>> {
     let mut out = Vec::new();
     collect(cx, ty, &mut out)?;
     Some(out)
 }
 
-fn collect(cx: &Ctx, ty: Ty, out: &mut Vec<Ty>) -> Option<()> {
+fn collect(cx: &Ctx, ty: Ty, out: &mut Vec<(Ty, ValueType)>) -> Option<()> {
+    let word = |t: Ty| Some((t, value_type(t)?));
     match form(cx, ty)? {
-        Form::Direct => out.push(ty),
-        Form::Bits { piece, .. } => out.push(piece),
-        Form::Words { n, .. } => out.extend(std::iter::repeat_n(cx.i64(), n as usize)),
+        Form::Direct => out.push(word(ty)?),
+        Form::Bits { piece, .. } => out.push(word(piece)?),
+        Form::Words { n, .. } => {
+            out.extend(std::iter::repeat_n((cx.i64(), ValueType::I64), n as usize))
+        }
+        Form::LongDouble => out.extend([
+            (cx.i64(), ValueType::LongDoubleLo),
+            (cx.i64(), ValueType::LongDoubleHi),
+        ]),
         Form::Aggregate(elems) => {
             for e in elems {
                 collect(cx, e, out)?;
@@ -103,11 +139,6 @@ fn collect(cx: &Ctx, ty: Ty, out: &mut Vec<Ty>) -> Option<()> {
         }
     }
     (out.len() <= MAX_PIECES).then_some(())
-}
-
-/// The record types of the pieces of a value of type `ty`.
-pub fn record_types(cx: &Ctx, ty: Ty) -> Option<Vec<ValueType>> {
-    piece_types(cx, ty)?.into_iter().map(value_type).collect()
 }
 
 /// The record type of an argument's piece. Each ISA's ABI passes small
@@ -150,6 +181,16 @@ fn split_into(cx: &Ctx, b: &Builder, v: Val, out: &mut Vec<Val>) {
                 out.push(b.extract_element(words, idx, "hc.piece"));
             }
         }
+        Form::LongDouble => {
+            let i64t = cx.i64();
+            let bits = b.bitcast(v, cx.int(bits_of_long_double(v.ty())), "hc.bits");
+            let x = b.zext(bits, cx.int(128), "hc.bits");
+            let words = b.bitcast(x, cx.vector(i64t, 2), "hc.words");
+            for i in 0..2 {
+                let idx = cx.const_int(cx.i32(), i);
+                out.push(b.extract_element(words, idx, "hc.piece"));
+            }
+        }
         Form::Aggregate(elems) => {
             for i in 0..elems.len() as u32 {
                 let e = b.extract_value(v, i, "hc.elem");
@@ -183,6 +224,21 @@ pub fn join(cx: &Ctx, b: &Builder, ty: Ty, pieces: &mut impl Iterator<Item = Val
                 b.int_to_ptr(ints, ty, "hc.value")
             } else {
                 b.bitcast(words, ty, "hc.value")
+            }
+        }
+        Form::LongDouble => {
+            let i64t = cx.i64();
+            let mut words = cx.poison(cx.vector(i64t, 2));
+            for i in 0..2 {
+                let idx = cx.const_int(cx.i32(), i);
+                words = b.insert_element(words, next(pieces), idx, "hc.words");
+            }
+            let x = b.bitcast(words, cx.int(128), "hc.bits");
+            let quad = b.bitcast(x, cx.fp128(), "hc.value");
+            if ty.kind() == LLVMTypeKind::LLVMFP128TypeKind {
+                quad
+            } else {
+                b.fptrunc(quad, ty, "hc.value")
             }
         }
         Form::Aggregate(elems) => {
