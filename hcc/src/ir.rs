@@ -552,6 +552,11 @@ impl Val {
         // SAFETY: see module docs; only called on allocas, loads, stores and globals.
         unsafe { LLVMGetAlignment(self.0) }
     }
+    /// Marks a load or store volatile.
+    pub fn set_volatile(self) {
+        // SAFETY: see module docs; only called on loads and stores.
+        unsafe { LLVMSetVolatile(self.0, 1) }
+    }
     pub fn set_alignment(self, a: u32) {
         // SAFETY: see module docs.
         unsafe { LLVMSetAlignment(self.0, a) }

@@ -42,6 +42,10 @@ const ARCH_LOCAL: &[(&str, &str)] = &[
 /// Objects of the in-process runtime: their data is arch-local.
 pub const RUNTIME_OBJECTS: &[&str] = &["hcrt.o", "hcstub.o"];
 
+/// Runtime data that is migrated all the same: the buffer polls write their
+/// frame record into, which the rewriter reads from the dump.
+const SHARED_RUNTIME: &[(&str, &str)] = &[("hcrt.o", ".bss.__hc_poll_record")];
+
 /// The anchor of the TLS block: first in .tdata in every variant.
 const TLS_ANCHOR: (&str, &str) = ("hcrt.o", ".tdata.__hc_tls_anchor");
 
@@ -299,7 +303,7 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
             Class::Internal => true,
             Class::Data | Class::Bss => {
                 n < nisa
-                    || RUNTIME_OBJECTS.contains(&key)
+                    || (RUNTIME_OBJECTS.contains(&key) && !SHARED_RUNTIME.contains(&(key, section)))
                     || arch_local.contains(&(key.to_string(), section.to_string()))
                     || key.starts_with('<')
             }

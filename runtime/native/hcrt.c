@@ -52,6 +52,13 @@ __thread char *__hc_ssp;
 __thread long __hc_tls_anchor = 0x6863746c73; /* "hctls": in .tdata, not .tbss */
 
 const unsigned char __hc_zero_page[4096] __attribute__((aligned(4096)));
+/* Where polls write their frame record (hcc: abi::POLL_RECORD). Not
+ * arch-local (hld: SHARED_RUNTIME): the dump must hold it, since the
+ * rewriter reads the innermost record from there. */
+unsigned char __hc_poll_record[16384] __attribute__((aligned(16), section(".bss.__hc_poll_record")));
+/* Set by a poll before it writes the buffer, cleared by every
+ * migration-point call (abi::POLL_RECORD_BUSY). */
+volatile int __hc_poll_record_busy;
 /* Patched by hld after linking: identifies the build across variants. */
 const unsigned char __hc_build_id[16] __attribute__((used)) = {'h', 'c', 'b', 'u', 'i', 'l', 'd', '-', 'i', 'd'};
 
@@ -1463,6 +1470,13 @@ void __hc_migrate_point_c(struct hc_regs *r) {
         finish_restore();
         return;
     }
+    /* Every poll marks __hc_poll_record busy, then writes its record there.
+     * If another migration-point call cleared the mark in between (a signal
+     * handler's poll: it is refused, signal frames are no sites), the buffer
+     * may hold that one's values: wait for the next poll. */
+    int intact = __hc_poll_record_busy;
+    __hc_poll_record_busy = 0;
+    if (!intact) return;
     if (hc.countdown > 0 && --hc.countdown > 0) return;
     __hc_poll = HC_POLL_OFF;
     if (hc.ctl < 0) {

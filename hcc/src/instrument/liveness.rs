@@ -45,6 +45,19 @@ pub struct Liveness {
 impl Liveness {
     /// `blocks` in function order with `cfg` built over the same indices.
     pub fn compute(f: Val, blocks: &[Block], cfg: &Cfg) -> Liveness {
+        Self::compute_ordered(f, blocks, cfg, |_| ())
+    }
+
+    /// As `compute`, with each block's phis in the order of `phi_key`
+    /// (stable) in the canonical order values take (`position`): the
+    /// optimizer orders phis by its own bookkeeping, which differs between
+    /// ISAs, and moving the phis themselves would change code generation.
+    pub fn compute_ordered<K: Ord>(
+        f: Val,
+        blocks: &[Block],
+        cfg: &Cfg,
+        phi_key: impl Fn(Val) -> K,
+    ) -> Liveness {
         let mut values = Vec::new();
         let mut index = HashMap::new();
         for p in f.params() {
@@ -53,7 +66,11 @@ impl Liveness {
         }
         let insts: Vec<Vec<Val>> = blocks.iter().map(|b| b.instructions()).collect();
         for bi in &insts {
-            for &i in bi {
+            let phis = bi.iter().take_while(|i| i.is_phi()).count();
+            let mut ordered: Vec<Val> = bi[..phis].to_vec();
+            ordered.sort_by_key(|p| phi_key(*p));
+            ordered.extend_from_slice(&bi[phis..]);
+            for i in ordered {
                 if i.is_register() {
                     index.insert(i, values.len());
                     values.push(i);

@@ -55,6 +55,14 @@ pub mod abi {
     pub const RESUME_BAD: &str = "__hc_resume_bad";
     pub const RESUME_CALLEE: &str = "__hc_resume_callee";
     pub const ZERO_PAGE: &str = "__hc_zero_page";
+    /// The buffer polls write their frame record into, and its size: a
+    /// record that does not fit goes into a buffer in the function's frame.
+    pub const POLL_RECORD: &str = "__hc_poll_record";
+    pub const POLL_RECORD_SIZE: usize = 16384;
+    /// Set by a poll before it writes its record, cleared by every
+    /// migration-point call: still set there means no other poll (a signal
+    /// handler's) wrote the shared buffer in between.
+    pub const POLL_RECORD_BUSY: &str = "__hc_poll_record_busy";
     /// Size of `__hc_zero_page`: the largest byval argument a re-issued call can pass.
     pub const ZERO_PAGE_SIZE: u64 = 4096;
     /// Offset of the site index in a frame record (after the function address).
@@ -260,6 +268,8 @@ pub struct Runtime {
     pub resume_callee: Val,
     pub resume_callee_ty: Ty,
     pub zero_page: Val,
+    pub poll_record: Val,
+    pub poll_record_busy: Val,
     pub statepoint: Val,
     pub statepoint_ty: Ty,
 }
@@ -292,6 +302,8 @@ impl Runtime {
             resume_callee: cx.declare(abi::RESUME_CALLEE, resume_callee_ty),
             resume_callee_ty,
             zero_page: cx.declare_global(abi::ZERO_PAGE, cx.i8(), false),
+            poll_record: cx.declare_global(abi::POLL_RECORD, cx.i8(), false),
+            poll_record_busy: cx.declare_global(abi::POLL_RECORD_BUSY, i32t, false),
             statepoint,
             statepoint_ty: statepoint.function_type(),
         };
@@ -670,7 +682,7 @@ fn plan(
         return (plan, blocker);
     }
     // Every value live at a would-be site must have a record type.
-    let live = Liveness::compute(f, &blocks, &cfg);
+    let live = Liveness::compute_ordered(f, &blocks, &cfg, |p| pieces::record_types(cx, p.ty()));
     let mut points: Vec<Vec<Val>> = plan.calls.iter().map(|c| live.live_after(*c)).collect();
     points.push(f.params());
     if let Some(s) = plan.setjmp {
@@ -809,35 +821,6 @@ fn assign_sections(cx: &Ctx) {
     }
 }
 
-/// Orders each block's phis by their record types (stable otherwise). Values
-/// enter frame records in instruction order, and the optimizer orders a
-/// loop header's phis by its own bookkeeping: an `i32` counter between two
-/// `long double`s on one ISA and after them on the other was a consensus
-/// failure over nothing.
-fn canonical_phi_order(cx: &Ctx, f: Val) {
-    let b = Builder::new(cx);
-    for blk in f.blocks() {
-        let phis: Vec<Val> = blk
-            .instructions()
-            .into_iter()
-            .take_while(|i| i.is_phi())
-            .collect();
-        let mut sorted = phis.clone();
-        sorted.sort_by_key(|p| pieces::record_types(cx, p.ty()).unwrap_or_default());
-        if sorted == phis {
-            continue;
-        }
-        let first = blk.first_non_phi().expect("blocks end in a terminator");
-        for p in &phis {
-            p.remove_from_parent();
-        }
-        b.before(first);
-        for p in sorted {
-            b.insert(p);
-        }
-    }
-}
-
 /// What consensus across the ISAs decided for a translation unit (DESIGN.md 3.1).
 #[derive(Clone, Debug, Default)]
 pub struct Agreements {
@@ -877,7 +860,6 @@ pub fn instrument_module(
             continue;
         }
         let symbol = f.name();
-        canonical_phi_order(&cx, f);
         let section = f.section().unwrap_or_else(|| format!(".text.{symbol}"));
         let mut entry = FunctionSites {
             symbol: symbol.clone(),
@@ -1312,7 +1294,7 @@ fn transform(
 
     // --- Live values at each site. ---
     let (blocks, cfg) = function_cfg(f);
-    let live = Liveness::compute(f, &blocks, &cfg);
+    let live = Liveness::compute_ordered(f, &blocks, &cfg, |p| pieces::record_types(cx, p.ty()));
     // Sites that run with the setjmp buffer armed re-arm it on resume; the
     // values live after the setjmp are live there too (the longjmp edge).
     let rearm: Vec<bool> = match &setjmp {
@@ -1685,13 +1667,21 @@ fn transform(
     // as the function's frame record, written only on the cold path: the
     // statepoint carries none, so the register allocator never has to hold
     // dozens of values in registers at once around a preserve_all call.
+    // The buffer is the runtime's, not a slot in this frame: a frame that
+    // holds one kept small looping functions from going frameless and cost
+    // bzip2's block sort a register (bzip2 -3.5 points of instructions).
+    // The poll marks the buffer busy first (volatile stores keep that
+    // order), so a signal handler's poll in between is caught
+    // (`__hc_migrate_point_c`).
     let (_, record_size) = record_layout(&record_types);
-    b.before(hc_entry.first().expect("hc.entry has instructions"));
-    let buf = b.alloca(
-        ir::array_type(cx.i8(), record_size.max(8) as u64),
-        "hc.record",
-    );
-    buf.set_alignment(16);
+    let buf = if record_size <= abi::POLL_RECORD_SIZE {
+        rt.poll_record
+    } else {
+        b.before(hc_entry.first().expect("hc.entry has instructions"));
+        let a = b.alloca(ir::array_type(cx.i8(), record_size as u64), "hc.record");
+        a.set_alignment(16);
+        a
+    };
     let elementtype_kind = "elementtype";
     let value_claims: Vec<u32> = [
         "nonnull",
@@ -1711,12 +1701,16 @@ fn transform(
         let call = s.call;
         b.before(call);
         let deopt: Vec<Val> = if s.kind.is_poll() {
+            b.store(cx.const_int(i32t, 1), rt.poll_record_busy)
+                .set_volatile();
             for ((ty, sl), v) in carried[k].iter().zip(&s.carried) {
                 let x = b.load(*ty, *sl, "");
                 let parts = pieces::split(cx, &b, x);
                 for ((off, _), p) in piece_slots(v).into_iter().zip(parts) {
                     let at = b.gep_i8(cx, buf, cx.const_int(cx.i64(), off), "");
-                    b.store(p, at).set_alignment(8);
+                    let st = b.store(p, at);
+                    st.set_alignment(8);
+                    st.set_volatile();
                 }
             }
             call.set_operand(0, buf);
