@@ -189,7 +189,7 @@ pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteE
                 function: func.name.clone(),
                 why: format!("its frame record: {e}"),
             })?;
-            values.copy_from_slice(bytes);
+            values.copy_from_slice(&bytes);
             // Only the site's own values are meaningful; keep the rest zero.
             let mut keep = vec![0u8; size];
             for &slot in &fsite.slots {

@@ -19,6 +19,7 @@ use gimli::{
 };
 use hc_metadata::image::Region;
 use hc_metadata::Isa;
+use std::borrow::Cow;
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UnwindError {
@@ -46,21 +47,42 @@ impl<'a> Memory<'a> {
         Memory { regions: v }
     }
 
-    pub fn read(&self, addr: u64, len: usize) -> Result<&'a [u8], UnwindError> {
+    /// `len` bytes at `addr`; a range over adjacent regions is joined (the
+    /// dump cuts one mapping's worth of memory where the kernel's mappings
+    /// end, e.g. between a page of `.data` and the `.bss` after it).
+    pub fn read(&self, addr: u64, len: usize) -> Result<Cow<'a, [u8]>, UnwindError> {
         let err = || UnwindError::Memory { addr, len };
-        let i = self.regions.partition_point(|r| r.0 <= addr);
-        let (base, data) = *i
+        let end = addr.checked_add(len as u64).ok_or_else(err)?;
+        let first = self
+            .regions
+            .partition_point(|r| r.0 <= addr)
             .checked_sub(1)
-            .and_then(|i| self.regions.get(i))
             .ok_or_else(err)?;
+        let (base, data) = self.regions[first];
         let off = (addr - base) as usize;
-        data.get(off..off.checked_add(len).ok_or_else(err)?)
-            .ok_or_else(err)
+        if let Some(b) = data.get(off..off + len) {
+            return Ok(Cow::Borrowed(b));
+        }
+        let mut out = Vec::with_capacity(len);
+        let mut at = addr;
+        for &(base, data) in &self.regions[first..] {
+            if base > at || base + data.len() as u64 <= at {
+                return Err(err());
+            }
+            let from = (at - base) as usize;
+            let take = data.len().min(from + (end - at) as usize);
+            out.extend_from_slice(&data[from..take]);
+            at = base + take as u64;
+            if at == end {
+                return Ok(Cow::Owned(out));
+            }
+        }
+        Err(err())
     }
 
     pub fn read_u64(&self, addr: u64) -> Result<u64, UnwindError> {
         let b = self.read(addr, 8)?;
-        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes((*b).try_into().expect("8 bytes")))
     }
 }
 
@@ -208,5 +230,39 @@ impl Unwinder {
                 })
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hc_metadata::image::{Region, RegionKind};
+
+    fn region(addr: u64, data: &[u8]) -> Region<'_> {
+        Region {
+            addr,
+            map_len: data.len() as u64,
+            prot: 3,
+            kind: RegionKind::Anon,
+            data,
+        }
+    }
+
+    #[test]
+    fn reads_join_adjacent_regions_and_refuse_gaps() {
+        let (a, b, c) = ([1u8; 16], [2u8; 16], [3u8; 16]);
+        // 0x1000..0x1010 and 0x1010..0x1020 touch; 0x1030.. is apart.
+        let regions = [region(0x1000, &a), region(0x1010, &b), region(0x1030, &c)];
+        let mem = Memory::new(&regions);
+        assert!(matches!(mem.read(0x1004, 8).unwrap(), Cow::Borrowed(_)));
+        let joined = mem.read(0x100c, 8).unwrap();
+        assert_eq!(&*joined, &[1, 1, 1, 1, 2, 2, 2, 2]);
+        assert_eq!(mem.read(0x1000, 32).unwrap().len(), 32);
+        assert!(
+            mem.read(0x101c, 8).is_err(),
+            "0x1020..0x1030 was not dumped"
+        );
+        assert!(mem.read(0x0ff8, 16).is_err());
+        assert!(mem.read(u64::MAX - 2, 8).is_err());
     }
 }
