@@ -414,7 +414,7 @@ fn sqlite3() -> &'static Path {
 fn sqlite3_builds_with_autoconf_and_runs_a_script_the_same_on_both_isas() {
     let app = sqlite3();
     verify(app);
-    sites_at_least(app, 98.2);
+    sites_at_least(app, 98.6);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sqlite/script.sql");
     let mut outs = vec![];
     for isa in ISAS {
