@@ -55,7 +55,7 @@ const unsigned char __hc_zero_page[4096] __attribute__((aligned(4096)));
 /* Where polls write their frame record (hcc: abi::POLL_RECORD). Not
  * arch-local (hld: SHARED_RUNTIME): the dump must hold it, since the
  * rewriter reads the innermost record from there. */
-unsigned char __hc_poll_record[16384] __attribute__((aligned(16), section(".bss.__hc_poll_record")));
+unsigned char __hc_poll_record[HC_POLL_RECORD_SIZE] __attribute__((aligned(16), section(".bss.__hc_poll_record")));
 /* Set by a poll before it writes the buffer, cleared by every
  * migration-point call (abi::POLL_RECORD_BUSY). */
 volatile int __hc_poll_record_busy;

@@ -19,6 +19,10 @@
 #define HC_POLL_REQUEST 1 /* a migration point should run */
 #define HC_POLL_RESTORE 2 /* frames are being re-entered from a snapshot */
 
+/* Bytes of __hc_poll_record (hcc: abi::POLL_RECORD_SIZE); polls with a
+ * larger frame record use a buffer in their own frame. */
+#define HC_POLL_RECORD_SIZE 16384
+
 /* Register file saved by __hc_migrate_point (asm) in this exact layout.
  * gpr is indexed by DWARF register number (x86_64: rax=0 .. r15=15;
  * aarch64: x0..x30 = 0..30, sp = 31); vec by vector register number. */

@@ -55,8 +55,9 @@ pub mod abi {
     pub const RESUME_BAD: &str = "__hc_resume_bad";
     pub const RESUME_CALLEE: &str = "__hc_resume_callee";
     pub const ZERO_PAGE: &str = "__hc_zero_page";
-    /// The buffer polls write their frame record into, and its size: a
-    /// record that does not fit goes into a buffer in the function's frame.
+    /// The buffer polls write their frame record into, and its size
+    /// (hcrt.h `HC_POLL_RECORD_SIZE`): a record that does not fit goes into a
+    /// buffer in the function's frame.
     pub const POLL_RECORD: &str = "__hc_poll_record";
     pub const POLL_RECORD_SIZE: usize = 16384;
     /// Set by a poll before it writes its record, cleared by every
@@ -357,6 +358,12 @@ pub fn value_type(ty: Ty) -> Option<ValueType> {
     }
 }
 
+/// Liveness of `f` with values in record order: a block's phis by their
+/// record types, so both ISAs number them alike (`Liveness::compute_ordered`).
+fn record_liveness(cx: &Ctx, f: Val, blocks: &[Block], cfg: &Cfg) -> Liveness {
+    Liveness::compute_ordered(f, blocks, cfg, |p| pieces::record_types(cx, p.ty()))
+}
+
 /// Why a call is or is not a site.
 enum CallClass {
     Site,
@@ -609,6 +616,10 @@ fn plan(
             ),
         );
     }
+    // A call whose every target cannot reach a migration point needs no site.
+    let reaches_no_point = |call: Val| {
+        recursion::call_targets(call).is_some_and(|t| t.iter().all(|f| point_free.contains(f)))
+    };
     let has_slots = f
         .blocks()
         .iter()
@@ -625,9 +636,7 @@ fn plan(
                 ),
                 Some(LLVMOpcode::LLVMCall) => match classify_call(i) {
                     CallClass::Site if is_sibling_call(f, i, has_slots) => {}
-                    CallClass::Site
-                        if recursion::call_targets(i)
-                            .is_some_and(|t| t.iter().all(|f| point_free.contains(f))) => {}
+                    CallClass::Site | CallClass::LongDoubleResult if reaches_no_point(i) => {}
                     CallClass::Site => plan.calls.push(i),
                     CallClass::NotSite => {}
                     // A call into a variadic function of the program: that
@@ -635,9 +644,6 @@ fn plan(
                     // so no migration happens while it runs; its own sites are
                     // counted as lost, not this call.
                     CallClass::Lost => plan.calls_unknown = true,
-                    CallClass::LongDoubleResult
-                        if recursion::call_targets(i)
-                            .is_some_and(|t| t.iter().all(|f| point_free.contains(f))) => {}
                     CallClass::LongDoubleResult => {
                         plan.calls_unknown = true;
                         plan.long_double_results += 1;
@@ -682,7 +688,7 @@ fn plan(
         return (plan, blocker);
     }
     // Every value live at a would-be site must have a record type.
-    let live = Liveness::compute_ordered(f, &blocks, &cfg, |p| pieces::record_types(cx, p.ty()));
+    let live = record_liveness(cx, f, &blocks, &cfg);
     let mut points: Vec<Vec<Val>> = plan.calls.iter().map(|c| live.live_after(*c)).collect();
     points.push(f.params());
     if let Some(s) = plan.setjmp {
@@ -1294,7 +1300,7 @@ fn transform(
 
     // --- Live values at each site. ---
     let (blocks, cfg) = function_cfg(f);
-    let live = Liveness::compute_ordered(f, &blocks, &cfg, |p| pieces::record_types(cx, p.ty()));
+    let live = record_liveness(cx, f, &blocks, &cfg);
     // Sites that run with the setjmp buffer armed re-arm it on resume; the
     // values live after the setjmp are live there too (the longjmp edge).
     let rearm: Vec<bool> = match &setjmp {
@@ -1376,8 +1382,10 @@ fn transform(
     let mut record_types: Vec<ValueType> = Vec::new();
     let mut record_pieces: HashMap<Val, (usize, Vec<Ty>)> = HashMap::new();
     for &v in &record {
-        let tys = pieces::piece_types(cx, v.ty()).expect("checked in plan()");
-        let records = pieces::record_types(cx, v.ty()).expect("checked in plan()");
+        let (tys, records): (Vec<Ty>, Vec<ValueType>) = pieces::pieces(cx, v.ty())
+            .expect("checked in plan()")
+            .into_iter()
+            .unzip();
         record_pieces.insert(v, (record_types.len(), tys));
         let arg = v.is_argument();
         record_types.extend(records.into_iter().map(|vt| {

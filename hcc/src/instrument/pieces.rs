@@ -102,19 +102,14 @@ fn form(cx: &Ctx, ty: Ty) -> Option<Form> {
     None
 }
 
-/// The IR types of the pieces of a value of type `ty`, in record order; None
-/// if it cannot be carried.
-pub fn piece_types(cx: &Ctx, ty: Ty) -> Option<Vec<Ty>> {
-    Some(pieces(cx, ty)?.into_iter().map(|(t, _)| t).collect())
-}
-
 /// The record types of the pieces of a value of type `ty`.
 pub fn record_types(cx: &Ctx, ty: Ty) -> Option<Vec<ValueType>> {
     Some(pieces(cx, ty)?.into_iter().map(|(_, r)| r).collect())
 }
 
-/// Each piece's IR type and record type.
-fn pieces(cx: &Ctx, ty: Ty) -> Option<Vec<(Ty, ValueType)>> {
+/// Each piece's IR type and record type, in record order; None if a value
+/// of type `ty` cannot be carried.
+pub fn pieces(cx: &Ctx, ty: Ty) -> Option<Vec<(Ty, ValueType)>> {
     let mut out = Vec::new();
     collect(cx, ty, &mut out)?;
     Some(out)
