@@ -77,6 +77,16 @@ const CASES: &[Case] = &[
         writes: None,
     },
     Case {
+        name: "variadic",
+        args: &[],
+        // About 9900 points, in the loops of the variadic functions' bodies
+        // (churn()'s short loop is versioned poll-free), each with a va_list
+        // half read.
+        single: &[1, 3, 13, 2500, 7777, 9900],
+        ping_pong: &[5, 900],
+        writes: None,
+    },
+    Case {
         name: "wide",
         args: &[],
         single: &[1, 2, 5, 6, 7, 900, 4000],
@@ -296,6 +306,17 @@ fn long_doubles_live_across_calls_keep_every_bit() {
             String::from_utf8_lossy(&got.stdout)
         );
     }
+}
+
+#[test]
+fn variadic_functions_migrate_with_their_va_list_half_read() {
+    // Direct calls pass the variable arguments in an area of the caller's
+    // frame; each va_list (and va_copy, and one handed to another
+    // function) is carried as the address of its next argument and written
+    // back in the destination's layout. Without that every migration here
+    // crashed (SIGSEGV reading a foreign va_list).
+    sites_at_least(&example("variadic"), 100.0);
+    all_routes("variadic");
 }
 
 #[test]

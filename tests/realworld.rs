@@ -222,7 +222,9 @@ fn lua_builds_with_its_makefile_and_runs_the_same_on_both_isas() {
     let lua = lua();
     let tree = lua.parent().unwrap().parent().unwrap().to_path_buf();
     verify(lua);
-    sites_at_least(lua, 98.9);
+    // 99.78% (2026-11-30): only the entry shims of its variadic functions
+    // (luaL_error, lua_pushfstring, ... called from other files) are left.
+    sites_at_least(lua, 99.6);
 
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lua");
     let mut names: Vec<_> = std::fs::read_dir(&scripts)
@@ -414,7 +416,10 @@ fn sqlite3() -> &'static Path {
 fn sqlite3_builds_with_autoconf_and_runs_a_script_the_same_on_both_isas() {
     let app = sqlite3();
     verify(app);
-    sites_at_least(app, 98.6);
+    // 99.58% (2026-11-30; 98.64% before variadic functions migrated): Token
+    // passed by value (x86_64 `ptr, i32`, aarch64 `[2 x i64]`), SHA3Update's
+    // byte-order #if, and variadic entry shims are what is left.
+    sites_at_least(app, 99.4);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sqlite/script.sql");
     let mut outs = vec![];
     for isa in ISAS {

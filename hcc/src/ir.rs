@@ -93,6 +93,17 @@ impl Ty {
         // SAFETY: see module docs; only called on function types.
         unsafe { LLVMIsFunctionVarArg(self.0) != 0 }
     }
+    /// Parameter types of a function type.
+    pub fn param_types(self) -> Vec<Ty> {
+        // SAFETY: see module docs; only called on function types, and the
+        // buffer is sized by LLVM's own count.
+        unsafe {
+            let n = LLVMCountParamTypes(self.0) as usize;
+            let mut buf = vec![std::ptr::null_mut(); n];
+            LLVMGetParamTypes(self.0, buf.as_mut_ptr());
+            buf.into_iter().map(Ty).collect()
+        }
+    }
     pub fn return_type(self) -> Ty {
         // SAFETY: see module docs; only called on function types.
         Ty(unsafe { LLVMGetReturnType(self.0) })
@@ -385,6 +396,39 @@ impl Val {
         // SAFETY: see module docs; only called on functions.
         unsafe { LLVMGetFunctionCallConv(self.0) }
     }
+    pub fn remove_call_site_enum_attr(self, index: u32, kind: u32) {
+        // SAFETY: see module docs; only called on calls.
+        unsafe { LLVMRemoveCallSiteEnumAttribute(self.0, index, kind) }
+    }
+    /// Gives the instruction `from`'s debug location.
+    pub fn copy_debug_loc(self, from: Val) {
+        // SAFETY: see module docs; both are instructions.
+        unsafe {
+            inkwell::llvm_sys::debuginfo::LLVMInstructionSetDebugLoc(
+                self.0,
+                inkwell::llvm_sys::debuginfo::LLVMInstructionGetDebugLoc(from.0),
+            )
+        }
+    }
+    /// Hands function `self`'s debug information entry to `to`, whose body
+    /// (with its debug locations) came from `self`.
+    pub fn move_subprogram_to(self, to: Val) {
+        use inkwell::llvm_sys::debuginfo::{LLVMGetSubprogram, LLVMSetSubprogram};
+        // SAFETY: see module docs; both are functions of one module.
+        unsafe {
+            let sp = LLVMGetSubprogram(self.0);
+            if !sp.is_null() {
+                LLVMSetSubprogram(to.0, sp);
+                LLVMSetSubprogram(self.0, std::ptr::null_mut());
+            }
+        }
+    }
+    /// Adds attribute `a` at `index` of a function (`param_index`, 0 for
+    /// the result, FUNCTION_INDEX).
+    pub fn add_attribute_at(self, index: u32, a: Attr) {
+        // SAFETY: see module docs; only called on functions.
+        unsafe { LLVMAddAttributeAtIndex(self.0, index, a.0) }
+    }
     pub fn clear_tail(self) {
         // SAFETY: see module docs; only called on calls.
         unsafe {
@@ -454,6 +498,15 @@ impl Val {
             let mut len = 0;
             let p = LLVMGetStringAttributeValue(a, &mut len);
             Some(owned(p, len as usize))
+        }
+    }
+    /// Whether function `self` has string attribute `key` at `idx`.
+    pub fn has_string_attr_at(self, idx: u32, key: &str) -> bool {
+        // SAFETY: see module docs; only called on functions; the key is
+        // passed by pointer and length.
+        unsafe {
+            !LLVMGetStringAttributeAtIndex(self.0, idx, key.as_ptr() as *const _, key.len() as u32)
+                .is_null()
         }
     }
     /// A function's attributes at `idx` (FUNCTION_INDEX, 0 for the result,
@@ -543,6 +596,11 @@ impl Val {
             let init = LLVMGetInitializer(self.0);
             !init.is_null() && LLVMIsNull(init) != 0
         }
+    }
+    /// The source element type of a GEP.
+    pub fn gep_source_type(self) -> Ty {
+        // SAFETY: see module docs; only called on GEPs.
+        Ty(unsafe { LLVMGetGEPSourceElementType(self.0) })
     }
     pub fn allocated_type(self) -> Ty {
         // SAFETY: see module docs; only called on allocas.
@@ -862,6 +920,19 @@ impl Ctx {
             LLVMAddAttributeAtIndex(f.0, FUNCTION_INDEX, a);
         }
     }
+    /// A string attribute `key` with an empty value.
+    pub fn string_attr(&self, key: &str) -> Attr {
+        // SAFETY: see module docs; the key is passed by pointer and length.
+        Attr(unsafe {
+            LLVMCreateStringAttribute(
+                self.ctx,
+                key.as_ptr() as *const _,
+                key.len() as u32,
+                c"".as_ptr(),
+                0,
+            )
+        })
+    }
     pub fn enum_attr(&self, name: &str) -> Attr {
         // SAFETY: see module docs.
         Attr(unsafe { LLVMCreateEnumAttribute(self.ctx, Self::enum_kind(name), 0) })
@@ -894,6 +965,40 @@ impl Ctx {
     /// Calls to `f` inside it still call `f`. `None` when `f`'s blocks have
     /// their address taken (`indirectbr`, `callbr`): those addresses would
     /// still point into `f`.
+    /// A new function `name` of type `ty` with `f`'s calling convention,
+    /// linkage, visibility, alignment, section, personality and attributes
+    /// (of the function, its result and its first `nparams` parameters). No body.
+    pub fn function_like(&self, f: Val, name: &str, ty: Ty, nparams: u32) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs; `f` is a function of this module and the
+        // attribute lists are read with LLVM's own counts.
+        unsafe {
+            let g = LLVMAddFunction(self.module, c.as_ptr(), ty.0);
+            for idx in [FUNCTION_INDEX, 0].into_iter().chain(1..=nparams) {
+                for a in f.attributes_at(idx) {
+                    LLVMAddAttributeAtIndex(g, idx, a);
+                }
+            }
+            LLVMSetFunctionCallConv(g, LLVMGetFunctionCallConv(f.0));
+            LLVMSetLinkage(g, LLVMGetLinkage(f.0));
+            LLVMSetVisibility(g, LLVMGetVisibility(f.0));
+            LLVMSetAlignment(g, LLVMGetAlignment(f.0));
+            let sec = LLVMGetSection(f.0);
+            if !sec.is_null() {
+                LLVMSetSection(g, sec);
+            }
+            if LLVMHasPersonalityFn(f.0) != 0 {
+                LLVMSetPersonalityFn(g, LLVMGetPersonalityFn(f.0));
+            }
+            Val(g)
+        }
+    }
+    /// A literal (unnamed) struct type.
+    pub fn struct_type(&self, elems: &[Ty]) -> Ty {
+        let mut e: Vec<_> = elems.iter().map(|t| t.0).collect();
+        // SAFETY: see module docs; the array is sized by its length.
+        Ty(unsafe { LLVMStructTypeInContext(self.ctx, e.as_mut_ptr(), e.len() as u32, 0) })
+    }
     pub fn clone_function(&self, f: Val, name: &str) -> Option<Val> {
         use std::collections::HashMap;
         let blocks = f.blocks();
@@ -1390,6 +1495,14 @@ impl Builder {
     pub fn unreachable(&self) -> Val {
         // SAFETY: see module docs.
         Val(unsafe { LLVMBuildUnreachable(self.0) })
+    }
+    pub fn ret(&self, v: Val) -> Val {
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildRet(self.0, v.0) })
+    }
+    pub fn ret_void(&self) -> Val {
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildRetVoid(self.0) })
     }
 }
 

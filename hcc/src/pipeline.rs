@@ -499,7 +499,7 @@ fn worker(
     };
     let mut decisions = Decisions::default();
     loop {
-        let step = build(&ctx, &tm, &opt_tm, bitcode, source, level, &decisions);
+        let step = build(isa, &ctx, &tm, &opt_tm, bitcode, source, level, &decisions);
         let (module, table) = match step {
             Ok(x) => x,
             Err(e) => {
@@ -524,7 +524,9 @@ fn worker(
 }
 
 /// Parses, optimizes and instruments one ISA's module.
+#[allow(clippy::too_many_arguments)]
 fn build<'c>(
+    isa: Isa,
     ctx: &'c Context,
     tm: &TargetMachine,
     opt_tm: &TargetMachine,
@@ -536,6 +538,9 @@ fn build<'c>(
     let timer = Timer::new(source, tm);
     let buf = MemoryBuffer::create_from_memory_range_copy(bitcode, source);
     let module = Module::parse_bitcode_from_buffer(&buf, ctx).map_err(|e| e.to_string())?;
+    if !instrument::ablated("variadic-bodies") {
+        instrument::variadic::lower(&module, &isa.info().va_list);
+    }
     keep_out_of_line(ctx, &module, &decisions.noinline);
     timer.mark("parse");
     module.set_triple(&tm.get_triple());
@@ -564,7 +569,7 @@ fn build<'c>(
     module
         .run_passes("function(loop-simplify)", tm, PassBuilderOptions::create())
         .map_err(|e| format!("loop-simplify failed: {e}"))?;
-    let table = instrument::instrument_module(&module, source, &decisions.agreed);
+    let table = instrument::instrument_module(&module, isa, source, &decisions.agreed);
     timer.mark("instrument");
     module
         .run_passes(
@@ -622,7 +627,9 @@ impl Timer {
 }
 
 /// HCC_DUMP_IR=DIR writes each ISA's IR after optimization (`.opt.ll`) and
-/// after instrumentation (`.inst.ll`), for debugging hcc itself.
+/// after instrumentation (`.inst.ll`), for debugging hcc itself. A consensus
+/// round's files move to `.prev.ll` when the next round writes its own (the
+/// first round shows what made a function differ).
 fn dump_ir(module: &Module, tm: &TargetMachine, source: &str, stage: &str) {
     if let Some(dir) = std::env::var_os("HCC_DUMP_IR") {
         let stem = std::path::Path::new(source)
@@ -632,8 +639,10 @@ fn dump_ir(module: &Module, tm: &TargetMachine, source: &str, stage: &str) {
         let triple = tm.get_triple();
         let arch = triple.as_str().to_string_lossy();
         let arch = arch.split('-').next().unwrap_or("unknown");
-        let _ = module
-            .print_to_file(std::path::Path::new(&dir).join(format!("{stem}.{arch}.{stage}.ll")));
+        let dir = std::path::Path::new(&dir);
+        let path = dir.join(format!("{stem}.{arch}.{stage}.ll"));
+        let _ = std::fs::rename(&path, dir.join(format!("{stem}.{arch}.{stage}.prev.ll")));
+        let _ = module.print_to_file(path);
     }
 }
 

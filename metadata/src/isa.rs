@@ -53,6 +53,112 @@ pub struct IsaInfo {
     pub return_address_on_stack: bool,
     /// The format of C's `long double` in registers and frame records.
     pub long_double: LongDouble,
+    /// How C's `va_list` is laid out.
+    pub va_list: VaListAbi,
+}
+
+/// One field of a `va_list` object.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum VaField {
+    I32,
+    Ptr,
+}
+
+/// C's `va_list` on one ISA, and its **everything on the stack** form: a
+/// `va_list` whose register save areas are used up reads every further
+/// argument from one pointer onward, 8 bytes per `int`, `long`, pointer or
+/// `double` — the same on every ISA here. hcc passes the arguments of the
+/// program's own variadic calls that way (an area on the shadow stack), so a
+/// `va_list` in that form is one pointer on any ISA (DESIGN-NOTES
+/// "Variadic functions").
+#[derive(Debug)]
+pub struct VaListAbi {
+    /// The object's fields in order, naturally aligned.
+    pub fields: &'static [VaField],
+    /// Whether clang's IR type wraps the struct in a one-element array
+    /// (x86_64: `va_list` is an array, so it is passed as a pointer).
+    pub in_array: bool,
+    /// The field pointing to the next argument passed on the stack.
+    pub next_stack_arg: usize,
+    /// (field, value) of the `int` register-area offsets: at `value` or above,
+    /// that area is used up.
+    pub regs_used_up: &'static [(usize, i32)],
+}
+
+impl VaListAbi {
+    /// Byte offset of each field.
+    pub fn offsets(&self) -> Vec<u64> {
+        let mut off = 0u64;
+        self.fields
+            .iter()
+            .map(|f| {
+                let size = self.field_size(*f);
+                off = off.div_ceil(size) * size;
+                let o = off;
+                off += size;
+                o
+            })
+            .collect()
+    }
+
+    fn field_size(&self, f: VaField) -> u64 {
+        match f {
+            VaField::I32 => 4,
+            VaField::Ptr => 8,
+        }
+    }
+
+    /// The object's size.
+    pub fn size(&self) -> u64 {
+        let last = self.fields.len() - 1;
+        (self.offsets()[last] + self.field_size(self.fields[last])).div_ceil(8) * 8
+    }
+
+    /// The type as `hcc` spells IR types structurally (`frame::shape`).
+    pub fn ir_type(&self) -> String {
+        let body: Vec<&str> = self
+            .fields
+            .iter()
+            .map(|f| match f {
+                VaField::I32 => "i32",
+                VaField::Ptr => "ptr",
+            })
+            .collect();
+        let s = format!("{{{}}}", body.join(","));
+        if self.in_array {
+            format!("[1 x {s}]")
+        } else {
+            s
+        }
+    }
+
+    /// The next stack argument's address of a `va_list` in the everything on
+    /// the stack form; `None` when `bytes` (the object) is not in that form.
+    pub fn next_arg(&self, bytes: &[u8]) -> Option<u64> {
+        let offsets = self.offsets();
+        let at = |o: u64, n: usize| bytes.get(o as usize..o as usize + n);
+        for &(field, min) in self.regs_used_up {
+            let v = i32::from_le_bytes(at(offsets[field], 4)?.try_into().ok()?);
+            if v < min {
+                return None;
+            }
+        }
+        let p = at(offsets[self.next_stack_arg], 8)?;
+        Some(u64::from_le_bytes(p.try_into().ok()?))
+    }
+
+    /// The object in the everything on the stack form for `next_arg`.
+    pub fn encode(&self, next_arg: u64) -> Vec<u8> {
+        let offsets = self.offsets();
+        let mut out = vec![0u8; self.size() as usize];
+        for &(field, min) in self.regs_used_up {
+            let o = offsets[field] as usize;
+            out[o..o + 4].copy_from_slice(&min.to_le_bytes());
+        }
+        let o = offsets[self.next_stack_arg] as usize;
+        out[o..o + 8].copy_from_slice(&next_arg.to_le_bytes());
+        out
+    }
 }
 
 pub const X86_64: IsaInfo = IsaInfo {
@@ -74,6 +180,14 @@ pub const X86_64: IsaInfo = IsaInfo {
     vec_count: 16,
     return_address_on_stack: true,
     long_double: LongDouble::X87,
+    // { gp_offset, fp_offset, overflow_arg_area, reg_save_area }: six
+    // integer registers (48 bytes), then eight vector registers (to 176).
+    va_list: VaListAbi {
+        fields: &[VaField::I32, VaField::I32, VaField::Ptr, VaField::Ptr],
+        in_array: true,
+        next_stack_arg: 2,
+        regs_used_up: &[(0, 48), (1, 176)],
+    },
 };
 
 pub const AARCH64: IsaInfo = IsaInfo {
@@ -95,6 +209,20 @@ pub const AARCH64: IsaInfo = IsaInfo {
     vec_count: 32,
     return_address_on_stack: false,
     long_double: LongDouble::Quad,
+    // { __stack, __gr_top, __vr_top, __gr_offs, __vr_offs }: the offsets
+    // count up from minus the areas' sizes to 0.
+    va_list: VaListAbi {
+        fields: &[
+            VaField::Ptr,
+            VaField::Ptr,
+            VaField::Ptr,
+            VaField::I32,
+            VaField::I32,
+        ],
+        in_array: false,
+        next_stack_arg: 0,
+        regs_used_up: &[(3, 0), (4, 0)],
+    },
 };
 
 impl Isa {
@@ -159,5 +287,37 @@ impl FromStr for Isa {
                 Isa::ALL.map(|i| i.name()).join(", ")
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn va_list_layouts_are_the_abis() {
+        let x = &X86_64.va_list;
+        assert_eq!((x.size(), x.offsets()), (24, vec![0, 4, 8, 16]));
+        assert_eq!(x.ir_type(), "[1 x {i32,i32,ptr,ptr}]");
+        let a = &AARCH64.va_list;
+        assert_eq!((a.size(), a.offsets()), (32, vec![0, 8, 16, 24, 28]));
+        assert_eq!(a.ir_type(), "{ptr,ptr,ptr,i32,i32}");
+    }
+
+    #[test]
+    fn va_list_stack_form_round_trips_and_register_forms_are_refused() {
+        for isa in Isa::ALL {
+            let v = &isa.info().va_list;
+            let bytes = v.encode(0x7f00_1234_5678);
+            assert_eq!(v.next_arg(&bytes), Some(0x7f00_1234_5678), "{isa}");
+        }
+        // x86_64 with two integer registers still unread (gp_offset 32).
+        let mut x = X86_64.va_list.encode(0x1000);
+        x[0..4].copy_from_slice(&32i32.to_le_bytes());
+        assert_eq!(X86_64.va_list.next_arg(&x), None);
+        // aarch64 with vector registers still unread (__vr_offs -16).
+        let mut a = AARCH64.va_list.encode(0x1000);
+        a[28..32].copy_from_slice(&(-16i32).to_le_bytes());
+        assert_eq!(AARCH64.va_list.next_arg(&a), None);
     }
 }

@@ -23,6 +23,12 @@ pub enum ValueType {
     /// 80 bits as they are, and the rewriter converts them (exactly).
     LongDoubleLo = 11,
     LongDoubleHi = 12,
+    /// A `va_list` object of the frame, in the "everything on the stack"
+    /// form (`IsaInfo::va_list`). In a dump: the object's address (each ISA
+    /// lays it out its own way); in a snapshot: the address of the next
+    /// argument, or 0 when the object holds no such form (not yet started).
+    /// The resume path writes the destination's form back at the address.
+    VaList = 13,
 }
 
 impl ValueType {
@@ -41,6 +47,7 @@ impl ValueType {
             V64,
             LongDoubleLo,
             LongDoubleHi,
+            VaList,
         ]
         .into_iter()
         .find(|t| *t as u8 == v)
@@ -53,7 +60,7 @@ impl ValueType {
             I1 | I8 => 1,
             I16 => 2,
             I32 | F32 => 4,
-            I64 | Ptr | F64 | V64 | LongDoubleLo | LongDoubleHi => 8,
+            I64 | Ptr | F64 | V64 | LongDoubleLo | LongDoubleHi | VaList => 8,
             V128 => 16,
         }
     }
@@ -79,6 +86,7 @@ impl ValueType {
             V64 => "v64",
             LongDoubleLo => "long double (low)",
             LongDoubleHi => "long double (high)",
+            VaList => "va_list",
         }
     }
 }

@@ -159,7 +159,7 @@ pub struct LostFunction {
 /// Why calls of an instrumented function are left out, by category.
 fn lost_call_detail(reason: &str) -> &'static str {
     match reason {
-        "isa-specific-slot" => "calls after which a stack slot laid out differently on each ISA (va_list, long double) is still read",
+        "isa-specific-slot" => "calls after which a stack slot laid out differently on each ISA (struct stat, long double) is still read",
         "long-double-result" => "calls returning a long double (LLVM's x86_64 back end cannot make them statepoints)",
         _ => "calls a variadic function of the program (a statepoint cannot wrap it)",
     }

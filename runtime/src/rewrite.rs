@@ -104,6 +104,45 @@ fn x87_to_snapshot(types: &[ValueType], offsets: &[usize], values: &mut [u8]) {
     }
 }
 
+/// Replaces the address of each `va_list` live at a site (`slots`) with
+/// the address of its next argument, the snapshot's ISA-neutral form
+/// (`ValueType::VaList`). An object not in the everything on the stack form
+/// has not been started (its contents are not read before `va_start`): 0.
+fn va_lists_to_snapshot(
+    isa: Isa,
+    types: &[ValueType],
+    offsets: &[usize],
+    slots: &[u32],
+    values: &mut [u8],
+    mem: &Memory,
+    native_stacks: &[(u64, u64)],
+) -> Result<(), String> {
+    let abi = &isa.info().va_list;
+    for &slot in slots {
+        if types[slot as usize] != ValueType::VaList {
+            continue;
+        }
+        let at = offsets[slot as usize];
+        let addr = u64::from_le_bytes(values[at..at + 8].try_into().unwrap());
+        let object = mem
+            .read(addr, abi.size() as usize)
+            .map_err(|e| format!("its va_list at {addr:#x}: {e}"))?;
+        let next = abi.next_arg(&object).unwrap_or(0);
+        if native_stacks
+            .iter()
+            .any(|&(lo, hi)| next >= lo && next < hi)
+        {
+            return Err(format!(
+                "its va_list at {addr:#x} reads arguments from the native stack: the variadic \
+                 call came through a function pointer or from another file, not through \
+                 hcc's argument area; migrate once the program has left that call"
+            ));
+        }
+        values[at..at + 8].copy_from_slice(&next.to_le_bytes());
+    }
+    Ok(())
+}
+
 /// Turns a dump into a snapshot for `bin`.
 pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteError> {
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
@@ -137,6 +176,12 @@ pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteE
     let unwinder = Unwinder::new(isa, eh_addr, eh, text_addr)
         .map_err(|error| RewriteError::Unwind { depth: 0, error })?;
     let mem = Memory::new(&dump.regions);
+    let native_stacks: Vec<(u64, u64)> = dump
+        .regions
+        .iter()
+        .filter(|r| r.kind == RegionKind::Stack)
+        .map(|r| (r.addr, r.addr + r.map_len))
+        .collect();
     let mut st = initial_state(isa, regs);
     let mut frames = Vec::new();
     loop {
@@ -219,6 +264,20 @@ pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteE
         if isa.info().long_double == LongDouble::X87 {
             x87_to_snapshot(&func.record, &offsets, &mut values);
         }
+        va_lists_to_snapshot(
+            isa,
+            &func.record,
+            &offsets,
+            &fsite.slots,
+            &mut values,
+            &mem,
+            &native_stacks,
+        )
+        .map_err(|why| RewriteError::Value {
+            depth,
+            function: func.name.clone(),
+            why,
+        })?;
         // A restore enters the function's resume copy directly (its code
         // without one), so that is what the record names.
         let entry = if func.resume != 0 {

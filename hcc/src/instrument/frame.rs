@@ -133,8 +133,19 @@ fn touches(alloca: Val) -> Option<HashMap<Val, Touch>> {
                 Some(LLVMOpcode::LLVMICmp) => {}
                 Some(LLVMOpcode::LLVMCall) => {
                     let name = user.called_operand().name();
-                    if name.starts_with("llvm.lifetime.") || fills(&name, idx) {
+                    // va_start and va_copy fill a `va_list` whole; va_end
+                    // does nothing with it.
+                    let starts = idx == 0
+                        && (name.starts_with("llvm.va_start") || name.starts_with("llvm.va_copy"));
+                    if name.starts_with("llvm.lifetime.") || starts || fills(&name, idx) {
                         out.insert(user, Touch::Kill);
+                        continue;
+                    }
+                    if name.starts_with("llvm.va_end") {
+                        continue;
+                    }
+                    if name.starts_with("llvm.va_copy") {
+                        out.insert(user, Touch::Read);
                         continue;
                     }
                     // A write-only intrinsic destination is no read.

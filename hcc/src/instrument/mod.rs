@@ -34,12 +34,15 @@ mod pieces;
 mod recursion;
 mod setjmp;
 mod shadow;
+pub mod variadic;
 mod version;
 
 use crate::ir::{self, param_index, Block, Builder, Ctx, Ty, Val};
 use cfg::Cfg;
+use hc_metadata::isa::VaListAbi;
 use hc_metadata::sites::{FunctionSites, Site, SiteKind, SiteTable};
 use hc_metadata::types::{record_layout, ValueType};
+use hc_metadata::Isa;
 use inkwell::llvm_sys::{LLVMIntPredicate, LLVMLinkage, LLVMOpcode, LLVMTypeKind};
 use liveness::Liveness;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -273,10 +276,12 @@ pub struct Runtime {
     pub poll_record_busy: Val,
     pub statepoint: Val,
     pub statepoint_ty: Ty,
+    /// This ISA's `va_list` (variadic.rs).
+    pub va_list: &'static VaListAbi,
 }
 
 impl Runtime {
-    fn declare(cx: &Ctx) -> Runtime {
+    fn declare(cx: &Ctx, isa: Isa) -> Runtime {
         let (i32t, ptr, void) = (cx.i32(), cx.ptr(), cx.void());
         // The migration point takes the address of a buffer holding the
         // frame record of the function it is called from.
@@ -307,6 +312,7 @@ impl Runtime {
             poll_record_busy: cx.declare_global(abi::POLL_RECORD_BUSY, i32t, false),
             statepoint,
             statepoint_ty: statepoint.function_type(),
+            va_list: &isa.info().va_list,
         };
         rt.migrate_point.add_fn_attribute(cx.enum_attr("noinline"));
         rt.resume_bad.add_fn_attribute(cx.enum_attr("noreturn"));
@@ -362,6 +368,12 @@ pub fn value_type(ty: Ty) -> Option<ValueType> {
 /// record types, so both ISAs number them alike (`Liveness::compute_ordered`).
 fn record_liveness(cx: &Ctx, f: Val, blocks: &[Block], cfg: &Cfg) -> Liveness {
     Liveness::compute_ordered(f, blocks, cfg, |p| pieces::record_types(cx, p.ty()))
+}
+
+/// Whether static alloca `a` is a `va_list` of this ISA: a slot whose
+/// layout differs between ISAs that records carry anyway (variadic.rs).
+fn is_va_list_slot(cx: &Ctx, rt: &Runtime, a: Val) -> bool {
+    frame::shape(cx, a).ty == rt.va_list.ir_type()
 }
 
 /// Why a call is or is not a site.
@@ -589,6 +601,7 @@ type Blocker = (&'static str, String);
 /// instrumented. `Ok(None)`: nothing in it can reach a migration point.
 fn plan(
     cx: &Ctx,
+    rt: &Runtime,
     f: Val,
     agreed: Option<&frame::AgreedFrame>,
     point_free: &HashSet<Val>,
@@ -612,7 +625,7 @@ fn plan(
             &mut blocker,
             (
                 "variadic",
-                "variadic function (its va_list differs between ISAs)".into(),
+                "entry of a variadic function, for calls through pointers and from other files (their va_list reads the native stack)".into(),
             ),
         );
     }
@@ -722,10 +735,12 @@ fn plan(
     // keeps the function out.
     if let Some(g) = agreed {
         let slots = frame::static_allocas(f);
+        // `va_list` objects are carried (`va_list_slot`).
         let differing: Vec<Val> = g
             .differing
             .iter()
             .filter_map(|&k| slots.get(k).copied())
+            .filter(|a| !is_va_list_slot(cx, rt, *a))
             .collect();
         let live_at = |p: Val| {
             differing
@@ -843,6 +858,7 @@ pub type FrameShapes = BTreeMap<String, Vec<frame::SlotShape>>;
 /// returns the translation unit's site table and its functions' frame shapes.
 pub fn instrument_module(
     module: &inkwell::module::Module,
+    isa: Isa,
     source: &str,
     agreed: &Agreements,
 ) -> (SiteTable, FrameShapes) {
@@ -850,7 +866,7 @@ pub fn instrument_module(
     let cx = Ctx::new(module);
     neutral::redirect(&cx);
     assign_sections(&cx);
-    let rt = Runtime::declare(&cx);
+    let rt = Runtime::declare(&cx, isa);
     let polled = recursion::needing_entry_polls(&cx);
     let point_free = if ablated("point-free-calls") {
         HashSet::new()
@@ -878,7 +894,7 @@ pub fn instrument_module(
             sites: Vec::new(),
             lost: Vec::new(),
         };
-        let (p, mut blocker) = plan(&cx, f, agreed.frames.get(&symbol), &point_free);
+        let (p, mut blocker) = plan(&cx, &rt, f, agreed.frames.get(&symbol), &point_free);
         if let Some(why) = agreed.exclude.get(&symbol) {
             blocker = Some(("isa-mismatch", why.clone()));
         }
@@ -929,7 +945,7 @@ pub fn instrument_module(
                             copy.add_fn_attribute(cx.enum_attr("optsize"));
                             copy.add_fn_attribute(cx.enum_attr("minsize"));
                         }
-                        let (pc, blocker) = plan(&cx, copy, frame, &point_free);
+                        let (pc, blocker) = plan(&cx, &rt, copy, frame, &point_free);
                         assert!(blocker.is_none(), "a copy plans like its original");
                         let tc = transform(&cx, &rt, copy, pc, frame, Resume::Here);
                         let poll = polled.contains(&f) || ablated("entry-poll-pruning");
@@ -1098,6 +1114,9 @@ struct SiteWork {
     /// Values recomputed on resume instead (shadow-stack addresses, TLS,
     /// elements of aggregate arguments).
     derived: Vec<Val>,
+    /// Pointers to `va_list` objects the record carries (`ValueType::VaList`):
+    /// `None` the body's `va_list` parameter, `Some(k)` static slot `k`.
+    va_lists: Vec<(Option<usize>, Val)>,
 }
 
 /// What instrumenting a function produced, for its site table entry.
@@ -1272,6 +1291,7 @@ fn transform(
         callee: String::new(),
         carried: Vec::new(),
         derived: Vec::new(),
+        va_lists: Vec::new(),
     }];
     for blk in f.blocks() {
         for i in blk.instructions() {
@@ -1294,6 +1314,7 @@ fn transform(
                 callee,
                 carried: Vec::new(),
                 derived: Vec::new(),
+                va_lists: Vec::new(),
             });
         }
     }
@@ -1343,6 +1364,59 @@ fn transform(
         s.derived.retain(|d| !s.carried.contains(d));
         s.carried.sort_by_key(|v| live.position(*v));
         s.derived.sort_by_key(|v| live.position(*v));
+    }
+    // --- `va_list` objects a resume writes back in the destination's layout
+    // (variadic.rs): a body's `va_list` parameter while it is live, and
+    // `va_list` slots whose contents are read after the site. ---
+    {
+        let va_param = f
+            .params()
+            .into_iter()
+            .find(|p| variadic::is_va_list_param(f, *p));
+        let order: HashMap<Val, usize> = blocks
+            .iter()
+            .flat_map(|b| b.instructions())
+            .enumerate()
+            .map(|(i, v)| (v, i))
+            .collect();
+        let block_of: HashMap<Block, usize> =
+            blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+        let mut va_slots: Vec<(usize, Val)> = shadow
+            .index
+            .iter()
+            .filter(|(_, k)| {
+                agreed.is_some_and(|g| g.differing.contains(k))
+                    && shadow.shapes[**k].ty == rt.va_list.ir_type()
+            })
+            .map(|(g, k)| (*k, *g))
+            .collect();
+        va_slots.sort_by_key(|(k, g)| (*k, order.get(g).copied()));
+        let dominates = |d: Val, at: Val| {
+            let (bd, ba) = (block_of[&d.block()], block_of[&at.block()]);
+            if bd == ba {
+                order[&d] < order[&at]
+            } else {
+                cfg.dominates(bd, ba)
+            }
+        };
+        for s in sites.iter_mut() {
+            if let Some(p) = va_param.filter(|p| s.carried.contains(p)) {
+                s.va_lists.push((None, p));
+            }
+            for &(k, g) in &va_slots {
+                if s.va_lists.iter().any(|(x, _)| *x == Some(k))
+                    || !dominates(g, s.call)
+                    || frame::read_after(g, &[s.call], &blocks).is_none()
+                {
+                    continue;
+                }
+                s.va_lists.push((Some(k), g));
+                if !s.derived.contains(&g) && !s.carried.contains(&g) {
+                    s.derived.push(g);
+                    s.derived.sort_by_key(|v| live.position(*v));
+                }
+            }
+        }
     }
     // Bases of recomputed address computations, before demotion rewrites them.
     let mut bases: HashMap<Val, Val> = HashMap::new();
@@ -1396,6 +1470,19 @@ fn transform(
             }
         }));
     }
+    // `va_list` objects after the values, the parameter first, then by slot.
+    let mut va_keys: Vec<Option<usize>> = sites
+        .iter()
+        .flat_map(|s| s.va_lists.iter().map(|(k, _)| *k))
+        .collect();
+    va_keys.sort();
+    va_keys.dedup();
+    let va_index: HashMap<Option<usize>, usize> = va_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (*k, record_types.len() + i))
+        .collect();
+    record_types.extend(va_keys.iter().map(|_| ValueType::VaList));
     let (record_offsets, _) = record_layout(&record_types);
     // (byte offset in the record, IR type) of each piece of a carried value.
     let piece_slots = |v: &Val| -> Vec<(u64, Ty)> {
@@ -1634,6 +1721,25 @@ fn transform(
             b.switch(site_of(rec), bad, &loop_cases[li]);
         }
         for (k, s) in sites.iter().enumerate() {
+            // The record names each `va_list`'s next argument: written back
+            // in this ISA's layout before the record is used up.
+            if !s.va_lists.is_empty() {
+                b.before(resume_block[k].first().expect("resume_take is there"));
+                let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[f], "hc.rec");
+                let vals = b.gep_i8(
+                    cx,
+                    rec,
+                    cx.const_int(cx.i64(), abi::RECORD_VALUES_OFFSET),
+                    "hc.values",
+                );
+                for (key, v) in &s.va_lists {
+                    let off = record_offsets[va_index[key]] as u64;
+                    let at = b.gep_i8(cx, vals, cx.const_int(cx.i64(), off), "");
+                    let next = b.load(ptr, at, "hc.va.next");
+                    let object = b.load(ptr, slot[v], "");
+                    variadic::write_stack_form(cx, &b, rt.va_list, object, next);
+                }
+            }
             b.at_end(resume_block[k]);
             match setjmp.as_ref().filter(|_| rearm[k]) {
                 None => {
@@ -1721,12 +1827,21 @@ fn transform(
                     st.set_volatile();
                 }
             }
+            for (key, v) in &s.va_lists {
+                let x = b.load(ptr, slot[v], "");
+                let off = record_offsets[va_index[key]] as u64;
+                let at = b.gep_i8(cx, buf, cx.const_int(cx.i64(), off), "");
+                let st = b.store(x, at);
+                st.set_alignment(8);
+                st.set_volatile();
+            }
             call.set_operand(0, buf);
             Vec::new()
         } else {
             carried[k]
                 .iter()
                 .flat_map(|(ty, sl)| pieces::split(cx, &b, b.load(*ty, *sl, "")))
+                .chain(s.va_lists.iter().map(|(_, v)| b.load(ptr, slot[v], "")))
                 .collect()
         };
         let nargs = call.num_args();
@@ -1779,6 +1894,7 @@ fn transform(
                     let (first, tys) = &record_pieces[v];
                     (*first..first + tys.len()).map(|i| i as u32)
                 })
+                .chain(s.va_lists.iter().map(|(key, _)| va_index[key] as u32))
                 .collect(),
         });
     }

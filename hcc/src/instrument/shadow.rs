@@ -28,6 +28,8 @@ pub struct ShadowFrame {
     /// Each former static alloca's replacement `gep frame, offset`: its
     /// frame and offset.
     pub slots: HashMap<Val, (Val, u64)>,
+    /// Each replacement `gep`'s static alloca, by its index in layout order.
+    pub index: HashMap<Val, usize>,
     /// (offset, size) of every static alloca, for the cross-ISA layout check.
     pub layout: Vec<(u64, u64)>,
     /// Every static alloca as this variant has it (before any widening).
@@ -114,6 +116,8 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
     {
         if let Some(eps) = episodes(f, &statics) {
             let offset: HashMap<Val, u64> = statics.iter().copied().zip(offsets).collect();
+            let index: HashMap<Val, usize> =
+                statics.iter().enumerate().map(|(k, a)| (*a, k)).collect();
             for ep in eps {
                 b.before(ep.start);
                 let base = b.load(cx.ptr(), rt.ssp, "hc.ssp.base");
@@ -124,6 +128,7 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
                     let g = *geps.entry(a).or_insert_with(|| {
                         let g = b.gep_i8(cx, base, cx.const_int(i64t, offset[&a]), &a.name());
                         out.slots.insert(g, (base, offset[&a]));
+                        out.index.insert(g, index[&a]);
                         g
                     });
                     user.set_operand(idx, g);
@@ -157,12 +162,13 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
         let top = b.gep_i8(cx, frame, cx.const_int(i64t, frame_size), "hc.ssp.top");
         b.store(top, rt.ssp);
     }
-    for (a, o) in statics.iter().zip(offsets) {
+    for (k, (a, o)) in statics.iter().zip(offsets).enumerate() {
         let name = a.name();
         let g = b.gep_i8(cx, frame, cx.const_int(i64t, o), &name);
         a.replace_all_uses_with(g);
         a.erase();
         out.slots.insert(g, (frame, o));
+        out.index.insert(g, k);
     }
     for a in dynamics {
         b.before(a);
