@@ -498,8 +498,23 @@ fn worker(
         )
     };
     let mut decisions = Decisions::default();
+    // The optimized module of the last optimization and the noinline set it
+    // had: a round that only agrees on frames or excludes functions
+    // instruments a copy of it instead of optimizing again (sqlite3.c: 80 s
+    // per ISA).
+    let mut optimized: Option<(BTreeSet<String>, Module)> = None;
     loop {
-        let step = build(isa, &ctx, &tm, &opt_tm, bitcode, source, level, &decisions);
+        let step = (|| {
+            let module = match &optimized {
+                Some((noinline, m)) if *noinline == decisions.noinline => m.clone(),
+                _ => {
+                    let m = optimize(isa, &ctx, &tm, &opt_tm, bitcode, source, level, &decisions)?;
+                    optimized = Some((decisions.noinline.clone(), m.clone()));
+                    m
+                }
+            };
+            instrument(isa, module, &tm, source, &decisions)
+        })();
         let (module, table) = match step {
             Ok(x) => x,
             Err(e) => {
@@ -523,9 +538,9 @@ fn worker(
     }
 }
 
-/// Parses, optimizes and instruments one ISA's module.
+/// Parses and optimizes one ISA's module.
 #[allow(clippy::too_many_arguments)]
-fn build<'c>(
+fn optimize<'c>(
     isa: Isa,
     ctx: &'c Context,
     tm: &TargetMachine,
@@ -534,7 +549,7 @@ fn build<'c>(
     source: &str,
     level: OptLevel,
     decisions: &Decisions,
-) -> Result<(Module<'c>, Instrumented), String> {
+) -> Result<Module<'c>, String> {
     let timer = Timer::new(source, tm);
     let buf = MemoryBuffer::create_from_memory_range_copy(bitcode, source);
     let module = Module::parse_bitcode_from_buffer(&buf, ctx).map_err(|e| e.to_string())?;
@@ -563,6 +578,18 @@ fn build<'c>(
     swap_target_attributes(ctx, &module, Isa::PRIMARY, Some(saved));
     timer.mark("optimize");
     dump_ir(&module, tm, source, "opt");
+    Ok(module)
+}
+
+/// Instruments one ISA's optimized module with the round's decisions.
+fn instrument<'c>(
+    isa: Isa,
+    module: Module<'c>,
+    tm: &TargetMachine,
+    source: &str,
+    decisions: &Decisions,
+) -> Result<(Module<'c>, Instrumented), String> {
+    let timer = Timer::new(source, tm);
     // Loops with a preheader, one latch and exits of their own: the shape
     // loop versioning (instrument/version.rs) works on. It adds blocks
     // without calls, so site sequences do not change.

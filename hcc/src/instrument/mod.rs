@@ -426,6 +426,12 @@ fn classify_call(call: Val) -> CallClass {
             return CallClass::NotSite;
         }
     }
+    if ablated("routed-sites")
+        && callee.is_function()
+        && callee.name().ends_with(variadic::BODY_SUFFIX)
+    {
+        return CallClass::Lost;
+    }
     // A statepoint cannot wrap a variadic call (the verifier rejects it); a
     // frame stopped in such a call cannot migrate.
     if call.called_type().is_vararg_fn() {
