@@ -423,6 +423,19 @@ impl Val {
             }
         }
     }
+    /// Removes enum attribute `kind` from a function.
+    pub fn remove_fn_enum_attr(self, kind: u32) {
+        // SAFETY: see module docs; only called on functions.
+        unsafe { LLVMRemoveEnumAttributeAtIndex(self.0, FUNCTION_INDEX, kind) }
+    }
+    /// Whether LLVM's verifier accepts function `self`.
+    pub fn verifies(self) -> bool {
+        use inkwell::llvm_sys::analysis::{LLVMVerifierFailureAction, LLVMVerifyFunction};
+        // SAFETY: see module docs; only called on defined functions.
+        unsafe {
+            LLVMVerifyFunction(self.0, LLVMVerifierFailureAction::LLVMReturnStatusAction) == 0
+        }
+    }
     /// Adds attribute `a` at `index` of a function (`param_index`, 0 for
     /// the result, FUNCTION_INDEX).
     pub fn add_attribute_at(self, index: u32, a: Attr) {

@@ -506,10 +506,10 @@ fn worker(
     loop {
         let step = (|| {
             let module = match &optimized {
-                Some((noinline, m)) if *noinline == decisions.noinline => m.clone(),
+                Some((noinline, m)) if *noinline == decisions.noinline => clone_module(m),
                 _ => {
                     let m = optimize(isa, &ctx, &tm, &opt_tm, bitcode, source, level, &decisions)?;
-                    optimized = Some((decisions.noinline.clone(), m.clone()));
+                    optimized = Some((decisions.noinline.clone(), clone_module(&m)));
                     m
                 }
             };
@@ -538,6 +538,14 @@ fn worker(
     }
 }
 
+/// A copy of `m`. (inkwell's `clone` verifies the whole module first, which
+/// costs sqlite3.c seconds; the optimizer's output is valid.)
+fn clone_module<'c>(m: &Module<'c>) -> Module<'c> {
+    // SAFETY: `m` is a live module; the copy is a new module in the same
+    // context, owned by the returned value.
+    unsafe { Module::new(inkwell::llvm_sys::core::LLVMCloneModule(m.as_mut_ptr())) }
+}
+
 /// Parses and optimizes one ISA's module.
 #[allow(clippy::too_many_arguments)]
 fn optimize<'c>(
@@ -554,7 +562,7 @@ fn optimize<'c>(
     let buf = MemoryBuffer::create_from_memory_range_copy(bitcode, source);
     let module = Module::parse_bitcode_from_buffer(&buf, ctx).map_err(|e| e.to_string())?;
     if !instrument::ablated("variadic-bodies") {
-        instrument::variadic::lower(&module, &isa.info().va_list);
+        instrument::variadic::lower(&module, &isa.info().va_list)?;
     }
     keep_out_of_line(ctx, &module, &decisions.noinline);
     timer.mark("parse");

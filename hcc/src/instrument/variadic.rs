@@ -181,6 +181,7 @@ fn split(cx: &Ctx, abi: &VaListAbi, f: Val) -> Val {
     g.add_attribute_at(at, cx.string_attr(VA_LIST_PARAM));
     // Inlined, the caller's object would be read after sites of the caller,
     // which cannot carry it (it has no `va_list` type there).
+    g.remove_fn_enum_attr(Ctx::enum_kind("alwaysinline"));
     g.add_fn_attribute(cx.enum_attr("noinline"));
     // The body moves, with its debug information.
     let blocks = f.blocks();
@@ -369,8 +370,8 @@ fn keep_va_list_in_memory(f: Val) {
 }
 
 /// Runs on an unoptimized module (see the module docs). `abi`: this ISA's
-/// `va_list`.
-pub fn lower(module: &inkwell::module::Module, abi: &VaListAbi) {
+/// `va_list`. Err names a function the rewrite left invalid (a bug of hcc's).
+pub fn lower(module: &inkwell::module::Module, abi: &VaListAbi) -> Result<(), String> {
     let cx = Ctx::new(module);
     let defined: Vec<Val> = cx
         .functions()
@@ -388,13 +389,15 @@ pub fn lower(module: &inkwell::module::Module, abi: &VaListAbi) {
             .iter()
             .flat_map(|b| b.instructions())
             .any(|i| i.is_call() && i.is_musttail());
-        if f.function_type().is_vararg_fn() && !forwards {
+        let naked = f.has_fn_enum_attr(Ctx::enum_kind("naked"));
+        if f.function_type().is_vararg_fn() && !forwards && !naked {
             bodies.insert(f, split(&cx, abi, f));
         }
     }
     if bodies.is_empty() {
-        return;
+        return Ok(());
     }
+    let mut changed: Vec<Val> = bodies.iter().flat_map(|(f, g)| [*f, *g]).collect();
     for caller in cx.functions() {
         if caller.is_declaration() || bodies.contains_key(&caller) {
             continue;
@@ -410,8 +413,19 @@ pub fn lower(module: &inkwell::module::Module, abi: &VaListAbi) {
                     .map(|_| (i, i.called_operand()))
             })
             .collect();
+        let mut routed = false;
         for (call, f) in calls {
-            route_call(&cx, abi, call, f, bodies[&f]);
+            routed |= route_call(&cx, abi, call, f, bodies[&f]);
         }
+        if routed {
+            changed.push(caller);
+        }
+    }
+    match changed.into_iter().find(|f| !f.verifies()) {
+        Some(f) => Err(format!(
+            "internal error: routing variadic calls left '{}' invalid (please report this with the source file)",
+            f.name()
+        )),
+        None => Ok(()),
     }
 }
