@@ -398,6 +398,11 @@ const LIBC_VARIADIC: &[&str] = &[
     "sscanf", "syscall", "syslog", "ulimit",
 ];
 
+/// Whether `name` is one of libc's variadic functions (no program body).
+fn is_libc_variadic(name: &str) -> bool {
+    LIBC_VARIADIC.binary_search(&name).is_ok()
+}
+
 fn classify_call(call: Val) -> CallClass {
     let callee = call.called_operand();
     if callee.is_inline_asm() {
@@ -435,8 +440,7 @@ fn classify_call(call: Val) -> CallClass {
     // A statepoint cannot wrap a variadic call (the verifier rejects it); a
     // frame stopped in such a call cannot migrate.
     if call.called_type().is_vararg_fn() {
-        let libc =
-            callee.is_function() && LIBC_VARIADIC.binary_search(&callee.name().as_str()).is_ok();
+        let libc = callee.is_function() && is_libc_variadic(&callee.name());
         return if libc {
             CallClass::NotSite
         } else {

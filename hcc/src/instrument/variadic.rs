@@ -232,20 +232,21 @@ fn split(cx: &Ctx, abi: &VaListAbi, f: Val) -> Val {
     g
 }
 
-/// Replaces direct call `call` of a split function by a call of its body
-/// with the variable arguments in an area of the caller's frame. False when
-/// some argument cannot travel there (the call stays).
-fn route_call(cx: &Ctx, abi: &VaListAbi, call: Val, f: Val, g: Val) -> bool {
-    let nfixed = f.function_type().param_types().len() as u32;
-    let nargs = call.num_args();
-    let varargs: Vec<Val> = (nfixed..nargs).map(|j| call.operand(j)).collect();
-    if call.called_type() != f.function_type()
-        || call.num_bundles() > 0
-        || call.is_musttail()
-        || !varargs.iter().all(|v| slot_type(v.ty()))
-    {
-        return false;
-    }
+/// Whether direct call `call` of variadic type `fty` can be routed: every
+/// variable argument fits the area.
+fn routable(call: Val, fty: Ty) -> bool {
+    let nfixed = fty.param_types().len() as u32;
+    call.called_type() == fty
+        && call.num_bundles() == 0
+        && !call.is_musttail()
+        && (nfixed..call.num_args()).all(|j| slot_type(call.operand(j).ty()))
+}
+
+/// Emits, before `at`, a call of body `g` with `call`'s fixed arguments and
+/// its variable ones in an area of the caller's frame; returns the new call.
+fn emit_routed(cx: &Ctx, abi: &VaListAbi, call: Val, g: Val, at: Val) -> Val {
+    let nfixed = g.function_type().param_types().len() as u32 - 1;
+    let varargs: Vec<Val> = (nfixed..call.num_args()).map(|j| call.operand(j)).collect();
     let caller = call.block().parent();
     let b = Builder::new(cx);
     b.at_start(caller.entry());
@@ -258,19 +259,18 @@ fn route_call(cx: &Ctx, abi: &VaListAbi, call: Val, f: Val, g: Val) -> bool {
     // slots hold nothing a migration must carry.
     let start = cx.intrinsic("llvm.lifetime.start", &[cx.ptr()]);
     let end = cx.intrinsic("llvm.lifetime.end", &[cx.ptr()]);
-    b.before(call);
+    b.before(at);
     for p in [area, va] {
         b.call(start.function_type(), start, &[p], "");
     }
     for (i, v) in varargs.iter().enumerate() {
-        let at = b.gep_i8(cx, area, cx.const_int(cx.i64(), 8 * i as u64), "");
-        b.store(*v, at).set_alignment(8);
+        let slot = b.gep_i8(cx, area, cx.const_int(cx.i64(), 8 * i as u64), "");
+        b.store(*v, slot).set_alignment(8);
     }
     write_stack_form(cx, &b, abi, va, area);
     let mut args: Vec<Val> = (0..nfixed).map(|j| call.operand(j)).collect();
     args.push(va);
-    let name = call.name();
-    let new = b.call(g.function_type(), g, &args, &name);
+    let new = b.call(g.function_type(), g, &args, &call.name());
     new.set_call_conv(call.call_conv());
     new.copy_debug_loc(call);
     // A program's own variadic functions are mostly diagnostics (error
@@ -287,13 +287,80 @@ fn route_call(cx: &Ctx, abi: &VaListAbi, call: Val, f: Val, g: Val) -> bool {
             new.add_call_site_attribute(idx, a);
         }
     }
+    b.after(new);
+    for p in [area, va] {
+        b.call(end.function_type(), end, &[p], "");
+    }
+    new
+}
+
+/// Replaces direct call `call` of split function `f` by a call of its body
+/// `g` (`emit_routed`). False when some argument cannot travel in the area
+/// (the call stays).
+fn route_call(cx: &Ctx, abi: &VaListAbi, call: Val, f: Val, g: Val) -> bool {
+    if !routable(call, f.function_type()) {
+        return false;
+    }
+    let new = emit_routed(cx, abi, call, g, call);
     if !call.ty().is_void() {
         call.replace_all_uses_with(new);
     }
     call.erase();
-    b.after(new);
-    for p in [area, va] {
-        b.call(end.function_type(), end, &[p], "");
+    true
+}
+
+/// A call of variadic `f` defined in another file (or in a library):
+/// routed to `f.hc.v` when the link finds one (a weak reference, null
+/// otherwise), else made as it is.
+///
+/// ```text
+///   br (@f.hc.v != null), routed, plain
+///   routed: area, va_list; r1 = f.hc.v(fixed..., va)   plain: r2 = f(...)
+///   join: phi [r1, r2]
+/// ```
+fn route_call_weak(cx: &Ctx, abi: &VaListAbi, call: Val, f: Val) -> bool {
+    let fty = f.function_type();
+    if !routable(call, fty) {
+        return false;
+    }
+    let name = format!("{}{BODY_SUFFIX}", f.name());
+    let g = match cx.function(&name) {
+        Some(g) => g,
+        None => {
+            let mut params = fty.param_types();
+            params.push(cx.ptr());
+            let g = cx.declare(&name, cx.fn_type(fty.return_type(), &params, false));
+            g.set_linkage(inkwell::llvm_sys::LLVMLinkage::LLVMExternalWeakLinkage);
+            g
+        }
+    };
+    let pre = call.block();
+    let plain = ir::split_before(cx, call, "hc.va.plain");
+    let next = call.next().expect("a call is not a terminator");
+    let join = ir::split_before(cx, next, "hc.va.join");
+    let routed = cx.block_after(pre, "hc.va.routed");
+    let b = Builder::new(cx);
+    b.at_end(routed);
+    let br = b.br(join);
+    let new = emit_routed(cx, abi, call, g, br);
+    pre.terminator().expect("split left a branch").erase();
+    b.at_end(pre);
+    let has_body = b.icmp(
+        inkwell::llvm_sys::LLVMIntPredicate::LLVMIntNE,
+        g,
+        cx.null(cx.ptr()),
+        "hc.va.has_body",
+    );
+    b.cond_br(has_body, routed, plain);
+    if !call.ty().is_void() {
+        let uses = call.uses();
+        b.at_start(join);
+        let phi = b.phi(call.ty(), "");
+        phi.add_incoming(new, routed);
+        phi.add_incoming(call, plain);
+        for (user, idx) in uses {
+            user.set_operand(idx, phi);
+        }
     }
     true
 }
@@ -394,9 +461,6 @@ pub fn lower(module: &inkwell::module::Module, abi: &VaListAbi) -> Result<(), St
             bodies.insert(f, split(&cx, abi, f));
         }
     }
-    if bodies.is_empty() {
-        return Ok(());
-    }
     let mut changed: Vec<Val> = bodies.iter().flat_map(|(f, g)| [*f, *g]).collect();
     for caller in cx.functions() {
         if caller.is_declaration() || bodies.contains_key(&caller) {
@@ -416,6 +480,24 @@ pub fn lower(module: &inkwell::module::Module, abi: &VaListAbi) -> Result<(), St
         let mut routed = false;
         for (call, f) in calls {
             routed |= route_call(&cx, abi, call, f, bodies[&f]);
+        }
+        // Variadic functions of other files: the link decides.
+        let elsewhere: Vec<(Val, Val)> = caller
+            .blocks()
+            .iter()
+            .flat_map(|b| b.instructions())
+            .filter(|i| i.opcode() == Some(LLVMOpcode::LLVMCall))
+            .map(|i| (i, i.called_operand()))
+            .filter(|(_, f)| {
+                f.is_function()
+                    && f.is_declaration()
+                    && f.intrinsic_id() == 0
+                    && f.function_type().is_vararg_fn()
+                    && !super::is_libc_variadic(&f.name())
+            })
+            .collect();
+        for (call, f) in elsewhere {
+            routed |= route_call_weak(&cx, abi, call, f);
         }
         if routed {
             changed.push(caller);
