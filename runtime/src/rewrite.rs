@@ -134,8 +134,9 @@ fn va_lists_to_snapshot(
         {
             return Err(format!(
                 "its va_list at {addr:#x} reads arguments from the native stack: the variadic \
-                 call came through a function pointer or from another file, not through \
-                 hcc's argument area; migrate once the program has left that call"
+                 call did not go through hcc's argument area (it came through a function \
+                 pointer, or passed a struct or long double); migrate once the program has \
+                 left that call"
             ));
         }
         values[at..at + 8].copy_from_slice(&next.to_le_bytes());

@@ -635,7 +635,7 @@ fn plan(
             &mut blocker,
             (
                 "variadic",
-                "entry of a variadic function, for calls through pointers and from other files (their va_list reads the native stack)".into(),
+                "entry of a variadic function, for calls through pointers (their va_list reads the native stack)".into(),
             ),
         );
     }

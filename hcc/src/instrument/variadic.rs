@@ -16,8 +16,9 @@
 //! `va_list` in the everything on the stack form pointing at it
 //! (`IsaInfo::va_list`) and calls `f.hc.v`. Such a `va_list` is one pointer
 //! on every ISA: frame records carry it (`ValueType::VaList`) and resume
-//! paths write it back in the destination's layout. Calls through pointers
-//! and from other files still enter `f`, whose frame cannot migrate.
+//! paths write it back in the destination's layout. Calls of `f` from
+//! other files go to `f.hc.v` when the link defines it (a weak reference);
+//! calls through pointers still enter `f`, whose frame cannot migrate.
 //!
 //! An ISA whose `va_list` is a struct passed by value (aarch64) hands the
 //! callee a pointer to a copy; the copy is elided, as C leaves the caller's
@@ -209,7 +210,7 @@ fn split(cx: &Ctx, abi: &VaListAbi, f: Val) -> Val {
         c.copy_debug_loc(start);
         start.erase();
     }
-    // The shim: what calls through pointers and from other files enter.
+    // The shim: what calls through pointers enter.
     let entry = cx.append_block(f, "entry");
     b.at_end(entry);
     let ap = b.alloca(va_list_type(cx, abi), "ap");
