@@ -188,11 +188,13 @@ struct pair { long a, b; };
 long sum(int n, ...); long pairs(int n, ...); double wide(int n, ...);
 static inline __attribute__((always_inline)) int first(int n, ...) { va_list ap; va_start(ap, n); int r = va_arg(ap, int); va_end(ap); return r + n; }
 static long local(int n, ...) { va_list ap; va_start(ap, n); long s = 0; while (n--) s = s * 10 + va_arg(ap, int); va_end(ap); return s; }
+/* Passed 0 for a pointer, as sqlite3's shell does: natively that reads NULL. */
+static int is_null(int n, ...) { va_list ap; va_start(ap, n); int *p = va_arg(ap, int *); va_end(ap); return p == 0; }
 int main(void) {
     long (*fp)(int, ...) = local;
     struct pair p = {3, 4}, q = {5, 6};
-    printf("%ld %ld %ld %ld %.1f %d\n", sum(3, 1L, 2L, 3L), local(3, 1, 2, 3), fp(2, 4, 5),
-           pairs(2, p, q), wide(2, 1.5L, 2.25L), first(1, 41));
+    printf("%ld %ld %ld %ld %.1f %d %d\n", sum(3, 1L, 2L, 3L), local(3, 1, 2, 3), fp(2, 4, 5),
+           pairs(2, p, q), wide(2, 1.5L, 2.25L), first(1, 41), is_null(1, 0));
     return 0;
 }
 "#;
@@ -212,7 +214,7 @@ fn variadic_functions_run_however_they_are_called() {
         let r = native(&p.join("v"), &[], p);
         assert_eq!(
             (r.code, r.stdout_str().as_str()),
-            (Some(0), "6 123 45 42 3.8 42\n"),
+            (Some(0), "6 123 45 42 3.8 42 1\n"),
             "{level}: {}",
             r.stderr
         );

@@ -266,7 +266,16 @@ fn emit_routed(cx: &Ctx, abi: &VaListAbi, call: Val, g: Val, at: Val) -> Val {
     }
     for (i, v) in varargs.iter().enumerate() {
         let slot = b.gep_i8(cx, area, cx.const_int(cx.i64(), 8 * i as u64), "");
-        b.store(*v, slot).set_alignment(8);
+        // An `int` fills its slot zero-extended, as a 32-bit register write
+        // does on both ISAs: programs pass 0 where the callee reads a
+        // pointer (sqlite3's shell does), and natively that reads NULL.
+        let word = if v.ty().kind() == LLVMTypeKind::LLVMIntegerTypeKind && v.ty().int_width() < 64
+        {
+            b.zext(*v, cx.i64(), "")
+        } else {
+            *v
+        };
+        b.store(word, slot).set_alignment(8);
     }
     write_stack_form(cx, &b, abi, va, area);
     let mut args: Vec<Val> = (0..nfixed).map(|j| call.operand(j)).collect();
