@@ -972,9 +972,8 @@ impl Ctx {
             Md(LLVMMetadataAsValue(self.ctx, node))
         }
     }
-    /// A copy of defined function `f` named `name`, with internal linkage and
-    /// the same type, attributes, calling convention, personality and
-    /// alignment, but no debug locations (it has no subprogram of its own).
+    /// A copy of defined function `f` named `name`: `function_like` with
+    /// `f`'s own type, but internal linkage, and no debug locations (it has no subprogram of its own).
     /// Calls to `f` inside it still call `f`. `None` when `f`'s blocks have
     /// their address taken (`indirectbr`, `callbr`): those addresses would
     /// still point into `f`.
@@ -1030,25 +1029,15 @@ impl Ctx {
                 c.is_function() && c.name().starts_with("llvm.dbg.")
             }
         };
-        let c = cstr(name);
         let assign_id = self.md_kind("DIAssignID");
         // SAFETY: see module docs; `f` is a defined function of this module,
         // every LLVM-C call below gets handles of the kind it expects, and
         // attribute arrays are sized by LLVM's own count.
         unsafe {
-            let g = LLVMAddFunction(self.module, c.as_ptr(), LLVMGlobalGetValueType(f.0));
             let nparams = LLVMCountParams(f.0);
-            for idx in [FUNCTION_INDEX, 0].into_iter().chain(1..=nparams) {
-                for a in f.attributes_at(idx) {
-                    LLVMAddAttributeAtIndex(g, idx, a);
-                }
-            }
-            LLVMSetFunctionCallConv(g, LLVMGetFunctionCallConv(f.0));
+            let g = self.function_like(f, name, f.function_type(), nparams).0;
+            // Internal (which also makes its visibility default).
             LLVMSetLinkage(g, inkwell::llvm_sys::LLVMLinkage::LLVMInternalLinkage);
-            LLVMSetAlignment(g, LLVMGetAlignment(f.0));
-            if LLVMHasPersonalityFn(f.0) != 0 {
-                LLVMSetPersonalityFn(g, LLVMGetPersonalityFn(f.0));
-            }
             let mut map: HashMap<LLVMValueRef, LLVMValueRef> = HashMap::new();
             for i in 0..nparams {
                 map.insert(LLVMGetParam(f.0, i), LLVMGetParam(g, i));

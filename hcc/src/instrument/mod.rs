@@ -276,8 +276,10 @@ pub struct Runtime {
     pub poll_record_busy: Val,
     pub statepoint: Val,
     pub statepoint_ty: Ty,
-    /// This ISA's `va_list` (variadic.rs).
+    /// This ISA's `va_list` (variadic.rs), and its type as slot shapes
+    /// spell it.
     pub va_list: &'static VaListAbi,
+    va_list_shape: String,
 }
 
 impl Runtime {
@@ -313,10 +315,18 @@ impl Runtime {
             statepoint,
             statepoint_ty: statepoint.function_type(),
             va_list: &isa.info().va_list,
+            va_list_shape: isa.info().va_list.ir_type(),
         };
         rt.migrate_point.add_fn_attribute(cx.enum_attr("noinline"));
         rt.resume_bad.add_fn_attribute(cx.enum_attr("noreturn"));
         rt
+    }
+
+    /// Whether a stack slot of this shape is a `va_list` of this ISA: a slot
+    /// whose layout differs between ISAs that records carry anyway
+    /// (variadic.rs).
+    fn is_va_list(&self, shape: &frame::SlotShape) -> bool {
+        shape.ty == self.va_list_shape
     }
 }
 
@@ -368,12 +378,6 @@ pub fn value_type(ty: Ty) -> Option<ValueType> {
 /// record types, so both ISAs number them alike (`Liveness::compute_ordered`).
 fn record_liveness(cx: &Ctx, f: Val, blocks: &[Block], cfg: &Cfg) -> Liveness {
     Liveness::compute_ordered(f, blocks, cfg, |p| pieces::record_types(cx, p.ty()))
-}
-
-/// Whether static alloca `a` is a `va_list` of this ISA: a slot whose
-/// layout differs between ISAs that records carry anyway (variadic.rs).
-fn is_va_list_slot(cx: &Ctx, rt: &Runtime, a: Val) -> bool {
-    frame::shape(cx, a).ty == rt.va_list.ir_type()
 }
 
 /// Why a call is or is not a site.
@@ -745,12 +749,12 @@ fn plan(
     // keeps the function out.
     if let Some(g) = agreed {
         let slots = frame::static_allocas(f);
-        // `va_list` objects are carried (`va_list_slot`).
+        // `va_list` objects are carried (transform's `va_lists`).
         let differing: Vec<Val> = g
             .differing
             .iter()
             .filter_map(|&k| slots.get(k).copied())
-            .filter(|a| !is_va_list_slot(cx, rt, *a))
+            .filter(|a| !rt.is_va_list(&frame::shape(cx, *a)))
             .collect();
         let live_at = |p: Val| {
             differing
@@ -1396,7 +1400,7 @@ fn transform(
             .iter()
             .filter(|(_, k)| {
                 agreed.is_some_and(|g| g.differing.contains(k))
-                    && shadow.shapes[**k].ty == rt.va_list.ir_type()
+                    && rt.is_va_list(&shadow.shapes[**k])
             })
             .map(|(g, k)| (*k, *g))
             .collect();

@@ -515,38 +515,27 @@ pub fn lower(module: &inkwell::module::Module, abi: &VaListAbi) -> Result<(), St
         if caller.is_declaration() || bodies.contains_key(&caller) {
             continue;
         }
-        let calls: Vec<(Val, Val)> = caller
+        // Calls of this file's variadic functions go to their bodies; calls
+        // of other files' (not libc's), through a thunk the link decides.
+        let calls: Vec<Val> = caller
             .blocks()
             .iter()
             .flat_map(|b| b.instructions())
             .filter(|i| i.opcode() == Some(LLVMOpcode::LLVMCall))
-            .filter_map(|i| {
-                bodies
-                    .get(&i.called_operand())
-                    .map(|_| (i, i.called_operand()))
-            })
             .collect();
         let mut routed = false;
-        for (call, f) in calls {
-            routed |= route_call(&cx, abi, call, f, bodies[&f]);
-        }
-        // Variadic functions of other files: the link decides.
-        let elsewhere: Vec<(Val, Val)> = caller
-            .blocks()
-            .iter()
-            .flat_map(|b| b.instructions())
-            .filter(|i| i.opcode() == Some(LLVMOpcode::LLVMCall))
-            .map(|i| (i, i.called_operand()))
-            .filter(|(_, f)| {
-                f.is_function()
-                    && f.is_declaration()
-                    && f.intrinsic_id() == 0
-                    && f.function_type().is_vararg_fn()
-                    && !super::is_libc_variadic(&f.name())
-            })
-            .collect();
-        for (call, f) in elsewhere {
-            routed |= route_call_weak(&cx, abi, call, f, &mut thunks);
+        for call in calls {
+            let f = call.called_operand();
+            if let Some(&g) = bodies.get(&f) {
+                routed |= route_call(&cx, abi, call, f, g);
+            } else if f.is_function()
+                && f.is_declaration()
+                && f.intrinsic_id() == 0
+                && f.function_type().is_vararg_fn()
+                && !super::is_libc_variadic(&f.name())
+            {
+                routed |= route_call_weak(&cx, abi, call, f, &mut thunks);
+            }
         }
         if routed {
             changed.push(caller);
