@@ -654,6 +654,11 @@ impl Val {
         }
     }
     /// An `icmp`'s predicate.
+    /// Whether this load or store is volatile.
+    pub fn is_volatile(self) -> bool {
+        // SAFETY: see module docs; callers pass loads and stores.
+        unsafe { LLVMGetVolatile(self.0) != 0 }
+    }
     pub fn icmp_predicate(self) -> Option<LLVMIntPredicate> {
         // SAFETY: see module docs; checked to be an icmp first.
         unsafe {
@@ -1411,6 +1416,42 @@ impl Builder {
         let c = cstr(name);
         // SAFETY: see module docs.
         Val(unsafe { LLVMBuildPhi(self.0, ty.0, c.as_ptr()) })
+    }
+    /// `callbr` of an argument-less inline asm statement that may leave
+    /// for `indirect` (`asm goto`): control normally goes on to `default`.
+    /// `asm` is in LLVM's template syntax (`${0:l}` is `indirect`'s label).
+    pub fn callbr_asm(&self, cx: &Ctx, asm: &str, default: Block, indirect: Block) -> Val {
+        let fty = cx.fn_type(cx.void(), &[], false);
+        let constraints = "!i";
+        // SAFETY: see module docs; the strings and the destination array
+        // outlive the calls.
+        unsafe {
+            let f = LLVMGetInlineAsm(
+                fty.0,
+                asm.as_ptr().cast(),
+                asm.len(),
+                constraints.as_ptr().cast(),
+                constraints.len(),
+                1,
+                0,
+                inkwell::llvm_sys::LLVMInlineAsmDialect::LLVMInlineAsmDialectATT,
+                0,
+            );
+            let mut dests = [indirect.0];
+            Val(LLVMBuildCallBr(
+                self.0,
+                fty.0,
+                f,
+                default.0,
+                dests.as_mut_ptr(),
+                1,
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null_mut(),
+                0,
+                c"".as_ptr(),
+            ))
+        }
     }
     pub fn call(&self, fty: Ty, f: Val, args: &[Val], name: &str) -> Val {
         let c = cstr(name);

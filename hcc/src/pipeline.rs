@@ -614,6 +614,9 @@ fn instrument<'c>(
         )
         .map_err(|e| format!("SSA repair after instrumentation failed: {e}"))?;
     timer.mark("ssa-repair");
+    if !instrument::ablated("patched-polls") {
+        instrument::poll::make_patchable(&crate::ir::Ctx::new(&module), isa);
+    }
     dump_ir(&module, tm, source, "inst");
     if let Err(e) = module.verify() {
         return Err(format!(

@@ -7,7 +7,7 @@
 //! 0x400000  ELF + program headers                       ┐ text segment (r-x)
 //!           .init .fini, aligned .text, ISA-only .text   ┘
 //! 64K       aligned .rodata, ISA-only .rodata,           ┐ rodata segment (r--)
-//!           .eh_frame (per variant)                      ┘
+//!           .eh_frame, __hc_polls (per variant)          ┘
 //! 64K       .tdata .tbss (aligned: same TLS offsets)     ┐ data segment (rw-)
 //!           .init_array .fini_array                      │
 //!           __hc_data_start: aligned .data, .bss          │ ← migrated byte for byte
@@ -100,7 +100,9 @@ fn class_of(output: &str, addr: u64) -> Option<Class> {
         ".data" | ".data.rel.ro" => Class::Data,
         ".bss" => Class::Bss,
         ".init" | ".fini" | ".eh_frame" | ".eh_frame_hdr" | ".llvm_stackmaps"
-        | ".gcc_except_table" | ".init_array" | ".fini_array" | ".preinit_array" => Class::Whole,
+        | ".gcc_except_table" | ".init_array" | ".fini_array" | ".preinit_array" | "__hc_polls" => {
+            Class::Whole
+        }
         ".got" | ".got.plt" | ".relro_padding" => Class::Internal,
         _ if addr == 0 => Class::NonAlloc,
         _ => return None,
@@ -409,7 +411,13 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
     plan.rodata = ro;
     plan.rodata_only = ro_only;
     plan.whole_ro = align_up(cursor, 64);
-    cursor = plan.whole_ro + whole_size(&[".eh_frame", ".eh_frame_hdr", ".gcc_except_table"]);
+    cursor = plan.whole_ro
+        + whole_size(&[
+            ".eh_frame",
+            ".eh_frame_hdr",
+            ".gcc_except_table",
+            "__hc_polls",
+        ]);
 
     // Data segment: TLS first.
     cursor = align_up(cursor + 0x1000, SEGMENT_ALIGN);
@@ -624,6 +632,9 @@ pub fn script(plan: &Plan, isa: Isa) -> String {
         w,
         "  .gcc_except_table : {{ *(.gcc_except_table .gcc_except_table.*) }} :rodata"
     );
+    // Where each poll's no-op and slow path are (FORMATS §5 "Polls"): the
+    // runtime finds it by lld's __start___hc_polls / __stop___hc_polls.
+    let _ = writeln!(w, "  __hc_polls : {{ KEEP(*(__hc_polls)) }} :rodata");
     let _ = writeln!(
         w,
         "  .tdata {:#x} : ALIGN({}) {{",

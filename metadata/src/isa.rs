@@ -55,6 +55,10 @@ pub struct IsaInfo {
     pub long_double: LongDouble,
     /// How C's `va_list` is laid out.
     pub va_list: VaListAbi,
+    /// The no-op instruction a poll is in the code that runs (assembler
+    /// text, its encoding spelled out): the runtime patches it into a jump
+    /// to the poll's slow path while a migration is requested (FORMATS §5, "Polls").
+    pub poll_nop: &'static str,
 }
 
 /// One field of a `va_list` object.
@@ -180,6 +184,8 @@ pub const X86_64: IsaInfo = IsaInfo {
     vec_count: 16,
     return_address_on_stack: true,
     long_double: LongDouble::X87,
+    // nopl 0(%rax,%rax,1): as long as the `jmp rel32` that replaces it.
+    poll_nop: ".byte 0x0f, 0x1f, 0x44, 0x00, 0x00",
     // { gp_offset, fp_offset, overflow_arg_area, reg_save_area }: six
     // integer registers (48 bytes), then eight vector registers (to 176).
     va_list: VaListAbi {
@@ -209,6 +215,8 @@ pub const AARCH64: IsaInfo = IsaInfo {
     vec_count: 32,
     return_address_on_stack: false,
     long_double: LongDouble::Quad,
+    // nop (d503201f): `b` replaces it.
+    poll_nop: ".inst 0xd503201f",
     // { __stack, __gr_top, __vr_top, __gr_offs, __vr_offs }: the offsets
     // count up from minus the areas' sizes to 0.
     va_list: VaListAbi {

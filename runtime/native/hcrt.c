@@ -104,6 +104,84 @@ static struct {
 /* Threads started and not yet finished, besides the main thread. */
 static volatile int hc_threads;
 
+/* ---- Polls (FORMATS §5 "Polls"). In the program's code a poll is a no-op
+ * that __hc_polls lists with its slow path; while __hc_poll is set, every
+ * listed no-op is a jump there. poll_set is the only writer of __hc_poll. ---- */
+
+struct hc_poll_entry {
+    int32_t at;   /* the no-op, relative to this field */
+    int32_t slow; /* the slow path, relative to the no-op */
+};
+extern const struct hc_poll_entry __start___hc_polls[] __attribute__((weak, visibility("hidden")));
+extern const struct hc_poll_entry __stop___hc_polls[] __attribute__((weak, visibility("hidden")));
+static int polls_patched;
+static void say(const char *msg);
+
+#if defined(__x86_64__)
+typedef uint16_t hc_u16u __attribute__((aligned(1), may_alias));
+
+/* nopl 0(%rax,%rax,1) <-> jmp rel32. Another thread may be running the
+ * code (threads run, though they do not migrate): it must only ever find
+ * whole instructions, so the first two bytes change with one store and
+ * the rest while they read `jmp .+5` (HotSpot patches entry jumps so). */
+static void poll_write(unsigned char *p, int64_t slow, int on) {
+    unsigned char want[5] = {0x0f, 0x1f, 0x44, 0x00, 0x00};
+    if (on) {
+        int32_t rel = (int32_t)(slow - 5);
+        want[0] = 0xe9;
+        memcpy(want + 1, &rel, 4);
+    }
+    if (!memcmp(p, want, 5)) return;
+    *(volatile hc_u16u *)p = 0x03eb;
+    for (int i = 2; i < 5; i++) ((volatile unsigned char *)p)[i] = want[i];
+    *(volatile hc_u16u *)p = (uint16_t)(want[0] | want[1] << 8);
+}
+#else
+/* nop <-> b: one aligned word, which the architecture lets another thread
+ * run while it changes. */
+static void poll_write(unsigned char *p, int64_t slow, int on) {
+    uint32_t want = on ? 0x14000000u | ((uint32_t)(slow >> 2) & 0x03ffffffu) : 0xd503201fu;
+    __atomic_store_n((uint32_t *)p, want, __ATOMIC_RELAXED);
+}
+#endif
+
+/* Makes every poll a jump (on) or a no-op again. */
+static void polls_patch(int on) {
+    const struct hc_poll_entry *e = __start___hc_polls, *end = __stop___hc_polls;
+    if (!e || e == end || polls_patched == on) return;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (const struct hc_poll_entry *i = e; i < end; i++) {
+        uint64_t at = (uint64_t)&i->at + (int64_t)i->at;
+        if (at < lo) lo = at;
+        if (at + 8 > hi) hi = at + 8;
+    }
+    lo &= ~(uint64_t)4095;
+    hi = (hi + 4095) & ~(uint64_t)4095;
+    if (mprotect((void *)lo, hi - lo, PROT_READ | PROT_WRITE | PROT_EXEC)) {
+        say("cannot make the program's code writable to switch its polls on");
+        _exit(70);
+    }
+    for (const struct hc_poll_entry *i = e; i < end; i++) {
+        unsigned char *at = (unsigned char *)&i->at + i->at;
+        poll_write(at, i->slow, on);
+    }
+    __builtin___clear_cache((char *)lo, (char *)hi);
+    mprotect((void *)lo, hi - lo, PROT_READ | PROT_EXEC);
+    polls_patched = on;
+}
+
+/* Sets the poll word and the polls with it, the request signal blocked so
+ * its handler never finds the two disagreeing. */
+static void poll_set(int v) {
+    sigset_t block, old;
+    sigemptyset(&block);
+    if (hc.signo > 0) sigaddset(&block, hc.signo);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    __hc_poll = v;
+    polls_patch(v != HC_POLL_OFF);
+    sigprocmask(SIG_SETMASK, &old, 0);
+}
+
 /* ---- Small helpers without libc allocation or stdio. ---- */
 
 static size_t hc_strlen(const char *s) {
@@ -1275,7 +1353,7 @@ static void restore_on_new_stack(void *arg) {
     /* Fault injection (tests): die with the memory half restored. */
     if (hc.fault_restore_exit) _exit(99);
     hc.restoring = 1;
-    __hc_poll = HC_POLL_RESTORE;
+    poll_set(HC_POLL_RESTORE);
     /* main re-enters its frame from the first record; the rest follows. */
     exit(main(0, 0, 0));
 }
@@ -1331,7 +1409,7 @@ static void finish_restore(void) {
     hc.mem_fd = -1;
     hc.mem = 0;
     hc.restoring = 0;
-    __hc_poll = hc.countdown > 0 ? HC_POLL_REQUEST : HC_POLL_OFF;
+    poll_set(hc.countdown > 0 ? HC_POLL_REQUEST : HC_POLL_OFF);
     if (hc.ctl >= 0) {
         char buf[64];
         char *o = put_str(buf, "RESTORED ");
@@ -1470,6 +1548,11 @@ void __hc_migrate_point_c(struct hc_regs *r) {
         finish_restore();
         return;
     }
+    if (__hc_poll == HC_POLL_OFF) {
+        /* The request was taken meanwhile (by a signal handler's poll). */
+        __hc_poll_record_busy = 0;
+        return;
+    }
     /* Every poll marks __hc_poll_record busy, then writes its record there.
      * If another migration-point call cleared the mark in between (a signal
      * handler's poll: it is refused, signal frames are no sites), the buffer
@@ -1478,7 +1561,7 @@ void __hc_migrate_point_c(struct hc_regs *r) {
     __hc_poll_record_busy = 0;
     if (!intact) return;
     if (hc.countdown > 0 && --hc.countdown > 0) return;
-    __hc_poll = HC_POLL_OFF;
+    poll_set(HC_POLL_OFF);
     if (hc.ctl < 0) {
         /* Started plainly: the signal was `hcontainer adopt` asking to
          * supervise; it signals again for what it wants then. */
@@ -1518,7 +1601,7 @@ void __hc_migrate_point_c(struct hc_regs *r) {
     /* CONT <points>: continue (hcontainer refused or the destination failed). */
     if (n > 5 && !strncmp(reply, "CONT ", 5)) {
         hc.countdown = (long)parse_u64(reply + 5);
-        if (hc.countdown > 0) __hc_poll = HC_POLL_REQUEST;
+        if (hc.countdown > 0) poll_set(HC_POLL_REQUEST);
     }
     errno = err;
 }
@@ -1620,7 +1703,7 @@ int __hc_fstat(int fd, struct hc_stat *buf) {
 
 static void on_signal(int sig) {
     (void)sig;
-    if (__hc_poll == HC_POLL_OFF) __hc_poll = HC_POLL_REQUEST;
+    if (__hc_poll == HC_POLL_OFF) poll_set(HC_POLL_REQUEST);
 }
 
 /* ---- Start-up: runs before any other constructor (hld links this object
@@ -1674,5 +1757,5 @@ __attribute__((constructor(101))) static void hcrt_init(void) {
     hc.shadow_base = (uint64_t)s;
     hc.shadow_size = shadow + 4096;
     __hc_ssp = s;
-    if (hc.countdown > 0) __hc_poll = HC_POLL_REQUEST;
+    if (hc.countdown > 0) poll_set(HC_POLL_REQUEST);
 }

@@ -31,6 +31,7 @@ pub mod frame;
 pub mod liveness;
 mod neutral;
 mod pieces;
+pub mod poll;
 mod recursion;
 mod setjmp;
 mod shadow;

@@ -1,0 +1,81 @@
+//! One-instruction polls (DESIGN-NOTES "Polls are a patched no-op";
+//! FORMATS §5 "Polls").
+//!
+//! Instrumentation writes a poll as a volatile load of the poll word, a
+//! compare and a branch to the slow path; liveness, resume paths and SSA
+//! repair all see that ordinary shape. Last, each one becomes `asm goto` of
+//! the ISA's no-op, listed in `__hc_polls` with its slow path, and the
+//! runtime patches every listed no-op into a jump there while the poll word
+//! is set (runtime/native/hcrt.c, `polls_patch`). The code that runs pays one
+//! instruction per poll instead of three (a load and compare, a branch).
+
+use super::abi;
+use crate::ir::{Builder, Ctx, Val};
+use hc_metadata::Isa;
+use inkwell::llvm_sys::{LLVMIntPredicate, LLVMOpcode};
+
+/// The table section's name; hld places it per variant.
+pub const SECTION: &str = "__hc_polls";
+
+/// The asm statement of a poll: the no-op, then its entry in the table
+/// (offset of the no-op from the entry, offset of the slow path from the
+/// no-op). `${:uid}` is unique per emitted statement, so the code
+/// generator may duplicate a poll.
+fn template(isa: Isa) -> String {
+    format!(
+        ".Lhc.poll${{:uid}}:\n\t{nop}\n\t.pushsection {SECTION},\"a\",%progbits\n\t\
+         .balign 4\n\t.long .Lhc.poll${{:uid}} - .\n\t.long ${{0:l}} - .Lhc.poll${{:uid}}\n\t\
+         .popsection",
+        nop = isa.info().poll_nop
+    )
+}
+
+/// Whether `br` is a poll: `br (icmp ne (load volatile @__hc_poll), 0), slow, go`.
+fn is_poll(br: Val, word: Val) -> bool {
+    if br.opcode() != Some(LLVMOpcode::LLVMBr) || br.num_operands() != 3 {
+        return false;
+    }
+    let c = br.operand(0);
+    if c.opcode() != Some(LLVMOpcode::LLVMICmp)
+        || c.icmp_predicate() != Some(LLVMIntPredicate::LLVMIntNE)
+        || c.operand(1).const_int_value() != Some(0)
+    {
+        return false;
+    }
+    let load = c.operand(0);
+    load.opcode() == Some(LLVMOpcode::LLVMLoad) && load.operand(0) == word && load.is_volatile()
+}
+
+/// Turns every poll of the module into a patchable no-op; returns how many.
+pub fn make_patchable(cx: &Ctx, isa: Isa) -> usize {
+    let Some(word) = cx.global(abi::POLL) else {
+        return 0;
+    };
+    let asm = template(isa);
+    let b = Builder::new(cx);
+    let mut n = 0;
+    for f in cx.functions() {
+        for blk in f.blocks() {
+            let Some(br) = blk.terminator() else { continue };
+            if !is_poll(br, word) {
+                continue;
+            }
+            let succ = blk.successors();
+            let (slow, go) = (succ[0], succ[1]);
+            b.before(br);
+            let poll = b.callbr_asm(cx, &asm, go, slow);
+            poll.copy_debug_loc(br);
+            let c = br.operand(0);
+            br.erase();
+            if c.uses().is_empty() {
+                let load = c.operand(0);
+                c.erase();
+                if load.uses().is_empty() {
+                    load.erase();
+                }
+            }
+            n += 1;
+        }
+    }
+    n
+}
