@@ -653,12 +653,12 @@ impl Val {
             }
         }
     }
-    /// An `icmp`'s predicate.
     /// Whether this load or store is volatile.
     pub fn is_volatile(self) -> bool {
         // SAFETY: see module docs; callers pass loads and stores.
         unsafe { LLVMGetVolatile(self.0) != 0 }
     }
+    /// An `icmp`'s predicate.
     pub fn icmp_predicate(self) -> Option<LLVMIntPredicate> {
         // SAFETY: see module docs; checked to be an icmp first.
         unsafe {

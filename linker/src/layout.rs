@@ -19,6 +19,7 @@
 //! ```
 
 use crate::mapfile::{InputSection, LinkMap};
+use hc_metadata::isa::POLL_SECTION;
 use hc_metadata::Isa;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -100,7 +101,7 @@ fn class_of(output: &str, addr: u64) -> Option<Class> {
         ".data" | ".data.rel.ro" => Class::Data,
         ".bss" => Class::Bss,
         ".init" | ".fini" | ".eh_frame" | ".eh_frame_hdr" | ".llvm_stackmaps"
-        | ".gcc_except_table" | ".init_array" | ".fini_array" | ".preinit_array" | "__hc_polls" => {
+        | ".gcc_except_table" | ".init_array" | ".fini_array" | ".preinit_array" | POLL_SECTION => {
             Class::Whole
         }
         ".got" | ".got.plt" | ".relro_padding" => Class::Internal,
@@ -416,7 +417,7 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
             ".eh_frame",
             ".eh_frame_hdr",
             ".gcc_except_table",
-            "__hc_polls",
+            POLL_SECTION,
         ]);
 
     // Data segment: TLS first.
@@ -632,9 +633,11 @@ pub fn script(plan: &Plan, isa: Isa) -> String {
         w,
         "  .gcc_except_table : {{ *(.gcc_except_table .gcc_except_table.*) }} :rodata"
     );
-    // Where each poll's no-op and slow path are (FORMATS §5 "Polls"): the
-    // runtime finds it by lld's __start___hc_polls / __stop___hc_polls.
-    let _ = writeln!(w, "  __hc_polls : {{ KEEP(*(__hc_polls)) }} :rodata");
+    // Where each poll's no-op and slow path are (FORMATS §5 "Polls").
+    let _ = writeln!(
+        w,
+        "  {POLL_SECTION} : {{ KEEP(*({POLL_SECTION})) }} :rodata"
+    );
     let _ = writeln!(
         w,
         "  .tdata {:#x} : ALIGN({}) {{",

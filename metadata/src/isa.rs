@@ -61,6 +61,11 @@ pub struct IsaInfo {
     pub poll_nop: &'static str,
 }
 
+/// The section listing each variant's polls (FORMATS §5 "Polls"): hcc
+/// writes it, hld places it per variant, the runtime finds it by lld's
+/// `__start___hc_polls` / `__stop___hc_polls`.
+pub const POLL_SECTION: &str = "__hc_polls";
+
 /// One field of a `va_list` object.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum VaField {

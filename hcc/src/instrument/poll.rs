@@ -11,11 +11,9 @@
 
 use super::abi;
 use crate::ir::{Builder, Ctx, Val};
+use hc_metadata::isa::POLL_SECTION;
 use hc_metadata::Isa;
 use inkwell::llvm_sys::{LLVMIntPredicate, LLVMOpcode};
-
-/// The table section's name; hld places it per variant.
-pub const SECTION: &str = "__hc_polls";
 
 /// The asm statement of a poll: the no-op, then its entry in the table
 /// (offset of the no-op from the entry, offset of the slow path from the
@@ -23,7 +21,7 @@ pub const SECTION: &str = "__hc_polls";
 /// generator may duplicate a poll.
 fn template(isa: Isa) -> String {
     format!(
-        ".Lhc.poll${{:uid}}:\n\t{nop}\n\t.pushsection {SECTION},\"a\",%progbits\n\t\
+        ".Lhc.poll${{:uid}}:\n\t{nop}\n\t.pushsection {POLL_SECTION},\"a\",%progbits\n\t\
          .balign 4\n\t.long .Lhc.poll${{:uid}} - .\n\t.long ${{0:l}} - .Lhc.poll${{:uid}}\n\t\
          .popsection",
         nop = isa.info().poll_nop
@@ -46,14 +44,13 @@ fn is_poll(br: Val, word: Val) -> bool {
     load.opcode() == Some(LLVMOpcode::LLVMLoad) && load.operand(0) == word && load.is_volatile()
 }
 
-/// Turns every poll of the module into a patchable no-op; returns how many.
-pub fn make_patchable(cx: &Ctx, isa: Isa) -> usize {
+/// Turns every poll of the module into a patchable no-op.
+pub fn make_patchable(cx: &Ctx, isa: Isa) {
     let Some(word) = cx.global(abi::POLL) else {
-        return 0;
+        return;
     };
     let asm = template(isa);
     let b = Builder::new(cx);
-    let mut n = 0;
     for f in cx.functions() {
         for blk in f.blocks() {
             let Some(br) = blk.terminator() else { continue };
@@ -74,8 +71,6 @@ pub fn make_patchable(cx: &Ctx, isa: Isa) -> usize {
                     load.erase();
                 }
             }
-            n += 1;
         }
     }
-    n
 }
