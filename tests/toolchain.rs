@@ -3,7 +3,7 @@
 
 use hc_metadata::{meta, Isa};
 use hc_tests::*;
-use object::{Object, ObjectSection};
+use object::{Object, ObjectSection, ObjectSymbol};
 use std::path::Path;
 use std::process::Command;
 
@@ -247,6 +247,69 @@ fn unoptimized_and_debug_builds_migrate() {
         assert_same(&r, &m, &format!("{flags:?}"));
         assert_eq!(m.migrations().len(), 3, "{flags:?}: {}", m.stderr);
     }
+}
+
+/// `-Wl,--gc-sections` drops what nothing reaches — in every variant alike,
+/// resume copies and poll entries with their functions — and what is kept
+/// still migrates.
+#[test]
+fn gc_sections_drops_dead_functions_and_keeps_migration() {
+    let d = project();
+    let p = d.path();
+    // Both unreached: one whose loop calls (it gets a resume copy), one
+    // whose loop only polls.
+    write(
+        p,
+        "dead.c",
+        "#include \"util.h\"\nlong unreached_caller(int n) { long s = 0; for (int i = 0; i < n; i++) s ^= scale(i); return s; }\n\
+         long unreached_loop(int n) { long s = 0; for (int i = 0; i < n; i++) s += (long)i * i; return s; }\n",
+    );
+    let sources = ["-Iinc", "-DGREETING=\"gc\"", "main.c", "util.c", "dead.c"];
+    let plain = hcc(&[&["-O2"][..], &sources, &["-o", "all"]].concat(), p);
+    assert_eq!(plain.code, Some(0), "{}", plain.stderr);
+    let gc = hcc(
+        &[
+            &["-O2", "-ffunction-sections", "-fdata-sections"][..],
+            &sources,
+            &["-Wl,--gc-sections", "-o", "gc"],
+        ]
+        .concat(),
+        p,
+    );
+    assert_eq!(gc.code, Some(0), "{}", gc.stderr);
+    let symbols = |exe: &str| -> Vec<String> {
+        let data = std::fs::read(p.join(exe)).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        file.symbols()
+            .filter_map(|s| s.name().ok().map(str::to_string))
+            .collect()
+    };
+    let (all, kept) = (symbols("all"), symbols("gc"));
+    for f in [
+        "unreached_caller",
+        "unreached_caller.hc.resume",
+        "unreached_loop",
+    ] {
+        assert!(all.iter().any(|s| s == f), "{f} missing without gc");
+        assert!(!kept.iter().any(|s| s == f), "{f} kept by --gc-sections");
+    }
+    assert!(kept.iter().any(|s| s == "main.hc.resume"));
+    let verify = hcontainer(&["verify", "./gc"], p);
+    assert_ok(&verify, "verify");
+    let r = native(&p.join("all"), &[], p);
+    let m = hcontainer(
+        &[
+            "run",
+            "--migrate",
+            "x86_64,aarch64,x86_64",
+            "--at-point",
+            "500",
+            "./gc",
+        ],
+        p,
+    );
+    assert_same(&r, &m, "--gc-sections");
+    assert_eq!(m.migrations().len(), 2, "{}", m.stderr);
 }
 
 #[test]

@@ -1420,25 +1420,15 @@ impl Builder {
     /// `callbr` of an argument-less inline asm statement that may leave
     /// for `indirect` (`asm goto`): control normally goes on to `default`.
     /// `asm` is in LLVM's template syntax (`${0:l}` is `indirect`'s label).
+    /// `callbr` of a side-effecting asm statement without operands other
+    /// than its label (`asm goto`): falls through to `default`, may jump to
+    /// `indirect`.
     pub fn callbr_asm(&self, cx: &Ctx, asm: &str, default: Block, indirect: Block) -> Val {
-        let fty = cx.fn_type(cx.void(), &[], false);
-        let constraints = "!i";
-        // SAFETY: see module docs; the strings and the destination array
-        // outlive the calls.
-        unsafe {
-            let f = LLVMGetInlineAsm(
-                fty.0,
-                asm.as_ptr().cast(),
-                asm.len(),
-                constraints.as_ptr().cast(),
-                constraints.len(),
-                1,
-                0,
-                inkwell::llvm_sys::LLVMInlineAsmDialect::LLVMInlineAsmDialectATT,
-                0,
-            );
-            let mut dests = [indirect.0];
-            Val(LLVMBuildCallBr(
+        let (fty, f) = side_effect_asm(cx, asm, "!i");
+        let mut dests = [indirect.0];
+        // SAFETY: see module docs; the destination array outlives the call.
+        Val(unsafe {
+            LLVMBuildCallBr(
                 self.0,
                 fty.0,
                 f,
@@ -1450,8 +1440,14 @@ impl Builder {
                 std::ptr::null_mut(),
                 0,
                 c"".as_ptr(),
-            ))
-        }
+            )
+        })
+    }
+    /// A call of a side-effecting asm statement without operands.
+    pub fn asm(&self, cx: &Ctx, asm: &str) -> Val {
+        let (fty, f) = side_effect_asm(cx, asm, "");
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildCall2(self.0, fty.0, f, std::ptr::null_mut(), 0, c"".as_ptr()) })
     }
     pub fn call(&self, fty: Ty, f: Val, args: &[Val], name: &str) -> Val {
         let c = cstr(name);
@@ -1609,6 +1605,26 @@ impl Ctx {
             inkwell::llvm_sys::target::LLVMABIAlignmentOfType(dl, ty.0)
         }
     }
+}
+
+/// A side-effecting AT&T-syntax asm statement of type `void ()`.
+fn side_effect_asm(cx: &Ctx, asm: &str, constraints: &str) -> (Ty, LLVMValueRef) {
+    let fty = cx.fn_type(cx.void(), &[], false);
+    // SAFETY: see module docs; the strings outlive the call.
+    let f = unsafe {
+        LLVMGetInlineAsm(
+            fty.0,
+            asm.as_ptr().cast(),
+            asm.len(),
+            constraints.as_ptr().cast(),
+            constraints.len(),
+            1,
+            0,
+            inkwell::llvm_sys::LLVMInlineAsmDialect::LLVMInlineAsmDialectATT,
+            0,
+        )
+    };
+    (fty, f)
 }
 
 /// `[n x elem]`.

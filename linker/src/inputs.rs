@@ -99,7 +99,36 @@ fn split_object(what: &str, data: &[u8]) -> Result<(BTreeMap<Isa, Vec<u8>>, Site
             out.insert(isa, obj.to_vec());
         }
     }
+    for obj in out.values_mut() {
+        unallocate_stack_maps(obj).map_err(|e| LinkError::Corrupt {
+            file: what.to_string(),
+            why: e.to_string(),
+        })?;
+    }
     Ok((out, table))
+}
+
+/// Clears SHF_ALLOC on the object's `.llvm_stackmaps`. hld reads the stack
+/// maps at link time only, and lld neither collects nor follows a
+/// non-allocated section: with `--gc-sections` the stack maps then keep no
+/// function alive (every function of the file has records there), and the
+/// records of functions it drops point at address 0.
+fn unallocate_stack_maps(obj: &mut [u8]) -> object::Result<()> {
+    use object::read::elf::{FileHeader, SectionHeader};
+    let e = object::LittleEndian;
+    let header = object::elf::FileHeader64::<object::LittleEndian>::parse(&*obj)?;
+    let sections = header.sections(e, &*obj)?;
+    let Some((index, sh)) = sections
+        .enumerate()
+        .find(|(_, sh)| sections.section_name(e, sh) == Ok(b".llvm_stackmaps".as_slice()))
+    else {
+        return Ok(());
+    };
+    let flags = sh.sh_flags(e) & !u64::from(object::elf::SHF_ALLOC);
+    // sh_flags is the third field of an Elf64_Shdr, 8 bytes in.
+    let at = header.e_shoff(e) as usize + index.0 * usize::from(header.e_shentsize(e)) + 8;
+    obj[at..at + 8].copy_from_slice(&flags.to_le_bytes());
+    Ok(())
 }
 
 /// A copy of a system archive in which members that share a name (musl's

@@ -633,11 +633,11 @@ pub fn script(plan: &Plan, isa: Isa) -> String {
         w,
         "  .gcc_except_table : {{ *(.gcc_except_table .gcc_except_table.*) }} :rodata"
     );
-    // Where each poll's no-op and slow path are (FORMATS §5 "Polls").
-    let _ = writeln!(
-        w,
-        "  {POLL_SECTION} : {{ KEEP(*({POLL_SECTION})) }} :rodata"
-    );
+    // Where each poll's no-op and slow path are (FORMATS §5 "Polls"). Not
+    // KEEP: each function's entries are linked to its section
+    // (SHF_LINK_ORDER), so --gc-sections keeps them with the function, as
+    // in pass 1.
+    let _ = writeln!(w, "  {POLL_SECTION} : {{ *({POLL_SECTION}) }} :rodata");
     let _ = writeln!(
         w,
         "  .tdata {:#x} : ALIGN({}) {{",
@@ -690,10 +690,9 @@ pub fn script(plan: &Plan, isa: Isa) -> String {
     let _ = writeln!(w, "  __hc_image_end = {:#x};", plan.image_end);
     // Not loaded: hld reads the stack maps into the metadata and then drops
     // them (package::drop_stack_maps); the running program never reads them.
-    let _ = writeln!(
-        w,
-        "  .llvm_stackmaps 0 (INFO) : {{ KEEP(*(.llvm_stackmaps)) }}"
-    );
+    // Not KEEP either: a kept section's relocations would keep every
+    // function alive under --gc-sections (inputs::unallocate_stack_maps).
+    let _ = writeln!(w, "  .llvm_stackmaps 0 (INFO) : {{ *(.llvm_stackmaps) }}");
     let _ = writeln!(w, "  /DISCARD/ : {{ *(.hcontainer.*) }}");
     let _ = writeln!(w, "}}");
     s

@@ -125,7 +125,9 @@ pub fn build_meta(
         if let Some(sm) = container::section(&file, ".llvm_stackmaps") {
             let funcs =
                 stackmap::parse(sm).map_err(|e| LinkError::Internal(format!("{isa}: {e}")))?;
-            for f in funcs {
+            // Functions --gc-sections dropped: lld resolves their stack
+            // maps' relocations to 0 (inputs::unallocate_stack_maps).
+            for f in funcs.into_iter().filter(|f| f.address != 0) {
                 let meta = by_addr
                     .get(&f.address)
                     .filter(|m| m.instrumented)

@@ -965,6 +965,7 @@ pub fn instrument_module(
                         let tc = transform(&cx, &rt, copy, pc, frame, Resume::Here);
                         let poll = polled.contains(&f) || ablated("entry-poll-pruning");
                         let t = transform(&cx, &rt, f, p, frame, Resume::In { copy, poll });
+                        poll::keep_with(&cx, f, copy);
                         assert!(
                             t.sites == tc.sites && t.record == tc.record && t.frame == tc.frame,
                             "internal error: {symbol} and its resume copy differ in sites"

@@ -15,17 +15,53 @@ use hc_metadata::isa::POLL_SECTION;
 use hc_metadata::Isa;
 use inkwell::llvm_sys::{LLVMIntPredicate, LLVMOpcode};
 
-/// The asm statement of a poll: the no-op, then its entry in the table
-/// (offset of the no-op from the entry, offset of the slow path from the
-/// no-op). `${:uid}` is unique per emitted statement, so the code
-/// generator may duplicate a poll.
-fn template(isa: Isa) -> String {
+/// The asm statement of a poll in function `f`: the no-op, then its entry
+/// in the table (offset of the no-op from the entry, offset of the slow path
+/// from the no-op). `${:uid}` is unique per emitted statement, so the code
+/// generator may duplicate a poll. The entry goes into a table section
+/// linked to `f`'s (SHF_LINK_ORDER): `--gc-sections` keeps it exactly when
+/// it keeps `f`, in both of hld's passes.
+fn template(isa: Isa, f: &str) -> String {
     format!(
-        ".Lhc.poll${{:uid}}:\n\t{nop}\n\t.pushsection {POLL_SECTION},\"a\",%progbits\n\t\
+        ".Lhc.poll${{:uid}}:\n\t{nop}\n\t.pushsection {POLL_SECTION},\"ao\",%progbits,{f}\n\t\
          .balign 4\n\t.long .Lhc.poll${{:uid}} - .\n\t.long ${{0:l}} - .Lhc.poll${{:uid}}\n\t\
          .popsection",
-        nop = isa.info().poll_nop
+        nop = isa.info().poll_nop,
+        f = asm_symbol(f),
     )
+}
+
+/// A symbol as inline asm text: quoted unless plain, `$` doubled (inline
+/// asm's escape).
+fn asm_symbol(name: &str) -> String {
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    let s = if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+    };
+    s.replace('$', "$$")
+}
+
+/// Makes `--gc-sections` keep `copy`, the resume copy of `f`, exactly when
+/// it keeps `f`: only the runtime's tables lead to a copy, so `f` gets a
+/// relocation to it that emits no code (`.reloc ., BFD_RELOC_NONE`).
+pub fn keep_with(cx: &Ctx, f: Val, copy: Val) {
+    let Some(first) = f
+        .blocks()
+        .first()
+        .and_then(|b| b.instructions().first().copied())
+    else {
+        return;
+    };
+    let b = Builder::new(cx);
+    b.before(first);
+    b.asm(
+        cx,
+        &format!(".reloc ., BFD_RELOC_NONE, {}", asm_symbol(&copy.name())),
+    );
 }
 
 /// Whether `br` is a poll: `br (icmp ne (load volatile @__hc_poll), 0), slow, go`.
@@ -49,9 +85,9 @@ pub fn make_patchable(cx: &Ctx, isa: Isa) {
     let Some(word) = cx.global(abi::POLL) else {
         return;
     };
-    let asm = template(isa);
     let b = Builder::new(cx);
     for f in cx.functions() {
+        let asm = template(isa, &f.name());
         for blk in f.blocks() {
             let Some(br) = blk.terminator() else { continue };
             if !is_poll(br, word) {
