@@ -672,7 +672,8 @@ fn disassemble(exe: &Path, symbol: &str) -> String {
 fn resume_paths_stay_out_of_the_code_that_runs() {
     // The code a program runs until it migrates is its own plus polls and
     // statepoints; restore dispatch and resume paths are in `<f>.hc.resume`,
-    // where the entry forwards a restore (the migrations above go through it).
+    // which the entry becomes a jump to while a migration is requested
+    // (FORMATS §5 "Entries"; the migrations above go through it).
     let app = example("loops");
     let dir = tempfile::tempdir().unwrap();
     let arm = dir.path().join("loops.aarch64");
@@ -706,11 +707,39 @@ fn resume_paths_stay_out_of_the_code_that_runs() {
             );
         }
         assert!(
-            own.contains("main.hc.resume"),
-            "{}: main does not forward a restore to its copy",
+            redirects(exe).contains(&(address(exe, "main"), address(exe, "main.hc.resume"))),
+            "{}: main's entry is not listed as redirected to its copy",
             exe.display()
         );
     }
+}
+
+fn address(exe: &Path, symbol: &str) -> u64 {
+    use object::{Object, ObjectSymbol};
+    let data = std::fs::read(exe).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let found = file.symbols().find(|s| s.name() == Ok(symbol));
+    found
+        .unwrap_or_else(|| panic!("{}: no {symbol}", exe.display()))
+        .address()
+}
+
+/// The (function, resume copy) pairs of `__hc_entries` (FORMATS §5 "Entries").
+fn redirects(exe: &Path) -> Vec<(u64, u64)> {
+    use object::{Object, ObjectSection};
+    let data = std::fs::read(exe).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let Some(sec) = file.section_by_name("__hc_entries") else {
+        return Vec::new();
+    };
+    let bytes = sec.data().unwrap();
+    let field = |at: usize| {
+        let rel = i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        (sec.address() + at as u64).wrapping_add_signed(rel.into())
+    };
+    (0..bytes.len() / 8)
+        .map(|k| (field(8 * k), field(8 * k + 4)))
+        .collect()
 }
 
 #[test]

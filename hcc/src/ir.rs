@@ -556,6 +556,11 @@ impl Val {
         let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
         (!s.is_empty()).then_some(s)
     }
+    /// Data emitted right before the function's entry (LLVM "prefix data").
+    pub fn set_prefix_data(self, data: Val) {
+        // SAFETY: see module docs.
+        unsafe { LLVMSetPrefixData(self.0, data.0) }
+    }
     pub fn set_section(self, s: &str) {
         let c = cstr(s);
         // SAFETY: see module docs; LLVM copies the string.
@@ -818,6 +823,32 @@ impl Ctx {
     pub fn const_int(&self, ty: Ty, v: u64) -> Val {
         // SAFETY: see module docs.
         Val(unsafe { LLVMConstInt(ty.0, v, 0) })
+    }
+    /// `trunc (sub (ptrtoint to), (ptrtoint from))` to i32: a 32-bit
+    /// relative reference, which the assembler resolves or relocates.
+    pub fn const_rel32(&self, to: Val, from: Val) -> Val {
+        let i64 = self.i64();
+        // SAFETY: see module docs.
+        Val(unsafe {
+            LLVMConstTrunc(
+                LLVMConstSub(
+                    LLVMConstPtrToInt(to.0, i64.0),
+                    LLVMConstPtrToInt(from.0, i64.0),
+                ),
+                self.i32().0,
+            )
+        })
+    }
+    /// A packed constant struct of `vals`.
+    pub fn const_packed_struct(&self, vals: &[Val]) -> Val {
+        let mut v: Vec<_> = vals.iter().map(|x| x.0).collect();
+        // SAFETY: see module docs; the slice outlives the call.
+        Val(unsafe { LLVMConstStructInContext(self.ctx, v.as_mut_ptr(), v.len() as u32, 1) })
+    }
+    /// Appends assembler text to the module (after everything it emits).
+    pub fn append_module_asm(&self, asm: &str) {
+        // SAFETY: see module docs; passed by pointer and length.
+        unsafe { LLVMAppendModuleInlineAsm(self.module, asm.as_ptr().cast(), asm.len()) }
     }
     pub fn null(&self, ty: Ty) -> Val {
         // SAFETY: see module docs.

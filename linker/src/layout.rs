@@ -19,7 +19,7 @@
 //! ```
 
 use crate::mapfile::{InputSection, LinkMap};
-use hc_metadata::isa::POLL_SECTION;
+use hc_metadata::isa::{ENTRY_SECTION, POLL_SECTION};
 use hc_metadata::Isa;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -101,9 +101,8 @@ fn class_of(output: &str, addr: u64) -> Option<Class> {
         ".data" | ".data.rel.ro" => Class::Data,
         ".bss" => Class::Bss,
         ".init" | ".fini" | ".eh_frame" | ".eh_frame_hdr" | ".llvm_stackmaps"
-        | ".gcc_except_table" | ".init_array" | ".fini_array" | ".preinit_array" | POLL_SECTION => {
-            Class::Whole
-        }
+        | ".gcc_except_table" | ".init_array" | ".fini_array" | ".preinit_array" | POLL_SECTION
+        | ENTRY_SECTION => Class::Whole,
         ".got" | ".got.plt" | ".relro_padding" => Class::Internal,
         _ if addr == 0 => Class::NonAlloc,
         _ => return None,
@@ -418,6 +417,7 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
             ".eh_frame_hdr",
             ".gcc_except_table",
             POLL_SECTION,
+            ENTRY_SECTION,
         ]);
 
     // Data segment: TLS first.
@@ -638,6 +638,7 @@ pub fn script(plan: &Plan, isa: Isa) -> String {
     // (SHF_LINK_ORDER), so --gc-sections keeps them with the function, as
     // in pass 1.
     let _ = writeln!(w, "  {POLL_SECTION} : {{ *({POLL_SECTION}) }} :rodata");
+    let _ = writeln!(w, "  {ENTRY_SECTION} : {{ *({ENTRY_SECTION}) }} :rodata");
     let _ = writeln!(
         w,
         "  .tdata {:#x} : ALIGN({}) {{",

@@ -4,13 +4,14 @@
 
 use crate::layout::Plan;
 use crate::LinkError;
+use hc_metadata::isa::ENTRY_PREFIX;
 use hc_metadata::meta::{BinaryMeta, FunctionMeta, Layout, SiteLocation, VariantMeta};
 use hc_metadata::sites::SiteTable;
 use hc_metadata::stackmap::{self, Location};
 use hc_metadata::{container, meta, Isa};
 use object::read::elf::{ElfFile64, ProgramHeader};
 use object::{Object, ObjectSection, ObjectSymbol};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A deterministic 128-bit FNV-1a over all variants' bytes.
 pub fn fingerprint(parts: &[&[u8]]) -> [u8; 16] {
@@ -73,10 +74,26 @@ pub fn build_meta(
         .iter()
         .map(|p| ((p.key.as_str(), p.section.as_str()), p.addr))
         .collect();
+    let primary = object::File::parse(exes[&Isa::PRIMARY].as_slice())
+        .map_err(|e| LinkError::Internal(e.to_string()))?;
+    // A function with a redirected entry starts ENTRY_PREFIX bytes into
+    // its section (hcc's poll::redirect_entry), alike in every variant.
+    let symbols: HashSet<(&str, u64)> = primary
+        .symbols()
+        .filter_map(|s| Some((s.name().ok()?, s.address())))
+        .collect();
     let mut functions = Vec::new();
     for (key, table) in sites {
         for f in &table.functions {
-            if let Some(&addr) = text.get(&(key.as_str(), f.section.as_str())) {
+            if let Some(&start) = text.get(&(key.as_str(), f.section.as_str())) {
+                let prefixed = start + ENTRY_PREFIX;
+                let addr = if symbols.contains(&(f.symbol.as_str(), prefixed))
+                    && !symbols.contains(&(f.symbol.as_str(), start))
+                {
+                    prefixed
+                } else {
+                    start
+                };
                 let resume = text
                     .get(&(key.as_str(), f.resume_section.as_str()))
                     .copied()
@@ -96,8 +113,6 @@ pub fn build_meta(
         }
     }
     functions.sort_by_key(|f| f.addr);
-    let primary = object::File::parse(exes[&Isa::PRIMARY].as_slice())
-        .map_err(|e| LinkError::Internal(e.to_string()))?;
     let main = primary
         .symbols()
         .find(|s| s.name() == Ok("main"))

@@ -59,12 +59,39 @@ pub struct IsaInfo {
     /// text, its encoding spelled out): the runtime patches it into a jump
     /// to the poll's slow path while a migration is requested (FORMATS §5, "Polls").
     pub poll_nop: &'static str,
+    /// How a function's entry becomes a jump to its resume copy while a
+    /// migration is requested (FORMATS §5 "Entries"), instead of an entry
+    /// poll the code runs.
+    pub entry_redirect: EntryRedirect,
+}
+
+/// The ways a function's entry is redirected (see `IsaInfo::entry_redirect`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EntryRedirect {
+    /// The first instruction is replaced by a branch to the copy in one
+    /// aligned store (fixed-size instructions: aarch64 `b`); the prefix is
+    /// zeros.
+    Branch,
+    /// The function is preceded by `jmp rel32` to its copy (the prefix's
+    /// last five bytes),
+    /// and its first instruction, made at least two bytes long
+    /// ("prologue-short-redirect"), is replaced by a two-byte jump back to
+    /// it in one store (x86_64 `eb f9`, as hot-patchable Windows code).
+    PrefixJump,
 }
 
 /// The section listing each variant's polls (FORMATS §5 "Polls"): hcc
 /// writes it, hld places it per variant, the runtime finds it by lld's
 /// `__start___hc_polls` / `__stop___hc_polls`.
 pub const POLL_SECTION: &str = "__hc_polls";
+
+/// The section listing each variant's redirected function entries
+/// (FORMATS §5 "Entries"), found like the polls.
+pub const ENTRY_SECTION: &str = "__hc_entries";
+
+/// Bytes of prefix data before a redirected function's entry, alike on
+/// every ISA so the function keeps one address in every variant.
+pub const ENTRY_PREFIX: u64 = 8;
 
 /// One field of a `va_list` object.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -191,6 +218,7 @@ pub const X86_64: IsaInfo = IsaInfo {
     long_double: LongDouble::X87,
     // nopl 0(%rax,%rax,1): as long as the `jmp rel32` that replaces it.
     poll_nop: ".byte 0x0f, 0x1f, 0x44, 0x00, 0x00",
+    entry_redirect: EntryRedirect::PrefixJump,
     // { gp_offset, fp_offset, overflow_arg_area, reg_save_area }: six
     // integer registers (48 bytes), then eight vector registers (to 176).
     va_list: VaListAbi {
@@ -222,6 +250,7 @@ pub const AARCH64: IsaInfo = IsaInfo {
     long_double: LongDouble::Quad,
     // nop (d503201f): `b` replaces it.
     poll_nop: ".inst 0xd503201f",
+    entry_redirect: EntryRedirect::Branch,
     // { __stack, __gr_top, __vr_top, __gr_offs, __vr_offs }: the offsets
     // count up from minus the areas' sizes to 0.
     va_list: VaListAbi {

@@ -145,16 +145,77 @@ static void poll_write(unsigned char *p, int64_t slow, int on) {
 }
 #endif
 
-/* Makes every poll a jump (on) or a no-op again. */
+/* ---- Redirected entries (FORMATS §5 "Entries"): a function whose entry
+ * poll is no instruction; while __hc_poll is set its entry jumps to its
+ * resume copy, which polls at its own entry. ---- */
+
+struct hc_entry {
+    int32_t fn;   /* the function's entry, relative to this field */
+    int32_t copy; /* its resume copy, relative to this field */
+};
+extern const struct hc_entry __start___hc_entries[] __attribute__((weak, visibility("hidden")));
+extern const struct hc_entry __stop___hc_entries[] __attribute__((weak, visibility("hidden")));
+/* Each entry's original bytes, saved when first redirected (the code
+ * generator may list an entry twice: only the first listing saves). */
+static uint32_t *entries_saved;
+
+#if defined(__x86_64__)
+/* The first instruction (at least two bytes: "prologue-short-redirect") <->
+ * `jmp .-7` to the `jmp rel32` hcc put before the entry, in one store. */
+static uint32_t entry_write(unsigned char *fn, unsigned char *copy, uint32_t saved, int on) {
+    (void)copy;
+    uint16_t jmp = 0xf9eb, now = *(volatile hc_u16u *)fn;
+    if (on) {
+        if (now == jmp) return UINT32_MAX;
+        *(volatile hc_u16u *)fn = jmp;
+        return now;
+    }
+    if (saved != UINT32_MAX) *(volatile hc_u16u *)fn = (uint16_t)saved;
+    return saved;
+}
+#else
+/* The first instruction <-> `b copy`, one aligned word. */
+static uint32_t entry_write(unsigned char *fn, unsigned char *copy, uint32_t saved, int on) {
+    uint32_t b = 0x14000000u | ((uint32_t)((copy - fn) >> 2) & 0x03ffffffu);
+    uint32_t now = __atomic_load_n((uint32_t *)fn, __ATOMIC_RELAXED);
+    if (on) {
+        if (now == b) return UINT32_MAX;
+        __atomic_store_n((uint32_t *)fn, b, __ATOMIC_RELAXED);
+        return now;
+    }
+    if (saved != UINT32_MAX) __atomic_store_n((uint32_t *)fn, saved, __ATOMIC_RELAXED);
+    return saved;
+}
+#endif
+
+static void widen(uint64_t *lo, uint64_t *hi, uint64_t at) {
+    if (at < *lo) *lo = at;
+    if (at + 8 > *hi) *hi = at + 8;
+}
+
+/* Makes every poll a jump and every redirected entry a jump to its copy
+ * (on), or both what they were again. */
 static void polls_patch(int on) {
     const struct hc_poll_entry *e = __start___hc_polls, *end = __stop___hc_polls;
-    if (!e || e == end || polls_patched == on) return;
-    uint64_t lo = UINT64_MAX, hi = 0;
-    for (const struct hc_poll_entry *i = e; i < end; i++) {
-        uint64_t at = (uint64_t)&i->at + (int64_t)i->at;
-        if (at < lo) lo = at;
-        if (at + 8 > hi) hi = at + 8;
+    const struct hc_entry *r = __start___hc_entries, *rend = __stop___hc_entries;
+    if (!e) e = end = 0;
+    if (!r) r = rend = 0;
+    if ((e == end && r == rend) || polls_patched == on) return;
+    size_t nr = (size_t)(rend - r);
+    if (nr && !entries_saved) {
+        void *m = mmap(0, nr * sizeof *entries_saved, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+            say("cannot allocate memory to switch the program's polls on");
+            _exit(70);
+        }
+        entries_saved = m;
     }
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (const struct hc_poll_entry *i = e; i < end; i++)
+        widen(&lo, &hi, (uint64_t)&i->at + (int64_t)i->at);
+    for (const struct hc_entry *i = r; i < rend; i++)
+        widen(&lo, &hi, (uint64_t)&i->fn + (int64_t)i->fn);
     lo &= ~(uint64_t)4095;
     hi = (hi + 4095) & ~(uint64_t)4095;
     if (mprotect((void *)lo, hi - lo, PROT_READ | PROT_WRITE | PROT_EXEC)) {
@@ -164,6 +225,15 @@ static void polls_patch(int on) {
     for (const struct hc_poll_entry *i = e; i < end; i++) {
         unsigned char *at = (unsigned char *)&i->at + i->at;
         poll_write(at, i->slow, on);
+    }
+    /* Entries in reverse when switching off, so a listing that saved
+     * nothing (a duplicate) comes before the one that saved the bytes. */
+    for (size_t k = 0; k < nr; k++) {
+        size_t j = on ? k : nr - 1 - k;
+        const struct hc_entry *i = r + j;
+        unsigned char *fn = (unsigned char *)&i->fn + i->fn;
+        unsigned char *copy = (unsigned char *)&i->copy + i->copy;
+        entries_saved[j] = entry_write(fn, copy, on ? 0 : entries_saved[j], on);
     }
     __builtin___clear_cache((char *)lo, (char *)hi);
     mprotect((void *)lo, hi - lo, PROT_READ | PROT_EXEC);

@@ -963,8 +963,15 @@ pub fn instrument_module(
                         let (pc, blocker) = plan(&cx, &rt, copy, frame, &point_free);
                         assert!(blocker.is_none(), "a copy plans like its original");
                         let tc = transform(&cx, &rt, copy, pc, frame, Resume::Here);
-                        let poll = polled.contains(&f) || ablated("entry-poll-pruning");
+                        let entry_poll = polled.contains(&f) || ablated("entry-poll-pruning");
+                        // An entry poll is a redirected entry when it can be:
+                        // no instruction in the code that runs (FORMATS §5).
+                        let redirect = entry_poll && !ablated("entry-redirects");
+                        let poll = entry_poll && !redirect;
                         let t = transform(&cx, &rt, f, p, frame, Resume::In { copy, poll });
+                        if redirect {
+                            poll::redirect_entry(&cx, isa, f, copy);
+                        }
                         poll::keep_with(&cx, f, copy);
                         assert!(
                             t.sites == tc.sites && t.record == tc.record && t.frame == tc.frame,

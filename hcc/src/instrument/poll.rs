@@ -11,7 +11,7 @@
 
 use super::abi;
 use crate::ir::{Builder, Ctx, Val};
-use hc_metadata::isa::POLL_SECTION;
+use hc_metadata::isa::{EntryRedirect, ENTRY_PREFIX, ENTRY_SECTION, POLL_SECTION};
 use hc_metadata::Isa;
 use inkwell::llvm_sys::{LLVMIntPredicate, LLVMOpcode};
 
@@ -78,6 +78,52 @@ fn is_poll(br: Val, word: Val) -> bool {
     }
     let load = c.operand(0);
     load.opcode() == Some(LLVMOpcode::LLVMLoad) && load.operand(0) == word && load.is_volatile()
+}
+
+/// Makes `f`'s entry poll a redirected entry (FORMATS §5 "Entries"): the
+/// code that runs has no poll at its entry; while a migration is requested
+/// the runtime makes the entry a jump to `copy`, whose own entry poll then
+/// restores or migrates — what the poll's slow path did with a tail call.
+/// The entry is listed in a table section linked to `f`'s, like polls
+/// (the code generator may duplicate the listing: the runtime patches an
+/// entry once).
+pub fn redirect_entry(cx: &Ctx, isa: Isa, f: Val, copy: Val) {
+    // ENTRY_PREFIX bytes before the entry on every ISA, so the function is
+    // at the same offset in its section, and at the same address, in every
+    // variant.
+    let byte = |v| cx.const_int(cx.i8(), v);
+    let prefix: Vec<Val> = match isa.info().entry_redirect {
+        // int3 padding, then `jmp rel32` to the copy, which ends at the
+        // entry: rel32 = copy - f.
+        EntryRedirect::PrefixJump => {
+            cx.set_fn_string_attr(f, "patchable-function", "prologue-short-redirect");
+            let pad = (ENTRY_PREFIX - 5) as usize;
+            let mut p = vec![byte(0xcc); pad];
+            p.extend([byte(0xe9), cx.const_rel32(copy, f)]);
+            p
+        }
+        EntryRedirect::Branch => vec![byte(0); ENTRY_PREFIX as usize],
+    };
+    f.set_prefix_data(cx.const_packed_struct(&prefix));
+    // The entry goes into the copy's code: module-level asm comes before
+    // the functions, where `f` is not yet defined to link the section to.
+    let Some(first) = copy
+        .blocks()
+        .first()
+        .and_then(|b| b.instructions().first().copied())
+    else {
+        return;
+    };
+    let b = Builder::new(cx);
+    b.before(first);
+    let (f, copy) = (asm_symbol(&f.name()), asm_symbol(&copy.name()));
+    b.asm(
+        cx,
+        &format!(
+            ".pushsection {ENTRY_SECTION},\"ao\",%progbits,{f}\n\t.balign 4\n\t\
+             .long {f} - .\n\t.long {copy} - .\n\t.popsection"
+        ),
+    );
 }
 
 /// Turns every poll of the module into a patchable no-op.
