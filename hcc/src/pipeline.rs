@@ -9,6 +9,7 @@
 use crate::instrument;
 use crate::instrument::frame::{AgreedFrame, SlotShape};
 use crate::instrument::{Agreements, FrameShapes};
+use hc_metadata::isa::EntryRedirect;
 use hc_metadata::sites::{FunctionSites, SiteTable};
 use hc_metadata::Isa;
 use inkwell::context::Context;
@@ -529,7 +530,10 @@ fn worker(
             }
             Ok(Command::Codegen) => {
                 let timer = Timer::new(source, &tm);
-                let buf = codegen(&tm, &module, &diags)?;
+                let mut buf = codegen(&tm, &module, &diags)?;
+                if isa.info().entry_redirect == EntryRedirect::PrefixJump {
+                    crate::instrument::poll::widen_entry_pushes(&mut buf)?;
+                }
                 timer.mark("codegen");
                 return Ok(Some(buf));
             }

@@ -156,3 +156,42 @@ pub fn make_patchable(cx: &Ctx, isa: Isa) {
         }
     }
 }
+
+/// x86_64: makes a redirected entry's leading `nop; push %reg` (`66 90 5r`,
+/// the 2-byte `nop` "prologue-short-redirect" puts before a 1-byte first
+/// instruction) the one 3-byte instruction `push %reg` (`48 ff f0+r`), so
+/// the code that runs has no instruction at its entry. The push still ends
+/// at byte 3, where the unwind tables say it does. A redirected entry is
+/// recognized by its prefix (`cc cc cc e9`, `redirect_entry`) at the start
+/// of its section. Returns how many entries it widened.
+pub fn widen_entry_pushes(obj: &mut [u8]) -> Result<usize, String> {
+    use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+    let file = object::File::parse(&*obj).map_err(|e| e.to_string())?;
+    let mut at = Vec::new();
+    for sym in file.symbols() {
+        if sym.kind() != SymbolKind::Text || sym.address() != ENTRY_PREFIX {
+            continue;
+        }
+        let Some(index) = sym.section_index() else {
+            continue;
+        };
+        let Ok(sec) = file.section_by_index(index) else {
+            continue;
+        };
+        let Some((off, size)) = sec.file_range() else {
+            continue;
+        };
+        let (off, size, p) = (off as usize, size as usize, ENTRY_PREFIX as usize);
+        if size >= p + 3 && obj[off..off + 4] == [0xcc, 0xcc, 0xcc, 0xe9] {
+            let head = &obj[off + p..off + p + 3];
+            if head[..2] == [0x66, 0x90] && (0x50..=0x57).contains(&head[2]) {
+                at.push(off + p);
+            }
+        }
+    }
+    for &i in &at {
+        let reg = obj[i + 2] - 0x50;
+        obj[i..i + 3].copy_from_slice(&[0x48, 0xff, 0xf0 + reg]);
+    }
+    Ok(at.len())
+}
