@@ -162,13 +162,40 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
         let top = b.gep_i8(cx, frame, cx.const_int(i64t, frame_size), "hc.ssp.top");
         b.store(top, rt.ssp);
     }
+    // Each use gets its own address computation right before it (a phi's,
+    // at the end of the incoming block), folded into the access by the code
+    // generator: the frame is then the one long-lived value, where one per
+    // slot computed at entry had the register allocator spill and reload
+    // them in big loops (Lua's luaV_execute has seven slots). A slot whose
+    // type differs between ISAs (a va_list) keeps one address at entry:
+    // sites find its contents through it.
     for (k, (a, o)) in statics.iter().zip(offsets).enumerate() {
         let name = a.name();
-        let g = b.gep_i8(cx, frame, cx.const_int(i64t, o), &name);
-        a.replace_all_uses_with(g);
+        if agreed.is_some_and(|g| g.differing.contains(&k)) {
+            b.before(anchor);
+            let g = b.gep_i8(cx, frame, cx.const_int(i64t, o), &name);
+            a.replace_all_uses_with(g);
+            a.erase();
+            out.slots.insert(g, (frame, o));
+            out.index.insert(g, k);
+            continue;
+        }
+        for (user, idx) in a.uses() {
+            let at = if user.is_phi() {
+                user.incoming()[idx as usize]
+                    .1
+                    .terminator()
+                    .expect("a phi's incoming block ends in a terminator")
+            } else {
+                user
+            };
+            b.before(at);
+            let g = b.gep_i8(cx, frame, cx.const_int(i64t, o), &name);
+            user.set_operand(idx, g);
+            out.slots.insert(g, (frame, o));
+            out.index.insert(g, k);
+        }
         a.erase();
-        out.slots.insert(g, (frame, o));
-        out.index.insert(g, k);
     }
     for a in dynamics {
         b.before(a);
