@@ -40,6 +40,18 @@ fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a) * a
 }
 
+/// Whether `f` calls a function that returns twice (setjmp).
+fn calls_returns_twice(f: Val) -> bool {
+    let rt = Ctx::enum_kind("returns_twice");
+    f.blocks().iter().flat_map(|b| b.instructions()).any(|i| {
+        i.is_call() && {
+            let c = i.called_operand();
+            i.has_call_site_enum_attr(crate::ir::FUNCTION_INDEX, rt)
+                || (c.is_function() && c.has_fn_enum_attr(rt))
+        }
+    })
+}
+
 fn is_lifetime_marker(i: Val) -> bool {
     i.is_call() && i.called_operand().name().starts_with("llvm.lifetime.")
 }
@@ -162,6 +174,19 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
         let top = b.gep_i8(cx, frame, cx.const_int(i64t, frame_size), "hc.ssp.top");
         b.store(top, rt.ssp);
     }
+    // While the function runs, `__hc_ssp` is its frame's top (callees give
+    // theirs back), so a slot's address can be computed from it, and the
+    // frame given back from it, without the frame's base living through the
+    // function in a register (it is then carried only where a slot's
+    // address is live across a site). Not with frames that move
+    // `__hc_ssp` themselves (VLAs, over-alignment) or that a longjmp may
+    // re-enter with callees' frames left on it.
+    let relative = dynamics.is_empty()
+        && stack_ops.is_empty()
+        && max_align == 16
+        && frame_size > 0
+        && !calls_returns_twice(f)
+        && !super::ablated("frame-bases");
     // Each use gets its own address computation right before it (a phi's,
     // at the end of the incoming block), folded into the access by the code
     // generator: the frame is then the one long-lived value, where one per
@@ -190,7 +215,13 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
                 user
             };
             b.before(at);
-            let g = b.gep_i8(cx, frame, cx.const_int(i64t, o), &name);
+            let g = if relative {
+                let cur = b.load(cx.ptr(), rt.ssp, "");
+                let back = o as i64 - frame_size as i64;
+                b.gep_i8(cx, cur, cx.const_int(i64t, back as u64), &name)
+            } else {
+                b.gep_i8(cx, frame, cx.const_int(i64t, o), &name)
+            };
             user.set_operand(idx, g);
             out.slots.insert(g, (frame, o));
             out.index.insert(g, k);
@@ -231,7 +262,15 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
     for blk in f.blocks() {
         if let Some(t) = blk.terminator() {
             if t.opcode() == Some(LLVMOpcode::LLVMRet) {
-                b.before(t).store(base, rt.ssp);
+                b.before(t);
+                if relative {
+                    let cur = b.load(cx.ptr(), rt.ssp, "");
+                    let back = (frame_size as i64).wrapping_neg() as u64;
+                    let base = b.gep_i8(cx, cur, cx.const_int(i64t, back), "");
+                    b.store(base, rt.ssp);
+                } else {
+                    b.store(base, rt.ssp);
+                }
             }
         }
     }
