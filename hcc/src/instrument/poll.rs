@@ -49,6 +49,16 @@ fn asm_symbol(name: &str) -> String {
 /// it keeps `f`: only the runtime's tables lead to a copy, so `f` gets a
 /// relocation to it that emits no code (`.reloc ., BFD_RELOC_NONE`).
 pub fn keep_with(cx: &Ctx, f: Val, copy: Val) {
+    asm_at_start(
+        cx,
+        f,
+        &format!(".reloc ., BFD_RELOC_NONE, {}", asm_symbol(&copy.name())),
+    );
+}
+
+/// Puts an asm statement that emits no instruction of `f` (directives) at
+/// the start of its entry block.
+fn asm_at_start(cx: &Ctx, f: Val, asm: &str) {
     let Some(first) = f
         .blocks()
         .first()
@@ -58,10 +68,7 @@ pub fn keep_with(cx: &Ctx, f: Val, copy: Val) {
     };
     let b = Builder::new(cx);
     b.before(first);
-    b.asm(
-        cx,
-        &format!(".reloc ., BFD_RELOC_NONE, {}", asm_symbol(&copy.name())),
-    );
+    b.asm(cx, asm);
 }
 
 /// Whether `br` is a poll: `br (icmp ne (load volatile @__hc_poll), 0), slow, go`.
@@ -107,21 +114,13 @@ pub fn redirect_entry(cx: &Ctx, isa: Isa, f: Val, copy: Val) {
     f.set_prefix_data(cx.const_packed_struct(&prefix));
     // The entry goes into the copy's code: module-level asm comes before
     // the functions, where `f` is not yet defined to link the section to.
-    let Some(first) = copy
-        .blocks()
-        .first()
-        .and_then(|b| b.instructions().first().copied())
-    else {
-        return;
-    };
-    let b = Builder::new(cx);
-    b.before(first);
-    let (f, copy) = (asm_symbol(&f.name()), asm_symbol(&copy.name()));
-    b.asm(
+    let (fs, cs) = (asm_symbol(&f.name()), asm_symbol(&copy.name()));
+    asm_at_start(
         cx,
+        copy,
         &format!(
-            ".pushsection {ENTRY_SECTION},\"ao\",%progbits,{f}\n\t.balign 4\n\t\
-             .long {f} - .\n\t.long {copy} - .\n\t.popsection"
+            ".pushsection {ENTRY_SECTION},\"ao\",%progbits,{fs}\n\t.balign 4\n\t\
+             .long {fs} - .\n\t.long {cs} - .\n\t.popsection"
         ),
     );
 }
