@@ -40,46 +40,6 @@ fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a) * a
 }
 
-/// Whether a slot is used in a loop without calls: there the base is best
-/// kept in a register, where reading `__hc_ssp` again costs an instruction
-/// each iteration (bzip2's block sort indexes its arrays in such loops).
-fn used_in_call_free_loop(f: Val, statics: &[Val]) -> bool {
-    let (blocks, cfg) = super::function_cfg(f);
-    let index: HashMap<crate::ir::Block, usize> =
-        blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
-    let loops = cfg.loops();
-    let calls = |l: &super::cfg::Loop| {
-        l.blocks.iter().any(|&b| {
-            blocks[b]
-                .instructions()
-                .iter()
-                .any(|i| i.is_call() && !i.called_operand().name().starts_with("llvm."))
-        })
-    };
-    let hot: Vec<&super::cfg::Loop> = loops.iter().filter(|l| !calls(l)).collect();
-    statics
-        .iter()
-        .flat_map(|a| a.uses())
-        .filter(|(u, _)| !is_lifetime_marker(*u))
-        .any(|(u, _)| {
-            let b = index.get(&u.block()).copied();
-            hot.iter()
-                .any(|l| b.is_some_and(|b| l.blocks.binary_search(&b).is_ok()))
-        })
-}
-
-/// Whether `f` calls a function that returns twice (setjmp).
-fn calls_returns_twice(f: Val) -> bool {
-    let rt = Ctx::enum_kind("returns_twice");
-    f.blocks().iter().flat_map(|b| b.instructions()).any(|i| {
-        i.is_call() && {
-            let c = i.called_operand();
-            i.has_call_site_enum_attr(crate::ir::FUNCTION_INDEX, rt)
-                || (c.is_function() && c.has_fn_enum_attr(rt))
-        }
-    })
-}
-
 fn is_lifetime_marker(i: Val) -> bool {
     i.is_call() && i.called_operand().name().starts_with("llvm.lifetime.")
 }
@@ -202,58 +162,13 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
         let top = b.gep_i8(cx, frame, cx.const_int(i64t, frame_size), "hc.ssp.top");
         b.store(top, rt.ssp);
     }
-    // While the function runs, `__hc_ssp` is its frame's top (callees give
-    // theirs back), so a slot's address can be computed from it, and the
-    // frame given back from it, without the frame's base living through the
-    // function in a register (it is then carried only where a slot's
-    // address is live across a site). Not with frames that move
-    // `__hc_ssp` themselves (VLAs, over-alignment) or that a longjmp may
-    // re-enter with callees' frames left on it, nor where a slot is used in
-    // a call-free loop (see `used_in_call_free_loop`).
-    let relative = dynamics.is_empty()
-        && stack_ops.is_empty()
-        && max_align == 16
-        && frame_size > 0
-        && !calls_returns_twice(f)
-        && !used_in_call_free_loop(f, &statics)
-        && !super::ablated("frame-bases");
-    // With `relative`, each use computes its slot's address from
-    // `__hc_ssp` right before it (a phi's, at the end of the incoming
-    // block), folded into the access by the code generator. Otherwise, and
-    // for a slot whose type differs between ISAs (a va_list: sites find its
-    // contents through a value that dominates them), the address is
-    // computed once at entry: in hot call-free loops the code generator
-    // keeps such addresses in registers (bzip2's block sort: +2.3 M
-    // instructions with an address computed at each use).
     for (k, (a, o)) in statics.iter().zip(offsets).enumerate() {
         let name = a.name();
-        if !relative || agreed.is_some_and(|g| g.differing.contains(&k)) {
-            b.before(anchor);
-            let g = b.gep_i8(cx, frame, cx.const_int(i64t, o), &name);
-            a.replace_all_uses_with(g);
-            a.erase();
-            out.slots.insert(g, (frame, o));
-            out.index.insert(g, k);
-            continue;
-        }
-        for (user, idx) in a.uses() {
-            let at = if user.is_phi() {
-                user.incoming()[idx as usize]
-                    .1
-                    .terminator()
-                    .expect("a phi's incoming block ends in a terminator")
-            } else {
-                user
-            };
-            b.before(at);
-            let cur = b.load(cx.ptr(), rt.ssp, "");
-            let back = o as i64 - frame_size as i64;
-            let g = b.gep_i8(cx, cur, cx.const_int(i64t, back as u64), &name);
-            user.set_operand(idx, g);
-            out.slots.insert(g, (frame, o));
-            out.index.insert(g, k);
-        }
+        let g = b.gep_i8(cx, frame, cx.const_int(i64t, o), &name);
+        a.replace_all_uses_with(g);
         a.erase();
+        out.slots.insert(g, (frame, o));
+        out.index.insert(g, k);
     }
     for a in dynamics {
         b.before(a);
@@ -289,15 +204,7 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
     for blk in f.blocks() {
         if let Some(t) = blk.terminator() {
             if t.opcode() == Some(LLVMOpcode::LLVMRet) {
-                b.before(t);
-                if relative {
-                    let cur = b.load(cx.ptr(), rt.ssp, "");
-                    let back = (frame_size as i64).wrapping_neg() as u64;
-                    let base = b.gep_i8(cx, cur, cx.const_int(i64t, back), "");
-                    b.store(base, rt.ssp);
-                } else {
-                    b.store(base, rt.ssp);
-                }
+                b.before(t).store(base, rt.ssp);
             }
         }
     }
