@@ -668,15 +668,10 @@ fn disassemble(exe: &Path, symbol: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-#[test]
-fn resume_paths_stay_out_of_the_code_that_runs() {
-    // The code a program runs until it migrates is its own plus polls and
-    // statepoints; restore dispatch and resume paths are in `<f>.hc.resume`,
-    // which the entry becomes a jump to while a migration is requested
-    // (FORMATS §5 "Entries"; the migrations above go through it).
-    let app = example("loops");
-    let dir = tempfile::tempdir().unwrap();
-    let arm = dir.path().join("loops.aarch64");
+/// The example and its aarch64 variant, extracted.
+fn both_variants(name: &str, dir: &Path) -> [std::path::PathBuf; 2] {
+    let app = example(name);
+    let arm = dir.join(format!("{name}.aarch64"));
     assert_ok(
         &hcontainer(
             &[
@@ -687,13 +682,23 @@ fn resume_paths_stay_out_of_the_code_that_runs() {
                 "-o",
                 arm.to_str().unwrap(),
             ],
-            dir.path(),
+            dir,
         ),
         "extract",
     );
-    for exe in [app.as_path(), arm.as_path()] {
-        let own = disassemble(exe, "main");
-        let copy = disassemble(exe, "main.hc.resume");
+    [app, arm]
+}
+
+#[test]
+fn resume_paths_stay_out_of_the_code_that_runs() {
+    // The code a program runs until it migrates is its own plus polls and
+    // statepoints; restore dispatch and resume paths are in `<f>.hc.resume`,
+    // where the entry poll forwards a restore (the migrations above go
+    // through it).
+    let dir = tempfile::tempdir().unwrap();
+    for exe in both_variants("loops", dir.path()) {
+        let own = disassemble(&exe, "main");
+        let copy = disassemble(&exe, "main.hc.resume");
         for f in ["__hc_resume_take", "__hc_resume_site"] {
             assert!(
                 !own.contains(f),
@@ -706,6 +711,22 @@ fn resume_paths_stay_out_of_the_code_that_runs() {
                 exe.display()
             );
         }
+        assert!(
+            own.contains("main.hc.resume"),
+            "{}: main does not forward a restore to its copy",
+            exe.display()
+        );
+    }
+}
+
+#[test]
+fn loop_free_functions_have_redirected_entries() {
+    // A function without loops has no entry poll: while a migration is
+    // requested its entry is a jump to its copy (FORMATS §5 "Entries");
+    // dispatch.c's `main` is one (the migrations above go through it).
+    let dir = tempfile::tempdir().unwrap();
+    for exe in both_variants("dispatch", dir.path()) {
+        let own = disassemble(&exe, "main");
         // Nothing runs at the entry for it (x86_64: `nop; push` made one push).
         let first = own.lines().find(|l| {
             l.trim_start()
@@ -718,7 +739,12 @@ fn resume_paths_stay_out_of_the_code_that_runs() {
             exe.display()
         );
         assert!(
-            redirects(exe).contains(&(address(exe, "main"), address(exe, "main.hc.resume"))),
+            !own.contains("main.hc.resume"),
+            "{}: main polls at its entry:\n{own}",
+            exe.display()
+        );
+        assert!(
+            redirects(&exe).contains(&(address(&exe, "main"), address(&exe, "main.hc.resume"))),
             "{}: main's entry is not listed as redirected to its copy",
             exe.display()
         );
