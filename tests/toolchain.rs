@@ -256,13 +256,15 @@ fn unoptimized_and_debug_builds_migrate() {
 fn gc_sections_drops_dead_functions_and_keeps_migration() {
     let d = project();
     let p = d.path();
-    // Both unreached: one whose loop calls (it gets a resume copy), one
-    // whose loop only polls.
+    // All unreached: one whose loop calls (it gets a resume copy), one
+    // whose loop only polls, one without loops calling another file (a
+    // redirected entry, whose listing refers to its copy).
     write(
         p,
         "dead.c",
         "#include \"util.h\"\nlong unreached_caller(int n) { long s = 0; for (int i = 0; i < n; i++) s ^= scale(i); return s; }\n\
-         long unreached_loop(int n) { long s = 0; for (int i = 0; i < n; i++) s += (long)i * i; return s; }\n",
+         long unreached_loop(int n) { long s = 0; for (int i = 0; i < n; i++) s += (long)i * i; return s; }\n\
+         long unreached_chain(int n) { return scale(n) * scale(n + 1); }\n",
     );
     let sources = ["-Iinc", "-DGREETING=\"gc\"", "main.c", "util.c", "dead.c"];
     let plain = hcc(&[&["-O2"][..], &sources, &["-o", "all"]].concat(), p);
@@ -289,6 +291,8 @@ fn gc_sections_drops_dead_functions_and_keeps_migration() {
         "unreached_caller",
         "unreached_caller.hc.resume",
         "unreached_loop",
+        "unreached_chain",
+        "unreached_chain.hc.resume",
     ] {
         assert!(all.iter().any(|s| s == f), "{f} missing without gc");
         assert!(!kept.iter().any(|s| s == f), "{f} kept by --gc-sections");

@@ -973,10 +973,16 @@ pub fn instrument_module(
                         let redirect = entry_poll && p.loops == 0 && !ablated("entry-redirects");
                         let poll = entry_poll && !redirect;
                         let t = transform(&cx, &rt, f, p, frame, Resume::In { copy, poll });
+                        // A redirected entry's listing (and on x86_64 its
+                        // prefix) refers to the copy; other functions get a
+                        // reference of their own (`keep_with`; at the entry of
+                        // a redirected one it would be what LLVM puts a `nop`
+                        // before, having no instruction to make longer).
                         if redirect {
                             poll::redirect_entry(&cx, isa, f, copy);
+                        } else {
+                            poll::keep_with(&cx, f, copy);
                         }
-                        poll::keep_with(&cx, f, copy);
                         assert!(
                             t.sites == tc.sites && t.record == tc.record && t.frame == tc.frame,
                             "internal error: {symbol} and its resume copy differ in sites"

@@ -47,7 +47,8 @@ fn asm_symbol(name: &str) -> String {
 
 /// Makes `--gc-sections` keep `copy`, the resume copy of `f`, exactly when
 /// it keeps `f`: only the runtime's tables lead to a copy, so `f` gets a
-/// relocation to it that emits no code (`.reloc ., BFD_RELOC_NONE`).
+/// relocation to it that emits no code (`.reloc ., BFD_RELOC_NONE`). (A
+/// redirected entry's listing, kept with `f`, refers to the copy itself.)
 pub fn keep_with(cx: &Ctx, f: Val, copy: Val) {
     asm_at_start(
         cx,
