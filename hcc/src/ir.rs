@@ -845,11 +845,6 @@ impl Ctx {
         // SAFETY: see module docs; the slice outlives the call.
         Val(unsafe { LLVMConstStructInContext(self.ctx, v.as_mut_ptr(), v.len() as u32, 1) })
     }
-    /// Appends assembler text to the module (after everything it emits).
-    pub fn append_module_asm(&self, asm: &str) {
-        // SAFETY: see module docs; passed by pointer and length.
-        unsafe { LLVMAppendModuleInlineAsm(self.module, asm.as_ptr().cast(), asm.len()) }
-    }
     pub fn null(&self, ty: Ty) -> Val {
         // SAFETY: see module docs.
         Val(unsafe { LLVMConstNull(ty.0) })
@@ -1451,9 +1446,6 @@ impl Builder {
     /// `callbr` of an argument-less inline asm statement that may leave
     /// for `indirect` (`asm goto`): control normally goes on to `default`.
     /// `asm` is in LLVM's template syntax (`${0:l}` is `indirect`'s label).
-    /// `callbr` of a side-effecting asm statement without operands other
-    /// than its label (`asm goto`): falls through to `default`, may jump to
-    /// `indirect`.
     pub fn callbr_asm(&self, cx: &Ctx, asm: &str, default: Block, indirect: Block) -> Val {
         let (fty, f) = side_effect_asm(cx, asm, "!i");
         let mut dests = [indirect.0];

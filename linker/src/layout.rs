@@ -7,7 +7,8 @@
 //! 0x400000  ELF + program headers                       ┐ text segment (r-x)
 //!           .init .fini, aligned .text, ISA-only .text   ┘
 //! 64K       aligned .rodata, ISA-only .rodata,           ┐ rodata segment (r--)
-//!           .eh_frame, __hc_polls (per variant)          ┘
+//!           .eh_frame, __hc_polls, __hc_entries (per     │
+//!           variant)                                     ┘
 //! 64K       .tdata .tbss (aligned: same TLS offsets)     ┐ data segment (rw-)
 //!           .init_array .fini_array                      │
 //!           __hc_data_start: aligned .data, .bss          │ ← migrated byte for byte

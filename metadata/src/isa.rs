@@ -73,10 +73,9 @@ pub enum EntryRedirect {
     /// zeros.
     Branch,
     /// The function is preceded by `jmp rel32` to its copy (the prefix's
-    /// last five bytes),
-    /// and its first instruction, made at least two bytes long
-    /// ("prologue-short-redirect"), is replaced by a two-byte jump back to
-    /// it in one store (x86_64 `eb f9`, as hot-patchable Windows code).
+    /// last five bytes), and its first instruction, made at least two bytes
+    /// long ("prologue-short-redirect"), is replaced by a two-byte jump back
+    /// to it in one store (x86_64 `eb f9`, as hot-patchable Windows code).
     PrefixJump,
 }
 

@@ -88,6 +88,10 @@ fn is_poll(br: Val, word: Val) -> bool {
     load.opcode() == Some(LLVMOpcode::LLVMLoad) && load.operand(0) == word && load.is_volatile()
 }
 
+/// The x86_64 prefix of a redirected entry up to its `rel32`: `int3`
+/// padding, then `jmp rel32`'s opcode; the `rel32` ends at the entry.
+const X86_PREFIX_HEAD: [u8; ENTRY_PREFIX as usize - 4] = [0xcc, 0xcc, 0xcc, 0xe9];
+
 /// Makes `f`'s entry poll a redirected entry (FORMATS §5 "Entries"): the
 /// code that runs has no poll at its entry; while a migration is requested
 /// the runtime makes the entry a jump to `copy`, whose own entry poll then
@@ -101,13 +105,11 @@ pub fn redirect_entry(cx: &Ctx, isa: Isa, f: Val, copy: Val) {
     // variant.
     let byte = |v| cx.const_int(cx.i8(), v);
     let prefix: Vec<Val> = match isa.info().entry_redirect {
-        // int3 padding, then `jmp rel32` to the copy, which ends at the
-        // entry: rel32 = copy - f.
+        // `jmp rel32` to the copy ends at the entry: rel32 = copy - f.
         EntryRedirect::PrefixJump => {
             cx.set_fn_string_attr(f, "patchable-function", "prologue-short-redirect");
-            let pad = (ENTRY_PREFIX - 5) as usize;
-            let mut p = vec![byte(0xcc); pad];
-            p.extend([byte(0xe9), cx.const_rel32(copy, f)]);
+            let mut p: Vec<Val> = X86_PREFIX_HEAD.iter().map(|&b| byte(b.into())).collect();
+            p.push(cx.const_rel32(copy, f));
             p
         }
         EntryRedirect::Branch => vec![byte(0); ENTRY_PREFIX as usize],
@@ -162,9 +164,9 @@ pub fn make_patchable(cx: &Ctx, isa: Isa) {
 /// instruction) the one 3-byte instruction `push %reg` (`48 ff f0+r`), so
 /// the code that runs has no instruction at its entry. The push still ends
 /// at byte 3, where the unwind tables say it does. A redirected entry is
-/// recognized by its prefix (`cc cc cc e9`, `redirect_entry`) at the start
-/// of its section. Returns how many entries it widened.
-pub fn widen_entry_pushes(obj: &mut [u8]) -> Result<usize, String> {
+/// recognized by its prefix (`X86_PREFIX_HEAD`) at the start of its
+/// section.
+pub fn widen_entry_pushes(obj: &mut [u8]) -> Result<(), String> {
     use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
     let file = object::File::parse(&*obj).map_err(|e| e.to_string())?;
     let mut at = Vec::new();
@@ -182,7 +184,7 @@ pub fn widen_entry_pushes(obj: &mut [u8]) -> Result<usize, String> {
             continue;
         };
         let (off, size, p) = (off as usize, size as usize, ENTRY_PREFIX as usize);
-        if size >= p + 3 && obj[off..off + 4] == [0xcc, 0xcc, 0xcc, 0xe9] {
+        if size >= p + 3 && obj[off..off + X86_PREFIX_HEAD.len()] == X86_PREFIX_HEAD {
             let head = &obj[off + p..off + p + 3];
             if head[..2] == [0x66, 0x90] && (0x50..=0x57).contains(&head[2]) {
                 at.push(off + p);
@@ -193,5 +195,5 @@ pub fn widen_entry_pushes(obj: &mut [u8]) -> Result<usize, String> {
         let reg = obj[i + 2] - 0x50;
         obj[i..i + 3].copy_from_slice(&[0x48, 0xff, 0xf0 + reg]);
     }
-    Ok(at.len())
+    Ok(())
 }
