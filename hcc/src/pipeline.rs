@@ -529,6 +529,7 @@ fn worker(
                 decisions = d;
             }
             Ok(Command::Codegen) => {
+                finish(isa, &module, &tm, source)?;
                 let timer = Timer::new(source, &tm);
                 let mut buf = codegen(&tm, &module, &diags)?;
                 if isa.info().entry_redirect == EntryRedirect::PrefixJump {
@@ -593,7 +594,10 @@ fn optimize<'c>(
     Ok(module)
 }
 
-/// Instruments one ISA's optimized module with the round's decisions.
+/// Instruments one ISA's optimized module with the round's decisions: as
+/// far as the site table needs. SSA repair and verification wait for
+/// `finish`, which a round the variants disagree on never reaches
+/// (sqlite3.c: 16 s per ISA and discarded round).
 fn instrument<'c>(
     isa: Isa,
     module: Module<'c>,
@@ -610,6 +614,14 @@ fn instrument<'c>(
         .map_err(|e| format!("loop-simplify failed: {e}"))?;
     let table = instrument::instrument_module(&module, isa, source, &decisions.agreed);
     timer.mark("instrument");
+    dump_ir(&module, tm, source, "raw");
+    Ok((module, table))
+}
+
+/// Makes the instrumented module ready for code generation: values carried
+/// through stack slots back in SSA form, polls patchable, and the IR checked.
+fn finish(isa: Isa, module: &Module, tm: &TargetMachine, source: &str) -> Result<(), String> {
+    let timer = Timer::new(source, tm);
     module
         .run_passes(
             "function(mem2reg,loop-simplify)",
@@ -619,9 +631,9 @@ fn instrument<'c>(
         .map_err(|e| format!("SSA repair after instrumentation failed: {e}"))?;
     timer.mark("ssa-repair");
     if !instrument::ablated("patched-polls") {
-        instrument::poll::make_patchable(&crate::ir::Ctx::new(&module), isa);
+        instrument::poll::make_patchable(&crate::ir::Ctx::new(module), isa);
     }
-    dump_ir(&module, tm, source, "inst");
+    dump_ir(module, tm, source, "inst");
     if let Err(e) = module.verify() {
         return Err(format!(
             "internal error: instrumented IR is invalid (please report this with the source file): {}",
@@ -629,7 +641,7 @@ fn instrument<'c>(
         ));
     }
     timer.mark("verify");
-    Ok((module, table))
+    Ok(())
 }
 
 /// HCC_TIME=1 prints how long each step of the pipeline took, per ISA.
@@ -668,10 +680,11 @@ impl Timer {
     }
 }
 
-/// HCC_DUMP_IR=DIR writes each ISA's IR after optimization (`.opt.ll`) and
-/// after instrumentation (`.inst.ll`), for debugging hcc itself. A consensus
-/// round's files move to `.prev.ll` when the next round writes its own (the
-/// first round shows what made a function differ).
+/// HCC_DUMP_IR=DIR writes each ISA's IR after optimization (`.opt.ll`),
+/// after instrumentation (`.raw.ll`, values still carried through stack
+/// slots) and as it goes to code generation (`.inst.ll`), for debugging hcc
+/// itself. A consensus round's files move to `.prev.ll` when the next round
+/// writes its own (the first round shows what made a function differ).
 fn dump_ir(module: &Module, tm: &TargetMachine, source: &str, stage: &str) {
     if let Some(dir) = std::env::var_os("HCC_DUMP_IR") {
         let stem = std::path::Path::new(source)
