@@ -656,6 +656,88 @@ int main(void) {
     }
 }
 
+#[test]
+fn leaf_functions_that_return_early_push_nothing_on_their_way_out() {
+    // greater() calls nothing and mostly returns from its first comparisons
+    // (like bzip2's mainGtU); its loop polls. The poll is a load and a
+    // branch there, not a patched no-op: LLVM moves the register saves onto
+    // the loop's path only when no block is an asm-goto target. Migrations
+    // from inside that loop carry on where an uninterrupted run would.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("early.c");
+    std::fs::write(
+        &src,
+        r#"#include <stdio.h>
+static unsigned char text[1 << 17];
+static __attribute__((noinline)) int greater(unsigned a, unsigned b, unsigned n) {
+    if (text[a] != text[b]) return text[a] > text[b];
+    if (text[a + 1] != text[b + 1]) return text[a + 1] > text[b + 1];
+    for (unsigned k = 2; k < n; k++) {
+        unsigned x = (a + k) % n, y = (b + k) % n;
+        if (text[x] != text[y]) return text[x] > text[y];
+    }
+    return 0;
+}
+int main(void) {
+    unsigned s = 1;
+    for (unsigned i = 0; i < sizeof text; i++) {
+        s = s * 1103515245 + 12345;
+        text[i] = (i >> 12) % 2 ? 'a' : "ab"[(s >> 16) & 1];
+    }
+    unsigned long count = 0;
+    for (unsigned i = 0; i < 3000; i++) {
+        count += greater(i * 7919 % sizeof text, i * 104729 % sizeof text, sizeof text);
+        if (i % 500 == 0) printf("%u %lu\n", i, count);
+    }
+    printf("%lu\n", count);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let app = dir.path().join("early");
+    compile(&src, &app);
+    let code = disassemble(&app, "greater");
+    let instructions: Vec<&str> = code
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .split_once(':')
+                .is_some_and(|(a, _)| !a.is_empty() && a.chars().all(|c| c.is_ascii_hexdigit()))
+        })
+        .collect();
+    assert!(
+        instructions.first().is_some_and(|l| !l.contains("push")),
+        "greater saves registers before its early returns:\n{code}"
+    );
+    assert!(
+        code.contains("__hc_poll>"),
+        "greater's loop does not poll with a load and a branch:\n{code}"
+    );
+    let want = native(&app, &[], dir.path());
+    // About 589000 points, nearly all in greater's loop.
+    for (route, at) in [("x86_64,aarch64", "5000"), ("aarch64,x86_64", "100000")] {
+        let got = hcontainer(
+            &[
+                "run",
+                "--migrate",
+                route,
+                "--at-point",
+                at,
+                app.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        assert_same(&want, &got, &format!("early {route} at {at}"));
+        let m = got.migrations();
+        assert!(
+            m.len() == 1 && m[0].contains(" 2 frames"),
+            "early {route} at {at}: expected one migration inside greater\n{}",
+            got.stderr
+        );
+    }
+}
+
 /// Disassembly of one function of an executable.
 fn disassemble(exe: &Path, symbol: &str) -> String {
     let o = std::process::Command::new("llvm-objdump-22")
