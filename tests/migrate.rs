@@ -738,6 +738,70 @@ int main(void) {
     }
 }
 
+#[test]
+fn loops_with_many_live_values_poll_with_a_branch_and_migrate() {
+    // mix()'s loop keeps 24 accumulators live: its poll's slow path writes
+    // them all into the record, and as a patched no-op (asm goto) it would
+    // make the register allocator store them on every trip. It stays a load
+    // and a branch; migrations from inside the loop carry every accumulator.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("heavy.c");
+    let decl: Vec<String> = (0..24).map(|k| format!("a{k} = {}", k + 1)).collect();
+    let steps: String = (0..24)
+        .map(|k| {
+            format!(
+                "        a{k} = (a{k} ^ (a{} >> {})) * 0x9E3779B97F4A7C15ull + i;\n",
+                (k + 23) % 24,
+                k % 13 + 1
+            )
+        })
+        .collect();
+    let prints: String = (0..24)
+        .map(|k| format!("    printf(\"{k} %llu\\n\", a{k});\n"))
+        .collect();
+    std::fs::write(
+        &src,
+        format!(
+            "#include <stdio.h>\n\
+             static __attribute__((noinline)) void mix(unsigned long n) {{\n\
+             \x20   unsigned long long {};\n\
+             \x20   for (unsigned long i = 0; i < n; i++) {{\n{steps}    }}\n{prints}}}\n\
+             int main(void) {{\n    mix(300000);\n    return 0;\n}}\n",
+            decl.join(", ")
+        ),
+    )
+    .unwrap();
+    let app = dir.path().join("heavy");
+    compile(&src, &app);
+    let code = disassemble(&app, "mix");
+    assert!(
+        code.contains("__hc_poll>"),
+        "mix's loop does not poll with a load and a branch:\n{code}"
+    );
+    let want = native(&app, &[], dir.path());
+    // About 300000 points, one per trip.
+    for (route, at) in [("x86_64,aarch64", "1000"), ("aarch64,x86_64", "250000")] {
+        let got = hcontainer(
+            &[
+                "run",
+                "--migrate",
+                route,
+                "--at-point",
+                at,
+                app.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        assert_same(&want, &got, &format!("heavy {route} at {at}"));
+        let m = got.migrations();
+        assert!(
+            m.len() == 1 && m[0].contains(" 2 frames"),
+            "heavy {route} at {at}: expected one migration inside mix\n{}",
+            got.stderr
+        );
+    }
+}
+
 /// Disassembly of one function of an executable.
 fn disassemble(exe: &Path, symbol: &str) -> String {
     let o = std::process::Command::new("llvm-objdump-22")
