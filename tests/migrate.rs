@@ -714,28 +714,12 @@ int main(void) {
         code.contains("__hc_poll>"),
         "greater's loop does not poll with a load and a branch:\n{code}"
     );
-    let want = native(&app, &[], dir.path());
     // About 589000 points, nearly all in greater's loop.
-    for (route, at) in [("x86_64,aarch64", "5000"), ("aarch64,x86_64", "100000")] {
-        let got = hcontainer(
-            &[
-                "run",
-                "--migrate",
-                route,
-                "--at-point",
-                at,
-                app.to_str().unwrap(),
-            ],
-            dir.path(),
-        );
-        assert_same(&want, &got, &format!("early {route} at {at}"));
-        let m = got.migrations();
-        assert!(
-            m.len() == 1 && m[0].contains(" 2 frames"),
-            "early {route} at {at}: expected one migration inside greater\n{}",
-            got.stderr
-        );
-    }
+    migrates_in_callee(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 5000), ("aarch64,x86_64", 100000)],
+    );
 }
 
 #[test]
@@ -778,25 +762,37 @@ fn loops_with_many_live_values_poll_with_a_branch_and_migrate() {
         code.contains("__hc_poll>"),
         "mix's loop does not poll with a load and a branch:\n{code}"
     );
-    let want = native(&app, &[], dir.path());
     // About 300000 points, one per trip.
-    for (route, at) in [("x86_64,aarch64", "1000"), ("aarch64,x86_64", "250000")] {
+    migrates_in_callee(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 1000), ("aarch64,x86_64", 250000)],
+    );
+}
+
+/// Migrates `app` along each route at the given point, which must be in a
+/// function main calls (two frames); the output must be the native run's.
+fn migrates_in_callee(app: &Path, dir: &Path, points: &[(&str, u64)]) {
+    let want = native(app, &[], dir);
+    for &(route, at) in points {
+        let at = at.to_string();
         let got = hcontainer(
             &[
                 "run",
                 "--migrate",
                 route,
                 "--at-point",
-                at,
+                &at,
                 app.to_str().unwrap(),
             ],
-            dir.path(),
+            dir,
         );
-        assert_same(&want, &got, &format!("heavy {route} at {at}"));
+        let what = format!("{} {route} at {at}", app.display());
+        assert_same(&want, &got, &what);
         let m = got.migrations();
         assert!(
             m.len() == 1 && m[0].contains(" 2 frames"),
-            "heavy {route} at {at}: expected one migration inside mix\n{}",
+            "{what}: expected one migration, two frames deep\n{}",
             got.stderr
         );
     }
