@@ -698,16 +698,8 @@ int main(void) {
     let app = dir.path().join("early");
     compile(&src, &app);
     let code = disassemble(&app, "greater");
-    let instructions: Vec<&str> = code
-        .lines()
-        .filter(|l| {
-            l.trim_start()
-                .split_once(':')
-                .is_some_and(|(a, _)| !a.is_empty() && a.chars().all(|c| c.is_ascii_hexdigit()))
-        })
-        .collect();
     assert!(
-        instructions.first().is_some_and(|l| !l.contains("push")),
+        first_instruction(&code).is_some_and(|l| !l.contains("push")),
         "greater saves registers before its early returns:\n{code}"
     );
     assert!(
@@ -810,6 +802,15 @@ fn disassemble(exe: &Path, symbol: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The first instruction line of `disassemble`'s output (`addr: insn`).
+fn first_instruction(code: &str) -> Option<&str> {
+    code.lines().find(|l| {
+        l.trim_start()
+            .split_once(':')
+            .is_some_and(|(a, _)| !a.is_empty() && a.chars().all(|c| c.is_ascii_hexdigit()))
+    })
+}
+
 /// The example and its aarch64 variant, extracted.
 fn both_variants(name: &str, dir: &Path) -> [std::path::PathBuf; 2] {
     let app = example(name);
@@ -870,13 +871,8 @@ fn loop_free_functions_have_redirected_entries() {
     for exe in both_variants("dispatch", dir.path()) {
         let own = disassemble(&exe, "main");
         // Nothing runs at the entry for it (x86_64: `nop; push` made one push).
-        let first = own.lines().find(|l| {
-            l.trim_start()
-                .split_once(':')
-                .is_some_and(|(a, _)| !a.is_empty() && a.chars().all(|c| c.is_ascii_hexdigit()))
-        });
         assert!(
-            first.is_some_and(|l| !l.contains("nop")),
+            first_instruction(&own).is_some_and(|l| !l.contains("nop")),
             "{}: main starts with a no-op:\n{own}",
             exe.display()
         );
