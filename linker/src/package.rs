@@ -165,8 +165,9 @@ pub fn build_meta(
                             )))
                         }
                     };
-                    // Polls pass their values in a buffer (hcrt.h), not as deopt operands.
-                    let expected = if site.kind.is_poll() {
+                    // A poll passes its values either in a buffer (hcrt.h) or, when
+                    // it has many, as deopt operands like a call (FORMATS §5).
+                    let expected = if site.kind.is_poll() && ndeopt == 0 {
                         0
                     } else {
                         site.slots.len()

@@ -83,7 +83,9 @@ fn inflate(r: &mut Reader, max: u64) -> Result<Vec<u8>> {
 }
 const MAGIC: &[u8; 8] = b"HCMETA\0\0";
 const WHAT: &str = "hcontainer metadata";
-pub const VERSION: u32 = 3;
+/// Version 4: a poll's site location may list its values (polls with many
+/// values pass them as deopt operands); before, polls had none.
+pub const VERSION: u32 = 4;
 /// Largest body a reader inflates: far above any real program's (sqlite3's
 /// is ~10 MiB), low enough that a corrupt length cannot exhaust memory.
 const MAX_BODY: u64 = 1 << 30;

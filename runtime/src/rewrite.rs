@@ -219,16 +219,19 @@ pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteE
         let (offsets, size) = record_layout(&func.record);
         let mut values = vec![0u8; size];
         let fsite = &func.sites[site.index as usize];
-        if fsite.kind.is_poll() {
-            // The innermost frame: the poll handed its record to the
-            // migration point in a buffer (first argument register).
-            if depth != 0 {
-                return Err(RewriteError::Value {
-                    depth,
-                    function: func.name.clone(),
-                    why: "a migration-point call is not the innermost frame".into(),
-                });
-            }
+        if fsite.kind.is_poll() && depth != 0 {
+            return Err(RewriteError::Value {
+                depth,
+                function: func.name.clone(),
+                why: "a migration-point call is not the innermost frame".into(),
+            });
+        }
+        // The innermost frame: a poll with few values handed its record to
+        // the migration point in a buffer (first argument register); one
+        // with many has them located like a call's, in the registers the
+        // migration point saved or in its frame.
+        let buffered = fsite.kind.is_poll() && site.locations.is_empty();
+        if buffered {
             let addr = st.get64(isa.info().dwarf_arg0).unwrap_or(0);
             let bytes = mem.read(addr, size).map_err(|e| RewriteError::Value {
                 depth,
@@ -247,11 +250,7 @@ pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteE
             }
             values = keep;
         }
-        let slots = if fsite.kind.is_poll() {
-            &[][..]
-        } else {
-            &fsite.slots[..]
-        };
+        let slots = if buffered { &[][..] } else { &fsite.slots[..] };
         for (loc, &slot) in site.locations.iter().zip(slots) {
             let (ty, off) = (func.record[slot as usize], offsets[slot as usize]);
             read_value(loc, ty, &st, &mem, &mut values[off..off + ty.slot_size()]).map_err(

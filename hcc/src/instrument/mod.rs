@@ -1810,18 +1810,31 @@ fn transform(
         .iter()
         .map(|s| s.carried.iter().map(|v| (v.ty(), slot[v])).collect())
         .collect();
-    // Polls hand their values to the migration point in a buffer laid out
-    // as the function's frame record, written only on the cold path: the
-    // statepoint carries none, so the register allocator never has to hold
-    // dozens of values in registers at once around a preserve_all call.
+    // Polls with few values hand them to the migration point in a buffer
+    // laid out as the function's frame record, written only on the cold
+    // path: the statepoint carries none, so the register allocator never
+    // has to hold them in registers at once around a preserve_all call.
     // The buffer is the runtime's, not a slot in this frame: a frame that
     // holds one kept small looping functions from going frameless and cost
     // bzip2's block sort a register (bzip2 -3.5 points of instructions).
     // The poll marks the buffer busy first (volatile stores keep that
     // order), so a signal handler's poll in between is caught
-    // (`__hc_migrate_point_c`).
+    // (`__hc_migrate_point_c`). Polls with many values pass them as deopt
+    // operands, like calls (`poll::buffered`).
+    let buffered: Vec<bool> = sites
+        .iter()
+        .map(|s| {
+            let words = s
+                .carried
+                .iter()
+                .map(|v| record_pieces[v].1.len())
+                .sum::<usize>()
+                + s.va_lists.len();
+            s.kind.is_poll() && (poll::buffered(words) || ablated("deopt-polls"))
+        })
+        .collect();
     let (_, record_size) = record_layout(&record_types);
-    let buf = if record_size <= abi::POLL_RECORD_SIZE {
+    let buf = if record_size <= abi::POLL_RECORD_SIZE || !buffered.contains(&true) {
         rt.poll_record
     } else {
         b.before(hc_entry.first().expect("hc.entry has instructions"));
@@ -1847,9 +1860,11 @@ fn transform(
     for (k, s) in sites.iter().enumerate() {
         let call = s.call;
         b.before(call);
-        let deopt: Vec<Val> = if s.kind.is_poll() {
+        if s.kind.is_poll() {
             b.store(cx.const_int(i32t, 1), rt.poll_record_busy)
                 .set_volatile();
+        }
+        let deopt: Vec<Val> = if buffered[k] {
             for ((ty, sl), v) in carried[k].iter().zip(&s.carried) {
                 let x = b.load(*ty, *sl, "");
                 let parts = pieces::split(cx, &b, x);

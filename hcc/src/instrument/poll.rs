@@ -129,7 +129,7 @@ pub fn redirect_entry(cx: &Ctx, isa: Isa, f: Val, copy: Val) {
 }
 
 /// Turns the module's polls into patchable no-ops, except where a load and
-/// a branch costs less (`leaf_with_early_return`, `MAX_PATCHED_STORES`).
+/// a branch costs less (`leaf_with_early_return`).
 pub fn make_patchable(cx: &Ctx, isa: Isa) {
     let Some(word) = cx.global(abi::POLL) else {
         return;
@@ -147,9 +147,6 @@ pub fn make_patchable(cx: &Ctx, isa: Isa) {
             }
             let succ = blk.successors();
             let (slow, go) = (succ[0], succ[1]);
-            if stores_in(slow) > MAX_PATCHED_STORES && !super::ablated("heavy-branch-polls") {
-                continue;
-            }
             b.before(br);
             let poll = b.callbr_asm(cx, &asm, go, slow);
             poll.copy_debug_loc(br);
@@ -166,27 +163,26 @@ pub fn make_patchable(cx: &Ctx, isa: Isa) {
     }
 }
 
-/// Stores a poll's slow path may make (its record's words and the busy
-/// mark) for the poll to become a patched no-op; beyond, it stays a load
-/// and a branch. LLVM's register allocator does not split a live range
-/// between an `asm goto` and its label (a block ending in one has its last
-/// split point before it), so a value the slow path stores into the record
-/// that has no stack slot yet gets one, written on the hot path before the
-/// no-op; with a branch, that store moves into the cold block. The more
-/// values reach the slow path, the more such stores. sqlite3 (callgrind,
-/// `queries.sql`): 332.93 M instructions with every poll patched; with a
-/// limit of 30, 328.84 M; 20, 324.07 M (`sqlite3VdbeExec`'s loops: 4.2 M
-/// fewer stack stores, 2.8 M fewer loads); 15, 326.33 M; 10, 325.96 M.
-/// bzip2 -0.3 M at 20, +2.1 M at 10; Lua unchanged at 20, +4.5 M at 10;
-/// the kernels unchanged.
-const MAX_PATCHED_STORES: usize = 20;
-
-fn stores_in(b: crate::ir::Block) -> usize {
-    b.instructions()
-        .into_iter()
-        .filter(|i| i.opcode() == Some(LLVMOpcode::LLVMStore))
-        .count()
+/// Whether a poll whose values take `words` record words writes them into
+/// the runtime's buffer on its slow path (few values), or passes them as
+/// deopt operands that the stack map locates (many). A slow path that
+/// stores many values needs a register for each one the allocator has
+/// spilled, and around a patched no-op it cannot split a live range
+/// between the `asm goto` and its label (a block ending in one has its
+/// last split point before it): such loops stored registers on the hot
+/// path. Those polls used to stay a load and a branch (more than 20
+/// stores); as deopt operands a spilled value is named where it is, and
+/// the poll is a no-op like any other. Callgrind against that: bzip2
+/// (1 MiB of C text) 359.40 M -> 355.23 M, sqlite3 (`queries.sql`)
+/// 324.08 M -> 322.26 M, Lua unchanged (454.04 M). Every poll as deopt
+/// operands: bzip2 355.48 M, but sqlite3 329.32 M (`sqlite3VdbeExec`'s
+/// dispatch poll) and Lua 455.11 M.
+pub fn buffered(words: usize) -> bool {
+    words < MAX_BUFFERED_WORDS
 }
+
+/// Record words (plus the busy mark: 20 stores) a buffered poll may write.
+const MAX_BUFFERED_WORDS: usize = 20;
 
 /// Whether `f` calls nothing but its polls' slow paths and can return
 /// without entering a loop. Such a function keeps its polls a load and a
