@@ -37,8 +37,10 @@
 
 #if defined(__x86_64__)
 #define HC_ISA 1
+#define HC_ARG0 5 /* rdi, DWARF number */
 #elif defined(__aarch64__)
 #define HC_ISA 2
+#define HC_ARG0 0 /* x0 */
 #else
 #error "unsupported ISA"
 #endif
@@ -1623,13 +1625,17 @@ void __hc_migrate_point_c(struct hc_regs *r) {
         __hc_poll_record_busy = 0;
         return;
     }
-    /* Every poll marks __hc_poll_record busy, then writes its record there.
-     * If another migration-point call cleared the mark in between (a signal
-     * handler's poll: it is refused, signal frames are no sites), the buffer
-     * may hold that one's values: wait for the next poll. */
-    int intact = __hc_poll_record_busy;
-    __hc_poll_record_busy = 0;
-    if (!intact) return;
+    /* A poll that writes its record into __hc_poll_record marks it busy
+     * first and passes its address. If another migration-point call
+     * cleared the mark in between (a signal handler's poll: it is refused,
+     * signal frames are no sites), the buffer may hold that one's values:
+     * wait for the next poll. Entry polls and polls whose values are deopt
+     * operands pass no record and leave the mark alone. */
+    if (r->gpr[HC_ARG0]) {
+        int intact = __hc_poll_record_busy;
+        __hc_poll_record_busy = 0;
+        if (!intact) return;
+    }
     if (hc.countdown > 0 && --hc.countdown > 0) return;
     poll_set(HC_POLL_OFF);
     if (hc.ctl < 0) {

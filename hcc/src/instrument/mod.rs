@@ -1860,11 +1860,9 @@ fn transform(
     for (k, s) in sites.iter().enumerate() {
         let call = s.call;
         b.before(call);
-        if s.kind.is_poll() {
+        let deopt: Vec<Val> = if buffered[k] {
             b.store(cx.const_int(i32t, 1), rt.poll_record_busy)
                 .set_volatile();
-        }
-        let deopt: Vec<Val> = if buffered[k] {
             for ((ty, sl), v) in carried[k].iter().zip(&s.carried) {
                 let x = b.load(*ty, *sl, "");
                 let parts = pieces::split(cx, &b, x);
