@@ -766,9 +766,67 @@ fn loops_with_many_live_values_hand_them_over_where_they_are() {
     );
 }
 
+#[test]
+fn comparisons_live_across_calls_are_recomputed_on_resume() {
+    // run() keeps `wide` (shift > 3) live across its calls to step(), and
+    // `shift` with it: the comparison travels as `shift` and is computed
+    // again when run()'s frame resumes on the other ISA. Migrations inside
+    // step() (three frames) in a run where `wide` is false and in one where
+    // it is true carry on where an uninterrupted run would.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("tests.c");
+    std::fs::write(
+        &src,
+        r#"#include <stdio.h>
+static volatile unsigned long sink;
+static __attribute__((noinline)) unsigned long step(unsigned long i) {
+    unsigned long x = i;
+    while ((x & 0xff) != 0x5a)
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    sink = x;
+    return x >> 60;
+}
+static __attribute__((noinline)) unsigned long run(unsigned long shift, unsigned long n) {
+    unsigned long sum = 0;
+    int wide = shift > 3;
+    for (unsigned long i = 0; i < n; i++) {
+        unsigned long r = step(i);
+        sum += wide ? r << shift : r + shift;
+        if (wide)
+            sum ^= i;
+    }
+    return sum;
+}
+int main(int argc, char **argv) {
+    (void)argv;
+    for (unsigned long shift = 0; shift < 7; shift += 3)
+        printf("%lu %lu\n", shift, run(shift + argc - 1, 2000));
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let app = dir.path().join("tests");
+    compile(&src, &app);
+    // About 170000 points, nearly all in step()'s loop: 20000 is in the
+    // first run (shift 0), 150000 in the last (shift 6).
+    migrates_deep(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 20000), ("aarch64,x86_64", 150000)],
+        3,
+    );
+}
+
 /// Migrates `app` along each route at the given point, which must be in a
 /// function main calls (two frames); the output must be the native run's.
 fn migrates_in_callee(app: &Path, dir: &Path, points: &[(&str, u64)]) {
+    migrates_deep(app, dir, points, 2)
+}
+
+/// Migrates `app` along each route at the given point, `frames` frames deep;
+/// the output must be the native run's.
+fn migrates_deep(app: &Path, dir: &Path, points: &[(&str, u64)], frames: usize) {
     let want = native(app, &[], dir);
     for &(route, at) in points {
         let at = at.to_string();
@@ -787,8 +845,8 @@ fn migrates_in_callee(app: &Path, dir: &Path, points: &[(&str, u64)]) {
         assert_same(&want, &got, &what);
         let m = got.migrations();
         assert!(
-            m.len() == 1 && m[0].contains(" 2 frames"),
-            "{what}: expected one migration, two frames deep\n{}",
+            m.len() == 1 && m[0].contains(&format!(" {frames} frames")),
+            "{what}: expected one migration, {frames} frames deep\n{}",
             got.stderr
         );
     }
