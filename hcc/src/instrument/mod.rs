@@ -1042,8 +1042,9 @@ fn recomputable(v: Val, shadow: &shadow::ShadowFrame, depth: u32) -> Option<Opti
         // `p->b`, ... hoisted out by LICM) take no deopt operand each and stay
         // free for codegen to fold into addressing modes (sqlite3VdbeExec had
         // 90 values live at its sites). Integer casts and arithmetic are not
-        // recomputed: InstCombine shapes them per ISA (shell.c's re_sql_func
-        // then carried different values on x86_64 and aarch64).
+        // recomputed here: InstCombine shapes them per ISA (shell.c's
+        // re_sql_func then carried different values on x86_64 and aarch64);
+        // only from a value live at the same site (`derived_from_live`).
         LLVMOpcode::LLVMGetElementPtr | LLVMOpcode::LLVMBitCast | LLVMOpcode::LLVMAddrSpaceCast => {
             let base = v.operand(0);
             if !(1..v.num_operands()).all(|i| v.operand(i).is_constant()) || !base.is_register() {
@@ -1055,20 +1056,34 @@ fn recomputable(v: Val, shadow: &shadow::ShadowFrame, depth: u32) -> Option<Opti
     }
 }
 
-/// A comparison of a value live at the same site with a constant
-/// (`db->enc == SQLITE_UTF8`): recomputed on resume from that value, which
-/// is carried anyway, instead of taking a deopt operand of its own. As one,
-/// it was made again (`cmp; setcc` into a stack slot) before every call it
-/// was live across (sqlite3VdbeExec: 996 of its 8548 deopt operands). Only
-/// when the compared value is live there too, so the record loses an entry
-/// and gains none: an ISA whose optimizer shaped the test otherwise still
-/// carries the same values or fails consensus as before.
-fn test_of_live(v: Val, live: &HashSet<Val>, shadow: &shadow::ShadowFrame) -> Option<Option<Val>> {
-    if ablated("recomputed-tests") || v.opcode()? != LLVMOpcode::LLVMICmp {
+/// A comparison with a constant, an integer cast, or integer arithmetic
+/// with a constant, of a value live at the same site (`db->enc ==
+/// SQLITE_UTF8`, `i + 1`): recomputed on resume from that value, which is
+/// carried anyway, instead of taking a deopt operand of its own. A
+/// comparison as one was made again (`cmp; setcc` into a stack slot)
+/// before every call it was live across (sqlite3VdbeExec: 996 of its 8548
+/// deopt operands). Only when the operand is live there too, so the record
+/// loses an entry and gains none: an ISA whose optimizer shaped the value
+/// otherwise still carries the same values or fails consensus as before
+/// (without that condition, casts and arithmetic made shell.c's
+/// `re_sql_func` carry different values per ISA: `recomputable`).
+fn derived_from_live(
+    v: Val,
+    live: &HashSet<Val>,
+    shadow: &shadow::ShadowFrame,
+) -> Option<Option<Val>> {
+    use LLVMOpcode::*;
+    let op = v.opcode()?;
+    let cast = matches!(op, LLVMZExt | LLVMSExt | LLVMTrunc);
+    let binop = matches!(
+        op,
+        LLVMAdd | LLVMSub | LLVMAnd | LLVMOr | LLVMXor | LLVMShl | LLVMLShr | LLVMAShr
+    );
+    if ablated("recomputed-tests") || !(op == LLVMICmp || cast || binop) {
         return None;
     }
-    let (x, c) = (v.operand(0), v.operand(1));
-    if !c.is_constant() || !x.is_register() || !live.contains(&x) {
+    let x = v.operand(0);
+    if (!cast && !v.operand(1).is_constant()) || !x.is_register() || !live.contains(&x) {
         return None;
     }
     Some(recomputable(x, shadow, 1).unwrap_or(Some(x)))
@@ -1386,21 +1401,55 @@ fn transform(
                 .collect()
         }
     };
-    for (k, s) in sites.iter_mut().enumerate() {
-        // An indirect call's target is not carried: on resume it is the
-        // function of the next frame record (`__hc_resume_callee`).
-        let mut vals = live.live_after(s.call);
-        if let Some((call, args, ..)) = setjmp.as_ref().filter(|_| rearm[k]) {
-            let extra = live.live_after(*call);
-            for v in extra.into_iter().chain(args.iter().copied()) {
-                if v.is_register() && !vals.contains(&v) {
-                    vals.push(v);
+    // An indirect call's target is not carried: on resume it is the
+    // function of the next frame record (`__hc_resume_callee`).
+    let site_vals: Vec<Vec<Val>> = sites
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let mut vals = live.live_after(s.call);
+            if let Some((call, args, ..)) = setjmp.as_ref().filter(|_| rearm[k]) {
+                let extra = live.live_after(*call);
+                for v in extra.into_iter().chain(args.iter().copied()) {
+                    if v.is_register() && !vals.contains(&v) {
+                        vals.push(v);
+                    }
                 }
             }
+            vals
+        })
+        .collect();
+    // A value is recomputed from a live operand (`derived_from_live`) only
+    // if that operand is live at every site where the value is, and the
+    // value is nowhere the operand another one is recomputed from: one
+    // carried at some sites and recomputed at others would be restored
+    // from a record that does not hold it.
+    let mut carried_somewhere: HashSet<Val> = HashSet::new();
+    for vals in &site_vals {
+        let here: HashSet<Val> = vals.iter().copied().collect();
+        for &v in vals {
+            if recomputable(v, &shadow, 0).is_some() {
+                continue;
+            }
+            match derived_from_live(v, &here, &shadow) {
+                None => {
+                    carried_somewhere.insert(v);
+                }
+                Some(base) => carried_somewhere.extend(base),
+            }
         }
+    }
+    for (s, vals) in sites.iter_mut().zip(site_vals) {
         let live_here: HashSet<Val> = vals.iter().copied().collect();
         for v in vals {
-            match recomputable(v, &shadow, 0).or_else(|| test_of_live(v, &live_here, &shadow)) {
+            let derived = || {
+                if carried_somewhere.contains(&v) {
+                    None
+                } else {
+                    derived_from_live(v, &live_here, &shadow)
+                }
+            };
+            match recomputable(v, &shadow, 0).or_else(derived) {
                 Some(base) => {
                     s.derived.push(v);
                     if let Some(b) = base {
