@@ -1079,7 +1079,7 @@ fn derived_from_live(
         op,
         LLVMAdd | LLVMSub | LLVMAnd | LLVMOr | LLVMXor | LLVMShl | LLVMLShr | LLVMAShr
     );
-    if ablated("recomputed-tests") || !(op == LLVMICmp || cast || binop) {
+    if ablated("derived-from-live") || !(op == LLVMICmp || cast || binop) {
         return None;
     }
     let x = v.operand(0);
@@ -1419,37 +1419,37 @@ fn transform(
             vals
         })
         .collect();
-    // A value is recomputed from a live operand (`derived_from_live`) only
-    // if that operand is live at every site where the value is, and the
-    // value is nowhere the operand another one is recomputed from: one
-    // carried at some sites and recomputed at others would be restored
-    // from a record that does not hold it.
+    // Each live value with what it is recomputed from (`recomputable`
+    // first, then `derived_from_live`: the flag), or None: carried. A value
+    // is recomputed from a live operand only if that operand is live at
+    // every site where the value is, and the value is nowhere the operand
+    // another one is recomputed from: one carried at some sites and
+    // recomputed at others would be restored from a record without it.
+    let how: Vec<Vec<_>> = site_vals
+        .iter()
+        .map(|vals| {
+            let here: HashSet<Val> = vals.iter().copied().collect();
+            vals.iter()
+                .map(|&v| match recomputable(v, &shadow, 0) {
+                    Some(base) => (v, Some(base), false),
+                    None => (v, derived_from_live(v, &here, &shadow), true),
+                })
+                .collect()
+        })
+        .collect();
     let mut carried_somewhere: HashSet<Val> = HashSet::new();
-    for vals in &site_vals {
-        let here: HashSet<Val> = vals.iter().copied().collect();
-        for &v in vals {
-            if recomputable(v, &shadow, 0).is_some() {
-                continue;
+    for &(v, base, _) in how.iter().flatten().filter(|h| h.2) {
+        match base {
+            None => {
+                carried_somewhere.insert(v);
             }
-            match derived_from_live(v, &here, &shadow) {
-                None => {
-                    carried_somewhere.insert(v);
-                }
-                Some(base) => carried_somewhere.extend(base),
-            }
+            Some(base) => carried_somewhere.extend(base),
         }
     }
-    for (s, vals) in sites.iter_mut().zip(site_vals) {
-        let live_here: HashSet<Val> = vals.iter().copied().collect();
-        for v in vals {
-            let derived = || {
-                if carried_somewhere.contains(&v) {
-                    None
-                } else {
-                    derived_from_live(v, &live_here, &shadow)
-                }
-            };
-            match recomputable(v, &shadow, 0).or_else(derived) {
+    for (s, vals) in sites.iter_mut().zip(how) {
+        for (v, base, from_live) in vals {
+            let base = base.filter(|_| !(from_live && carried_somewhere.contains(&v)));
+            match base {
                 Some(base) => {
                     s.derived.push(v);
                     if let Some(b) = base {
