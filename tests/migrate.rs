@@ -818,6 +818,66 @@ int main(int argc, char **argv) {
     );
 }
 
+#[test]
+fn stack_objects_used_only_in_a_branch_migrate_with_their_frame() {
+    // run()'s array lives on the shadow stack (its uses span blocks, so the
+    // frame is taken at the entry), and its address is computed in the
+    // branch that uses it, not at run()'s entry; it is live across
+    // the call to fill(), where the migration happens (three frames), so
+    // run()'s frame gets it again from its shadow frame on the other ISA,
+    // and the sums read what fill() wrote there on either side.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("branch.c");
+    std::fs::write(
+        &src,
+        r#"#include <stdio.h>
+static volatile unsigned long sink;
+static __attribute__((noinline)) void fill(unsigned long *v, unsigned long i) {
+    unsigned long x = i;
+    for (int k = 0; k < 4; k++) {
+        while ((x & 0xff) != 0x5a)
+            x = x * 6364136223846793005ul + 1442695040888963407ul;
+        v[k] = x >> 40;
+        x++;
+    }
+    sink = x;
+}
+static __attribute__((noinline)) unsigned long mix(const unsigned long *v) {
+    return v[3] ^ (v[1] << 1) ^ (v[2] << 2);
+}
+static __attribute__((noinline)) unsigned long run(unsigned long n) {
+    unsigned long sum = 0;
+    for (unsigned long i = 0; i < n; i++) {
+        if (i % 3 == 0) {
+            unsigned long v[4];
+            fill(v, i);
+            if (v[0] & 1)
+                sum += mix(v);
+            else
+                sum += v[0];
+        } else {
+            sum += i;
+        }
+    }
+    return sum;
+}
+int main(void) {
+    printf("%lu\n", run(3000));
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let app = dir.path().join("branch");
+    compile(&src, &app);
+    migrates_deep(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 30000), ("aarch64,x86_64", 90000)],
+        3,
+    );
+}
+
 /// Migrates `app` along each route at the given point, which must be in a
 /// function main calls (two frames); the output must be the native run's.
 fn migrates_in_callee(app: &Path, dir: &Path, points: &[(&str, u64)]) {

@@ -115,6 +115,11 @@ impl Cfg {
         }
     }
 
+    /// The nearest block that dominates both `a` and `b` (both reachable).
+    pub fn common_dominator(&self, a: usize, b: usize) -> usize {
+        intersect(&self.idom, &self.rpo_index, a, b)
+    }
+
     /// Natural loops, outermost first, with their nesting. Cycles with more
     /// than one entry (irreducible control flow: a retreating edge whose
     /// target does not dominate its source) are not loops, as in LLVM's

@@ -162,8 +162,25 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
         let top = b.gep_i8(cx, frame, cx.const_int(i64t, frame_size), "hc.ssp.top");
         b.store(top, rt.ssp);
     }
+    // Each slot's address is computed where its uses meet: right before
+    // the first of them in their nearest common dominator, not at the
+    // entry. There it was a value live through the whole function, which
+    // the register allocator kept in a spill slot and reloaded at each use;
+    // near its uses it lives no longer than they need it (DESIGN-NOTES
+    // "Slot addresses where their uses meet"). A `va_list` keeps its
+    // address at the entry: sites carry the object through it
+    // (`transform`'s `va_lists`).
+    let near = !super::ablated("slot-addresses-near-uses");
+    let (blocks, cfg) = super::function_cfg(f);
+    let block_of: HashMap<crate::ir::Block, usize> =
+        blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
     for (k, (a, o)) in statics.iter().zip(offsets).enumerate() {
         let name = a.name();
+        if near && !rt.is_va_list(&out.shapes[k]) {
+            b.before(address_point(*a, &blocks, &cfg, &block_of).unwrap_or(anchor));
+        } else {
+            b.before(anchor);
+        }
         let g = b.gep_i8(cx, frame, cx.const_int(i64t, o), &name);
         a.replace_all_uses_with(g);
         a.erase();
@@ -210,6 +227,43 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
     }
     out.frames.push(frame);
     out
+}
+
+/// Where `a`'s address goes: before its first use in the nearest common
+/// dominator of its uses' blocks (a phi uses it at the end of the incoming
+/// block), or before that block's terminator when no use is in it. Lifetime
+/// markers do not count (`apply` erases them). None: no reachable use.
+fn address_point(
+    a: Val,
+    blocks: &[crate::ir::Block],
+    cfg: &super::cfg::Cfg,
+    block_of: &HashMap<crate::ir::Block, usize>,
+) -> Option<Val> {
+    let mut at: Option<usize> = None;
+    for (user, idx) in a.uses() {
+        if is_lifetime_marker(user) {
+            continue;
+        }
+        let blk = if user.opcode() == Some(LLVMOpcode::LLVMPHI) {
+            user.incoming()[idx as usize].1
+        } else {
+            user.block()
+        };
+        let x = block_of[&blk];
+        if !cfg.reachable(x) {
+            continue;
+        }
+        at = Some(at.map_or(x, |d| cfg.common_dominator(d, x)));
+    }
+    let d = blocks[at?];
+    d.instructions()
+        .into_iter()
+        .find(|i| {
+            i.opcode() != Some(LLVMOpcode::LLVMPHI)
+                && (0..i.num_operands()).any(|j| i.operand(j) == a)
+                && !is_lifetime_marker(*i)
+        })
+        .or_else(|| d.terminator())
 }
 
 /// A stretch of one block from a lifetime start that opens the first of the
