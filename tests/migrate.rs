@@ -822,7 +822,8 @@ int main(int argc, char **argv) {
 fn stack_objects_used_only_in_a_branch_migrate_with_their_frame() {
     // run()'s array lives on the shadow stack (its uses span blocks, so the
     // frame is taken at the entry), and its address is computed in the
-    // branch that uses it, not at run()'s entry; it is live across
+    // branch that uses it, not at run()'s entry (with `&v[2]`, which LICM
+    // hoists there); it is live across
     // the call to fill(), where the migration happens (three frames), so
     // run()'s frame gets it again from its shadow frame on the other ISA,
     // and the sums read what fill() wrote there on either side.
@@ -854,7 +855,7 @@ static __attribute__((noinline)) unsigned long run(unsigned long n) {
             if (v[0] & 1)
                 sum += mix(v);
             else
-                sum += v[0];
+                sum += v[2];
         } else {
             sum += i;
         }

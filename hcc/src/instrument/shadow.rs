@@ -174,9 +174,21 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
     let (blocks, cfg) = super::function_cfg(f);
     let block_of: HashMap<crate::ir::Block, usize> =
         blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    // Field addresses LICM hoisted to the entry (`&aux.tt_`) pin their
+    // slot's address there; in a function with few stack objects they go
+    // down to their uses first (Lua's `luaV_execute`: 7 objects, used by
+    // slow paths). With many, the function's allocation got worse
+    // (`sqlite3VdbeExec`, over a hundred: +13 M instructions).
+    let sink_fields =
+        statics.len() <= MAX_SLOTS_SINKING_FIELDS && !super::ablated("field-addresses-near-uses");
     for (k, (a, o)) in statics.iter().zip(offsets).enumerate() {
         let name = a.name();
         if near && !rt.is_va_list(&out.shapes[k]) {
+            if sink_fields {
+                for (u, _) in a.uses() {
+                    sink_field_address(&b, u, *a, &blocks, &cfg, &block_of);
+                }
+            }
             b.before(address_point(*a, &blocks, &cfg, &block_of).unwrap_or(anchor));
         } else {
             b.before(anchor);
@@ -227,6 +239,40 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
     }
     out.frames.push(frame);
     out
+}
+
+/// Stack objects a function may have for `place` to move the field
+/// addresses of its slots to their uses (DESIGN-NOTES "Slot addresses where
+/// their uses meet").
+const MAX_SLOTS_SINKING_FIELDS: usize = 16;
+
+/// Moves `g`, when it is a constant offset from `from` (a `getelementptr`
+/// with constant indices), to where its uses meet (`address_point`), its own
+/// such offsets first.
+fn sink_field_address(
+    b: &Builder,
+    g: Val,
+    from: Val,
+    blocks: &[crate::ir::Block],
+    cfg: &super::cfg::Cfg,
+    block_of: &HashMap<crate::ir::Block, usize>,
+) {
+    let constant_offset = g.opcode() == Some(LLVMOpcode::LLVMGetElementPtr)
+        && g.operand(0) == from
+        && (1..g.num_operands()).all(|i| g.operand(i).is_constant());
+    if !constant_offset {
+        return;
+    }
+    for (u, _) in g.uses() {
+        sink_field_address(b, u, g, blocks, cfg, block_of);
+    }
+    if let Some(p) = address_point(g, blocks, cfg, block_of) {
+        if p != g {
+            g.remove_from_parent();
+            b.before(p);
+            b.insert(g);
+        }
+    }
 }
 
 /// Where `a`'s address goes: before its first use in the nearest common
