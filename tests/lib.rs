@@ -73,6 +73,16 @@ pub fn example(name: &str) -> PathBuf {
     out
 }
 
+/// Writes `source` to `dir/name.c` and compiles it (`compile`) to
+/// `dir/name`, which it returns.
+pub fn compile_source(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let app = dir.join(name);
+    compile(&src, &app);
+    app
+}
+
 /// `hcc -O2 -Wall -o out src -lm`; fails the test with hcc's errors.
 pub fn compile(src: &Path, out: &Path) {
     let o = Command::new(tool("hcc"))

@@ -583,9 +583,9 @@ fn calls_that_cannot_reach_a_migration_point_are_no_sites() {
     // walk() loops (its header polls): calls to it, also through a table,
     // stay sites.
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("pointfree.c");
-    std::fs::write(
-        &src,
+    let app = compile_source(
+        dir.path(),
+        "pointfree",
         r#"#include <stdio.h>
 typedef unsigned (*step_fn)(unsigned, unsigned);
 static __attribute__((noinline)) unsigned mix(unsigned h, unsigned i) {
@@ -614,10 +614,7 @@ int main(void) {
     return 0;
 }
 "#,
-    )
-    .unwrap();
-    let app = dir.path().join("pointfree");
-    compile(&src, &app);
+    );
     let data = std::fs::read(&app).unwrap();
     let file = object::File::parse(data.as_slice()).unwrap();
     let meta = hc_metadata::meta::BinaryMeta::decode(
@@ -664,9 +661,9 @@ fn leaf_functions_that_return_early_push_nothing_on_their_way_out() {
     // the loop's path only when no block is an asm-goto target. Migrations
     // from inside that loop carry on where an uninterrupted run would.
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("early.c");
-    std::fs::write(
-        &src,
+    let app = compile_source(
+        dir.path(),
+        "early",
         r#"#include <stdio.h>
 static unsigned char text[1 << 17];
 static __attribute__((noinline)) int greater(unsigned a, unsigned b, unsigned n) {
@@ -693,10 +690,7 @@ int main(void) {
     return 0;
 }
 "#,
-    )
-    .unwrap();
-    let app = dir.path().join("early");
-    compile(&src, &app);
+    );
     let code = disassemble(&app, "greater");
     assert!(
         first_instruction(&code).is_some_and(|l| !l.contains("push")),
@@ -723,7 +717,6 @@ fn loops_with_many_live_values_hand_them_over_where_they_are() {
     // migration point saves or in the frame. Migrations from inside the
     // loop carry every accumulator.
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("heavy.c");
     let decl: Vec<String> = (0..24).map(|k| format!("a{k} = {}", k + 1)).collect();
     let steps: String = (0..24)
         .map(|k| {
@@ -737,9 +730,10 @@ fn loops_with_many_live_values_hand_them_over_where_they_are() {
     let prints: String = (0..24)
         .map(|k| format!("    printf(\"{k} %llu\\n\", a{k});\n"))
         .collect();
-    std::fs::write(
-        &src,
-        format!(
+    let app = compile_source(
+        dir.path(),
+        "heavy",
+        &format!(
             "#include <stdio.h>\n\
              static __attribute__((noinline)) void mix(unsigned long n) {{\n\
              \x20   unsigned long long {};\n\
@@ -747,10 +741,7 @@ fn loops_with_many_live_values_hand_them_over_where_they_are() {
              int main(void) {{\n    mix(300000);\n    return 0;\n}}\n",
             decl.join(", ")
         ),
-    )
-    .unwrap();
-    let app = dir.path().join("heavy");
-    compile(&src, &app);
+    );
     let code = disassemble(&app, "mix");
     assert!(
         !code.contains("<__hc_poll_record>")
@@ -774,9 +765,9 @@ fn comparisons_live_across_calls_are_recomputed_on_resume() {
     // step() (three frames) in a run where `wide` is false and in one where
     // it is true carry on where an uninterrupted run would.
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("tests.c");
-    std::fs::write(
-        &src,
+    let app = compile_source(
+        dir.path(),
+        "tests",
         r#"#include <stdio.h>
 static volatile unsigned long sink;
 static __attribute__((noinline)) unsigned long step(unsigned long i) {
@@ -804,10 +795,7 @@ int main(int argc, char **argv) {
     return 0;
 }
 "#,
-    )
-    .unwrap();
-    let app = dir.path().join("tests");
-    compile(&src, &app);
+    );
     // About 170000 points, nearly all in step()'s loop: 20000 is in the
     // first run (shift 0), 150000 in the last (shift 6).
     migrates_deep(
@@ -828,9 +816,9 @@ fn stack_objects_used_only_in_a_branch_migrate_with_their_frame() {
     // run()'s frame gets it again from its shadow frame on the other ISA,
     // and the sums read what fill() wrote there on either side.
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("branch.c");
-    std::fs::write(
-        &src,
+    let app = compile_source(
+        dir.path(),
+        "branch",
         r#"#include <stdio.h>
 static volatile unsigned long sink;
 static __attribute__((noinline)) void fill(unsigned long *v, unsigned long i) {
@@ -867,10 +855,7 @@ int main(void) {
     return 0;
 }
 "#,
-    )
-    .unwrap();
-    let app = dir.path().join("branch");
-    compile(&src, &app);
+    );
     migrates_deep(
         &app,
         dir.path(),

@@ -1568,6 +1568,18 @@ impl Builder {
     }
 }
 
+/// Where operand `idx` of `user` is used: before `user`, or for a phi at the
+/// end of the block the value comes from (before its terminator). A value
+/// placed there is available to that use.
+pub fn use_point(user: Val, idx: u32) -> Val {
+    if user.is_phi() {
+        let from = user.incoming()[idx as usize].1;
+        from.terminator().expect("a phi's incoming block ends")
+    } else {
+        user
+    }
+}
+
 /// Moves `from` and every instruction after it in its block into a new block
 /// placed right after, ends the old block with a branch to the new one, and
 /// repoints the successors' phis. Returns the new block.

@@ -1723,12 +1723,7 @@ fn transform(
         }
         b.store(v, slot[&v]);
         for (user, idx) in uses {
-            if user.is_phi() {
-                let from = user.incoming()[idx as usize].1;
-                b.before(from.terminator().expect("predecessor has a terminator"));
-            } else {
-                b.before(user);
-            }
+            b.before(ir::use_point(user, idx));
             let l = b.load(v.ty(), slot[&v], "");
             user.set_operand(idx, l);
         }

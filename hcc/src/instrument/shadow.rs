@@ -170,10 +170,7 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
     // "Slot addresses where their uses meet"). A `va_list` keeps its
     // address at the entry: sites carry the object through it
     // (`transform`'s `va_lists`).
-    let near = !super::ablated("slot-addresses-near-uses");
-    let (blocks, cfg) = super::function_cfg(f);
-    let block_of: HashMap<crate::ir::Block, usize> =
-        blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let near = (!super::ablated("slot-addresses-near-uses")).then(|| UsePlaces::new(f));
     // Field addresses LICM hoisted to the entry (`&aux.tt_`) pin their
     // slot's address there; in a function with few stack objects they go
     // down to their uses first (Lua's `luaV_execute`: 7 objects, used by
@@ -183,15 +180,18 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
         statics.len() <= MAX_SLOTS_SINKING_FIELDS && !super::ablated("field-addresses-near-uses");
     for (k, (a, o)) in statics.iter().zip(offsets).enumerate() {
         let name = a.name();
-        if near && !rt.is_va_list(&out.shapes[k]) {
-            if sink_fields {
-                for (u, _) in a.uses() {
-                    sink_field_address(&b, u, *a, &blocks, &cfg, &block_of);
+        match &near {
+            Some(places) if !rt.is_va_list(&out.shapes[k]) => {
+                if sink_fields {
+                    for (u, _) in a.uses() {
+                        places.sink_field_address(&b, u, *a);
+                    }
                 }
+                b.before(places.address_point(*a).unwrap_or(anchor));
             }
-            b.before(address_point(*a, &blocks, &cfg, &block_of).unwrap_or(anchor));
-        } else {
-            b.before(anchor);
+            _ => {
+                b.before(anchor);
+            }
         }
         let g = b.gep_i8(cx, frame, cx.const_int(i64t, o), &name);
         a.replace_all_uses_with(g);
@@ -246,70 +246,73 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
 /// their uses meet").
 const MAX_SLOTS_SINKING_FIELDS: usize = 16;
 
-/// Moves `g`, when it is a constant offset from `from` (a `getelementptr`
-/// with constant indices), to where its uses meet (`address_point`), its own
-/// such offsets first.
-fn sink_field_address(
-    b: &Builder,
-    g: Val,
-    from: Val,
-    blocks: &[crate::ir::Block],
-    cfg: &super::cfg::Cfg,
-    block_of: &HashMap<crate::ir::Block, usize>,
-) {
-    let constant_offset = g.opcode() == Some(LLVMOpcode::LLVMGetElementPtr)
-        && g.operand(0) == from
-        && (1..g.num_operands()).all(|i| g.operand(i).is_constant());
-    if !constant_offset {
-        return;
-    }
-    for (u, _) in g.uses() {
-        sink_field_address(b, u, g, blocks, cfg, block_of);
-    }
-    if let Some(p) = address_point(g, blocks, cfg, block_of) {
-        if p != g {
-            g.remove_from_parent();
-            b.before(p);
-            b.insert(g);
-        }
-    }
+/// A function's blocks and dominators, to place addresses near their uses.
+struct UsePlaces {
+    blocks: Vec<crate::ir::Block>,
+    block_of: HashMap<crate::ir::Block, usize>,
+    cfg: super::cfg::Cfg,
 }
 
-/// Where `a`'s address goes: before its first use in the nearest common
-/// dominator of its uses' blocks (a phi uses it at the end of the incoming
-/// block), or before that block's terminator when no use is in it. Lifetime
-/// markers do not count (`apply` erases them). None: no reachable use.
-fn address_point(
-    a: Val,
-    blocks: &[crate::ir::Block],
-    cfg: &super::cfg::Cfg,
-    block_of: &HashMap<crate::ir::Block, usize>,
-) -> Option<Val> {
-    let mut at: Option<usize> = None;
-    for (user, idx) in a.uses() {
-        if is_lifetime_marker(user) {
-            continue;
+impl UsePlaces {
+    fn new(f: Val) -> UsePlaces {
+        let (blocks, cfg) = super::function_cfg(f);
+        let block_of = blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+        UsePlaces {
+            blocks,
+            block_of,
+            cfg,
         }
-        let blk = if user.opcode() == Some(LLVMOpcode::LLVMPHI) {
-            user.incoming()[idx as usize].1
-        } else {
-            user.block()
-        };
-        let x = block_of[&blk];
-        if !cfg.reachable(x) {
-            continue;
-        }
-        at = Some(at.map_or(x, |d| cfg.common_dominator(d, x)));
     }
-    let d = blocks[at?];
-    d.instructions()
-        .into_iter()
-        .find(|i| {
-            i.opcode() != Some(LLVMOpcode::LLVMPHI)
-                && (0..i.num_operands()).any(|j| i.operand(j) == a)
-                && !is_lifetime_marker(*i)
-        })
-        .or_else(|| d.terminator())
+
+    /// Moves `g`, when it is a constant offset from `from` (a
+    /// `getelementptr` with constant indices), to where its uses meet
+    /// (`address_point`), its own such offsets first.
+    fn sink_field_address(&self, b: &Builder, g: Val, from: Val) {
+        let constant_offset = g.opcode() == Some(LLVMOpcode::LLVMGetElementPtr)
+            && g.operand(0) == from
+            && (1..g.num_operands()).all(|i| g.operand(i).is_constant());
+        if !constant_offset {
+            return;
+        }
+        for (u, _) in g.uses() {
+            self.sink_field_address(b, u, g);
+        }
+        if let Some(p) = self.address_point(g) {
+            if p != g {
+                g.remove_from_parent();
+                b.before(p);
+                b.insert(g);
+            }
+        }
+    }
+
+    /// Where `a`'s address goes: before its first use in the nearest
+    /// common dominator of its uses' blocks (a phi uses it at the end of the
+    /// incoming block), or before that block's terminator when no use is in
+    /// it. Lifetime markers do not count (`apply` erases them). None: no
+    /// reachable use.
+    fn address_point(&self, a: Val) -> Option<Val> {
+        let cfg = &self.cfg;
+        let mut at: Option<usize> = None;
+        for (user, idx) in a.uses() {
+            if is_lifetime_marker(user) {
+                continue;
+            }
+            let x = self.block_of[&crate::ir::use_point(user, idx).block()];
+            if cfg.reachable(x) {
+                at = Some(at.map_or(x, |d| cfg.common_dominator(d, x)));
+            }
+        }
+        let d = self.blocks[at?];
+        d.instructions()
+            .into_iter()
+            .find(|i| {
+                !i.is_phi()
+                    && (0..i.num_operands()).any(|j| i.operand(j) == a)
+                    && !is_lifetime_marker(*i)
+            })
+            .or_else(|| d.terminator())
+    }
 }
 
 /// A stretch of one block from a lifetime start that opens the first of the
