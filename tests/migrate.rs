@@ -864,6 +864,54 @@ int main(void) {
     );
 }
 
+#[test]
+fn cycles_entered_at_two_blocks_poll_too() {
+    // spin()'s two blocks form a cycle that is entered at either (a `goto`
+    // into it): no natural loop, so no loop header. Without a poll where
+    // the cycle is entered, no migration could happen while spin() runs:
+    // the program ended first ("exited before migration"). Both calls are
+    // long enough for the points; the second enters at `b`.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "irreducible",
+        r#"#include <stdio.h>
+static __attribute__((noinline)) unsigned long spin(unsigned long n, int odd) {
+    unsigned long x = n, acc = 0;
+    if (odd)
+        goto b;
+a:
+    acc += x * 3 + (acc >> 5);
+    x = x * 6364136223846793005ul + 1442695040888963407ul;
+    if (--n == 0)
+        return acc;
+    if ((x >> 60) == 3)
+        acc++;
+    goto b;
+b:
+    acc ^= (x >> 7) + (acc << 3);
+    x = x * 2862933555777941757ul + 3037000493ul;
+    if (--n == 0)
+        return acc;
+    goto a;
+}
+int main(void) {
+    unsigned long s = 0;
+    for (int k = 0; k < 2; k++) {
+        s += spin(3000000ul + k, k);
+        printf("%d %lu\n", k, s);
+    }
+    return 0;
+}
+"#,
+    );
+    migrates_in_callee(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 1000), ("aarch64,x86_64", 2000000)],
+    );
+}
+
 /// Migrates `app` along each route at the given point, which must be in a
 /// function main calls (two frames); the output must be the native run's.
 fn migrates_in_callee(app: &Path, dir: &Path, points: &[(&str, u64)]) {

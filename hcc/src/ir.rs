@@ -1601,6 +1601,46 @@ pub fn split_before(cx: &Ctx, from: Val, name: &str) -> Block {
     new
 }
 
+/// Puts a new block on the edge from `from` to `to` (on each of them, when
+/// a switch has several): the phis of `to` get one entry from it instead of
+/// `from`'s. None when `from` ends in no `br` or `switch`.
+pub fn split_edge(cx: &Ctx, from: Block, to: Block, name: &str) -> Option<Block> {
+    let t = from.terminator()?;
+    if !matches!(
+        t.opcode(),
+        Some(LLVMOpcode::LLVMBr | LLVMOpcode::LLVMSwitch)
+    ) {
+        return None;
+    }
+    let new = cx.block_after(from, name);
+    Builder::new(cx).at_end(new).br(to);
+    for (i, s) in from.successors().into_iter().enumerate() {
+        if s == to {
+            t.set_successor(i as u32, new);
+        }
+    }
+    let b = Builder::new(cx);
+    for phi in to.phis() {
+        let inc = phi.incoming();
+        b.before(phi);
+        let name = phi.name();
+        let rebuilt = b.phi(phi.ty(), "");
+        let mut moved = false;
+        for (v, bb) in inc {
+            if bb != from {
+                rebuilt.add_incoming(v, bb);
+            } else if !moved {
+                rebuilt.add_incoming(v, new);
+                moved = true;
+            }
+        }
+        phi.replace_all_uses_with(rebuilt);
+        phi.erase();
+        rebuilt.set_name(&name);
+    }
+    Some(new)
+}
+
 /// In `block`'s phis, replaces incoming block `from` with `to`. LLVM-C cannot
 /// set a phi's incoming block, so each affected phi is rebuilt.
 pub fn retarget_phis(cx: &Ctx, block: Block, from: Block, to: Block) {

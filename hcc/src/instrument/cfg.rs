@@ -123,7 +123,7 @@ impl Cfg {
     /// Natural loops, outermost first, with their nesting. Cycles with more
     /// than one entry (irreducible control flow: a retreating edge whose
     /// target does not dominate its source) are not loops, as in LLVM's
-    /// LoopInfo: they get no header and no poll.
+    /// LoopInfo: they get no header (see `irreducible_entries`).
     pub fn loops(&self) -> Vec<Loop> {
         let mut by_header: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
         for &b in &self.rpo {
@@ -164,6 +164,47 @@ impl Cfg {
             loops[i].parent = parent;
         }
         loops
+    }
+
+    /// Blocks where control enters a cycle that is no natural loop: the
+    /// targets of retreating edges (in reverse postorder) that do not
+    /// dominate their source, in reverse postorder. Every cycle has a
+    /// retreating edge (into its block first in reverse postorder), so with
+    /// the loops' headers these blocks are on every cycle: polls there and
+    /// at the headers leave no way round without one (a `goto` into a
+    /// loop, a state machine, Duff's device).
+    /// The blocks a poll in each of which leaves no cycle without one: each
+    /// natural loop's header (`loops`, from `Self::loops`), then each
+    /// irreducible entry.
+    pub fn poll_blocks(&self, loops: &[Loop]) -> Vec<usize> {
+        let mut out: Vec<usize> = loops.iter().map(|l| l.header).collect();
+        out.extend(self.irreducible_entries());
+        out
+    }
+
+    pub fn irreducible_entries(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = self.irreducible_edges().iter().map(|e| e.1).collect();
+        out.sort_by_key(|&x| self.rpo_index[x]);
+        out.dedup();
+        out
+    }
+
+    /// The retreating edges of irreducible cycles, (source, target), each
+    /// once, in reverse postorder of their source. A poll on each of them
+    /// runs only when the cycle goes round, not on the way in.
+    pub fn irreducible_edges(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for &b in &self.rpo {
+            for &s in &self.succs[b] {
+                if self.rpo_index[s] <= self.rpo_index[b]
+                    && !self.dominates(s, b)
+                    && !out.contains(&(b, s))
+                {
+                    out.push((b, s));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -229,5 +270,45 @@ mod tests {
         assert_eq!(loops.len(), 1);
         assert_eq!(loops[0].header, 2);
         assert_eq!(loops[0].blocks, vec![2, 3]);
+        // The cycle 1 <-> 2 is entered at both; its retreating edge in
+        // reverse postorder (0, 2, 3, 1 or 0, 1, 2, 3) decides which is
+        // polled, and either is on the cycle.
+        let entries = cfg.irreducible_entries();
+        assert_eq!(entries.len(), 1);
+        assert!(entries[0] == 1 || entries[0] == 2);
+    }
+
+    #[test]
+    fn every_cycle_passes_a_header_or_an_irreducible_entry() {
+        // 0 -> 1 | 3; 1 -> 2; 2 -> 3 | 5; 3 -> 4; 4 -> 1 | 4 (self loop); 5 exit.
+        // 1 -> 2 -> 3 -> 4 -> 1 is entered at 1 and at 3.
+        let cfg = Cfg::new(vec![
+            vec![1, 3],
+            vec![2],
+            vec![3, 5],
+            vec![4],
+            vec![1, 4],
+            vec![],
+        ]);
+        let mut polled: Vec<usize> = cfg.loops().iter().map(|l| l.header).collect();
+        assert_eq!(polled, vec![4]);
+        polled.extend(cfg.irreducible_entries());
+        // Remove the polled blocks: what is left must have no cycle.
+        let n = 6;
+        let mut state = vec![0u8; n];
+        fn cyclic(cfg: &Cfg, polled: &[usize], x: usize, state: &mut [u8]) -> bool {
+            state[x] = 1;
+            for &s in &cfg.succs[x] {
+                if polled.contains(&s) {
+                    continue;
+                }
+                if state[s] == 1 || (state[s] == 0 && cyclic(cfg, polled, s, state)) {
+                    return true;
+                }
+            }
+            state[x] = 2;
+            false
+        }
+        assert!(!(0..n).any(|x| state[x] == 0 && cyclic(&cfg, &polled, x, &mut state)));
     }
 }

@@ -689,18 +689,20 @@ fn plan(
     }
     let (blocks, cfg) = function_cfg(f);
     let loops = cfg.loops();
-    plan.loops = loops.len();
-    if blocker.is_some() || (plan.calls.is_empty() && loops.is_empty()) {
+    let heads = cfg.poll_blocks(&loops);
+    // Polls: one per loop, one per edge round an irreducible cycle.
+    plan.loops = loops.len() + cfg.irreducible_edges().len();
+    if blocker.is_some() || (plan.calls.is_empty() && heads.is_empty()) {
         return (plan, blocker);
     }
     // Every site must run either always or never with the setjmp armed.
     if let Some(s) = plan.setjmp {
         let armed = setjmp::Armed::new(&blocks, &cfg, s);
-        let points = plan.calls.iter().copied().chain(
-            loops
-                .iter()
-                .filter_map(|l| blocks[l.header].first_non_phi()),
-        );
+        let points = plan
+            .calls
+            .iter()
+            .copied()
+            .chain(heads.iter().filter_map(|&h| blocks[h].first_non_phi()));
         if let Some(p) = points.into_iter().find(|p| armed.at(*p).is_none()) {
             let what = if p.is_call() { "a call" } else { "a loop" };
             block(
@@ -722,8 +724,8 @@ fn plan(
     if let Some(s) = plan.setjmp {
         points.push(live.live_after(s));
     }
-    for l in &loops {
-        points.push(live.live_at_start(blocks[l.header]));
+    for &h in &heads {
+        points.push(live.live_at_start(blocks[h]));
     }
     if let Some(v) = points
         .iter()
@@ -766,9 +768,9 @@ fn plan(
         let before = plan.calls.len();
         plan.calls.retain(|c| live_at(*c).is_none());
         plan.slot_calls = (before - plan.calls.len()) as u32;
-        let in_loop = loops
+        let in_loop = heads
             .iter()
-            .filter_map(|l| blocks[l.header].first_non_phi())
+            .filter_map(|&h| blocks[h].first_non_phi())
             .find_map(live_at);
         if let Some(a) = in_loop {
             block(
@@ -1279,6 +1281,15 @@ fn transform(
         let sites: HashSet<Val> = plan.calls.iter().copied().collect();
         version::version_loops(cx, f, !ablated("loop-unrolling"), &sites)
     };
+    // Cycles that are no natural loop poll on the edges that go round them
+    // (at the cycle's entry when an edge cannot take a block).
+    let cycle_polls: Vec<Block> = {
+        let (blocks, cfg) = function_cfg(f);
+        cfg.irreducible_edges()
+            .into_iter()
+            .map(|(a, b)| ir::split_edge(cx, blocks[a], blocks[b], "hc.cycle").unwrap_or(blocks[b]))
+            .collect()
+    };
     let (blocks, cfg) = function_cfg(f);
     let loops = cfg.loops();
     let mut header_switch: HashMap<Block, (Val, Block)> = HashMap::new();
@@ -1292,8 +1303,8 @@ fn transform(
     } else {
         redundant_loop_polls(&cfg, &loops, &blocks, &unpolled)
     };
-    for l in &loops {
-        let h = blocks[l.header];
+    let poll_blocks = loops.iter().map(|l| blocks[l.header]).chain(cycle_polls);
+    for h in poll_blocks {
         if unpolled.contains(&h) || !polled.insert(h) {
             continue;
         }

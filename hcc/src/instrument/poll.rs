@@ -221,7 +221,8 @@ fn leaf_with_early_return(f: Val) -> bool {
         return false;
     }
     let (blocks, cfg) = super::function_cfg(f);
-    let headers: std::collections::HashSet<usize> = cfg.loops().iter().map(|l| l.header).collect();
+    let headers: std::collections::HashSet<usize> =
+        cfg.poll_blocks(&cfg.loops()).into_iter().collect();
     if headers.is_empty() {
         return false;
     }

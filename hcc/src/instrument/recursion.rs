@@ -87,7 +87,7 @@ pub fn point_free(cx: &Ctx, polled: &HashSet<Val>) -> HashSet<Val> {
     let mut callers: Vec<Vec<usize>> = vec![Vec::new(); funcs.len()];
     let mut reaches: Vec<bool> = funcs
         .iter()
-        .map(|&f| polled.contains(&f) || !resolved_here(f) || !function_cfg(f).1.loops().is_empty())
+        .map(|&f| polled.contains(&f) || !resolved_here(f) || has_cycles(f))
         .collect();
     for (i, &f) in funcs.iter().enumerate() {
         for call in program_calls(f) {
@@ -125,6 +125,13 @@ pub fn point_free(cx: &Ctx, polled: &HashSet<Val>) -> HashSet<Val> {
         .filter(|(_, r)| !r)
         .map(|(f, _)| *f)
         .collect()
+}
+
+/// Whether `f` has a loop or another cycle (irreducible control flow):
+/// somewhere to poll.
+fn has_cycles(f: Val) -> bool {
+    let cfg = function_cfg(f).1;
+    !cfg.poll_blocks(&cfg.loops()).is_empty()
 }
 
 /// The functions `call` can run: its callee, or every entry of the constant

@@ -55,8 +55,17 @@ const UNROLL_MAX_BODY: usize = 24;
 pub fn version_loops(cx: &Ctx, f: Val, unroll: bool, sites: &HashSet<Val>) -> HashSet<Block> {
     let (blocks, cfg) = function_cfg(f);
     let loops = cfg.loops();
+    // A loop around the entry of an irreducible cycle keeps its shape: the
+    // cycle polls there, and a copy would not.
+    let irreducible = cfg.irreducible_entries();
     let mut copies = HashSet::new();
     for (i, l) in loops.iter().enumerate() {
+        if irreducible
+            .iter()
+            .any(|x| l.blocks.binary_search(x).is_ok())
+        {
+            continue;
+        }
         let innermost = !loops.iter().any(|o| o.parent == Some(i));
         let own_header = loops
             .iter()
