@@ -249,6 +249,36 @@ fn unoptimized_and_debug_builds_migrate() {
     }
 }
 
+/// `hc-bench parts` builds with parts of the instrumentation off
+/// (`HCC_BENCH_ABLATE`); such builds, with debug information too, still
+/// compile and compute what the whole build does. (Without loop polls, a
+/// spare outer loop's poll left the debug records before its branch
+/// trailing: nbody.c failed IR verification.)
+#[test]
+fn builds_without_a_part_of_the_instrumentation_compile_with_debug_information() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let src = examples().join("nbody.c");
+    let build = |ablate: &str, out: &str| {
+        let r: Run = Command::new(tool("hcc"))
+            .env("HCC_BENCH_ABLATE", ablate)
+            .args(["-O2", "-g", "-o", out])
+            .arg(&src)
+            .arg("-lm")
+            .current_dir(p)
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(r.code, Some(0), "HCC_BENCH_ABLATE={ablate}: {}", r.stderr);
+        native(&p.join(out), &["2000"], p)
+    };
+    let whole = build("", "whole");
+    for ablate in ["loop-polls", "entry-polls", "loop-polls,entry-polls"] {
+        let part = build(ablate, "part");
+        assert_same(&whole, &part, &format!("HCC_BENCH_ABLATE={ablate}"));
+    }
+}
+
 /// `-Wl,--gc-sections` drops what nothing reaches — in every variant alike,
 /// resume copies and poll entries with their functions — and what is kept
 /// still migrates.

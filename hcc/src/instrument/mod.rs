@@ -1127,14 +1127,20 @@ fn recompute(
 /// the poll (its compare and volatile load) with it.
 fn erase_poll(b: &Builder, br: Val, to: Block) {
     let c = br.operand(0);
-    b.before(br);
-    b.br(to);
+    let block = br.block();
+    // Erased first, then replaced at the end of the block: debug records
+    // before the old branch go to the new one (with the poll's load and
+    // compare between them they did anyway; without, as when
+    // `HCC_BENCH_ABLATE=loop-polls` leaves a constant, they were left
+    // trailing, which the verifier rejects).
     br.erase();
     if c.is_instruction() {
         let load = c.operand(0);
         c.erase();
         load.erase();
     }
+    b.at_end(block);
+    b.br(to);
 }
 
 /// Headers of polled loops whose every iteration passes the poll of an
