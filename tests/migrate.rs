@@ -912,6 +912,58 @@ int main(void) {
     );
 }
 
+#[test]
+fn stack_objects_dead_at_every_site_stay_in_the_native_frame() {
+    // key()'s `e` is written by frexp() after its last call that can reach
+    // a migration point: no migration can find it alive, so it stays in
+    // key()'s own frame (no shadow-stack traffic: no thread-pointer access
+    // in key()), also in the copy a restore enters, whose frame has it too.
+    // Migrations happen in step()'s loop, key() being the frame below.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "native",
+        r#"#include <math.h>
+#include <stdio.h>
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    x |= 1;
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x & 0xff) != 0x5a);
+    return x;
+}
+static __attribute__((noinline)) unsigned long key(double d, unsigned long n) {
+    unsigned long acc = (unsigned long)d;
+    for (unsigned long i = 0; i < n; i++)
+        acc = step(acc + i);
+    int e;
+    double m = frexp(d + (double)(acc >> 40), &e);
+    return acc ^ (unsigned long)(m * 1e9) ^ ((unsigned long)e << 56);
+}
+int main(void) {
+    unsigned long s = 0;
+    for (int k = 1; k <= 40; k++) {
+        s ^= key(k * 1234.5, 200);
+        if (k % 10 == 0)
+            printf("%d %lu\n", k, s);
+    }
+    return 0;
+}
+"#,
+    );
+    let code = disassemble(&app, "key");
+    assert!(
+        !code.contains("%fs:"),
+        "key() takes a shadow frame:\n{code}"
+    );
+    migrates_deep(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 3000), ("aarch64,x86_64", 9000)],
+        3,
+    );
+}
+
 /// Migrates `app` along each route at the given point, which must be in a
 /// function main calls (two frames); the output must be the native run's.
 fn migrates_in_callee(app: &Path, dir: &Path, points: &[(&str, u64)]) {

@@ -36,7 +36,11 @@ pub struct AgreedFrame {
 
 /// The allocas the shadow stack lays out statically, in layout order.
 pub fn static_allocas(f: Val) -> Vec<Val> {
-    let entry = f.entry();
+    static_allocas_in(f.entry())
+}
+
+/// The allocas of constant size in block `entry`.
+pub fn static_allocas_in(entry: crate::ir::Block) -> Vec<Val> {
     entry
         .instructions()
         .into_iter()

@@ -71,7 +71,12 @@ impl Liveness {
             ordered.sort_by_key(|p| phi_key(*p));
             ordered.extend_from_slice(&bi[phis..]);
             for i in ordered {
-                if i.is_register() {
+                // A static alloca is an address in the frame it is in: the
+                // same value wherever the function runs, never carried
+                // (those left after the shadow-stack rewrite are dead at
+                // every site: shadow::dead_at_sites).
+                let static_alloca = i.is_alloca() && i.operand(0).is_constant();
+                if i.is_register() && !static_alloca {
                     index.insert(i, values.len());
                     values.push(i);
                 }

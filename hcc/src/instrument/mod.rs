@@ -1229,7 +1229,7 @@ fn transform(
     let (i32t, ptr) = (cx.i32(), cx.ptr());
     let prof = cx.md_kind("prof");
     let cold = cx.branch_weights(1, 2000);
-    let shadow = shadow::apply(cx, rt, f, agreed);
+    let shadow = shadow::apply(cx, rt, f, &plan.calls, agreed);
 
     // --- Entry poll and the restore dispatch. ---
     let old_entry = f.entry();
@@ -1249,6 +1249,13 @@ fn transform(
     };
     let entry_branch = b.cond_br(c, entry_slow, old_entry);
     entry_branch.set_metadata(prof, cold);
+    // Stack objects left in the native frame stay static allocas of the
+    // new entry, so resume paths (which skip the old one) have them too.
+    for a in frame::static_allocas_in(old_entry) {
+        a.remove_from_parent();
+        b.before(entry_branch);
+        b.insert(a);
+    }
     b.at_end(entry_slow);
     let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[f], "hc.rec");
     let isnull = b.icmp(LLVMIntPredicate::LLVMIntEQ, rec, cx.null(ptr), "");

@@ -17,7 +17,7 @@ use super::frame::{self, AgreedFrame, SlotShape};
 use super::Runtime;
 use crate::ir::{Builder, Ctx, Val};
 use inkwell::llvm_sys::LLVMOpcode;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// What the shadow-stack rewrite left in a function.
 #[derive(Default)]
@@ -36,6 +36,104 @@ pub struct ShadowFrame {
     pub shapes: Vec<SlotShape>,
 }
 
+/// A static alloca left in the native frame, in `ShadowFrame::layout`.
+const NATIVE_SLOT: (u64, u64) = (u64::MAX, 0);
+
+/// Static allocas no migration can find alive, which stay in the native
+/// frame like plain clang's (no `__hc_ssp` traffic, addresses from the
+/// stack pointer). A migration happens at a site — a call in `sites`, or a
+/// loop poll at a header or irreducible entry (the entry poll comes before
+/// any use) — so an object needs a shadow slot only if some site lies on a
+/// path from an access to another access (its contents or address are
+/// used after the site); when its address escapes (passed to a call,
+/// stored, compared through a phi), if any site can follow an access at
+/// all (the site's callee, or code after it, may use the address). Pointers
+/// into such an object are then never live at a site, and a resume path
+/// finds it as dead as the source left it. (The rewriter refuses a record
+/// holding a native stack address, should one ever be carried.)
+fn dead_at_sites(f: Val, statics: &[Val], sites: &[Val]) -> HashSet<Val> {
+    let mut out = HashSet::new();
+    if statics.is_empty() {
+        return out;
+    }
+    let (blocks, cfg) = super::function_cfg(f);
+    let block_of: HashMap<crate::ir::Block, usize> =
+        blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let mut pos: HashMap<Val, usize> = HashMap::new();
+    for b in &blocks {
+        for (k, i) in b.instructions().into_iter().enumerate() {
+            pos.insert(i, k);
+        }
+    }
+    let at = |i: Val| (block_of[&i.block()], pos[&i]);
+    let mut points: Vec<(usize, usize)> = sites.iter().map(|s| at(*s)).collect();
+    // A loop poll runs before anything of its block that is no phi.
+    points.extend(cfg.poll_blocks(&cfg.loops()).into_iter().map(|h| (h, 0)));
+    // Blocks reachable from each block by at least one edge, on demand.
+    let mut reach: HashMap<usize, Vec<bool>> = HashMap::new();
+    let mut reachable = |from: usize, to: usize| -> bool {
+        reach.entry(from).or_insert_with(|| {
+            let mut seen = vec![false; blocks.len()];
+            let mut work: Vec<usize> = cfg.succs[from].clone();
+            while let Some(x) = work.pop() {
+                if !seen[x] {
+                    seen[x] = true;
+                    work.extend(cfg.succs[x].iter().copied());
+                }
+            }
+            seen
+        })[to]
+    };
+    for &a in statics {
+        let (accesses, escapes) = accesses(a);
+        let places: Vec<(usize, usize)> = accesses.iter().map(|i| at(*i)).collect();
+        let needed = points.iter().any(|&(sb, si)| {
+            let before = places
+                .iter()
+                .any(|&(ub, ui)| (ub == sb && ui <= si) || reachable(ub, sb));
+            if escapes {
+                return before;
+            }
+            before
+                && places
+                    .iter()
+                    .any(|&(ub, ui)| (ub == sb && ui > si) || reachable(sb, ub))
+        });
+        if !needed {
+            out.insert(a);
+        }
+    }
+    out
+}
+
+/// The instructions that use `a`'s address or one derived from it, and
+/// whether the address escapes (goes anywhere but loads, stores to it,
+/// address arithmetic, comparisons and the memory intrinsics).
+fn accesses(a: Val) -> (Vec<Val>, bool) {
+    let mut out = Vec::new();
+    let mut escapes = false;
+    let mut work = vec![a];
+    while let Some(p) = work.pop() {
+        for (u, idx) in p.uses() {
+            out.push(u);
+            match u.opcode() {
+                Some(LLVMOpcode::LLVMLoad | LLVMOpcode::LLVMICmp) => {}
+                Some(LLVMOpcode::LLVMStore) => escapes |= idx == 0,
+                Some(LLVMOpcode::LLVMGetElementPtr) if idx == 0 => work.push(u),
+                Some(LLVMOpcode::LLVMCall) => {
+                    let n = u.called_operand().name();
+                    escapes |= !(n.starts_with("llvm.lifetime.")
+                        || n.starts_with("llvm.memset")
+                        || n.starts_with("llvm.memcpy")
+                        || n.starts_with("llvm.memmove"));
+                }
+                _ => escapes = true,
+            }
+        }
+    }
+    (out, escapes)
+}
+
 fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a) * a
 }
@@ -44,16 +142,29 @@ fn is_lifetime_marker(i: Val) -> bool {
     i.is_call() && i.called_operand().name().starts_with("llvm.lifetime.")
 }
 
-/// Rewrites `f`'s allocas onto the shadow stack; `agreed` widens slots to
-/// what consensus decided (see `frame`).
-pub fn apply(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> ShadowFrame {
+/// Rewrites `f`'s allocas onto the shadow stack, but for those no
+/// migration can find alive (`dead_at_sites`; `sites` are `f`'s calls that
+/// may reach a migration point); `agreed` widens slots to what consensus
+/// decided (see `frame`).
+pub fn apply(
+    cx: &Ctx,
+    rt: &Runtime,
+    f: Val,
+    sites: &[Val],
+    agreed: Option<&AgreedFrame>,
+) -> ShadowFrame {
+    let native = if super::ablated("native-stack-objects") {
+        HashSet::new()
+    } else {
+        dead_at_sites(f, &frame::static_allocas(f), sites)
+    };
     let markers: Vec<Val> = f
         .blocks()
         .iter()
         .flat_map(|b| b.instructions())
-        .filter(|&i| is_lifetime_marker(i))
+        .filter(|&i| is_lifetime_marker(i) && !native.contains(&i.operand(0)))
         .collect();
-    let out = place(cx, rt, f, agreed);
+    let out = place(cx, rt, f, agreed, &native);
     // Lifetime markers must name allocas; with the allocas gone they go too
     // (after `episodes` has read them and `place` put code before them).
     for m in markers {
@@ -62,11 +173,21 @@ pub fn apply(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Sh
     out
 }
 
-fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> ShadowFrame {
+fn place(
+    cx: &Ctx,
+    rt: &Runtime,
+    f: Val,
+    agreed: Option<&AgreedFrame>,
+    native: &HashSet<Val>,
+) -> ShadowFrame {
     let mut out = ShadowFrame::default();
     let entry = f.entry();
     let insts: Vec<Val> = f.blocks().iter().flat_map(|b| b.instructions()).collect();
-    let allocas: Vec<Val> = insts.iter().copied().filter(|i| i.is_alloca()).collect();
+    let allocas: Vec<Val> = insts
+        .iter()
+        .copied()
+        .filter(|i| i.is_alloca() && !native.contains(i))
+        .collect();
     let stack_ops: Vec<Val> = insts
         .iter()
         .copied()
@@ -77,25 +198,40 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
             }
         })
         .collect();
+    // Every static alloca is listed (shapes, layout), native ones too, so
+    // the variants compare the same lists: a slot native on one ISA and
+    // not on the other makes their frames differ.
+    let all = frame::static_allocas(f);
+    out.shapes = all.iter().map(|a| frame::shape(cx, *a)).collect();
     if allocas.is_empty() && stack_ops.is_empty() {
+        out.layout = vec![NATIVE_SLOT; all.len()];
         return out;
     }
     let b = Builder::new(cx);
     let i64t = cx.i64();
-    let statics = frame::static_allocas(f);
+    let statics: Vec<Val> = all
+        .iter()
+        .copied()
+        .filter(|a| !native.contains(a))
+        .collect();
+    // Each shadow slot's index in `all` (the layout's order).
+    let index: HashMap<Val, usize> = all.iter().enumerate().map(|(k, a)| (*a, k)).collect();
     let dynamics: Vec<Val> = allocas
         .iter()
         .copied()
         .filter(|a| !statics.contains(a))
         .collect();
-    out.shapes = statics.iter().map(|a| frame::shape(cx, *a)).collect();
-    let agreed = agreed.filter(|g| g.slots.len() == statics.len());
+    let agreed = agreed.filter(|g| g.slots.len() == all.len());
 
     // Layout of the static part.
     let mut off = 0u64;
     let mut max_align = 16u64;
     let mut offsets = Vec::new();
-    for (k, a) in statics.iter().enumerate() {
+    for (k, a) in all.iter().enumerate() {
+        if native.contains(a) {
+            out.layout.push(NATIVE_SLOT);
+            continue;
+        }
         let (mut size, mut align) = frame::own_size_align(cx, *a);
         if let Some(g) = agreed {
             size = size.max(g.slots[k].0);
@@ -116,8 +252,6 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
     {
         if let Some(eps) = episodes(f, &statics) {
             let offset: HashMap<Val, u64> = statics.iter().copied().zip(offsets).collect();
-            let index: HashMap<Val, usize> =
-                statics.iter().enumerate().map(|(k, a)| (*a, k)).collect();
             for ep in eps {
                 b.before(ep.start);
                 let base = b.load(cx.ptr(), rt.ssp, "hc.ssp.base");
@@ -178,7 +312,8 @@ fn place(cx: &Ctx, rt: &Runtime, f: Val, agreed: Option<&AgreedFrame>) -> Shadow
     // (`sqlite3VdbeExec`, over a hundred: +13 M instructions).
     let sink_fields =
         statics.len() <= MAX_SLOTS_SINKING_FIELDS && !super::ablated("field-addresses-near-uses");
-    for (k, (a, o)) in statics.iter().zip(offsets).enumerate() {
+    for (a, o) in statics.iter().zip(offsets) {
+        let k = index[a];
         let name = a.name();
         match &near {
             Some(places) if !rt.is_va_list(&out.shapes[k]) => {
