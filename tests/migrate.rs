@@ -910,6 +910,50 @@ int main(void) {
         dir.path(),
         &[("x86_64,aarch64", 1000), ("aarch64,x86_64", 2000000)],
     );
+    // Duff's device: the switch enters the copy loop at any of its eight
+    // stores. Its outer loop alone polls 20000 times; the points below are
+    // on the edge round the copy loop.
+    let duff = compile_source(
+        dir.path(),
+        "duff",
+        r#"#include <stdio.h>
+static __attribute__((noinline)) unsigned long churn(unsigned char *to,
+        const unsigned char *from, unsigned long count, unsigned long rounds) {
+    unsigned long acc = 0;
+    for (unsigned long r = 0; r < rounds; r++) {
+        unsigned long n = (count + 7) / 8;
+        unsigned char *t = to;
+        const unsigned char *f = from;
+        switch (count % 8) {
+        case 0: do { *t++ = *f++ ^ (unsigned char)r;
+        case 7:      *t++ = *f++ + 1;
+        case 6:      *t++ = *f++ ^ 0x55;
+        case 5:      *t++ = *f++;
+        case 4:      *t++ = *f++ - 3;
+        case 3:      *t++ = *f++;
+        case 2:      *t++ = *f++ ^ 0xaa;
+        case 1:      *t++ = *f++;
+                } while (--n > 0);
+        }
+        acc = acc * 31 + to[r % count];
+        count = count % 4093 + 1000 + (r & 7);
+    }
+    return acc;
+}
+int main(void) {
+    static unsigned char a[8192], b[8192];
+    for (int i = 0; i < 8192; i++)
+        b[i] = (unsigned char)(i * 7);
+    printf("%lu\n", churn(a, b, 4099, 20000));
+    return 0;
+}
+"#,
+    );
+    migrates_in_callee(
+        &duff,
+        dir.path(),
+        &[("x86_64,aarch64", 50000), ("aarch64,x86_64", 150000)],
+    );
 }
 
 #[test]
