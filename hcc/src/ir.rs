@@ -1619,31 +1619,20 @@ pub fn split_edge(cx: &Ctx, from: Block, to: Block, name: &str) -> Option<Block>
             t.set_successor(i as u32, new);
         }
     }
-    let b = Builder::new(cx);
-    for phi in to.phis() {
-        let inc = phi.incoming();
-        b.before(phi);
-        let name = phi.name();
-        let rebuilt = b.phi(phi.ty(), "");
-        let mut moved = false;
-        for (v, bb) in inc {
-            if bb != from {
-                rebuilt.add_incoming(v, bb);
-            } else if !moved {
-                rebuilt.add_incoming(v, new);
-                moved = true;
-            }
-        }
-        phi.replace_all_uses_with(rebuilt);
-        phi.erase();
-        rebuilt.set_name(&name);
-    }
+    // `new` reaches `to` by one edge, whatever number `from` had.
+    rebuild_phis(cx, to, from, new, true);
     Some(new)
 }
 
 /// In `block`'s phis, replaces incoming block `from` with `to`. LLVM-C cannot
 /// set a phi's incoming block, so each affected phi is rebuilt.
 pub fn retarget_phis(cx: &Ctx, block: Block, from: Block, to: Block) {
+    rebuild_phis(cx, block, from, to, false);
+}
+
+/// `retarget_phis`; with `one_entry`, the entries from `from` (one per
+/// edge, all the same value) become a single one from `to`.
+fn rebuild_phis(cx: &Ctx, block: Block, from: Block, to: Block, one_entry: bool) {
     let b = Builder::new(cx);
     for phi in block.phis() {
         let inc = phi.incoming();
@@ -1653,8 +1642,14 @@ pub fn retarget_phis(cx: &Ctx, block: Block, from: Block, to: Block) {
         b.before(phi);
         let name = phi.name();
         let new = b.phi(phi.ty(), "");
+        let mut moved = false;
         for (v, bb) in inc {
-            new.add_incoming(v, if bb == from { to } else { bb });
+            if bb != from {
+                new.add_incoming(v, bb);
+            } else if !(one_entry && moved) {
+                new.add_incoming(v, to);
+                moved = true;
+            }
         }
         phi.replace_all_uses_with(new);
         phi.erase();

@@ -166,13 +166,6 @@ impl Cfg {
         loops
     }
 
-    /// Blocks where control enters a cycle that is no natural loop: the
-    /// targets of retreating edges (in reverse postorder) that do not
-    /// dominate their source, in reverse postorder. Every cycle has a
-    /// retreating edge (into its block first in reverse postorder), so with
-    /// the loops' headers these blocks are on every cycle: polls there and
-    /// at the headers leave no way round without one (a `goto` into a
-    /// loop, a state machine, Duff's device).
     /// The blocks a poll in each of which leaves no cycle without one: each
     /// natural loop's header (`loops`, from `Self::loops`), then each
     /// irreducible entry.
@@ -182,6 +175,12 @@ impl Cfg {
         out
     }
 
+    /// Blocks where control enters a cycle that is no natural loop: the
+    /// targets of `irreducible_edges`, in reverse postorder. Every cycle has
+    /// a retreating edge (into its block first in reverse postorder), so
+    /// with the loops' headers these blocks are on every cycle: polls there
+    /// and at the headers leave no way round without one (a `goto` into a
+    /// loop, a state machine, Duff's device).
     pub fn irreducible_entries(&self) -> Vec<usize> {
         let mut out: Vec<usize> = self.irreducible_edges().iter().map(|e| e.1).collect();
         out.sort_by_key(|&x| self.rpo_index[x]);

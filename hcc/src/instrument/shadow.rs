@@ -56,9 +56,11 @@ fn dead_at_sites(f: Val, statics: &[Val], sites: &[Val]) -> HashSet<Val> {
     if statics.is_empty() {
         return out;
     }
-    let (blocks, cfg) = super::function_cfg(f);
-    let block_of: HashMap<crate::ir::Block, usize> =
-        blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let UsePlaces {
+        blocks,
+        block_of,
+        cfg,
+    } = UsePlaces::new(f);
     let mut pos: HashMap<Val, usize> = HashMap::new();
     for b in &blocks {
         for (k, i) in b.instructions().into_iter().enumerate() {
@@ -381,7 +383,8 @@ fn place(
 /// their uses meet").
 const MAX_SLOTS_SINKING_FIELDS: usize = 16;
 
-/// A function's blocks and dominators, to place addresses near their uses.
+/// A function's blocks, their index and dominators: to place addresses
+/// near their uses, and to find what reaches what (`dead_at_sites`).
 struct UsePlaces {
     blocks: Vec<crate::ir::Block>,
     block_of: HashMap<crate::ir::Block, usize>,
