@@ -957,6 +957,60 @@ int main(void) {
 }
 
 #[test]
+fn dispatch_loops_poll_through_their_label_table() {
+    // run()'s opcodes call nothing, so the only way round its dispatch loop
+    // is `goto *labels[op]`, and the loop has no poll of its own: while a
+    // migration is requested, the runtime fills `labels` with trampolines
+    // that poll on the way to each opcode (FORMATS §5 "Label tables").
+    // Without that swap no point would be reached inside run(). The table
+    // holds each variant's own code addresses, so it must not travel with
+    // the program's data: after a migration the destination jumps through
+    // its own.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "labels",
+        r#"#include <stdio.h>
+enum { LIT, ADD, MUL, XOR, SHR, DUP, SWAP, DEC, JNZ, HALT };
+static __attribute__((noinline)) unsigned long run(const long *code, unsigned long *sp) {
+    static const void *const labels[] = {&&lit, &&add, &&mul, &&xor, &&shr,
+                                         &&dup, &&swap, &&dec, &&jnz, &&halt};
+    const long *pc = code;
+#define NEXT goto *labels[*pc++]
+    NEXT;
+lit: *sp++ = (unsigned long)*pc++; NEXT;
+add: sp--; sp[-1] += sp[0]; NEXT;
+mul: sp--; sp[-1] *= sp[0]; NEXT;
+xor: sp--; sp[-1] ^= sp[0]; NEXT;
+shr: sp--; sp[-1] >>= sp[0]; NEXT;
+dup: *sp = sp[-1]; sp++; NEXT;
+swap: { unsigned long t = sp[-1]; sp[-1] = sp[-2]; sp[-2] = t; NEXT; }
+dec: sp[-1]--; NEXT;
+jnz: { long to = *pc++; if (sp[-1]) pc = code + to; NEXT; }
+halt: return sp[-2];
+}
+int main(void) {
+    /* (x n) -> x = x * a + c; x ^= x >> 29 while --n. */
+    long code[] = {LIT, 0, LIT, 600000, SWAP, LIT, 6364136223846793005l, MUL,
+                   LIT, 1442695040888963407l, ADD, DUP, LIT, 29, SHR, XOR,
+                   SWAP, DEC, JNZ, 4, HALT};
+    unsigned long stack[16];
+    for (long k = 1; k <= 2; k++) {
+        code[1] = k;
+        printf("%ld %016lx\n", k, run(code, stack));
+    }
+    return 0;
+}
+"#,
+    );
+    migrates_in_callee(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 1000), ("aarch64,x86_64", 12000000)],
+    );
+}
+
+#[test]
 fn stack_objects_dead_at_every_site_stay_in_the_native_frame() {
     // key()'s `e` is written by frexp() after its last call that can reach
     // a migration point: no migration can find it alive, so it stays in

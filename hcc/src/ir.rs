@@ -598,6 +598,24 @@ impl Val {
         let init = Val(init);
         Some(init.operands().collect())
     }
+    /// The block of `f` this constant is the address of (`blockaddress`).
+    pub fn block_address_in(self, f: Val) -> Option<Block> {
+        // SAFETY: see module docs; kind-checked before the block query.
+        unsafe {
+            (!LLVMIsABlockAddress(self.0).is_null() && LLVMGetBlockAddressFunction(self.0) == f.0)
+                .then(|| Block(LLVMGetBlockAddressBasicBlock(self.0)))
+        }
+    }
+    /// Whether a constant is null (or zero).
+    pub fn is_null_constant(self) -> bool {
+        // SAFETY: see module docs; only called on constants.
+        unsafe { LLVMIsNull(self.0) != 0 }
+    }
+    /// Makes a global variable writable (or constant again).
+    pub fn set_global_constant(self, constant: bool) {
+        // SAFETY: see module docs; only called on global variables.
+        unsafe { LLVMSetGlobalConstant(self.0, constant as i32) }
+    }
     /// The opcode of an instruction or of a constant expression.
     pub fn any_opcode(self) -> Option<LLVMOpcode> {
         // SAFETY: see module docs; each query is guarded by its kind check.
@@ -662,6 +680,14 @@ impl Val {
     pub fn is_volatile(self) -> bool {
         // SAFETY: see module docs; callers pass loads and stores.
         unsafe { LLVMGetVolatile(self.0) != 0 }
+    }
+    /// Whether this load or store is atomic.
+    pub fn is_atomic(self) -> bool {
+        // SAFETY: see module docs; callers pass loads and stores.
+        unsafe {
+            LLVMGetOrdering(self.0)
+                != inkwell::llvm_sys::LLVMAtomicOrdering::LLVMAtomicOrderingNotAtomic
+        }
     }
     /// An `icmp`'s predicate.
     pub fn icmp_predicate(self) -> Option<LLVMIntPredicate> {
@@ -1257,6 +1283,27 @@ impl Ctx {
             clean
         }
     }
+    /// The address of block `b` of `f`.
+    pub fn block_address(&self, f: Val, b: Block) -> Val {
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBlockAddress(f.0, b.0) })
+    }
+    /// A new internal constant global array `name` of `elems` (all of type
+    /// `elem`), aligned like `like`.
+    pub fn constant_table(&self, name: &str, elem: Ty, elems: &[Val], align: u32) -> Val {
+        let mut e: Vec<LLVMValueRef> = elems.iter().map(|v| v.0).collect();
+        let c = cstr(name);
+        // SAFETY: see module docs; the array is sized by its length.
+        unsafe {
+            let init = LLVMConstArray2(elem.0, e.as_mut_ptr(), e.len() as u64);
+            let t = LLVMAddGlobal(self.module, LLVMTypeOf(init), c.as_ptr());
+            LLVMSetInitializer(t, init);
+            LLVMSetGlobalConstant(t, 1);
+            LLVMSetLinkage(t, inkwell::llvm_sys::LLVMLinkage::LLVMInternalLinkage);
+            LLVMSetAlignment(t, align);
+            Val(t)
+        }
+    }
     pub fn append_block(&self, f: Val, name: &str) -> Block {
         let c = cstr(name);
         // SAFETY: see module docs.
@@ -1553,6 +1600,20 @@ impl Builder {
             }
         }
         call
+    }
+    /// `indirectbr addr, dests`, built with room for all of them (adding a
+    /// destination to a cloned `indirectbr` overruns its operand list: LLVM's
+    /// copy does not set the room it has).
+    pub fn indirect_br(&self, addr: Val, dests: &[Block]) -> Val {
+        // SAFETY: see module docs; the instruction is built with room for
+        // every destination added.
+        unsafe {
+            let br = LLVMBuildIndirectBr(self.0, addr.0, dests.len() as u32);
+            for d in dests {
+                LLVMAddDestination(br, d.0);
+            }
+            Val(br)
+        }
     }
     pub fn unreachable(&self) -> Val {
         // SAFETY: see module docs.

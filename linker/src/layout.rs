@@ -7,8 +7,8 @@
 //! 0x400000  ELF + program headers                       ┐ text segment (r-x)
 //!           .init .fini, aligned .text, ISA-only .text   ┘
 //! 64K       aligned .rodata, ISA-only .rodata,           ┐ rodata segment (r--)
-//!           .eh_frame, __hc_polls, __hc_entries (per     │
-//!           variant)                                     ┘
+//!           .eh_frame, __hc_polls, __hc_entries,         │
+//!           __hc_tables (per variant)                    ┘
 //! 64K       .tdata .tbss (aligned: same TLS offsets)     ┐ data segment (rw-)
 //!           .init_array .fini_array                      │
 //!           __hc_data_start: aligned .data, .bss          │ ← migrated byte for byte
@@ -20,7 +20,7 @@
 //! ```
 
 use crate::mapfile::{InputSection, LinkMap};
-use hc_metadata::isa::{ENTRY_SECTION, POLL_SECTION};
+use hc_metadata::isa::{ENTRY_SECTION, LOCAL_DATA_PREFIX, POLL_SECTION, TABLE_SECTION};
 use hc_metadata::Isa;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -103,7 +103,7 @@ fn class_of(output: &str, addr: u64) -> Option<Class> {
         ".bss" => Class::Bss,
         ".init" | ".fini" | ".eh_frame" | ".eh_frame_hdr" | ".llvm_stackmaps"
         | ".gcc_except_table" | ".init_array" | ".fini_array" | ".preinit_array" | POLL_SECTION
-        | ENTRY_SECTION => Class::Whole,
+        | ENTRY_SECTION | TABLE_SECTION => Class::Whole,
         ".got" | ".got.plt" | ".relro_padding" => Class::Internal,
         _ if addr == 0 => Class::NonAlloc,
         _ => return None,
@@ -308,6 +308,7 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
                 n < nisa
                     || (RUNTIME_OBJECTS.contains(&key) && !SHARED_RUNTIME.contains(&(key, section)))
                     || arch_local.contains(&(key.to_string(), section.to_string()))
+                    || section.starts_with(LOCAL_DATA_PREFIX)
                     || key.starts_with('<')
             }
             _ => false,
@@ -419,6 +420,7 @@ pub fn plan(maps: &BTreeMap<Isa, LinkMap>) -> Result<Plan, LayoutError> {
             ".gcc_except_table",
             POLL_SECTION,
             ENTRY_SECTION,
+            TABLE_SECTION,
         ]);
 
     // Data segment: TLS first.
@@ -640,6 +642,7 @@ pub fn script(plan: &Plan, isa: Isa) -> String {
     // in pass 1.
     let _ = writeln!(w, "  {POLL_SECTION} : {{ *({POLL_SECTION}) }} :rodata");
     let _ = writeln!(w, "  {ENTRY_SECTION} : {{ *({ENTRY_SECTION}) }} :rodata");
+    let _ = writeln!(w, "  {TABLE_SECTION} : {{ *({TABLE_SECTION}) }} :rodata");
     let _ = writeln!(
         w,
         "  .tdata {:#x} : ALIGN({}) {{",

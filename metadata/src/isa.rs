@@ -88,6 +88,15 @@ pub const POLL_SECTION: &str = "__hc_polls";
 /// (FORMATS §5 "Entries"), found like the polls.
 pub const ENTRY_SECTION: &str = "__hc_entries";
 
+/// The section listing each variant's label tables (FORMATS §5 "Label
+/// tables"), found like the polls.
+pub const TABLE_SECTION: &str = "__hc_tables";
+
+/// Prefix of the sections of writable data that every variant has and
+/// keeps for itself (the label tables the runtime swaps: they hold its own
+/// code addresses); hld puts them in the arch-local region.
+pub const LOCAL_DATA_PREFIX: &str = ".data.hc.local.";
+
 /// Bytes of prefix data before a redirected function's entry, alike on
 /// every ISA so the function keeps one address in every variant.
 pub const ENTRY_PREFIX: u64 = 8;

@@ -242,6 +242,33 @@ static void polls_patch(int on) {
     polls_patched = on;
 }
 
+/* ---- Label tables (FORMATS §5 "Label tables"): a computed-goto dispatch
+ * loop has no poll of its own; while __hc_poll is set, the table it loads
+ * its next label from holds trampolines that poll on the way to each
+ * label. The tables are each variant's own data (arch-local). ---- */
+
+struct hc_table {
+    int32_t table; /* the table the dispatch loads from, relative to this field */
+    int32_t plain; /* its contents, relative to this field */
+    int32_t poll;  /* the trampolines' table, relative to this field */
+    uint32_t len;  /* entries */
+};
+extern const struct hc_table __start___hc_tables[] __attribute__((weak, visibility("hidden")));
+extern const struct hc_table __stop___hc_tables[] __attribute__((weak, visibility("hidden")));
+
+/* Every entry changes with one aligned store: another thread dispatching
+ * meanwhile finds either label, both of which go on to it. */
+static void tables_switch(int on) {
+    const struct hc_table *t = __start___hc_tables, *end = __stop___hc_tables;
+    if (!t) return;
+    for (; t < end; t++) {
+        void **dst = (void **)((char *)&t->table + t->table);
+        void *const *src = on ? (void *const *)((char *)&t->poll + t->poll)
+                              : (void *const *)((char *)&t->plain + t->plain);
+        for (uint32_t k = 0; k < t->len; k++) __atomic_store_n(&dst[k], src[k], __ATOMIC_RELAXED);
+    }
+}
+
 /* Sets the poll word and the polls with it, the request signal blocked so
  * its handler never finds the two disagreeing. */
 static void poll_set(int v) {
@@ -251,6 +278,7 @@ static void poll_set(int v) {
     sigprocmask(SIG_BLOCK, &block, &old);
     __hc_poll = v;
     polls_patch(v != HC_POLL_OFF);
+    tables_switch(v != HC_POLL_OFF);
     sigprocmask(SIG_SETMASK, &old, 0);
 }
 

@@ -27,6 +27,7 @@
 //! polls go straight to the migration point (DESIGN-NOTES "Resume copies").
 
 pub mod cfg;
+mod dispatch;
 pub mod frame;
 pub mod liveness;
 mod neutral;
@@ -1001,6 +1002,10 @@ pub fn instrument_module(
         }
         table.functions.push(entry);
     }
+    // Tables made on the way (resume copies' and label tables) get sections
+    // of their own too: in the shared `.rodata`, whose contents differ per
+    // ISA, they would not be at one address in every variant.
+    assign_sections(&cx);
     (table, shapes)
 }
 
@@ -1152,12 +1157,18 @@ fn redundant_loop_polls(
     loops: &[cfg::Loop],
     blocks: &[Block],
     unpolled: &HashSet<Block>,
+    dispatch_headers: &HashSet<Block>,
 ) -> HashSet<Block> {
     let mut spare = HashSet::new();
     let mut kept: Vec<usize> = Vec::new();
     for l in loops.iter().rev() {
         let h = l.header;
         if unpolled.contains(&blocks[h]) {
+            continue;
+        }
+        // Polled through its table, at no block that covers outer loops.
+        if dispatch_headers.contains(&blocks[h]) {
+            spare.insert(blocks[h]);
             continue;
         }
         let latches: Vec<usize> = cfg.preds[h]
@@ -1294,6 +1305,35 @@ fn transform(
         let sites: HashSet<Val> = plan.calls.iter().copied().collect();
         version::version_loops(cx, f, !ablated("loop-unrolling"), &sites)
     };
+    // Dispatch loops of computed gotos poll on the way to each label, when
+    // the runtime swaps their table (dispatch.rs); `f`'s header then has
+    // no poll of its own, its copy's keeps one (its restores go through it).
+    let dispatches: Vec<dispatch::Dispatch> = if ablated("table-polls") {
+        Vec::new()
+    } else {
+        let (blocks, cfg) = function_cfg(f);
+        let found: Vec<(Block, Val)> = cfg
+            .loops()
+            .iter()
+            .filter(|l| !unpolled.contains(&blocks[l.header]))
+            .filter_map(|l| {
+                let h = blocks[l.header];
+                dispatch::table_of(f, h).map(|t| (h, t))
+            })
+            .collect();
+        found
+            .into_iter()
+            .map(|(h, t)| dispatch::add_trampolines(cx, f, h, t))
+            .collect()
+    };
+    let dispatch_headers: HashSet<Block> = if here {
+        HashSet::new()
+    } else {
+        for d in &dispatches {
+            dispatch::poll_tables(cx, f, d);
+        }
+        dispatches.iter().map(|d| d.header).collect()
+    };
     // Cycles that are no natural loop poll on the edges that go round them
     // (at the cycle's entry when an edge cannot take a block).
     let cycle_polls: Vec<Block> = {
@@ -1311,12 +1351,22 @@ fn transform(
     // Loop polls `f` can do without (its copy keeps them all: its restore
     // dispatch goes through every header): (header's branch, mp block, body).
     let mut redundant: Vec<(Val, Block, Block)> = Vec::new();
-    let spare = if here || ablated("redundant-loop-polls") {
+    let spare = if here {
         HashSet::new()
+    } else if ablated("redundant-loop-polls") {
+        dispatch_headers.clone()
     } else {
-        redundant_loop_polls(&cfg, &loops, &blocks, &unpolled)
+        redundant_loop_polls(&cfg, &loops, &blocks, &unpolled, &dispatch_headers)
     };
-    let poll_blocks = loops.iter().map(|l| blocks[l.header]).chain(cycle_polls);
+    let poll_blocks = loops
+        .iter()
+        .map(|l| blocks[l.header])
+        .chain(cycle_polls)
+        .chain(
+            dispatches
+                .iter()
+                .flat_map(|d| d.trampolines.iter().map(|t| t.1)),
+        );
     for h in poll_blocks {
         if unpolled.contains(&h) || !polled.insert(h) {
             continue;

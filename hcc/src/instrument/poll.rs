@@ -11,7 +11,7 @@
 
 use super::abi;
 use crate::ir::{Builder, Ctx, Val};
-use hc_metadata::isa::{EntryRedirect, ENTRY_PREFIX, ENTRY_SECTION, POLL_SECTION};
+use hc_metadata::isa::{EntryRedirect, ENTRY_PREFIX, ENTRY_SECTION, POLL_SECTION, TABLE_SECTION};
 use hc_metadata::Isa;
 use inkwell::llvm_sys::{LLVMIntPredicate, LLVMOpcode};
 
@@ -54,6 +54,23 @@ pub fn keep_with(cx: &Ctx, f: Val, copy: Val) {
         cx,
         f,
         &format!(".reloc ., BFD_RELOC_NONE, {}", asm_symbol(&copy.name())),
+    );
+}
+
+/// Lists label table `table` of `f` (FORMATS §5 "Label tables"): where it
+/// is, its contents to restore (`plain`), the trampolines' table the
+/// runtime copies over it while a migration is requested (`poll`), and its
+/// length. In a section linked to `f`'s, like polls.
+pub fn list_table(cx: &Ctx, f: Val, table: Val, plain: Val, poll: Val, len: usize) {
+    let [fs, ts, ps, qs] = [f, table, plain, poll].map(|v| asm_symbol(&v.name()));
+    asm_at_start(
+        cx,
+        f,
+        &format!(
+            ".pushsection {TABLE_SECTION},\"ao\",%progbits,{fs}\n\t.balign 4\n\t\
+             .long {ts} - .\n\t.long {ps} - .\n\t.long {qs} - .\n\t.long {len}\n\t\
+             .popsection"
+        ),
     );
 }
 

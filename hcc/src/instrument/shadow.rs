@@ -70,7 +70,18 @@ fn dead_at_sites(f: Val, statics: &[Val], sites: &[Val]) -> HashSet<Val> {
     let at = |i: Val| (block_of[&i.block()], pos[&i]);
     let mut points: Vec<(usize, usize)> = sites.iter().map(|s| at(*s)).collect();
     // A loop poll runs before anything of its block that is no phi.
-    points.extend(cfg.poll_blocks(&cfg.loops()).into_iter().map(|h| (h, 0)));
+    let loops = cfg.loops();
+    points.extend(cfg.poll_blocks(&loops).into_iter().map(|h| (h, 0)));
+    // A dispatch loop's trampolines poll after its header, on the way to
+    // each label (dispatch.rs): as if before the header's `indirectbr`.
+    if !super::ablated("table-polls") {
+        for l in &loops {
+            let h = blocks[l.header];
+            if super::dispatch::table_of(f, h).is_some() {
+                points.push((l.header, h.instructions().len() - 1));
+            }
+        }
+    }
     // Blocks reachable from each block by at least one edge, on demand.
     let mut reach: HashMap<usize, Vec<bool>> = HashMap::new();
     let mut reachable = |from: usize, to: usize| -> bool {
