@@ -709,6 +709,78 @@ int main(void) {
 }
 
 #[test]
+fn functions_that_can_return_early_have_redirected_entries_too() {
+    // scan() returns at once for short strings; otherwise it loops, calling
+    // through a pointer (so it needs an entry poll). Most of its calls are
+    // short, so its entry has no poll instruction: while a migration is
+    // requested it is a jump to its copy (FORMATS §5 "Entries"), loops or
+    // not. Migrations inside its loop, and at its entry, carry on where an
+    // uninterrupted run would.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "bare",
+        r#"#include <stdio.h>
+static unsigned long total;
+static void note(unsigned long h) { total += h & 0xffff; }
+/* Volatile: the call stays indirect. */
+static void (*volatile sink)(unsigned long) = note;
+static __attribute__((noinline)) unsigned long scan(const unsigned char *s, unsigned long n) {
+    if (n < 6)
+        return n + s[0];
+    unsigned long h = 5381;
+    for (unsigned long k = 0; k < n; k++) {
+        h = h * 33 + s[k];
+        if ((h & 255) == 7)
+            sink(h);
+    }
+    return h;
+}
+int main(void) {
+    static unsigned char text[4096];
+    unsigned long seed = 1, sum = 0;
+    for (int i = 0; i < 4096; i++) {
+        seed = seed * 6364136223846793005ul + 1442695040888963407ul;
+        text[i] = (unsigned char)(seed >> 56);
+    }
+    for (unsigned long r = 0; r < 20000; r++) {
+        unsigned long n = r % 5 ? r % 6 : 200 + r % 300;
+        sum += scan(text + r % 3000, n);
+        if (r % 4000 == 0)
+            printf("%lu %lu %lu\n", r, sum, total);
+    }
+    printf("%lu %lu\n", sum, total);
+    return 0;
+}
+"#,
+    );
+    for exe in variants_of(&app, dir.path()) {
+        let code = disassemble(&exe, "scan");
+        // Up to its first branch (the length test), no poll.
+        let head: Vec<&str> = code
+            .lines()
+            .skip_while(|l| first_instruction(l).is_none())
+            .take_while(|l| !l.contains("\tj") && !l.contains("\tb."))
+            .collect();
+        assert!(
+            head.iter().all(|l| !l.contains("nop")),
+            "{}: scan polls at its entry:\n{code}",
+            exe.display()
+        );
+        assert!(
+            redirects(&exe).contains(&(address(&exe, "scan"), address(&exe, "scan.hc.resume"))),
+            "{}: scan's entry is not listed as redirected to its copy",
+            exe.display()
+        );
+    }
+    migrates_in_callee(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 3000), ("aarch64,x86_64", 700000)],
+    );
+}
+
+#[test]
 fn loops_with_many_live_values_hand_them_over_where_they_are() {
     // mix()'s loop keeps 24 accumulators live. Its poll does not write them
     // into the runtime's record buffer (a store per value, and around the
@@ -1119,7 +1191,12 @@ fn first_instruction(code: &str) -> Option<&str> {
 
 /// The example and its aarch64 variant, extracted.
 fn both_variants(name: &str, dir: &Path) -> [std::path::PathBuf; 2] {
-    let app = example(name);
+    variants_of(&example(name), dir)
+}
+
+/// An executable and its aarch64 variant, extracted into `dir`.
+fn variants_of(app: &Path, dir: &Path) -> [std::path::PathBuf; 2] {
+    let name = app.file_name().unwrap().to_str().unwrap();
     let arm = dir.join(format!("{name}.aarch64"));
     assert_ok(
         &hcontainer(
@@ -1135,7 +1212,7 @@ fn both_variants(name: &str, dir: &Path) -> [std::path::PathBuf; 2] {
         ),
         "extract",
     );
-    [app, arm]
+    [app.to_path_buf(), arm]
 }
 
 #[test]

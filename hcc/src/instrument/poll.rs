@@ -146,14 +146,14 @@ pub fn redirect_entry(cx: &Ctx, isa: Isa, f: Val, copy: Val) {
 }
 
 /// Turns the module's polls into patchable no-ops, except where a load and
-/// a branch costs less (`leaf_with_early_return`).
+/// a branch costs less (`returns_early`).
 pub fn make_patchable(cx: &Ctx, isa: Isa) {
     let Some(word) = cx.global(abi::POLL) else {
         return;
     };
     let b = Builder::new(cx);
     for f in cx.functions() {
-        if !super::ablated("leaf-branch-polls") && leaf_with_early_return(f) {
+        if !super::ablated("leaf-branch-polls") && calls_only_polls(f) && returns_early(f) {
             continue;
         }
         let asm = template(isa, &f.name());
@@ -201,19 +201,68 @@ pub fn buffered(words: usize) -> bool {
 /// Record words (plus the busy mark: 20 stores) a buffered poll may write.
 const MAX_BUFFERED_WORDS: usize = 20;
 
-/// Whether `f` calls nothing but its polls' slow paths and can return
-/// without entering a loop. Such a function keeps its polls a load and a
-/// branch: LLVM splits the epilogue of a function with one return block
-/// (so a path that needs no callee-saved register pushes none) only when
-/// no block is an `asm goto` target. bzip2's `mainGtU`, which mostly
-/// returns from its first comparisons, pushed and popped a register on
+/// Whether `f` can return without calling anything or entering a loop:
+/// then many of its calls are short, and what runs at its entry counts.
+/// `mod.rs` redirects such a function's entry (no instruction at all) even
+/// when it has loops. And one that calls nothing but its polls' slow paths
+/// keeps its polls a load of `__hc_poll` and a branch (`make_patchable`):
+/// LLVM's shrink-wrapping, which saves callee-saved registers only on the
+/// paths that need them, gives up on a function with an `asm goto` target.
+/// bzip2's `mainGtU`, which mostly returns after its first byte
+/// comparisons and needs `rbx` only in its loop, pushed and popped it on
 /// every call for its loop's patched poll: 1.4 M instructions on 1 MiB of
-/// text, 0.46 M with the poll a load and a branch. A function whose
-/// returns are all inside loops gains nothing (Lua's `luaH_getshortstr`
-/// keeps a frame for the slow path's call either way).
-fn leaf_with_early_return(f: Val) -> bool {
-    let calls_only_polls = f
-        .blocks()
+/// text, 0.46 M with the poll a load and a branch. (In a function that
+/// also calls, load-and-branch polls let LLVM shrink-wrap too, but Lua lost
+/// as much in loops that now ran two instructions a poll as it gained.) A
+/// leaf whose returns are all inside loops gains nothing (Lua's
+/// `luaH_getshortstr` keeps a frame for the slow path's call either way).
+pub fn returns_early(f: Val) -> bool {
+    if f.blocks().is_empty() {
+        return false;
+    }
+    let (blocks, cfg) = super::function_cfg(f);
+    let headers: std::collections::HashSet<usize> =
+        cfg.poll_blocks(&cfg.loops()).into_iter().collect();
+    let calls = |b: crate::ir::Block| {
+        b.instructions().into_iter().any(|i| {
+            if i.opcode() != Some(LLVMOpcode::LLVMCall) {
+                return false;
+            }
+            let c = i.called_operand();
+            // Intrinsics are no calls, but for statepoints and the ones
+            // that may become library calls.
+            let intrinsic = c.is_function() && {
+                let n = c.name();
+                n.starts_with("llvm.") && !n.starts_with("llvm.mem") && !is_statepoint(c)
+            };
+            !(c.is_inline_asm() || intrinsic)
+        })
+    };
+    // From the entry to a return without passing a loop header or a call.
+    let mut seen = vec![false; blocks.len()];
+    let mut work = vec![0];
+    seen[0] = true;
+    while let Some(x) = work.pop() {
+        if calls(blocks[x]) {
+            continue;
+        }
+        let t = blocks[x].terminator();
+        if t.is_some_and(|t| t.opcode() == Some(LLVMOpcode::LLVMRet)) {
+            return true;
+        }
+        for &s in &cfg.succs[x] {
+            if !seen[s] && !headers.contains(&s) {
+                seen[s] = true;
+                work.push(s);
+            }
+        }
+    }
+    false
+}
+
+/// Whether `f` calls nothing but its polls' slow paths (the migration point).
+fn calls_only_polls(f: Val) -> bool {
+    f.blocks()
         .into_iter()
         .flat_map(|b| b.instructions())
         .all(|i| {
@@ -227,39 +276,16 @@ fn leaf_with_early_return(f: Val) -> bool {
             if !c.is_function() {
                 return false;
             }
-            let name = c.name();
-            if name.starts_with("llvm.experimental.gc.statepoint") {
+            if is_statepoint(c) {
                 let target = i.operand(2);
                 return target.is_function() && target.name() == abi::MIGRATE_POINT;
             }
-            name.starts_with("llvm.")
-        });
-    if !calls_only_polls || f.blocks().is_empty() {
-        return false;
-    }
-    let (blocks, cfg) = super::function_cfg(f);
-    let headers: std::collections::HashSet<usize> =
-        cfg.poll_blocks(&cfg.loops()).into_iter().collect();
-    if headers.is_empty() {
-        return false;
-    }
-    // From the entry to a return without passing a loop header.
-    let mut seen = vec![false; blocks.len()];
-    let mut work = vec![0];
-    seen[0] = true;
-    while let Some(x) = work.pop() {
-        let t = blocks[x].terminator();
-        if t.is_some_and(|t| t.opcode() == Some(LLVMOpcode::LLVMRet)) {
-            return true;
-        }
-        for &s in &cfg.succs[x] {
-            if !seen[s] && !headers.contains(&s) {
-                seen[s] = true;
-                work.push(s);
-            }
-        }
-    }
-    false
+            c.name().starts_with("llvm.")
+        })
+}
+
+fn is_statepoint(c: Val) -> bool {
+    c.name().starts_with("llvm.experimental.gc.statepoint")
 }
 
 /// x86_64: makes a redirected entry's leading `nop; push %reg` (`66 90 5r`,
