@@ -781,6 +781,71 @@ int main(void) {
 }
 
 #[test]
+fn loops_that_call_a_polling_function_on_every_trip_do_not_poll_themselves() {
+    // Each trip of sum()'s loop calls fib(), which is recursive and so
+    // polls at its entry: the loop passes a migration point on every trip
+    // without one of its own (its resume copy keeps one, for restores).
+    // Migrations in fib(), with sum()'s loop below, carry on where an
+    // uninterrupted run would.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "covered",
+        r#"#include <stdio.h>
+static __attribute__((noinline)) unsigned long fib(unsigned n) {
+    return n < 2 ? n : fib(n - 1) + fib(n - 2);
+}
+static __attribute__((noinline)) unsigned long sum(unsigned from, unsigned n) {
+    unsigned long s = 0;
+    for (unsigned i = from; i < from + n; i++)
+        s = s * 3 + fib(i % 13);
+    return s;
+}
+int main(void) {
+    unsigned long t = 0;
+    for (unsigned k = 0; k < 40; k++) {
+        t ^= sum(k, 1000);
+        if (k % 10 == 9)
+            printf("%u %lu\n", k, t);
+    }
+    return 0;
+}
+"#,
+    );
+    for exe in variants_of(&app, dir.path()) {
+        assert_eq!(
+            polls_in(&exe, "sum"),
+            0,
+            "{}: sum() polls although every trip of its loop calls fib()",
+            exe.display()
+        );
+        assert!(
+            polls_in(&exe, "sum.hc.resume") > 0,
+            "{}: sum()'s copy has no poll for its restores to enter the loop by",
+            exe.display()
+        );
+    }
+    let want = native(&app, &[], dir.path());
+    for (route, at) in [("x86_64,aarch64", 5000), ("aarch64,x86_64", 2000000)] {
+        let at = at.to_string();
+        let got = hcontainer(
+            &[
+                "run",
+                "--migrate",
+                route,
+                "--at-point",
+                &at,
+                app.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        let what = format!("covered {route} at {at}");
+        assert_same(&want, &got, &what);
+        assert_eq!(got.migrations().len(), 1, "{what}\n{}", got.stderr);
+    }
+}
+
+#[test]
 fn loops_with_many_live_values_hand_them_over_where_they_are() {
     // mix()'s loop keeps 24 accumulators live. Its poll does not write them
     // into the runtime's record buffer (a store per value, and around the
@@ -1280,6 +1345,30 @@ fn address(exe: &Path, symbol: &str) -> u64 {
     found
         .unwrap_or_else(|| panic!("{}: no {symbol}", exe.display()))
         .address()
+}
+
+/// How many of the polls `__hc_polls` lists lie in function `symbol`
+/// (FORMATS §5 "Polls").
+fn polls_in(exe: &Path, symbol: &str) -> usize {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let data = std::fs::read(exe).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let f = file
+        .symbols()
+        .find(|s| s.name() == Ok(symbol))
+        .unwrap_or_else(|| panic!("{}: no {symbol}", exe.display()));
+    let (lo, hi) = (f.address(), f.address() + f.size());
+    let Some(sec) = file.section_by_name("__hc_polls") else {
+        return 0;
+    };
+    let bytes = sec.data().unwrap();
+    (0..bytes.len() / 8)
+        .map(|k| {
+            let rel = i32::from_le_bytes(bytes[8 * k..8 * k + 4].try_into().unwrap());
+            (sec.address() + 8 * k as u64).wrapping_add_signed(rel.into())
+        })
+        .filter(|at| (lo..hi).contains(at))
+        .count()
 }
 
 /// The (function, resume copy) pairs of `__hc_entries` (FORMATS §5 "Entries").

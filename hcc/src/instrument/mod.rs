@@ -895,10 +895,40 @@ pub fn instrument_module(
         source: source.to_string(),
         functions: Vec::new(),
     };
-    for f in cx.functions() {
-        if f.is_declaration() {
-            continue;
-        }
+    // Every function planned first: a loop need not poll when each trip
+    // calls a function that will poll at its entry (`transform`), which
+    // only a function without a blocker does. Plans look at each function
+    // as it was optimized; instrumenting one changes no other.
+    let functions: Vec<Val> = cx
+        .functions()
+        .into_iter()
+        .filter(|f| !f.is_declaration())
+        .collect();
+    let mut plans: HashMap<Val, (Plan, Option<Blocker>)> = functions
+        .iter()
+        .map(|&f| {
+            let symbol = f.name();
+            let (p, mut blocker) = plan(&cx, &rt, f, agreed.frames.get(&symbol), &point_free);
+            if let Some(why) = agreed.exclude.get(&symbol) {
+                blocker = Some(("isa-mismatch", why.clone()));
+            }
+            (f, (p, blocker))
+        })
+        .collect();
+    let entry_polled: HashSet<Val> = if ablated("entry-polls") || ablated("polling-callees") {
+        HashSet::new()
+    } else {
+        polled
+            .iter()
+            .copied()
+            .filter(|f| {
+                plans
+                    .get(f)
+                    .is_some_and(|(p, b)| b.is_none() && (!p.calls.is_empty() || p.loops > 0))
+            })
+            .collect()
+    };
+    for f in functions {
         let symbol = f.name();
         let section = f.section().unwrap_or_else(|| format!(".text.{symbol}"));
         let mut entry = FunctionSites {
@@ -912,10 +942,7 @@ pub fn instrument_module(
             sites: Vec::new(),
             lost: Vec::new(),
         };
-        let (p, mut blocker) = plan(&cx, &rt, f, agreed.frames.get(&symbol), &point_free);
-        if let Some(why) = agreed.exclude.get(&symbol) {
-            blocker = Some(("isa-mismatch", why.clone()));
-        }
+        let (p, blocker) = plans.remove(&f).expect("planned above");
         let would_be = p.would_be_sites();
         match blocker {
             Some((category, detail)) => {
@@ -952,7 +979,7 @@ pub fn instrument_module(
                     cx.clone_function(f, &format!("{symbol}.hc.resume"))
                 };
                 let t = match copy {
-                    None => transform(&cx, &rt, f, p, frame, Resume::Here),
+                    None => transform(&cx, &rt, f, p, frame, Resume::Here, &entry_polled),
                     Some(copy) => {
                         entry.resume_section = format!("{}.hc.resume", entry.section);
                         copy.set_section(&entry.resume_section);
@@ -965,7 +992,7 @@ pub fn instrument_module(
                         }
                         let (pc, blocker) = plan(&cx, &rt, copy, frame, &point_free);
                         assert!(blocker.is_none(), "a copy plans like its original");
-                        let tc = transform(&cx, &rt, copy, pc, frame, Resume::Here);
+                        let tc = transform(&cx, &rt, copy, pc, frame, Resume::Here, &entry_polled);
                         let entry_poll = polled.contains(&f) || ablated("entry-poll-pruning");
                         // An entry poll is a redirected entry (FORMATS §5), no
                         // instruction in the code that runs, in a function
@@ -981,7 +1008,15 @@ pub fn instrument_module(
                             && (p.loops == 0 || poll::returns_early(f))
                             && !ablated("entry-redirects");
                         let poll = entry_poll && !redirect;
-                        let t = transform(&cx, &rt, f, p, frame, Resume::In { copy, poll });
+                        let t = transform(
+                            &cx,
+                            &rt,
+                            f,
+                            p,
+                            frame,
+                            Resume::In { copy, poll },
+                            &entry_polled,
+                        );
                         // A redirected entry's listing (and on x86_64 its
                         // prefix) refers to the copy; other functions get a
                         // reference of their own (`keep_with`; at the entry of
@@ -1196,6 +1231,10 @@ fn redundant_loop_polls(
     spare
 }
 
+/// IR instructions of the largest function whose loops may leave their
+/// polls to the functions they call (`transform`).
+const MAX_COVERED_SIZE: usize = 4000;
+
 /// One site during the transformation.
 struct SiteWork {
     call: Val,
@@ -1239,6 +1278,7 @@ fn transform(
     plan: Plan,
     agreed: Option<&frame::AgreedFrame>,
     resume: Resume,
+    entry_polled: &HashSet<Val>,
 ) -> Transformed {
     let b = Builder::new(cx);
     // Frame records name the function a restore enters: `f` itself.
@@ -1357,12 +1397,67 @@ fn transform(
     // Loop polls `f` can do without (its copy keeps them all: its restore
     // dispatch goes through every header): (header's branch, mp block, body).
     let mut redundant: Vec<(Val, Block, Block)> = Vec::new();
+    // Headers `f` need not poll at, which cover no outer loop either:
+    // dispatch loops', and those of loops where every way round calls a
+    // function that polls at its entry (so each trip reaches a migration
+    // point there; the copy keeps the poll for its restore dispatch).
+    // Not in the largest functions, whose register allocation any poll
+    // re-draws (`sqlite3VdbeExec`: +13 M instructions with some of its
+    // loops' polls gone).
+    let mut not_covering = dispatch_headers.clone();
+    let small = || {
+        f.blocks()
+            .iter()
+            .map(|b| b.instructions().len())
+            .sum::<usize>()
+            <= MAX_COVERED_SIZE
+    };
+    if !here && small() {
+        let calls_poller = |b: Block| {
+            b.instructions().into_iter().any(|i| {
+                i.opcode() == Some(LLVMOpcode::LLVMCall)
+                    && recursion::call_targets(i).is_some_and(|t| {
+                        !t.is_empty() && t.iter().all(|g| entry_polled.contains(g))
+                    })
+            })
+        };
+        for l in &loops {
+            let h = l.header;
+            if unpolled.contains(&blocks[h]) || dispatch_headers.contains(&blocks[h]) {
+                continue;
+            }
+            let inside = |x: usize| l.blocks.binary_search(&x).is_ok();
+            let covered = calls_poller(blocks[h]) || {
+                let mut seen = HashSet::new();
+                let mut work: Vec<usize> = cfg.succs[h]
+                    .iter()
+                    .copied()
+                    .filter(|&x| inside(x))
+                    .collect();
+                let mut round = false;
+                while let Some(x) = work.pop() {
+                    if x == h {
+                        round = true;
+                        break;
+                    }
+                    if !seen.insert(x) || calls_poller(blocks[x]) {
+                        continue;
+                    }
+                    work.extend(cfg.succs[x].iter().copied().filter(|&y| inside(y)));
+                }
+                !round
+            };
+            if covered {
+                not_covering.insert(blocks[h]);
+            }
+        }
+    }
     let spare = if here {
         HashSet::new()
     } else if ablated("redundant-loop-polls") {
-        dispatch_headers.clone()
+        not_covering.clone()
     } else {
-        redundant_loop_polls(&cfg, &loops, &blocks, &unpolled, &dispatch_headers)
+        redundant_loop_polls(&cfg, &loops, &blocks, &unpolled, &not_covering)
     };
     let poll_blocks = loops
         .iter()
