@@ -1192,13 +1192,18 @@ fn erase_poll(b: &Builder, br: Val, to: Block) {
 /// Headers of polled loops whose every iteration passes the poll of an
 /// inner loop: a polled inner header (itself kept) dominates each latch, so
 /// going round the outer loop polls at least once anyway. Innermost first,
-/// so an inner loop counts only if its own poll stays.
+/// so an inner loop counts only if its own poll stays. Also `through_table`
+/// (dispatch headers: every pass through one goes on through a trampoline,
+/// so they cover outer loops like a poll of their own) and `not_covering`
+/// (polled by their calls on every way round, which says nothing of a pass
+/// that leaves the loop at once).
 fn redundant_loop_polls(
     cfg: &cfg::Cfg,
     loops: &[cfg::Loop],
     blocks: &[Block],
     unpolled: &HashSet<Block>,
-    dispatch_headers: &HashSet<Block>,
+    through_table: &HashSet<Block>,
+    not_covering: &HashSet<Block>,
 ) -> HashSet<Block> {
     let mut spare = HashSet::new();
     let mut kept: Vec<usize> = Vec::new();
@@ -1207,9 +1212,13 @@ fn redundant_loop_polls(
         if unpolled.contains(&blocks[h]) {
             continue;
         }
-        // Polled through its table, at no block that covers outer loops.
-        if dispatch_headers.contains(&blocks[h]) {
+        if not_covering.contains(&blocks[h]) {
             spare.insert(blocks[h]);
+            continue;
+        }
+        if through_table.contains(&blocks[h]) {
+            spare.insert(blocks[h]);
+            kept.push(h);
             continue;
         }
         let latches: Vec<usize> = cfg.preds[h]
@@ -1397,14 +1406,13 @@ fn transform(
     // Loop polls `f` can do without (its copy keeps them all: its restore
     // dispatch goes through every header): (header's branch, mp block, body).
     let mut redundant: Vec<(Val, Block, Block)> = Vec::new();
-    // Headers `f` need not poll at, which cover no outer loop either:
-    // dispatch loops', and those of loops where every way round calls a
-    // function that polls at its entry (so each trip reaches a migration
-    // point there; the copy keeps the poll for its restore dispatch).
-    // Not in the largest functions, whose register allocation any poll
-    // re-draws (`sqlite3VdbeExec`: +13 M instructions with some of its
-    // loops' polls gone).
-    let mut not_covering = dispatch_headers.clone();
+    // Headers `f` need not poll at, which cover no outer loop either: those
+    // of loops where every way round calls a function that polls at its
+    // entry (so each trip reaches a migration point there; the copy keeps
+    // the poll for its restore dispatch). Not in the largest functions,
+    // whose register allocation any poll re-draws (`sqlite3VdbeExec`: +13 M
+    // instructions with some of its loops' polls gone).
+    let mut not_covering = HashSet::new();
     let small = || {
         f.blocks()
             .iter()
@@ -1455,9 +1463,16 @@ fn transform(
     let spare = if here {
         HashSet::new()
     } else if ablated("redundant-loop-polls") {
-        not_covering.clone()
+        not_covering.union(&dispatch_headers).copied().collect()
     } else {
-        redundant_loop_polls(&cfg, &loops, &blocks, &unpolled, &not_covering)
+        redundant_loop_polls(
+            &cfg,
+            &loops,
+            &blocks,
+            &unpolled,
+            &dispatch_headers,
+            &not_covering,
+        )
     };
     let poll_blocks = loops
         .iter()
