@@ -1280,6 +1280,9 @@ enum Resume {
     In { copy: Val, poll: bool },
 }
 
+/// Instruments `f` as `plan` says. `entry_polled`: the module's functions
+/// that will poll at their entry (a loop calling one on every way round
+/// needs no poll of its own).
 fn transform(
     cx: &Ctx,
     rt: &Runtime,
