@@ -634,23 +634,12 @@ int main(void) {
     assert_eq!(calls("walk"), Vec::<String>::new(), "walk's calls");
     // The indirect call through `walks` (no callee name).
     assert_eq!(calls("main"), vec![String::new()], "main's calls");
-    let want = native(&app, &[], dir.path());
     // About 44900 points.
-    for (route, at) in [("x86_64,aarch64", "2"), ("aarch64,x86_64", "40000")] {
-        let got = hcontainer(
-            &[
-                "run",
-                "--migrate",
-                route,
-                "--at-point",
-                at,
-                app.to_str().unwrap(),
-            ],
-            dir.path(),
-        );
-        assert_same(&want, &got, &format!("pointfree {route} at {at}"));
-        assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
-    }
+    migrates_once(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 2), ("aarch64,x86_64", 40000)],
+    );
 }
 
 #[test]
@@ -825,24 +814,11 @@ int main(void) {
             exe.display()
         );
     }
-    let want = native(&app, &[], dir.path());
-    for (route, at) in [("x86_64,aarch64", 5000), ("aarch64,x86_64", 2000000)] {
-        let at = at.to_string();
-        let got = hcontainer(
-            &[
-                "run",
-                "--migrate",
-                route,
-                "--at-point",
-                &at,
-                app.to_str().unwrap(),
-            ],
-            dir.path(),
-        );
-        let what = format!("covered {route} at {at}");
-        assert_same(&want, &got, &what);
-        assert_eq!(got.migrations().len(), 1, "{what}\n{}", got.stderr);
-    }
+    migrates_once(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 5000), ("aarch64,x86_64", 2000000)],
+    );
 }
 
 #[test]
@@ -1208,7 +1184,21 @@ fn migrates_in_callee(app: &Path, dir: &Path, points: &[(&str, u64)]) {
 /// Migrates `app` along each route at the given point, `frames` frames deep;
 /// the output must be the native run's.
 fn migrates_deep(app: &Path, dir: &Path, points: &[(&str, u64)], frames: usize) {
+    for (m, (route, at)) in migrates_once(app, dir, points).iter().zip(points) {
+        assert!(
+            m.contains(&format!(" {frames} frames")),
+            "{} {route} at {at}: expected a migration {frames} frames deep: {m}",
+            app.display()
+        );
+    }
+}
+
+/// Migrates `app` along each route at the given point: the output must be
+/// the native run's, with exactly one migration; returns each run's
+/// report of it.
+fn migrates_once(app: &Path, dir: &Path, points: &[(&str, u64)]) -> Vec<String> {
     let want = native(app, &[], dir);
+    let mut out = Vec::new();
     for &(route, at) in points {
         let at = at.to_string();
         let got = hcontainer(
@@ -1226,11 +1216,13 @@ fn migrates_deep(app: &Path, dir: &Path, points: &[(&str, u64)], frames: usize) 
         assert_same(&want, &got, &what);
         let m = got.migrations();
         assert!(
-            m.len() == 1 && m[0].contains(&format!(" {frames} frames")),
-            "{what}: expected one migration, {frames} frames deep\n{}",
+            m.len() == 1,
+            "{what}: expected one migration\n{}",
             got.stderr
         );
+        out.push(m[0].to_string());
     }
+    out
 }
 
 /// Disassembly of one function of an executable.

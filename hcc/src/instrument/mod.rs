@@ -1240,6 +1240,53 @@ fn redundant_loop_polls(
     spare
 }
 
+/// Headers of the loops (among `candidates`) where every way round calls a
+/// function that polls at its entry (`entry_polled`, every possible
+/// target of the call): each trip reaches a migration point there, so the
+/// header needs no poll of its own in `f` (the copy keeps it for its
+/// restore dispatch).
+fn call_covered_loops(
+    cfg: &cfg::Cfg,
+    loops: &[cfg::Loop],
+    blocks: &[Block],
+    candidates: impl Fn(Block) -> bool,
+    entry_polled: &HashSet<Val>,
+) -> HashSet<Block> {
+    let calls_poller: Vec<bool> = blocks
+        .iter()
+        .map(|b| {
+            b.instructions().into_iter().any(|i| {
+                i.opcode() == Some(LLVMOpcode::LLVMCall)
+                    && recursion::call_targets(i).is_some_and(|t| {
+                        !t.is_empty() && t.iter().all(|g| entry_polled.contains(g))
+                    })
+            })
+        })
+        .collect();
+    let mut out = HashSet::new();
+    for l in loops.iter().filter(|l| candidates(blocks[l.header])) {
+        let h = l.header;
+        let inside = |x: &usize| l.blocks.binary_search(x).is_ok();
+        // Round to the header from its successors, avoiding such calls.
+        let mut seen = HashSet::new();
+        let mut work: Vec<usize> = cfg.succs[h].iter().copied().filter(inside).collect();
+        let mut round = false;
+        while let Some(x) = work.pop() {
+            if x == h {
+                round = true;
+                break;
+            }
+            if seen.insert(x) && !calls_poller[x] {
+                work.extend(cfg.succs[x].iter().copied().filter(inside));
+            }
+        }
+        if calls_poller[h] || !round {
+            out.insert(blocks[h]);
+        }
+    }
+    out
+}
+
 /// IR instructions of the largest function whose loops may leave their
 /// polls to the functions they call (`transform`).
 const MAX_COVERED_SIZE: usize = 4000;
@@ -1409,13 +1456,10 @@ fn transform(
     // Loop polls `f` can do without (its copy keeps them all: its restore
     // dispatch goes through every header): (header's branch, mp block, body).
     let mut redundant: Vec<(Val, Block, Block)> = Vec::new();
-    // Headers `f` need not poll at, which cover no outer loop either: those
-    // of loops where every way round calls a function that polls at its
-    // entry (so each trip reaches a migration point there; the copy keeps
-    // the poll for its restore dispatch). Not in the largest functions,
-    // whose register allocation any poll re-draws (`sqlite3VdbeExec`: +13 M
-    // instructions with some of its loops' polls gone).
-    let mut not_covering = HashSet::new();
+    // Headers `f` need not poll at, which cover no outer loop either
+    // (`call_covered_loops`). Not in the largest functions, whose register
+    // allocation any poll re-draws (`sqlite3VdbeExec`: +13 M instructions
+    // with some of its loops' polls gone).
     let small = || {
         f.blocks()
             .iter()
@@ -1423,46 +1467,12 @@ fn transform(
             .sum::<usize>()
             <= MAX_COVERED_SIZE
     };
-    if !here && small() {
-        let calls_poller = |b: Block| {
-            b.instructions().into_iter().any(|i| {
-                i.opcode() == Some(LLVMOpcode::LLVMCall)
-                    && recursion::call_targets(i).is_some_and(|t| {
-                        !t.is_empty() && t.iter().all(|g| entry_polled.contains(g))
-                    })
-            })
-        };
-        for l in &loops {
-            let h = l.header;
-            if unpolled.contains(&blocks[h]) || dispatch_headers.contains(&blocks[h]) {
-                continue;
-            }
-            let inside = |x: usize| l.blocks.binary_search(&x).is_ok();
-            let covered = calls_poller(blocks[h]) || {
-                let mut seen = HashSet::new();
-                let mut work: Vec<usize> = cfg.succs[h]
-                    .iter()
-                    .copied()
-                    .filter(|&x| inside(x))
-                    .collect();
-                let mut round = false;
-                while let Some(x) = work.pop() {
-                    if x == h {
-                        round = true;
-                        break;
-                    }
-                    if !seen.insert(x) || calls_poller(blocks[x]) {
-                        continue;
-                    }
-                    work.extend(cfg.succs[x].iter().copied().filter(|&y| inside(y)));
-                }
-                !round
-            };
-            if covered {
-                not_covering.insert(blocks[h]);
-            }
-        }
-    }
+    let not_covering = if !here && small() {
+        let candidates = |h: Block| !unpolled.contains(&h) && !dispatch_headers.contains(&h);
+        call_covered_loops(&cfg, &loops, &blocks, candidates, entry_polled)
+    } else {
+        HashSet::new()
+    };
     let spare = if here {
         HashSet::new()
     } else if ablated("redundant-loop-polls") {
