@@ -1175,6 +1175,71 @@ int main(void) {
     );
 }
 
+#[test]
+fn errors_caught_by_one_setjmp_keep_its_frame_and_the_shadow_stack() {
+    // serve() arms setjmp once and every round ends in a longjmp back to
+    // it, as a server's or a REPL's error recovery does: fail()'s 1 KiB
+    // shadow frame never reaches its `ret`, so the setjmp must give the
+    // shadow stack back (200000 rounds leaked 200 MiB into a 64 MiB stack:
+    // SIGSEGV), and serve()'s volatile counters, read only after a longjmp,
+    // must migrate with its frame (they stayed in the native frame, which
+    // a restore starts afresh: the rounds began again at 0).
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "catch",
+        r#"#include <setjmp.h>
+#include <stdio.h>
+static jmp_buf again;
+static __attribute__((noinline)) void fill(unsigned *p, int n, unsigned long x) {
+    for (int i = 0; i < n; i++) {
+        do
+            x = x * 6364136223846793005ul + 1442695040888963407ul;
+        while ((x >> 56) == 0x5a);
+        p[i] = (unsigned)(x >> 33);
+    }
+}
+static __attribute__((noinline, noreturn)) void fail(int round) {
+    unsigned buf[256];
+    fill(buf, 256, (unsigned long)round);
+    longjmp(again, (int)(buf[round % 256] % 1000) + 1);
+}
+static __attribute__((noinline)) unsigned long serve(int rounds) {
+    volatile int round = 0;
+    volatile unsigned long sum = 0;
+    int code = setjmp(again);
+    if (code) {
+        sum = sum * 31 + (unsigned long)code;
+        if (round % 25000 == 0)
+            printf("round %d sum %lu\n", round, sum);
+    }
+    if (round < rounds) {
+        round = round + 1;
+        fail(round);
+    }
+    return sum;
+}
+int main(void) {
+    printf("%lu\n", serve(200000));
+    return 0;
+}
+"#,
+    );
+    let run = native(&app, &[], dir.path());
+    assert_eq!(run.code, Some(0), "native run: {}", run.stderr);
+    assert_eq!(run.stdout_str().lines().count(), 9, "{}", run.stdout_str());
+    // In fill()'s loop, four frames deep, early on and late in the rounds.
+    migrates_deep(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 3_000_000),
+            ("aarch64,x86_64", 40_000_000),
+        ],
+        4,
+    );
+}
+
 /// Migrates `app` along each route at the given point, which must be in a
 /// function main calls (two frames); the output must be the native run's.
 fn migrates_in_callee(app: &Path, dir: &Path, points: &[(&str, u64)]) {

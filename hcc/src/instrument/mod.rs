@@ -885,6 +885,7 @@ pub fn instrument_module(
     neutral::redirect(&cx);
     assign_sections(&cx);
     let rt = Runtime::declare(&cx, isa);
+    setjmp::keep_shadow_stack(&cx, &rt);
     let polled = recursion::needing_entry_polls(&cx);
     let point_free = if ablated("point-free-calls") {
         HashSet::new()

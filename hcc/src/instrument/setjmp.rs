@@ -13,7 +13,8 @@
 //! so structs holding one lay out alike in the shadow stack.
 
 use super::cfg::Cfg;
-use crate::ir::{Block, Val};
+use super::Runtime;
+use crate::ir::{self, Block, Builder, Ctx, Val};
 use std::collections::{HashMap, HashSet};
 
 /// setjmp functions whose call can be repeated on the resume path (vfork and
@@ -22,6 +23,47 @@ const REARMABLE: &[&str] = &["__sigsetjmp", "_setjmp", "setjmp", "sigsetjmp"];
 
 pub fn is_rearmable(name: &str) -> bool {
     REARMABLE.contains(&name)
+}
+
+/// Every setjmp gives the shadow stack back when a longjmp returns to it:
+/// the frames a longjmp skips never reach their `ret`, which is where they
+/// give theirs back, so a function that catches errors in a loop without
+/// returning (a server's or a REPL's `setjmp` before its main loop) would
+/// leak the thrower's frames until the shadow stack overflowed. hcc loads
+/// `__hc_ssp` right before the call and stores it back right after it,
+/// which the second return also runs; on the first, it stores what is
+/// there. The saved value is live after the setjmp, so sites it arms carry
+/// it (a pointer into the shadow stack, the same on every ISA) and a resume
+/// path's re-armed setjmp restores it from there.
+pub fn keep_shadow_stack(cx: &Ctx, rt: &Runtime) {
+    let b = Builder::new(cx);
+    for f in cx.functions().into_iter().filter(|f| !f.is_declaration()) {
+        for call in returns_twice_calls(f) {
+            if is_rearmable(&call.called_operand().name()) {
+                b.before(call);
+                let saved = b.load(cx.ptr(), rt.ssp, "hc.ssp.setjmp");
+                b.after(call).store(saved, rt.ssp);
+            }
+        }
+    }
+}
+
+/// `f`'s calls that return twice (setjmp, vfork, ...). After one, control
+/// can come back from any later call (a longjmp), an edge the IR does not
+/// show.
+pub fn returns_twice_calls(f: Val) -> Vec<Val> {
+    let returns_twice = Ctx::enum_kind("returns_twice");
+    f.blocks()
+        .iter()
+        .flat_map(|blk| blk.instructions())
+        .filter(|i| {
+            i.is_call() && {
+                let callee = i.called_operand();
+                i.has_call_site_enum_attr(ir::FUNCTION_INDEX, returns_twice)
+                    || (callee.is_function() && callee.has_fn_enum_attr(returns_twice))
+            }
+        })
+        .collect()
 }
 
 /// Which program points run with the buffer of setjmp call `s` armed by

@@ -51,9 +51,14 @@ const NATIVE_SLOT: (u64, u64) = (u64::MAX, 0);
 /// into such an object are then never live at a site, and a resume path
 /// finds it as dead as the source left it. (The rewriter refuses a record
 /// holding a native stack address, should one ever be carried.)
+///
+/// Not in a function that calls setjmp: a longjmp returns to what follows
+/// it from any later call, an edge this walk does not see (a `noreturn`
+/// thrower's site has nothing after it in the IR), and objects such a
+/// function reads after the longjmp must migrate.
 fn dead_at_sites(f: Val, statics: &[Val], sites: &[Val]) -> HashSet<Val> {
     let mut out = HashSet::new();
-    if statics.is_empty() {
+    if statics.is_empty() || !super::setjmp::returns_twice_calls(f).is_empty() {
         return out;
     }
     let UsePlaces {
