@@ -585,6 +585,15 @@ impl Val {
     }
     /// The entries of a constant global array defined here (`static const
     /// op_fn ops[] = {...}`), or None.
+    /// A global variable's initializer.
+    pub fn initializer(self) -> Option<Val> {
+        if !self.is_global_variable() {
+            return None;
+        }
+        // SAFETY: see module docs; a global variable.
+        let init = unsafe { LLVMGetInitializer(self.0) };
+        (!init.is_null()).then_some(Val(init))
+    }
     pub fn constant_array_entries(self) -> Option<Vec<Val>> {
         if !self.is_global_variable() || !self.is_global_constant() {
             return None;
@@ -1287,6 +1296,25 @@ impl Ctx {
     pub fn block_address(&self, f: Val, b: Block) -> Val {
         // SAFETY: see module docs.
         Val(unsafe { LLVMBlockAddress(f.0, b.0) })
+    }
+    /// A new internal, zero-filled, writable global of `len` bytes (writable,
+    /// so it is never merged with another constant: its address matters).
+    pub fn byte_array(&self, name: &str, len: u64) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        unsafe {
+            let ty = LLVMArrayType2(self.i8().0, len);
+            let g = LLVMAddGlobal(self.module, ty, c.as_ptr());
+            LLVMSetInitializer(g, LLVMConstNull(ty));
+            LLVMSetLinkage(g, inkwell::llvm_sys::LLVMLinkage::LLVMInternalLinkage);
+            Val(g)
+        }
+    }
+    /// `getelementptr inbounds i8, ptr base, i64 off` as a constant.
+    pub fn const_gep_i8(&self, base: Val, off: u64) -> Val {
+        let mut idx = [self.const_int(self.i64(), off).0];
+        // SAFETY: see module docs; one index into bytes.
+        Val(unsafe { LLVMConstInBoundsGEP2(self.i8().0, base.0, idx.as_mut_ptr(), 1) })
     }
     /// A new internal constant global array `name` of `elems` (all of type
     /// `elem`), aligned like `like`.

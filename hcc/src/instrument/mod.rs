@@ -29,6 +29,7 @@
 pub mod cfg;
 mod dispatch;
 pub mod frame;
+pub mod labels;
 pub mod liveness;
 mod neutral;
 mod pieces;
