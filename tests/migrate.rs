@@ -1268,6 +1268,57 @@ int main(void) {
     );
 }
 
+#[test]
+fn thread_local_addresses_kept_in_memory_stay_valid() {
+    // step() counts through pointers to thread-locals kept on the heap
+    // (&counter[2], &big[100]); main reads the thread-locals themselves.
+    // musl put the TLS block where each ISA's ABI wants it from the thread
+    // pointer, in a static buffer or (for big TLS, as here) an mmap, so
+    // after a migration the pointers pointed beside the new block: the
+    // counts went on in a stale copy (x86_64 to x86_64 too). The runtime
+    // now keeps the block at one address on every ISA.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "tlsptr",
+        r#"#include <stdio.h>
+#include <stdlib.h>
+static __thread long counter[4];
+static __thread char big[8192];
+struct ctx { long *slot; char *byte; };
+static __attribute__((noinline)) void step(struct ctx *c, long i) {
+    unsigned long x = (unsigned long)i;
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x & 0xff) != 0x5a);
+    *c->slot += (long)(x >> 60);
+    *c->byte += (char)(x >> 59);
+}
+int main(void) {
+    struct ctx *c = malloc(sizeof *c);
+    c->slot = &counter[2];
+    c->byte = &big[100];
+    for (long i = 0; i < 200000; i++) {
+        step(c, i);
+        if (i % 50000 == 0)
+            printf("%ld %ld %d\n", i, counter[2], big[100]);
+    }
+    printf("%ld %d %d\n", counter[2], big[100], c->slot == &counter[2] && c->byte == &big[100]);
+    return 0;
+}
+"#,
+    );
+    migrates_in_callee(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 300_000),
+            ("aarch64,x86_64", 600_000),
+            ("x86_64,x86_64", 900_000),
+        ],
+    );
+}
+
 /// Migrates `app` along each route at the given point, which must be in a
 /// function main calls (two frames); the output must be the native run's.
 fn migrates_in_callee(app: &Path, dir: &Path, points: &[(&str, u64)]) {

@@ -1295,6 +1295,132 @@ static int find_sp_map(const struct map *m, void *arg) {
 }
 
 static int overlaps_snapshot(uint64_t s, uint64_t e);
+
+/* ---- Thread-local storage at one address on every ISA. musl puts the main
+ * thread's TLS block where its ISA's ABI wants it from the thread pointer —
+ * below it on x86_64, above it on aarch64 — in a static buffer (arch-local)
+ * or an mmap, so the block's address differed between the variants and
+ * between processes, and a thread-local's address kept in memory
+ * (`p->slot = &counter`) pointed beside it after a migration. So the
+ * runtime moves the main thread's TLS first thing into an area of program
+ * memory, which a restore maps at the same address, with room on both
+ * sides of the block for any ISA's thread descriptor and dtv; the restored
+ * process lays its own out around the same block. ---- */
+
+void *__copy_tls(unsigned char *mem); /* musl (hidden): lays TLS out in mem, returns the descriptor */
+int __init_tp(void *td);              /* musl (hidden): makes td the thread's descriptor */
+
+/* Room on each side of the block: more than either ISA's descriptor, gap
+ * and dtv take. */
+#define HC_TLS_ROOM 4096
+static const uint64_t tls_anchor_initial = 0x6863746c73;
+
+#if defined(__x86_64__)
+/* The stack protector's canary is in the thread descriptor (%fs:0x28). */
+static void tls_keep_canary(const void *old_tp, void *td) {
+    memcpy((char *)td + 0x28, (const char *)old_tp + 0x28, 8);
+}
+#else
+/* aarch64's is a global (__stack_chk_guard). */
+static void tls_keep_canary(const void *old_tp, void *td) {
+    (void)old_tp;
+    (void)td;
+}
+#endif
+
+/* The block's address under the thread pointer as it is now. Not inlined:
+ * compiled code reads the thread pointer once per function, so a caller
+ * that moved the block would otherwise still write to the old one. */
+static __attribute__((noinline)) void *tls_block(void) {
+    return (void *)&__hc_tls_anchor;
+}
+
+static void tls_segment(uint64_t *memsz, uint64_t *align) {
+    *memsz = 0;
+    *align = 1;
+    Elf64_Phdr *ph = (Elf64_Phdr *)getauxval(AT_PHDR);
+    size_t n = getauxval(AT_PHNUM);
+    for (size_t i = 0; ph && i < n; i++)
+        if (ph[i].p_type == PT_TLS) {
+            *memsz = ph[i].p_memsz;
+            *align = ph[i].p_align ? ph[i].p_align : 1;
+        }
+}
+
+/* Bytes __copy_tls may write from mem, with room to spare. */
+static uint64_t tls_span(uint64_t memsz) {
+    return 2 * HC_TLS_ROOM + ((memsz + 4095) & ~(uint64_t)4095);
+}
+
+/* Where __copy_tls(mem) puts the block, as an offset from an mem aligned
+ * to the block's alignment (at most a page): laid out once on scratch
+ * memory, where the anchor's initial value marks the block's start. */
+static int64_t tls_block_offset(uint64_t memsz) {
+    uint64_t span = tls_span(memsz);
+    unsigned char *s = mmap(0, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (s == MAP_FAILED) return -1;
+    __copy_tls(s);
+    int64_t off = -1;
+    for (uint64_t i = 0; i + 8 <= span; i += 8)
+        if (!memcmp(s + i, &tls_anchor_initial, 8)) {
+            off = (int64_t)i;
+            break;
+        }
+    munmap(s, span);
+    return off < HC_TLS_ROOM ? off : -1;
+}
+
+/* Lays this ISA's TLS out around a block at `block` (its initial image:
+ * the caller copies the contents) and makes it the thread's. */
+static void tls_install(uint64_t block, int64_t off) {
+    const void *old_tp = __builtin_thread_pointer();
+    void *td = __copy_tls((unsigned char *)(block - (uint64_t)off));
+    tls_keep_canary(old_tp, td);
+    if (__init_tp(td) < 0) {
+        say("cannot set the thread pointer");
+        _exit(70);
+    }
+}
+
+/* The start-up move (not in a restoring process: its regions may need any
+ * address, and restore places the block where the source had it). A
+ * segment aligned beyond a page keeps musl's placement. */
+static void tls_move_to_program_memory(void) {
+    uint64_t memsz, align;
+    tls_segment(&memsz, &align);
+    if (!memsz || align > 4096) return;
+    int64_t off = tls_block_offset(memsz);
+    if (off < 0) return;
+    uint64_t span = tls_span(memsz) + HC_TLS_ROOM;
+    unsigned char *a = mmap(0, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (a == MAP_FAILED) return;
+    /* mem = block - off stays aligned: the block is as far past the page
+     * boundary at a + HC_TLS_ROOM as off is past an aligned address. */
+    uint64_t block = (uint64_t)a + HC_TLS_ROOM + ((uint64_t)off & (align - 1));
+    /* The old block stays mapped (musl's buffer or mmap): copy from it. */
+    const unsigned char *old = (const unsigned char *)&__hc_tls_anchor;
+    tls_install(block, off);
+    memcpy(tls_block(), old, memsz);
+}
+
+/* A restore puts its block where the source's was (the snapshot's TLS
+ * record names it), inside the area restored with the other regions. A
+ * source that kept musl's placement (a block in its arch-local buffer)
+ * leaves this process's own. */
+static void tls_restore_at(uint64_t block) {
+    uint64_t memsz, align;
+    tls_segment(&memsz, &align);
+    if (block == (uint64_t)&__hc_tls_anchor || align > 4096) return;
+    if (block >= (uint64_t)__hc_image_start && block < image_end()) return;
+    int64_t off = tls_block_offset(memsz);
+    if (off < 0) restore_fail("cannot lay out thread-local storage", block);
+    uint64_t area[3] = {block - (uint64_t)off, 0, 0};
+    for_each_map(find_sp_map, area);
+    if (!area[1] || area[2] < block + memsz + HC_TLS_ROOM)
+        restore_fail("the snapshot's thread-local storage is in no restored region", block);
+    tls_install(block, off);
+}
+
 static void restore_on_new_stack(void *old_stack);
 
 /* A migration's snapshot leaves memory in the dump it was made from (the
@@ -1412,7 +1538,8 @@ static void restore_on_new_stack(void *arg) {
             break;
         case HC_REC_TLS: {
             uint64_t size = *(const uint64_t *)(body + 8);
-            memcpy((void *)&__hc_tls_anchor, body + 16, size);
+            tls_restore_at(*(const uint64_t *)body);
+            memcpy(tls_block(), body + 16, size);
             break;
         }
         case HC_REC_FDS:
@@ -1813,7 +1940,17 @@ static void on_signal(int sig) {
 /* ---- Start-up: runs before any other constructor (hld links this object
  * first and this priority sorts first). ---- */
 
+static void hcrt_start(void);
+
 __attribute__((constructor(101))) static void hcrt_init(void) {
+    /* First, and apart from what follows: code reads the thread pointer
+     * once per function (aarch64: `mrs`), so hcrt_start, not inlined,
+     * finds the thread-locals where they are after the move. */
+    if (!getenv_raw(HC_ENV_RESTORE)) tls_move_to_program_memory();
+    hcrt_start();
+}
+
+static __attribute__((noinline)) void hcrt_start(void) {
     const char *v;
     if ((v = getenv_raw(HC_ENV_CTL))) {
         int fd = (int)parse_u64(v);
