@@ -1319,6 +1319,65 @@ int main(void) {
     );
 }
 
+#[test]
+fn files_the_program_mapped_are_mapped_again_after_a_migration() {
+    // walk() reads a file through a private and a shared read-only mapping
+    // and writes what it computes through a shared writable mapping of
+    // another; main prints a checksum of that file as read() finds it.
+    // Read-only mappings were left out of the dump (SIGSEGV after the
+    // migration), and a shared one was restored as anonymous memory: what
+    // the program wrote after the migration never reached the file.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "mapped",
+        r#"#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#define SIZE 65536
+static __attribute__((noinline)) unsigned long walk(const unsigned char *in, unsigned char *out, unsigned long x) {
+    for (int i = 0; i < SIZE; i += 64) {
+        do
+            x = x * 6364136223846793005ul + 1442695040888963407ul;
+        while ((x & 0xf) == 3);
+        x += in[(i + (x >> 40)) % SIZE];
+        out[i / 64] = (unsigned char)(x >> 56);
+    }
+    return x;
+}
+int main(void) {
+    static unsigned char block[SIZE];
+    for (int i = 0; i < SIZE; i++) block[i] = (unsigned char)(i * 7 + i / 255);
+    int in = open("input.bin", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    int out = open("output.bin", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (write(in, block, SIZE) != SIZE || ftruncate(out, SIZE) != 0) return 1;
+    const unsigned char *priv = mmap(0, SIZE, PROT_READ, MAP_PRIVATE, in, 0);
+    const unsigned char *shared = mmap(0, SIZE, PROT_READ, MAP_SHARED, in, 0);
+    unsigned char *w = mmap(0, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, out, 0);
+    unsigned long x = 1;
+    for (int r = 0; r < 300; r++)
+        x = walk(r % 2 ? priv : shared, w + (r % 64) * 1024, x);
+    munmap(w, SIZE);
+    unsigned long sum = 0;
+    if (pread(out, block, SIZE, 0) != SIZE) return 2;
+    for (int i = 0; i < SIZE; i++) sum = sum * 31 + block[i];
+    printf("%lu %lu\n", x, sum);
+    return 0;
+}
+"#,
+    );
+    migrates_in_callee(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 100_000),
+            ("aarch64,x86_64", 200_000),
+            ("x86_64,x86_64", 250_000),
+        ],
+    );
+}
+
 /// Migrates `app` along each route at the given point, which must be in a
 /// function main calls (two frames); the output must be the native run's.
 fn migrates_in_callee(app: &Path, dir: &Path, points: &[(&str, u64)]) {

@@ -24,12 +24,16 @@ use crate::Isa;
 
 pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
 pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
-pub const DUMP_VERSION: u32 = 4;
+/// Version 5: region kind 6, a file the program mapped (mapped again from
+/// the file, not carried as bytes); a TLS record's address is where the
+/// restored block goes.
+pub const DUMP_VERSION: u32 = 5;
+/// Version 7: as dump version 5.
 /// Version 6: region data may stay in the dump it came from (the MEMORY
 /// record names that file), so a migration does not copy memory twice.
 /// Version 5: a frame record names the function a restore enters (its
 /// resume copy, if it has one), not the function itself.
-pub const SNAP_VERSION: u32 = 6;
+pub const SNAP_VERSION: u32 = 7;
 
 const REC_END: u32 = 0;
 const REC_REGS: u32 = 1;
@@ -78,12 +82,15 @@ pub enum RegionKind {
     Argv = 4,
     /// The shadow stack; only its used part has data.
     Shadow = 5,
+    /// A file the program mapped (read-only, or shared), mapped again from
+    /// the file: data is offset u64 | flags u32 (1: shared) | pad u32 | path.
+    File = 6,
 }
 
 impl RegionKind {
     fn from_u32(v: u32) -> Option<RegionKind> {
         use RegionKind::*;
-        [Image, Anon, Stack, Argv, Shadow]
+        [Image, Anon, Stack, Argv, Shadow, File]
             .into_iter()
             .find(|k| *k as u32 == v)
     }

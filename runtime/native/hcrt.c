@@ -462,8 +462,10 @@ static void strip_env(void) {
 struct map {
     uint64_t start, end;
     int prot;
+    int shared;        /* MAP_SHARED ('s' in the permissions) */
+    uint64_t offset;   /* in the file mapped */
     uint64_t dev, ino; /* of a file mapping (0 otherwise) */
-    char name[64];
+    char name[1024];
 };
 
 typedef int (*map_fn)(const struct map *m, void *arg);
@@ -502,12 +504,13 @@ static int for_each_map_in(const char *path, map_fn fn, void *arg) {
                 if (buf[i] == 'r') m.prot |= PROT_READ;
                 if (buf[i + 1] == 'w') m.prot |= PROT_WRITE;
                 if (buf[i + 2] == 'x') m.prot |= PROT_EXEC;
+                m.shared = buf[i + 3] == 's';
             }
-            /* perms and offset skipped; dev (major:minor, hex) and inode */
-            for (int field = 0; field < 2 && i < eol; field++) {
-                while (i < eol && buf[i] != ' ') i++;
-                while (i < eol && buf[i] == ' ') i++;
-            }
+            /* the offset (hex), dev (major:minor, hex) and inode */
+            while (i < eol && buf[i] != ' ') i++;
+            while (i < eol && buf[i] == ' ') i++;
+            while (i < eol && (d = hex_digit(buf[i])) >= 0) m.offset = m.offset * 16 + (uint64_t)d, i++;
+            while (i < eol && buf[i] == ' ') i++;
             uint64_t major = 0, minor = 0;
             while (i < eol && (d = hex_digit(buf[i])) >= 0) major = major * 16 + (uint64_t)d, i++;
             if (i < eol && buf[i] == ':') i++;
@@ -650,8 +653,45 @@ static void emit_clipped(struct out *o, uint64_t s, uint64_t e, uint64_t cs, uin
     if (ce < e) out_region(o, ce, e - ce, e - ce, prot, kind);
 }
 
+static int runtime_file_map(uint64_t s, uint64_t e);
+
+/* A file the program mapped (outside the image, not one of the runtime's
+ * own memory-file mappings, not deleted), which a restore maps again from
+ * the file instead of carrying its bytes: its read-only and shared
+ * mappings (a private writable one is the program's own copy, carried as
+ * data). */
+static int program_file_map(const struct map *m) {
+    if (m->name[0] != '/' || !(m->prot & PROT_READ)) return 0;
+    if ((m->prot & PROT_WRITE) && !m->shared) return 0;
+    size_t n = hc_strlen(m->name);
+    if (n >= sizeof m->name - 1 || (n > 10 && !strcmp(m->name + n - 10, " (deleted)"))) return 0;
+    if (m->start < image_end() && m->end > (uint64_t)__hc_image_start) return 0;
+    uint64_t snap = (uint64_t)hc.snap, mem = (uint64_t)hc.mem;
+    if (hc.snap && m->start < snap + hc.snap_len && snap < m->end) return 0;
+    if (hc.mem && m->start < mem + hc.mem_len && mem < m->end) return 0;
+    return !runtime_file_map(m->start, m->end);
+}
+
+/* A file region's data: offset u64 | flags u32 (1: shared) | pad u32 | path. */
+static void out_file_region(struct out *o, const struct map *m) {
+    if (m->shared && (m->prot & PROT_WRITE)) msync((void *)m->start, m->end - m->start, MS_SYNC);
+    size_t n = hc_strlen(m->name);
+    struct hc_region_hdr h = {m->start, m->end - m->start, 16 + n, (uint32_t)m->prot, HC_REGION_FILE, 0, HC_SOURCE_INLINE};
+    uint32_t flags[2] = {(uint32_t)m->shared, 0};
+    out_record(o, HC_REC_REGION, sizeof h + 16 + n);
+    out_bytes(o, &h, sizeof h);
+    out_bytes(o, &m->offset, 8);
+    out_bytes(o, flags, 8);
+    out_bytes(o, m->name, n);
+    out_pad(o, 16 + n);
+}
+
 static int dump_map(const struct map *m, void *arg) {
     struct dump_ctx *d = arg;
+    if (program_file_map(m)) {
+        out_file_region(d->o, m);
+        return 0;
+    }
     if (!(m->prot & PROT_WRITE) || !(m->prot & PROT_READ)) return 0;
     if (!strcmp(m->name, "[vvar]") || !strcmp(m->name, "[vdso]") || !strcmp(m->name, "[vsyscall]")) return 0;
     uint64_t s = m->start, e = m->end;
@@ -1122,6 +1162,13 @@ static int n_file_maps, file_maps_full;
 
 /* [s, e) may be mapped from a restore file; moved from [old_s, old_e) if
  * those differ (an entry inside the old range is reused). */
+/* Whether [s, e) overlaps a mapping the runtime made of a memory file. */
+static int runtime_file_map(uint64_t s, uint64_t e) {
+    for (int i = 0; i < n_file_maps; i++)
+        if (s < file_maps[i].e && file_maps[i].s < e) return 1;
+    return 0;
+}
+
 static void note_file_map(uint64_t s, uint64_t e, uint64_t old_s, uint64_t old_e) {
     for (int i = 0; i < n_file_maps && old_s < old_e; i++)
         if (old_s <= file_maps[i].s && file_maps[i].e <= old_e) {
@@ -1233,6 +1280,24 @@ int __wrap_madvise(void *addr, size_t len, int advice) {
     return __wrap___madvise(addr, len, advice);
 }
 
+/* A file the source had mapped, mapped again from the file (its shared
+ * mappings keep writing to it). */
+static void restore_file_map(const struct hc_region_hdr *h, const unsigned char *data) {
+    static char path[4096];
+    uint64_t off = *(const uint64_t *)data;
+    uint32_t flags = *(const uint32_t *)(data + 8);
+    if (h->data_len < 16 || h->data_len - 16 >= sizeof path) restore_fail("snapshot file mapping damaged", h->addr);
+    memcpy(path, data + 16, h->data_len - 16);
+    path[h->data_len - 16] = 0;
+    int shared = flags & 1, writes = shared && (h->prot & PROT_WRITE);
+    int fd = open(path, (writes ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) restore_fail_path("cannot open a file the program had mapped", path);
+    void *m = mmap((void *)h->addr, h->map_len, (int)h->prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE,
+                   fd, (off_t)off);
+    close(fd);
+    if (m == MAP_FAILED || (uint64_t)m != h->addr) restore_fail_path("cannot map again a file the program had mapped", path);
+}
+
 static void restore_region(const struct hc_region_hdr *h, const unsigned char *end) {
     /* Inline data is in the snapshot; other data in the memory file. */
     const unsigned char *data = (const unsigned char *)(h + 1) + h->data_skip, *file = hc.snap;
@@ -1250,6 +1315,10 @@ static void restore_region(const struct hc_region_hdr *h, const unsigned char *e
         restore_fail("snapshot region record damaged", h->addr);
     }
     uint64_t ds = (uint64_t)__hc_data_start, de = (uint64_t)__hc_data_end;
+    if (h->kind == HC_REGION_FILE) {
+        restore_file_map(h, data);
+        return;
+    }
     if (h->kind == HC_REGION_IMAGE) {
         if (h->addr < ds || h->addr + h->map_len > de)
             restore_fail("image region outside this binary's data", h->addr);

@@ -36,9 +36,9 @@ _Static_assert(sizeof(struct hc_regs) == 784, "asm stubs depend on this layout")
 
 /* Dump: magic, then records (kind, length, payload padded to 8). */
 #define HC_DUMP_MAGIC "HCDUMP\0\0"
-#define HC_DUMP_VERSION 4
+#define HC_DUMP_VERSION 5
 #define HC_SNAP_MAGIC "HCSNAP\0\0"
-#define HC_SNAP_VERSION 6
+#define HC_SNAP_VERSION 7
 
 enum hc_record {
     HC_REC_END = 0,
@@ -68,6 +68,7 @@ enum hc_region_kind {
     HC_REGION_STACK = 3,  /* dump only: the native stack, for the unwinder */
     HC_REGION_ARGV = 4,   /* the main stack's argv/env area, mapped as data */
     HC_REGION_SHADOW = 5, /* the shadow stack: only [addr, addr+data_len) is used */
+    HC_REGION_FILE = 6,   /* a file the program mapped: data = offset, flags, path */
 };
 
 struct hc_region_hdr {

@@ -17,7 +17,7 @@ use gimli::{
     BaseAddresses, CfaRule, EhFrame, LittleEndian, Register, RegisterRule, UnwindContext,
     UnwindSection,
 };
-use hc_metadata::image::Region;
+use hc_metadata::image::{Region, RegionKind};
 use hc_metadata::Isa;
 use std::borrow::Cow;
 
@@ -42,7 +42,12 @@ pub struct Memory<'a> {
 
 impl<'a> Memory<'a> {
     pub fn new(regions: &[Region<'a>]) -> Memory<'a> {
-        let mut v: Vec<(u64, &[u8])> = regions.iter().map(|r| (r.addr, r.data)).collect();
+        // A file region's data names the file, it is not memory.
+        let mut v: Vec<(u64, &[u8])> = regions
+            .iter()
+            .filter(|r| r.kind != RegionKind::File)
+            .map(|r| (r.addr, r.data))
+            .collect();
         v.sort_by_key(|r| r.0);
         Memory { regions: v }
     }
