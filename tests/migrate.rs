@@ -1324,9 +1324,10 @@ fn files_the_program_mapped_are_mapped_again_after_a_migration() {
     // walk() reads a file through a private and a shared read-only mapping
     // and writes what it computes through a shared writable mapping of
     // another; main prints a checksum of that file as read() finds it.
-    // Read-only mappings were left out of the dump (SIGSEGV after the
-    // migration), and a shared one was restored as anonymous memory: what
-    // the program wrote after the migration never reached the file.
+    // Read-only mappings (and anonymous memory made read-only) were left
+    // out of the dump (SIGSEGV after the migration), and a shared one was
+    // restored as anonymous memory: what the program wrote after the
+    // migration never reached the file.
     let dir = tempfile::tempdir().unwrap();
     let app = compile_source(
         dir.path(),
@@ -1355,9 +1356,13 @@ int main(void) {
     const unsigned char *priv = mmap(0, SIZE, PROT_READ, MAP_PRIVATE, in, 0);
     const unsigned char *shared = mmap(0, SIZE, PROT_READ, MAP_SHARED, in, 0);
     unsigned char *w = mmap(0, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, out, 0);
+    /* And a table built in anonymous memory, then made read-only. */
+    unsigned char *table = mmap(0, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    for (int i = 0; i < SIZE; i++) table[i] = (unsigned char)(i * 13 + 5);
+    mprotect(table, SIZE, PROT_READ);
     unsigned long x = 1;
     for (int r = 0; r < 300; r++)
-        x = walk(r % 2 ? priv : shared, w + (r % 64) * 1024, x);
+        x = walk(r % 3 == 0 ? priv : r % 3 == 1 ? shared : table, w + (r % 64) * 1024, x);
     munmap(w, SIZE);
     unsigned long sum = 0;
     if (pread(out, block, SIZE, 0) != SIZE) return 2;

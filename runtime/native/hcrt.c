@@ -672,6 +672,16 @@ static int program_file_map(const struct map *m) {
     return !runtime_file_map(m->start, m->end);
 }
 
+/* Anonymous memory the program made read-only (a table it built, then
+ * mprotected): carried as data like writable memory, restored with its
+ * protection. Not code, not the image, not the kernel's pages. */
+static int program_read_only_memory(const struct map *m) {
+    if (m->prot & PROT_EXEC) return 0;
+    if (m->name[0] && strcmp(m->name, "[heap]") && strncmp(m->name, "[anon:", 6)) return 0;
+    if (m->start < image_end() && m->end > (uint64_t)__hc_image_start) return 0;
+    return !runtime_file_map(m->start, m->end);
+}
+
 /* A file region's data: offset u64 | flags u32 (1: shared) | pad u32 | path. */
 static void out_file_region(struct out *o, const struct map *m) {
     if (m->shared && (m->prot & PROT_WRITE)) msync((void *)m->start, m->end - m->start, MS_SYNC);
@@ -692,7 +702,11 @@ static int dump_map(const struct map *m, void *arg) {
         out_file_region(d->o, m);
         return 0;
     }
-    if (!(m->prot & PROT_WRITE) || !(m->prot & PROT_READ)) return 0;
+    if (!(m->prot & PROT_READ)) return 0;
+    if (!(m->prot & PROT_WRITE)) {
+        if (program_read_only_memory(m)) out_region(d->o, m->start, m->end - m->start, m->end - m->start, m->prot, HC_REGION_ANON);
+        return 0;
+    }
     if (!strcmp(m->name, "[vvar]") || !strcmp(m->name, "[vdso]") || !strcmp(m->name, "[vsyscall]")) return 0;
     uint64_t s = m->start, e = m->end;
     /* The shadow stack: only its used part matters. */
