@@ -413,3 +413,63 @@ fn no_migration_while_other_threads_run() {
     );
     assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
 }
+
+#[test]
+fn no_migration_while_a_posix_timer_lives() {
+    // The timer's ticks end the first loop; a migration requested then is
+    // refused (a timer_t is the kernel's id natively, qemu's under qemu,
+    // and the program holds it), and happens once timer_delete has run.
+    // Before, the restored program waited for ticks that never came.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "timer",
+        r#"#include <signal.h>
+#include <stdio.h>
+#include <time.h>
+static volatile sig_atomic_t ticks;
+static void on_tick(int s) { (void)s; ticks++; }
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x & 0xf) == 3);
+    return x;
+}
+int main(void) {
+    signal(SIGALRM, on_tick);
+    timer_t t;
+    struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGALRM};
+    if (timer_create(CLOCK_MONOTONIC, &ev, &t)) return 1;
+    struct itimerspec its = {.it_interval = {0, 2000000}, .it_value = {0, 2000000}};
+    timer_settime(t, 0, &its, 0);
+    unsigned long x = 1;
+    while (ticks < 5)
+        x = step(x);
+    timer_delete(t);
+    for (int i = 0; i < 20000000; i++)
+        x = step(x);
+    printf("ticks done, then %lu\n", x & 0xffff ? 1ul : 0ul);
+    return 0;
+}
+"#,
+    );
+    let expected = native(&app, &[], dir.path());
+    let got = hcontainer(
+        &[
+            "run",
+            "--migrate",
+            "x86_64,aarch64",
+            "--at-point",
+            "3",
+            app.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_same(&expected, &got, "timer");
+    assert!(
+        got.stderr.contains("POSIX timers (timer_create)"),
+        "{}",
+        got.stderr
+    );
+    assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
+}

@@ -84,8 +84,11 @@ fn lld(
     cmd.arg("-o")
         .arg(&out)
         .arg(format!("-Map={}", map.display()));
-    // New threads get their own shadow stacks (runtime/native/hcrt.c).
-    cmd.arg("--wrap=pthread_create");
+    // New threads get their own shadow stacks (runtime/native/hcrt.c);
+    // POSIX timers are counted (no dump while one lives).
+    for sym in ["pthread_create", "timer_create", "timer_delete"] {
+        cmd.arg(format!("--wrap={sym}"));
+    }
     // Memory restore mapped from a file stays anonymous to the program.
     for sym in ["__mremap", "mremap", "__madvise", "madvise"] {
         cmd.arg(format!("--wrap={sym}"));

@@ -105,6 +105,10 @@ static struct {
 
 /* Threads started and not yet finished, besides the main thread. */
 static volatile int hc_threads;
+/* POSIX timers alive (timer_create minus timer_delete): a dump cannot
+ * carry them — a timer_t is the kernel's id natively and qemu's own id
+ * under qemu-user, and the program keeps it in its memory. */
+static volatile int hc_timers;
 
 /* ---- Polls (FORMATS §5 "Polls"). In the program's code a poll is a no-op
  * that __hc_polls lists with its slow path; while __hc_poll is set, every
@@ -1891,6 +1895,8 @@ void __hc_migrate_point_c(struct hc_regs *r) {
     if (__atomic_load_n(&hc_threads, __ATOMIC_SEQ_CST) > 0) {
         /* Only this thread's state would be dumped: nothing may be lost. */
         ctl_send("DUMPFAIL the program has other threads running, and threads do not migrate yet\n");
+    } else if (__atomic_load_n(&hc_timers, __ATOMIC_SEQ_CST) > 0) {
+        ctl_send("DUMPFAIL the program has POSIX timers (timer_create), whose ids and expirations cannot be carried yet\n");
     } else if (set_bits(&pend) >> 32) {
         /* A queued real-time signal carries a value sigpending cannot see. */
         ctl_send("DUMPFAIL a real-time signal is pending (blocked), and its queued value cannot be carried\n");
@@ -1946,6 +1952,21 @@ static void *thread_trampoline(void *p) {
     void *r = st.fn(st.arg);
     munmap(s, size + 4096);
     __atomic_sub_fetch(&hc_threads, 1, __ATOMIC_SEQ_CST);
+    return r;
+}
+
+extern int __real_timer_create(clockid_t, struct sigevent *, timer_t *);
+extern int __real_timer_delete(timer_t);
+
+int __wrap_timer_create(clockid_t clock, struct sigevent *ev, timer_t *t) {
+    int r = __real_timer_create(clock, ev, t);
+    if (r == 0) __atomic_add_fetch(&hc_timers, 1, __ATOMIC_SEQ_CST);
+    return r;
+}
+
+int __wrap_timer_delete(timer_t t) {
+    int r = __real_timer_delete(t);
+    if (r == 0) __atomic_sub_fetch(&hc_timers, 1, __ATOMIC_SEQ_CST);
     return r;
 }
 
