@@ -1355,6 +1355,12 @@ int main(void) {
     if (write(in, block, SIZE) != SIZE || ftruncate(out, SIZE) != 0) return 1;
     const unsigned char *priv = mmap(0, SIZE, PROT_READ, MAP_PRIVATE, in, 0);
     const unsigned char *shared = mmap(0, SIZE, PROT_READ, MAP_SHARED, in, 0);
+    /* And a file removed once mapped: only its bytes can travel. */
+    int gone = open("gone.bin", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (write(gone, block, SIZE) != SIZE) return 3;
+    const unsigned char *removed = mmap(0, SIZE, PROT_READ, MAP_PRIVATE, gone, 0);
+    close(gone);
+    unlink("gone.bin");
     unsigned char *w = mmap(0, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, out, 0);
     /* And a table built in anonymous memory, then made read-only. */
     unsigned char *table = mmap(0, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1362,7 +1368,7 @@ int main(void) {
     mprotect(table, SIZE, PROT_READ);
     unsigned long x = 1;
     for (int r = 0; r < 300; r++)
-        x = walk(r % 3 == 0 ? priv : r % 3 == 1 ? shared : table, w + (r % 64) * 1024, x);
+        x = walk(r % 4 == 0 ? priv : r % 4 == 1 ? shared : r % 4 == 2 ? table : removed, w + (r % 64) * 1024, x);
     munmap(w, SIZE);
     unsigned long sum = 0;
     if (pread(out, block, SIZE, 0) != SIZE) return 2;
@@ -1379,6 +1385,56 @@ int main(void) {
             ("x86_64,aarch64", 100_000),
             ("aarch64,x86_64", 200_000),
             ("x86_64,x86_64", 250_000),
+        ],
+    );
+}
+
+#[test]
+fn reserved_address_space_is_still_reserved_after_a_migration() {
+    // An arena: address space reserved with PROT_NONE and committed a
+    // chunk at a time with mprotect. The dump left the reservation out, so
+    // after a migration the next mprotect failed ("mprotect failed at
+    // chunk 13").
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "arena",
+        r#"#include <stdio.h>
+#include <sys/mman.h>
+static __attribute__((noinline)) unsigned long fill(unsigned long *p, int n, unsigned long x) {
+    for (int i = 0; i < n; i++) {
+        do
+            x = x * 6364136223846793005ul + 1442695040888963407ul;
+        while ((x & 0xf) == 3);
+        p[i] = x;
+    }
+    return x;
+}
+int main(void) {
+    size_t chunk = 1 << 16, total = 64 * chunk;
+    char *arena = mmap(0, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    unsigned long x = 1, sum = 0;
+    for (int c = 0; c < 64; c++) {
+        if (mprotect(arena + c * chunk, chunk, PROT_READ | PROT_WRITE)) {
+            printf("mprotect failed at chunk %d\n", c);
+            return 1;
+        }
+        x = fill((unsigned long *)(arena + c * chunk), (int)(chunk / 8), x);
+    }
+    for (size_t i = 0; i < total / 8; i += 97)
+        sum += ((unsigned long *)arena)[i];
+    printf("%lu %lu\n", x, sum);
+    return 0;
+}
+"#,
+    );
+    migrates_in_callee(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 100_000),
+            ("aarch64,x86_64", 400_000),
+            ("x86_64,x86_64", 500_000),
         ],
     );
 }

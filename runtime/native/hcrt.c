@@ -681,8 +681,21 @@ static int program_file_map(const struct map *m) {
  * protection. Not code, not the image, not the kernel's pages. */
 static int program_read_only_memory(const struct map *m) {
     if (m->prot & PROT_EXEC) return 0;
-    if (m->name[0] && strcmp(m->name, "[heap]") && strncmp(m->name, "[anon:", 6)) return 0;
+    /* A deleted file's mapping cannot be mapped again: its bytes travel. */
+    size_t n = hc_strlen(m->name);
+    int deleted = m->name[0] == '/' && n > 10 && !strcmp(m->name + n - 10, " (deleted)");
+    if (m->name[0] && !deleted && strcmp(m->name, "[heap]") && strncmp(m->name, "[anon:", 6)) return 0;
     if (m->start < image_end() && m->end > (uint64_t)__hc_image_start) return 0;
+    return !runtime_file_map(m->start, m->end);
+}
+
+/* Address space the program reserved (PROT_NONE), to commit later with
+ * mprotect (an arena): restored as a reservation, no data. Not the shadow
+ * stack's guard page, which its region brings back. */
+static int program_reservation(const struct map *m) {
+    if (m->name[0]) return 0;
+    if (m->start < image_end() && m->end > (uint64_t)__hc_image_start) return 0;
+    if (hc.shadow_base && m->start < hc.shadow_base + hc.shadow_size && hc.shadow_base < m->end) return 0;
     return !runtime_file_map(m->start, m->end);
 }
 
@@ -704,6 +717,10 @@ static int dump_map(const struct map *m, void *arg) {
     struct dump_ctx *d = arg;
     if (program_file_map(m)) {
         out_file_region(d->o, m);
+        return 0;
+    }
+    if (!(m->prot & (PROT_READ | PROT_WRITE | PROT_EXEC))) {
+        if (program_reservation(m)) out_region(d->o, m->start, m->end - m->start, 0, 0, HC_REGION_ANON);
         return 0;
     }
     if (!(m->prot & PROT_READ)) return 0;
@@ -1343,10 +1360,15 @@ static void restore_region(const struct hc_region_hdr *h, const unsigned char *e
         memcpy((void *)h->addr, data, h->data_len);
         return;
     }
-    int prot = (int)h->prot | PROT_WRITE | PROT_READ;
-    void *m = mmap((void *)h->addr, h->map_len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    /* A reservation stays one: no access, no memory committed. */
+    int prot = h->prot || h->data_len ? (int)h->prot | PROT_WRITE | PROT_READ : PROT_NONE;
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | (prot == PROT_NONE ? MAP_NORESERVE : 0);
+    void *m = mmap((void *)h->addr, h->map_len, prot, flags, -1, 0);
     if (m == MAP_FAILED || (uint64_t)m != h->addr) {
         if (m != MAP_FAILED) munmap(m, h->map_len);
+        /* Reserved already (qemu-user keeps a guard below the guest's
+         * stack, which an aarch64 source's dump names): nothing is lost. */
+        if (prot == PROT_NONE) return;
         restore_fail("address range in use in the destination, cannot map region at", h->addr);
     }
     /* Page-aligned data in the file is mapped from it (copy on write, read
