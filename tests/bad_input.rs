@@ -90,17 +90,7 @@ fn frames_inside_libc_callbacks_are_refused_and_retried() {
     let dir = tempfile::tempdir().unwrap();
     let expected = native(&app, &[], dir.path());
     // Point 500 is inside qsort's calls to the program's comparator.
-    let got = hcontainer(
-        &[
-            "run",
-            "--migrate",
-            "x86_64,aarch64",
-            "--at-point",
-            "500",
-            app.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let got = run_migrating(&app, "x86_64,aarch64", 500, dir.path());
     assert_same(&expected, &got, "callback");
     assert!(
         got.stderr.contains("which is not a migration site"),
@@ -394,17 +384,7 @@ fn no_migration_while_other_threads_run() {
     let app = fixture("threads");
     let dir = tempfile::tempdir().unwrap();
     let expected = native(&app, &[], dir.path());
-    let got = hcontainer(
-        &[
-            "run",
-            "--migrate",
-            "x86_64,aarch64",
-            "--at-point",
-            "3",
-            app.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let got = run_migrating(&app, "x86_64,aarch64", 3, dir.path());
     assert_same(&expected, &got, "threads");
     assert!(
         got.stderr.contains("other threads running"),
@@ -454,17 +434,7 @@ int main(void) {
 "#,
     );
     let expected = native(&app, &[], dir.path());
-    let got = hcontainer(
-        &[
-            "run",
-            "--migrate",
-            "x86_64,aarch64",
-            "--at-point",
-            "3",
-            app.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let got = run_migrating(&app, "x86_64,aarch64", 3, dir.path());
     assert_same(&expected, &got, "timer");
     assert!(
         got.stderr.contains("POSIX timers (timer_create)"),

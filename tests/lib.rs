@@ -155,6 +155,13 @@ pub fn hcontainer(args: &[&str], cwd: &Path) -> Run {
         .into()
 }
 
+/// Runs `app` under `hcontainer run --migrate ROUTE --at-point AT`.
+pub fn run_migrating(app: &Path, route: &str, at: u64, cwd: &Path) -> Run {
+    let at = at.to_string();
+    let app = app.to_str().expect("UTF-8 path");
+    hcontainer(&["run", "--migrate", route, "--at-point", &at, app], cwd)
+}
+
 /// A route that starts on `first` and alternates `hops` times.
 pub fn ping_pong(first: &str, hops: usize) -> String {
     let other = if first == "x86_64" {

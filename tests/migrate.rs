@@ -482,17 +482,7 @@ fn program_ending_before_a_migration_is_reported() {
     let app = example("numeric");
     let dir = tempfile::tempdir().unwrap();
     let expected = native(&app, &[], dir.path());
-    let got = hcontainer(
-        &[
-            "run",
-            "--migrate",
-            "x86_64,aarch64",
-            "--at-point",
-            "100000000",
-            app.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let got = run_migrating(&app, "x86_64,aarch64", 100_000_000, dir.path());
     assert_same(&expected, &got, "numeric with an unreachable point");
     assert!(
         got.stderr
@@ -1464,18 +1454,7 @@ fn migrates_once(app: &Path, dir: &Path, points: &[(&str, u64)]) -> Vec<String> 
     let want = native(app, &[], dir);
     let mut out = Vec::new();
     for &(route, at) in points {
-        let at = at.to_string();
-        let got = hcontainer(
-            &[
-                "run",
-                "--migrate",
-                route,
-                "--at-point",
-                &at,
-                app.to_str().unwrap(),
-            ],
-            dir,
-        );
+        let got = run_migrating(app, route, at, dir);
         let what = format!("{} {route} at {at}", app.display());
         assert_same(&want, &got, &what);
         let m = got.migrations();
