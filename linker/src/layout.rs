@@ -45,8 +45,12 @@ const ARCH_LOCAL: &[(&str, &str)] = &[
 pub const RUNTIME_OBJECTS: &[&str] = &["hcrt.o", "hcstub.o"];
 
 /// Runtime data that is migrated all the same: the buffer polls write their
-/// frame record into, which the rewriter reads from the dump.
-const SHARED_RUNTIME: &[(&str, &str)] = &[("hcrt.o", ".bss.__hc_poll_record")];
+/// frame record into, which the rewriter reads from the dump, and the main
+/// thread's errno (its address is the same on every ISA).
+const SHARED_RUNTIME: &[(&str, &str)] = &[
+    ("hcrt.o", ".bss.__hc_poll_record"),
+    ("hcrt.o", ".bss.__hc_main_errno"),
+];
 
 /// The anchor of the TLS block: first in .tdata in every variant.
 const TLS_ANCHOR: (&str, &str) = ("hcrt.o", ".tdata.__hc_tls_anchor");

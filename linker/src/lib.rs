@@ -86,7 +86,14 @@ fn lld(
         .arg(format!("-Map={}", map.display()));
     // New threads get their own shadow stacks (runtime/native/hcrt.c);
     // POSIX timers are counted (no dump while one lives).
-    for sym in ["pthread_create", "timer_create", "timer_delete"] {
+    // The main thread's errno is migrated data.
+    for sym in [
+        "pthread_create",
+        "timer_create",
+        "timer_delete",
+        "__errno_location",
+        "___errno_location",
+    ] {
         cmd.arg(format!("--wrap={sym}"));
     }
     // Memory restore mapped from a file stays anonymous to the program.

@@ -57,6 +57,12 @@ const unsigned char __hc_zero_page[4096] __attribute__((aligned(4096)));
 /* Where polls write their frame record (hcc: abi::POLL_RECORD). Not
  * arch-local (hld: SHARED_RUNTIME): the dump must hold it, since the
  * rewriter reads the innermost record from there. */
+/* The main thread's errno, migrated data (hld keeps it out of the
+ * arch-local region): musl keeps errno in the thread descriptor, whose
+ * place beside the TLS block differs per ISA, so `&errno` kept in memory
+ * went stale in a migration. */
+int __hc_main_errno __attribute__((section(".bss.__hc_main_errno")));
+
 unsigned char __hc_poll_record[HC_POLL_RECORD_SIZE] __attribute__((aligned(16), section(".bss.__hc_poll_record")));
 /* Set by a poll before it writes the buffer, cleared by every
  * migration-point call (abi::POLL_RECORD_BUSY). */
@@ -85,6 +91,7 @@ static struct {
     char dir[512];      /* where dumps go */
     uint64_t argv_start, stack_end;
     uint64_t shadow_base, shadow_size;
+    uint64_t main_tp;   /* the main thread's thread pointer (errno: __hc_main_errno) */
     unsigned seq;
     int restoring;
     int fault_restore_exit;
@@ -1444,6 +1451,11 @@ static __attribute__((noinline)) void *tls_block(void) {
     return (void *)&__hc_tls_anchor;
 }
 
+/* The thread pointer now (not inlined: see tls_block). */
+static __attribute__((noinline)) uint64_t current_tp(void) {
+    return (uint64_t)__builtin_thread_pointer();
+}
+
 static void tls_segment(uint64_t *memsz, uint64_t *align) {
     *memsz = 0;
     *align = 1;
@@ -1489,6 +1501,7 @@ static void tls_install(uint64_t block, int64_t off) {
         say("cannot set the thread pointer");
         _exit(70);
     }
+    hc.main_tp = current_tp();
 }
 
 /* The start-up move (not in a restoring process: its regions may need any
@@ -1977,6 +1990,18 @@ static void *thread_trampoline(void *p) {
     return r;
 }
 
+int *__real___errno_location(void);
+
+int *__wrap___errno_location(void) {
+    if ((uint64_t)__builtin_thread_pointer() == hc.main_tp) return &__hc_main_errno;
+    return __real___errno_location();
+}
+
+/* musl's own code reaches errno through this hidden alias. */
+int *__wrap____errno_location(void) {
+    return __wrap___errno_location();
+}
+
 extern int __real_timer_create(clockid_t, struct sigevent *, timer_t *);
 extern int __real_timer_delete(timer_t);
 
@@ -2078,6 +2103,7 @@ __attribute__((constructor(101))) static void hcrt_init(void) {
 
 static __attribute__((noinline)) void hcrt_start(void) {
     const char *v;
+    hc.main_tp = (uint64_t)__builtin_thread_pointer();
     if ((v = getenv_raw(HC_ENV_CTL))) {
         int fd = (int)parse_u64(v);
         /* Out of the program's way: a high descriptor, closed on exec. */
