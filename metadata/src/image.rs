@@ -24,16 +24,17 @@ use crate::Isa;
 
 pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
 pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
+/// Version 6: the SIGNALS record ends with the alternate signal stack.
 /// Version 5: region kind 6, a file the program mapped (mapped again from
 /// the file, not carried as bytes); a TLS record's address is where the
 /// restored block goes.
-pub const DUMP_VERSION: u32 = 5;
-/// Version 7: as dump version 5.
+pub const DUMP_VERSION: u32 = 6;
+/// Version 8: as dump version 6. Version 7: as dump version 5.
 /// Version 6: region data may stay in the dump it came from (the MEMORY
 /// record names that file), so a migration does not copy memory twice.
 /// Version 5: a frame record names the function a restore enters (its
 /// resume copy, if it has one), not the function itself.
-pub const SNAP_VERSION: u32 = 7;
+pub const SNAP_VERSION: u32 = 8;
 
 const REC_END: u32 = 0;
 const REC_REGS: u32 = 1;
@@ -142,6 +143,9 @@ pub struct Signals {
     /// Standard signals pending (blocked) at the dump, bit n-1 for signal n.
     pub pending: u32,
     pub actions: Vec<SigAction>,
+    /// The alternate signal stack (`sigaltstack`): address and size; size 0
+    /// for none.
+    pub altstack: (u64, u64),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -405,11 +409,13 @@ impl<'a> Image<'a> {
                             mask: b.u64()?,
                         });
                     }
+                    let altstack = (b.u64()?, b.u64()?);
                     img.signals = Signals {
                         blocked,
                         timers,
                         pending,
                         actions,
+                        altstack,
                     };
                 }
                 REC_MEMORY if snapshot => {
@@ -613,6 +619,8 @@ impl<'a> Image<'a> {
                 w.u64(a.handler);
                 w.u64(a.mask);
             }
+            w.u64(sg.altstack.0);
+            w.u64(sg.altstack.1);
         });
         if self.snapshot {
             record(&mut w, REC_FRAMES, &|w| {

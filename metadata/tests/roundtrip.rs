@@ -134,6 +134,7 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
                 handler: 0x401234,
                 mask: 3,
             }],
+            altstack: (0x7f00_0000_0000, 65536),
         },
         frames: vec![Frame {
             function: 0x401000,

@@ -900,9 +900,16 @@ static void dump_signals(struct out *o) {
             .mask = set_bits(&sa.sa_mask),
         };
     }
-    out_record(o, HC_REC_SIGNALS, sizeof h + h.count * sizeof acts[0]);
+    /* The alternate signal stack the kernel knows: its memory travels with
+     * the rest, its registration is made again. */
+    stack_t ss;
+    struct hc_altstack alt = {0};
+    if (sigaltstack(0, &ss) == 0 && !(ss.ss_flags & SS_DISABLE))
+        alt = (struct hc_altstack){(uint64_t)(uintptr_t)ss.ss_sp, (uint64_t)ss.ss_size};
+    out_record(o, HC_REC_SIGNALS, sizeof h + h.count * sizeof acts[0] + sizeof alt);
     out_bytes(o, &h, sizeof h);
     out_bytes(o, acts, h.count * sizeof acts[0]);
+    out_bytes(o, &alt, sizeof alt);
 }
 
 /* Dispositions now; the mask and timers when the program resumes (a copy:
@@ -912,6 +919,11 @@ static int have_restored_signals;
 
 static void restore_signals(const struct hc_signals *h) {
     const struct hc_sigaction *a = (const void *)(h + 1);
+    const struct hc_altstack *alt = (const void *)(a + h->count);
+    if (alt->size) {
+        stack_t ss = {.ss_sp = (void *)(uintptr_t)alt->sp, .ss_size = (size_t)alt->size};
+        if (sigaltstack(&ss, 0)) restore_fail("cannot restore the alternate signal stack at", alt->sp);
+    }
     for (uint32_t i = 0; i < h->count; i++) {
         if ((int)a[i].signo == hc.signo) continue;
         struct sigaction sa = {0};

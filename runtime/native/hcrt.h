@@ -36,9 +36,9 @@ _Static_assert(sizeof(struct hc_regs) == 784, "asm stubs depend on this layout")
 
 /* Dump: magic, then records (kind, length, payload padded to 8). */
 #define HC_DUMP_MAGIC "HCDUMP\0\0"
-#define HC_DUMP_VERSION 5
+#define HC_DUMP_VERSION 6
 #define HC_SNAP_MAGIC "HCSNAP\0\0"
-#define HC_SNAP_VERSION 7
+#define HC_SNAP_VERSION 8
 
 enum hc_record {
     HC_REC_END = 0,
@@ -118,6 +118,10 @@ struct hc_sigaction {
     uint32_t flags;   /* SA_*, without SA_RESTORER (musl sets its own) */
     uint64_t handler; /* same address in every variant; 1 = SIG_IGN */
     uint64_t mask;
+};
+/* After the actions: the alternate signal stack (size 0: none). */
+struct hc_altstack {
+    uint64_t sp, size;
 };
 
 /* Frame record in a snapshot: values follow in the canonical layout. */
