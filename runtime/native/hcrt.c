@@ -1005,6 +1005,42 @@ static size_t describe_socket(int fd, char *path, size_t len, size_t cap) {
     return len + n;
 }
 
+/* A descriptor of a kernel object no path reopens (eventfd, timerfd,
+ * signalfd, epoll, inotify: `anon_inode:[...]`): its state lives in the
+ * kernel, so the dump is refused, naming it, and the program goes on.
+ * Writes the DUMPFAIL line into msg; returns whether there is one. */
+static int kernel_object_fd(char *msg, size_t cap) {
+    static char dents[4096];
+    int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return 0;
+    int found = 0;
+    long n;
+    while (!found && (n = syscall(SYS_getdents64, dfd, dents, sizeof dents)) > 0) {
+        for (long off = 0; off < n && !found;) {
+            unsigned short reclen = *(unsigned short *)(dents + off + 16);
+            const char *name = dents + off + 19;
+            off += reclen;
+            if (name[0] < '0' || name[0] > '9') continue;
+            int fd = (int)parse_u64(name);
+            if (fd == dfd || fd == hc.ctl) continue;
+            char link[40], target[128];
+            *put_u64(put_str(link, "/proc/self/fd/"), (uint64_t)fd) = 0;
+            ssize_t tl = readlink(link, target, sizeof target - 1);
+            if (tl < 11 || strncmp(target, "anon_inode:", 11)) continue;
+            target[tl] = 0;
+            if (hc_strlen(target) + 120 > cap) continue;
+            char *o = put_str(msg, "DUMPFAIL descriptor ");
+            o = put_u64(o, (uint64_t)fd);
+            o = put_str(o, " is a kernel object (");
+            o = put_str(o, target);
+            *put_str(o, ") whose state hcontainer cannot carry yet\n") = 0;
+            found = 1;
+        }
+    }
+    close(dfd);
+    return found;
+}
+
 static void dump_fds(struct out *o, int skip1, int skip2) {
     static char dents[4096];
     n_passed_fds = 0;
@@ -1944,6 +1980,8 @@ void __hc_migrate_point_c(struct hc_regs *r) {
         ctl_send("DUMPFAIL the program has other threads running, and threads do not migrate yet\n");
     } else if (__atomic_load_n(&hc_timers, __ATOMIC_SEQ_CST) > 0) {
         ctl_send("DUMPFAIL the program has POSIX timers (timer_create), whose ids and expirations cannot be carried yet\n");
+    } else if (kernel_object_fd(msg, sizeof msg)) {
+        ctl_send(msg);
     } else if (set_bits(&pend) >> 32) {
         /* A queued real-time signal carries a value sigpending cannot see. */
         ctl_send("DUMPFAIL a real-time signal is pending (blocked), and its queued value cannot be carried\n");
