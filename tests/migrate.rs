@@ -1414,6 +1414,48 @@ int main(void) {
 }
 
 #[test]
+fn the_locale_the_program_chose_survives_a_migration() {
+    // main chooses C.UTF-8, computes, then counts the characters of "été".
+    // musl keeps the locale in its per-variant state: a restored program
+    // was back in "C" (MB_CUR_MAX 1, five characters).
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "locale",
+        r#"#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <wchar.h>
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x & 0xf) == 3);
+    return x;
+}
+int main(void) {
+    setlocale(LC_ALL, "C.UTF-8");
+    unsigned long x = 1;
+    for (int r = 0; r < 200000; r++)
+        x = step(x);
+    wchar_t w[8];
+    size_t n = mbstowcs(w, "\xc3\xa9t\xc3\xa9", 8);
+    printf("%lu %d %zu %s\n", x & 1, (int)MB_CUR_MAX, n, setlocale(LC_CTYPE, 0));
+    return 0;
+}
+"#,
+    );
+    migrates_once(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 100_000),
+            ("aarch64,x86_64", 150_000),
+            ("x86_64,x86_64", 50_000),
+        ],
+    );
+}
+
+#[test]
 fn files_the_program_mapped_are_mapped_again_after_a_migration() {
     // walk() reads a file through a private and a shared read-only mapping
     // and writes what it computes through a shared writable mapping of

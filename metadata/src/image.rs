@@ -24,17 +24,18 @@ use crate::Isa;
 
 pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
 pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
+/// Version 7: the MISC record ends with the locale.
 /// Version 6: the SIGNALS record ends with the alternate signal stack.
 /// Version 5: region kind 6, a file the program mapped (mapped again from
 /// the file, not carried as bytes); a TLS record's address is where the
 /// restored block goes.
-pub const DUMP_VERSION: u32 = 6;
-/// Version 8: as dump version 6. Version 7: as dump version 5.
+pub const DUMP_VERSION: u32 = 7;
+/// Version 9: as dump version 7. Version 8: as dump version 6. Version 7: as dump version 5.
 /// Version 6: region data may stay in the dump it came from (the MEMORY
 /// record names that file), so a migration does not copy memory twice.
 /// Version 5: a frame record names the function a restore enters (its
 /// resume copy, if it has one), not the function itself.
-pub const SNAP_VERSION: u32 = 8;
+pub const SNAP_VERSION: u32 = 9;
 
 const REC_END: u32 = 0;
 const REC_REGS: u32 = 1;
@@ -130,6 +131,10 @@ pub struct Misc {
     pub shadow_base: u64,
     pub shadow_size: u64,
     pub dump_ns: u64,
+    /// The locale by category (LC_CTYPE .. LC_MESSAGES), by name.
+    pub locale: Vec<String>,
+    /// The main thread's own locale (`uselocale`), a pointer; 0: the global one.
+    pub thread_locale: u64,
 }
 
 /// Signal state: dispositions other than the default, the blocked mask and
@@ -381,7 +386,17 @@ impl<'a> Image<'a> {
                     let cwd_len = b.u32()? as usize;
                     b.u32()?;
                     let cwd = String::from_utf8_lossy(b.bytes(cwd_len)?).into_owned();
+                    b.bytes((8 - cwd_len % 8) % 8)?;
+                    let thread_locale = b.u64()?;
+                    let mut locale = Vec::with_capacity(6);
+                    for _ in 0..6 {
+                        let name = b.bytes(24)?;
+                        let end = name.iter().position(|&c| c == 0).unwrap_or(24);
+                        locale.push(String::from_utf8_lossy(&name[..end]).into_owned());
+                    }
                     img.misc = Misc {
+                        locale,
+                        thread_locale,
                         errno,
                         umask,
                         cwd,
@@ -603,6 +618,13 @@ impl<'a> Image<'a> {
             w.u32(0);
             w.bytes(m.cwd.as_bytes());
             w.pad_to(8);
+            w.u64(m.thread_locale);
+            for c in 0..6 {
+                let mut name = [0u8; 24];
+                let n = m.locale.get(c).map_or(&[][..], |s| s.as_bytes());
+                name[..n.len().min(23)].copy_from_slice(&n[..n.len().min(23)]);
+                w.bytes(&name);
+            }
         });
         let sg = &self.signals;
         record(&mut w, REC_SIGNALS, &|w| {

@@ -123,6 +123,10 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
             shadow_base: 3,
             shadow_size: 4,
             dump_ns: 5,
+            locale: ["C.UTF-8", "C", "C", "C", "C", "C"]
+                .map(String::from)
+                .to_vec(),
+            thread_locale: 0,
         },
         signals: Signals {
             blocked: 1 << 13,

@@ -32,6 +32,7 @@
 #include <sys/time.h>
 #include <sys/auxv.h>
 #include <elf.h>
+#include <locale.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -917,6 +918,18 @@ static void dump_signals(struct out *o) {
 static struct hc_signals restored_signals;
 static int have_restored_signals;
 
+/* The locale the source had, set again (named locales load as they did
+ * there; the per-thread one is a pointer into migrated memory). */
+static void restore_locale(const struct hc_locale *loc) {
+    for (int c = 0; c < 6; c++) {
+        char name[sizeof loc->names[c] + 1];
+        memcpy(name, loc->names[c], sizeof loc->names[c]);
+        name[sizeof loc->names[c]] = 0;
+        if (name[0] && !setlocale(c, name)) restore_fail_path("cannot set the locale the program had", name);
+    }
+    if (loc->thread) uselocale((locale_t)(uintptr_t)loc->thread);
+}
+
 static void restore_signals(const struct hc_signals *h) {
     const struct hc_sigaction *a = (const void *)(h + 1);
     const struct hc_altstack *alt = (const void *)(a + h->count);
@@ -1139,10 +1152,23 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
         .dump_ns = now_ns() - t0,
     };
     dump_signals(o);
-    out_record(o, HC_REC_MISC, sizeof misc + misc.cwd_len);
+    /* The locale: musl keeps it in its arch-local state, so a restore
+     * starts in "C" unless told (a program that chose C.UTF-8 would then
+     * count bytes as characters). */
+    struct hc_locale loc = {0};
+    for (int c = 0; c < 6; c++) {
+        const char *name = setlocale(c, 0);
+        size_t n = name ? hc_strlen(name) : 0;
+        if (n < sizeof loc.names[c]) memcpy(loc.names[c], name, n);
+    }
+    locale_t own = uselocale(0);
+    loc.thread = own == LC_GLOBAL_LOCALE ? 0 : (uint64_t)(uintptr_t)own;
+    uint32_t cwd_padded = (misc.cwd_len + 7) & ~7u;
+    out_record(o, HC_REC_MISC, sizeof misc + cwd_padded + sizeof loc);
     out_bytes(o, &misc, sizeof misc);
     out_bytes(o, cwd, misc.cwd_len);
     out_pad(o, misc.cwd_len);
+    out_bytes(o, &loc, sizeof loc);
     out_record(o, HC_REC_END, 0);
     out_flush(o);
     int failed = o->failed;
@@ -1719,8 +1745,10 @@ static void restore_on_new_stack(void *arg) {
             const struct hc_misc *mi = (const void *)body;
             /* The working directory and umask, as the source had them. */
             static char cwd[4096];
-            if (mi->cwd_len >= sizeof cwd || sizeof *mi + mi->cwd_len > len)
+            uint64_t cwd_padded = (mi->cwd_len + 7) & ~7u;
+            if (mi->cwd_len >= sizeof cwd || sizeof *mi + cwd_padded + sizeof(struct hc_locale) > len)
                 restore_fail("snapshot: working directory record damaged", 0);
+            restore_locale((const struct hc_locale *)((const unsigned char *)(mi + 1) + cwd_padded));
             memcpy(cwd, mi + 1, mi->cwd_len);
             cwd[mi->cwd_len] = 0;
             if (cwd[0] && chdir(cwd)) restore_fail("cannot enter the program's working directory (moved or deleted?)", 0);
@@ -1732,7 +1760,8 @@ static void restore_on_new_stack(void *arg) {
         }
         case HC_REC_SIGNALS:
             if (len < sizeof(struct hc_signals) ||
-                len < sizeof(struct hc_signals) + ((const struct hc_signals *)body)->count * sizeof(struct hc_sigaction))
+                len < sizeof(struct hc_signals) + ((const struct hc_signals *)body)->count * sizeof(struct hc_sigaction) +
+                          sizeof(struct hc_altstack))
                 restore_fail("snapshot: signal record damaged", 0);
             restore_signals((const void *)body);
             break;

@@ -36,9 +36,9 @@ _Static_assert(sizeof(struct hc_regs) == 784, "asm stubs depend on this layout")
 
 /* Dump: magic, then records (kind, length, payload padded to 8). */
 #define HC_DUMP_MAGIC "HCDUMP\0\0"
-#define HC_DUMP_VERSION 6
+#define HC_DUMP_VERSION 7
 #define HC_SNAP_MAGIC "HCSNAP\0\0"
-#define HC_SNAP_VERSION 8
+#define HC_SNAP_VERSION 9
 
 enum hc_record {
     HC_REC_END = 0,
@@ -92,6 +92,14 @@ struct hc_fd_hdr {
     uint32_t path_len;
     uint32_t pad;
     /* path bytes, padded to 8 */
+};
+
+/* After the working directory in a MISC record: the locale, per category
+ * (LC_CTYPE .. LC_MESSAGES, 0-5) by name, and the main thread's own
+ * (uselocale) if it has one. */
+struct hc_locale {
+    uint64_t thread; /* a locale_t, or 0: the global one */
+    char names[6][24];
 };
 
 struct hc_misc {
