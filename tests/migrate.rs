@@ -1414,10 +1414,12 @@ int main(void) {
 }
 
 #[test]
-fn the_locale_the_program_chose_survives_a_migration() {
-    // main chooses C.UTF-8, computes, then counts the characters of "été".
-    // musl keeps the locale in its per-variant state: a restored program
-    // was back in "C" (MB_CUR_MAX 1, five characters).
+fn the_locale_and_limits_the_program_chose_survive_a_migration() {
+    // main chooses C.UTF-8 and lowers its descriptor limit, computes, then
+    // counts the characters of "été" and prints the limit. musl keeps the
+    // locale in its per-variant state, and limits are the kernel's: a
+    // restored program was back in "C" (MB_CUR_MAX 1, five characters),
+    // with the default limits.
     let dir = tempfile::tempdir().unwrap();
     let app = compile_source(
         dir.path(),
@@ -1425,6 +1427,7 @@ fn the_locale_the_program_chose_survives_a_migration() {
         r#"#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <wchar.h>
 static __attribute__((noinline)) unsigned long step(unsigned long x) {
     do
@@ -1434,12 +1437,16 @@ static __attribute__((noinline)) unsigned long step(unsigned long x) {
 }
 int main(void) {
     setlocale(LC_ALL, "C.UTF-8");
+    struct rlimit rl = {64, 128};
+    setrlimit(RLIMIT_NOFILE, &rl);
     unsigned long x = 1;
     for (int r = 0; r < 200000; r++)
         x = step(x);
     wchar_t w[8];
     size_t n = mbstowcs(w, "\xc3\xa9t\xc3\xa9", 8);
-    printf("%lu %d %zu %s\n", x & 1, (int)MB_CUR_MAX, n, setlocale(LC_CTYPE, 0));
+    getrlimit(RLIMIT_NOFILE, &rl);
+    printf("%lu %d %zu %s %lu %lu\n", x & 1, (int)MB_CUR_MAX, n, setlocale(LC_CTYPE, 0),
+           (unsigned long)rl.rlim_cur, (unsigned long)rl.rlim_max);
     return 0;
 }
 "#,

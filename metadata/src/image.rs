@@ -24,18 +24,19 @@ use crate::Isa;
 
 pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
 pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
+/// Version 8: the MISC record ends with the resource limits.
 /// Version 7: the MISC record ends with the locale.
 /// Version 6: the SIGNALS record ends with the alternate signal stack.
 /// Version 5: region kind 6, a file the program mapped (mapped again from
 /// the file, not carried as bytes); a TLS record's address is where the
 /// restored block goes.
-pub const DUMP_VERSION: u32 = 7;
-/// Version 9: as dump version 7. Version 8: as dump version 6. Version 7: as dump version 5.
+pub const DUMP_VERSION: u32 = 8;
+/// Version 10: as dump version 8. Version 9: as dump version 7. Version 8: as dump version 6. Version 7: as dump version 5.
 /// Version 6: region data may stay in the dump it came from (the MEMORY
 /// record names that file), so a migration does not copy memory twice.
 /// Version 5: a frame record names the function a restore enters (its
 /// resume copy, if it has one), not the function itself.
-pub const SNAP_VERSION: u32 = 9;
+pub const SNAP_VERSION: u32 = 10;
 
 const REC_END: u32 = 0;
 const REC_REGS: u32 = 1;
@@ -135,6 +136,8 @@ pub struct Misc {
     pub locale: Vec<String>,
     /// The main thread's own locale (`uselocale`), a pointer; 0: the global one.
     pub thread_locale: u64,
+    /// Each resource limit (RLIMIT_CPU .. RLIMIT_RTTIME): soft, hard.
+    pub rlimits: Vec<(u64, u64)>,
 }
 
 /// Signal state: dispositions other than the default, the blocked mask and
@@ -394,9 +397,14 @@ impl<'a> Image<'a> {
                         let end = name.iter().position(|&c| c == 0).unwrap_or(24);
                         locale.push(String::from_utf8_lossy(&name[..end]).into_owned());
                     }
+                    let mut rlimits = Vec::with_capacity(16);
+                    for _ in 0..16 {
+                        rlimits.push((b.u64()?, b.u64()?));
+                    }
                     img.misc = Misc {
                         locale,
                         thread_locale,
+                        rlimits,
                         errno,
                         umask,
                         cwd,
@@ -624,6 +632,11 @@ impl<'a> Image<'a> {
                 let n = m.locale.get(c).map_or(&[][..], |s| s.as_bytes());
                 name[..n.len().min(23)].copy_from_slice(&n[..n.len().min(23)]);
                 w.bytes(&name);
+            }
+            for r in 0..16 {
+                let (soft, hard) = m.rlimits.get(r).copied().unwrap_or((0, 0));
+                w.u64(soft);
+                w.u64(hard);
             }
         });
         let sg = &self.signals;

@@ -127,6 +127,7 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
                 .map(String::from)
                 .to_vec(),
             thread_locale: 0,
+            rlimits: (0..16).map(|r| (r, u64::MAX)).collect(),
         },
         signals: Signals {
             blocked: 1 << 13,

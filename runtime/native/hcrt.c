@@ -30,6 +30,7 @@
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/resource.h>
 #include <sys/auxv.h>
 #include <elf.h>
 #include <locale.h>
@@ -928,6 +929,12 @@ static void restore_locale(const struct hc_locale *loc) {
         if (name[0] && !setlocale(c, name)) restore_fail_path("cannot set the locale the program had", name);
     }
     if (loc->thread) uselocale((locale_t)(uintptr_t)loc->thread);
+    for (int r = 0; r < 16; r++) {
+        struct rlimit now, want = {(rlim_t)loc->rlimits[r][0], (rlim_t)loc->rlimits[r][1]};
+        if (!want.rlim_cur && !want.rlim_max) continue;
+        if (getrlimit(r, &now) == 0 && now.rlim_cur == want.rlim_cur && now.rlim_max == want.rlim_max) continue;
+        if (setrlimit(r, &want)) restore_fail("cannot set a resource limit as the program had it: resource", (uint64_t)r);
+    }
 }
 
 static void restore_signals(const struct hc_signals *h) {
@@ -1163,6 +1170,15 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
     }
     locale_t own = uselocale(0);
     loc.thread = own == LC_GLOBAL_LOCALE ? 0 : (uint64_t)(uintptr_t)own;
+    /* Resource limits are the kernel's: a program that lowered one (to
+     * sandbox itself, or no core files) had the defaults back. */
+    for (int r = 0; r < 16; r++) {
+        struct rlimit rl;
+        if (getrlimit(r, &rl) == 0) {
+            loc.rlimits[r][0] = (uint64_t)rl.rlim_cur;
+            loc.rlimits[r][1] = (uint64_t)rl.rlim_max;
+        }
+    }
     uint32_t cwd_padded = (misc.cwd_len + 7) & ~7u;
     out_record(o, HC_REC_MISC, sizeof misc + cwd_padded + sizeof loc);
     out_bytes(o, &misc, sizeof misc);

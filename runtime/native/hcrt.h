@@ -36,9 +36,9 @@ _Static_assert(sizeof(struct hc_regs) == 784, "asm stubs depend on this layout")
 
 /* Dump: magic, then records (kind, length, payload padded to 8). */
 #define HC_DUMP_MAGIC "HCDUMP\0\0"
-#define HC_DUMP_VERSION 7
+#define HC_DUMP_VERSION 8
 #define HC_SNAP_MAGIC "HCSNAP\0\0"
-#define HC_SNAP_VERSION 9
+#define HC_SNAP_VERSION 10
 
 enum hc_record {
     HC_REC_END = 0,
@@ -100,6 +100,7 @@ struct hc_fd_hdr {
 struct hc_locale {
     uint64_t thread; /* a locale_t, or 0: the global one */
     char names[6][24];
+    uint64_t rlimits[16][2]; /* then each resource limit: soft, hard */
 };
 
 struct hc_misc {
