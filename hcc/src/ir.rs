@@ -583,8 +583,6 @@ impl Val {
         // SAFETY: see module docs; only called on global variables.
         unsafe { LLVMIsThreadLocal(self.0) != 0 }
     }
-    /// The entries of a constant global array defined here (`static const
-    /// op_fn ops[] = {...}`), or None.
     /// A global variable's initializer.
     pub fn initializer(self) -> Option<Val> {
         if !self.is_global_variable() {
@@ -594,6 +592,8 @@ impl Val {
         let init = unsafe { LLVMGetInitializer(self.0) };
         (!init.is_null()).then_some(Val(init))
     }
+    /// The entries of a constant global array defined here (`static const
+    /// op_fn ops[] = {...}`), or None.
     pub fn constant_array_entries(self) -> Option<Vec<Val>> {
         if !self.is_global_variable() || !self.is_global_constant() {
             return None;
@@ -609,10 +609,21 @@ impl Val {
     }
     /// The block of `f` this constant is the address of (`blockaddress`).
     pub fn block_address_in(self, f: Val) -> Option<Block> {
-        // SAFETY: see module docs; kind-checked before the block query.
+        self.block_address()
+            .filter(|(g, _)| *g == f)
+            .map(|(_, b)| b)
+    }
+    /// The function and block this constant is the address of
+    /// (`blockaddress`).
+    pub fn block_address(self) -> Option<(Val, Block)> {
+        // SAFETY: see module docs; kind-checked before the block queries.
         unsafe {
-            (!LLVMIsABlockAddress(self.0).is_null() && LLVMGetBlockAddressFunction(self.0) == f.0)
-                .then(|| Block(LLVMGetBlockAddressBasicBlock(self.0)))
+            (!LLVMIsABlockAddress(self.0).is_null()).then(|| {
+                (
+                    Val(LLVMGetBlockAddressFunction(self.0)),
+                    Block(LLVMGetBlockAddressBasicBlock(self.0)),
+                )
+            })
         }
     }
     /// Whether a constant is null (or zero).

@@ -56,15 +56,15 @@ __thread char *__hc_ssp;
 __thread long __hc_tls_anchor = 0x6863746c73; /* "hctls": in .tdata, not .tbss */
 
 const unsigned char __hc_zero_page[4096] __attribute__((aligned(4096)));
-/* Where polls write their frame record (hcc: abi::POLL_RECORD). Not
- * arch-local (hld: SHARED_RUNTIME): the dump must hold it, since the
- * rewriter reads the innermost record from there. */
 /* The main thread's errno, migrated data (hld keeps it out of the
  * arch-local region): musl keeps errno in the thread descriptor, whose
  * place beside the TLS block differs per ISA, so `&errno` kept in memory
  * went stale in a migration. */
 int __hc_main_errno __attribute__((section(".bss.__hc_main_errno")));
 
+/* Where polls write their frame record (hcc: abi::POLL_RECORD). Not
+ * arch-local (hld: SHARED_RUNTIME): the dump must hold it, since the
+ * rewriter reads the innermost record from there. */
 unsigned char __hc_poll_record[HC_POLL_RECORD_SIZE] __attribute__((aligned(16), section(".bss.__hc_poll_record")));
 /* Set by a poll before it writes the buffer, cleared by every
  * migration-point call (abi::POLL_RECORD_BUSY). */
@@ -668,6 +668,17 @@ static void emit_clipped(struct out *o, uint64_t s, uint64_t e, uint64_t cs, uin
 
 static int runtime_file_map(uint64_t s, uint64_t e);
 
+/* Whether a mapping overlaps this variant's image (code, data, arch-local). */
+static int in_image(const struct map *m) {
+    return m->start < image_end() && m->end > (uint64_t)__hc_image_start;
+}
+
+/* Whether a mapping is of a file deleted since: no path maps it again. */
+static int deleted_file(const struct map *m) {
+    size_t n = hc_strlen(m->name);
+    return m->name[0] == '/' && n > 10 && !strcmp(m->name + n - 10, " (deleted)");
+}
+
 /* A file the program mapped (outside the image, not one of the runtime's
  * own memory-file mappings, not deleted), which a restore maps again from
  * the file instead of carrying its bytes: its read-only and shared
@@ -676,9 +687,7 @@ static int runtime_file_map(uint64_t s, uint64_t e);
 static int program_file_map(const struct map *m) {
     if (m->name[0] != '/' || !(m->prot & PROT_READ)) return 0;
     if ((m->prot & PROT_WRITE) && !m->shared) return 0;
-    size_t n = hc_strlen(m->name);
-    if (n >= sizeof m->name - 1 || (n > 10 && !strcmp(m->name + n - 10, " (deleted)"))) return 0;
-    if (m->start < image_end() && m->end > (uint64_t)__hc_image_start) return 0;
+    if (hc_strlen(m->name) >= sizeof m->name - 1 || deleted_file(m) || in_image(m)) return 0;
     uint64_t snap = (uint64_t)hc.snap, mem = (uint64_t)hc.mem;
     if (hc.snap && m->start < snap + hc.snap_len && snap < m->end) return 0;
     if (hc.mem && m->start < mem + hc.mem_len && mem < m->end) return 0;
@@ -689,12 +698,9 @@ static int program_file_map(const struct map *m) {
  * mprotected): carried as data like writable memory, restored with its
  * protection. Not code, not the image, not the kernel's pages. */
 static int program_read_only_memory(const struct map *m) {
-    if (m->prot & PROT_EXEC) return 0;
+    if ((m->prot & PROT_EXEC) || in_image(m)) return 0;
     /* A deleted file's mapping cannot be mapped again: its bytes travel. */
-    size_t n = hc_strlen(m->name);
-    int deleted = m->name[0] == '/' && n > 10 && !strcmp(m->name + n - 10, " (deleted)");
-    if (m->name[0] && !deleted && strcmp(m->name, "[heap]") && strncmp(m->name, "[anon:", 6)) return 0;
-    if (m->start < image_end() && m->end > (uint64_t)__hc_image_start) return 0;
+    if (m->name[0] && !deleted_file(m) && strcmp(m->name, "[heap]") && strncmp(m->name, "[anon:", 6)) return 0;
     return !runtime_file_map(m->start, m->end);
 }
 
@@ -702,8 +708,7 @@ static int program_read_only_memory(const struct map *m) {
  * mprotect (an arena): restored as a reservation, no data. Not the shadow
  * stack's guard page, which its region brings back. */
 static int program_reservation(const struct map *m) {
-    if (m->name[0]) return 0;
-    if (m->start < image_end() && m->end > (uint64_t)__hc_image_start) return 0;
+    if (m->name[0] || in_image(m)) return 0;
     if (hc.shadow_base && m->start < hc.shadow_base + hc.shadow_size && hc.shadow_base < m->end) return 0;
     return !runtime_file_map(m->start, m->end);
 }
@@ -919,9 +924,10 @@ static void dump_signals(struct out *o) {
 static struct hc_signals restored_signals;
 static int have_restored_signals;
 
-/* The locale the source had, set again (named locales load as they did
- * there; the per-thread one is a pointer into migrated memory). */
-static void restore_locale(const struct hc_locale *loc) {
+/* The locale and resource limits the source had, set again (named
+ * locales load as they did there; the per-thread one is a pointer into
+ * migrated memory). */
+static void restore_process(const struct hc_process *loc) {
     for (int c = 0; c < 6; c++) {
         char name[sizeof loc->names[c] + 1];
         memcpy(name, loc->names[c], sizeof loc->names[c]);
@@ -974,12 +980,22 @@ static void resume_signals(void) {
     }
 }
 
-static void dump_tls(struct out *o) {
-    uint64_t memsz = 0;
+/* The TLS segment's size and alignment, from the program headers. */
+static void tls_segment(uint64_t *memsz, uint64_t *align) {
+    *memsz = 0;
+    *align = 1;
     Elf64_Phdr *ph = (Elf64_Phdr *)getauxval(AT_PHDR);
     size_t n = getauxval(AT_PHNUM);
     for (size_t i = 0; ph && i < n; i++)
-        if (ph[i].p_type == PT_TLS) memsz = ph[i].p_memsz;
+        if (ph[i].p_type == PT_TLS) {
+            *memsz = ph[i].p_memsz;
+            *align = ph[i].p_align ? ph[i].p_align : 1;
+        }
+}
+
+static void dump_tls(struct out *o) {
+    uint64_t memsz, align;
+    tls_segment(&memsz, &align);
     uint64_t addr = (uint64_t)&__hc_tls_anchor;
     out_record(o, HC_REC_TLS, 16 + memsz);
     out_bytes(o, &addr, 8);
@@ -1025,89 +1041,109 @@ static size_t describe_socket(int fd, char *path, size_t len, size_t cap) {
     return len + n;
 }
 
-/* A descriptor of a kernel object no path reopens (eventfd, timerfd,
- * signalfd, epoll, inotify: `anon_inode:[...]`): its state lives in the
- * kernel, so the dump is refused, naming it, and the program goes on.
- * Writes the DUMPFAIL line into msg; returns whether there is one. */
-static int kernel_object_fd(char *msg, size_t cap) {
+/* Calls fn(fd, arg) for each of the program's open descriptors (not this
+ * walk's own, not the control connection) until it returns nonzero;
+ * returns that, or 0. */
+static int for_each_fd(int (*fn)(int fd, void *arg), void *arg) {
     static char dents[4096];
     int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) return 0;
-    int found = 0;
+    int rc = 0;
     long n;
-    while (!found && (n = syscall(SYS_getdents64, dfd, dents, sizeof dents)) > 0) {
-        for (long off = 0; off < n && !found;) {
+    while (!rc && (n = syscall(SYS_getdents64, dfd, dents, sizeof dents)) > 0) {
+        for (long off = 0; off < n && !rc;) {
             unsigned short reclen = *(unsigned short *)(dents + off + 16);
             const char *name = dents + off + 19;
             off += reclen;
             if (name[0] < '0' || name[0] > '9') continue;
             int fd = (int)parse_u64(name);
-            if (fd == dfd || fd == hc.ctl) continue;
-            char link[40], target[128];
-            *put_u64(put_str(link, "/proc/self/fd/"), (uint64_t)fd) = 0;
-            ssize_t tl = readlink(link, target, sizeof target - 1);
-            if (tl < 11 || strncmp(target, "anon_inode:", 11)) continue;
-            target[tl] = 0;
-            if (hc_strlen(target) + 120 > cap) continue;
-            char *o = put_str(msg, "DUMPFAIL descriptor ");
-            o = put_u64(o, (uint64_t)fd);
-            o = put_str(o, " is a kernel object (");
-            o = put_str(o, target);
-            *put_str(o, ") whose state hcontainer cannot carry yet\n") = 0;
-            found = 1;
+            if (fd != dfd && fd != hc.ctl) rc = fn(fd, arg);
         }
     }
     close(dfd);
-    return found;
+    return rc;
+}
+
+/* What descriptor fd refers to (readlink of /proc/self/fd/N), its length. */
+static ssize_t fd_target(int fd, char *buf, size_t cap) {
+    char link[40];
+    *put_u64(put_str(link, "/proc/self/fd/"), (uint64_t)fd) = 0;
+    return readlink(link, buf, cap);
+}
+
+struct kernel_object {
+    char *msg;
+    size_t cap;
+};
+
+/* A descriptor of a kernel object no path reopens (eventfd, timerfd,
+ * signalfd, epoll, inotify: `anon_inode:[...]`): its state lives in the
+ * kernel, so the dump is refused, naming it, and the program goes on. */
+static int note_kernel_object(int fd, void *arg) {
+    struct kernel_object *k = arg;
+    char target[128];
+    ssize_t tl = fd_target(fd, target, sizeof target - 1);
+    if (tl < 11 || strncmp(target, "anon_inode:", 11)) return 0;
+    target[tl] = 0;
+    if (hc_strlen(target) + 120 > k->cap) return 0;
+    char *o = put_str(k->msg, "DUMPFAIL descriptor ");
+    o = put_u64(o, (uint64_t)fd);
+    o = put_str(o, " is a kernel object (");
+    o = put_str(o, target);
+    *put_str(o, ") whose state hcontainer cannot carry yet\n") = 0;
+    return 1;
+}
+
+/* Whether the program has such a descriptor; writes the DUMPFAIL line. */
+static int kernel_object_fd(char *msg, size_t cap) {
+    struct kernel_object k = {msg, cap};
+    return for_each_fd(note_kernel_object, &k);
+}
+
+/* The descriptors a dump lists (static: too large for the stack the
+ * migration point runs on). */
+static struct {
+    struct hc_fd_hdr h;
+    char path[512];
+} fds[256];
+
+struct fd_walk {
+    int skip1, skip2;
+    unsigned count;
+};
+
+static int note_fd(int fd, void *arg) {
+    struct fd_walk *w = arg;
+    unsigned n_fds = w->count;
+    if (fd == w->skip1 || fd == w->skip2 || n_fds >= 256) return 0;
+    struct stat st;
+    if (fstat(fd, &st)) return 0;
+    /* A file deleted while open cannot be reopened by path either. */
+    int unlinked = S_ISREG(st.st_mode) && st.st_nlink == 0;
+    if ((S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || unlinked) && n_passed_fds < HC_MAX_PASSED)
+        passed_fds[n_passed_fds++] = fd;
+    ssize_t pl = fd_target(fd, fds[n_fds].path, sizeof fds[n_fds].path - 1);
+    if (pl < 0) pl = 0;
+    if (S_ISSOCK(st.st_mode)) pl = describe_socket(fd, fds[n_fds].path, (size_t)pl, sizeof fds[n_fds].path - 1);
+    fds[n_fds].h = (struct hc_fd_hdr){
+        .fd = fd,
+        .flags = fcntl(fd, F_GETFL),
+        .fdflags = fcntl(fd, F_GETFD),
+        .mode = st.st_mode,
+        .offset = lseek(fd, 0, SEEK_CUR),
+        .dev = st.st_dev,
+        .ino = st.st_ino,
+        .path_len = (uint32_t)pl,
+    };
+    w->count++;
+    return 0;
 }
 
 static void dump_fds(struct out *o, int skip1, int skip2) {
-    static char dents[4096];
     n_passed_fds = 0;
-    static struct {
-        struct hc_fd_hdr h;
-        char path[512];
-    } fds[256];
-    unsigned count = 0;
-    int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return;
-    for (;;) {
-        long n = syscall(SYS_getdents64, dfd, dents, sizeof dents);
-        if (n <= 0) break;
-        for (long off = 0; off < n;) {
-            unsigned short reclen = *(unsigned short *)(dents + off + 16);
-            const char *name = dents + off + 19;
-            off += reclen;
-            if (name[0] < '0' || name[0] > '9') continue;
-            int fd = (int)parse_u64(name);
-            if (fd == dfd || fd == skip1 || fd == skip2 || fd == hc.ctl || count >= 256) continue;
-            struct stat st;
-            if (fstat(fd, &st)) continue;
-            /* A file deleted while open cannot be reopened by path either. */
-            int unlinked = S_ISREG(st.st_mode) && st.st_nlink == 0;
-            if ((S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || unlinked) && n_passed_fds < HC_MAX_PASSED)
-                passed_fds[n_passed_fds++] = fd;
-            char link[32];
-            char *l = put_str(link, "/proc/self/fd/");
-            l = put_u64(l, (uint64_t)fd);
-            *l = 0;
-            ssize_t pl = readlink(link, fds[count].path, sizeof fds[count].path - 1);
-            if (pl < 0) pl = 0;
-            if (S_ISSOCK(st.st_mode)) pl = describe_socket(fd, fds[count].path, (size_t)pl, sizeof fds[count].path - 1);
-            fds[count].h = (struct hc_fd_hdr){
-                .fd = fd,
-                .flags = fcntl(fd, F_GETFL),
-                .fdflags = fcntl(fd, F_GETFD),
-                .mode = st.st_mode,
-                .offset = lseek(fd, 0, SEEK_CUR),
-                .dev = st.st_dev,
-                .ino = st.st_ino,
-                .path_len = (uint32_t)pl,
-            };
-            count++;
-        }
-    }
-    close(dfd);
+    struct fd_walk w = {skip1, skip2, 0};
+    for_each_fd(note_fd, &w);
+    unsigned count = w.count;
     uint64_t len = 8;
     for (unsigned i = 0; i < count; i++) len += sizeof(struct hc_fd_hdr) + ((fds[i].h.path_len + 7) & ~7u);
     out_record(o, HC_REC_FDS, len);
@@ -1162,7 +1198,7 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
     /* The locale: musl keeps it in its arch-local state, so a restore
      * starts in "C" unless told (a program that chose C.UTF-8 would then
      * count bytes as characters). */
-    struct hc_locale loc = {0};
+    struct hc_process loc = {0};
     for (int c = 0; c < 6; c++) {
         const char *name = setlocale(c, 0);
         size_t n = name ? hc_strlen(name) : 0;
@@ -1292,8 +1328,6 @@ static void preserve_auxv(void) {
 static struct { uint64_t s, e; } file_maps[HC_MAX_FILE_MAPS];
 static int n_file_maps, file_maps_full;
 
-/* [s, e) may be mapped from a restore file; moved from [old_s, old_e) if
- * those differ (an entry inside the old range is reused). */
 /* Whether [s, e) overlaps a mapping the runtime made of a memory file. */
 static int runtime_file_map(uint64_t s, uint64_t e) {
     for (int i = 0; i < n_file_maps; i++)
@@ -1301,6 +1335,8 @@ static int runtime_file_map(uint64_t s, uint64_t e) {
     return 0;
 }
 
+/* [s, e) may be mapped from a restore file; moved from [old_s, old_e) if
+ * those differ (an entry inside the old range is reused). */
 static void note_file_map(uint64_t s, uint64_t e, uint64_t old_s, uint64_t old_e) {
     for (int i = 0; i < n_file_maps && old_s < old_e; i++)
         if (old_s <= file_maps[i].s && file_maps[i].e <= old_e) {
@@ -1546,18 +1582,6 @@ static __attribute__((noinline)) uint64_t current_tp(void) {
     return (uint64_t)__builtin_thread_pointer();
 }
 
-static void tls_segment(uint64_t *memsz, uint64_t *align) {
-    *memsz = 0;
-    *align = 1;
-    Elf64_Phdr *ph = (Elf64_Phdr *)getauxval(AT_PHDR);
-    size_t n = getauxval(AT_PHNUM);
-    for (size_t i = 0; ph && i < n; i++)
-        if (ph[i].p_type == PT_TLS) {
-            *memsz = ph[i].p_memsz;
-            *align = ph[i].p_align ? ph[i].p_align : 1;
-        }
-}
-
 /* Bytes __copy_tls may write from mem, with room to spare. */
 static uint64_t tls_span(uint64_t memsz) {
     return 2 * HC_TLS_ROOM + ((memsz + 4095) & ~(uint64_t)4095);
@@ -1762,9 +1786,9 @@ static void restore_on_new_stack(void *arg) {
             /* The working directory and umask, as the source had them. */
             static char cwd[4096];
             uint64_t cwd_padded = (mi->cwd_len + 7) & ~7u;
-            if (mi->cwd_len >= sizeof cwd || sizeof *mi + cwd_padded + sizeof(struct hc_locale) > len)
+            if (mi->cwd_len >= sizeof cwd || sizeof *mi + cwd_padded + sizeof(struct hc_process) > len)
                 restore_fail("snapshot: working directory record damaged", 0);
-            restore_locale((const struct hc_locale *)((const unsigned char *)(mi + 1) + cwd_padded));
+            restore_process((const struct hc_process *)((const unsigned char *)(mi + 1) + cwd_padded));
             memcpy(cwd, mi + 1, mi->cwd_len);
             cwd[mi->cwd_len] = 0;
             if (cwd[0] && chdir(cwd)) restore_fail("cannot enter the program's working directory (moved or deleted?)", 0);

@@ -94,10 +94,11 @@ struct hc_fd_hdr {
     /* path bytes, padded to 8 */
 };
 
-/* After the working directory in a MISC record: the locale, per category
- * (LC_CTYPE .. LC_MESSAGES, 0-5) by name, and the main thread's own
- * (uselocale) if it has one. */
-struct hc_locale {
+/* After the working directory in a MISC record, process state musl and the
+ * kernel keep: the locale, per category (LC_CTYPE .. LC_MESSAGES, 0-5) by
+ * name, and the main thread's own (uselocale) if it has one; the resource
+ * limits. */
+struct hc_process {
     uint64_t thread; /* a locale_t, or 0: the global one */
     char names[6][24];
     uint64_t rlimits[16][2]; /* then each resource limit: soft, hard */

@@ -25,9 +25,27 @@ use std::collections::{HashMap, HashSet};
 /// Gives every function whose label addresses can reach memory (or
 /// anything but its own `goto *`) ISA-neutral label addresses.
 pub fn neutralize(cx: &Ctx) {
-    let globals = cx.globals();
+    // Each function's label tables: the globals whose initializers name its
+    // blocks, found in one walk over every initializer.
+    let mut tables: HashMap<Val, (Vec<Val>, HashSet<Block>)> = HashMap::new();
+    for g in cx.globals() {
+        let Some(init) = g.initializer() else {
+            continue;
+        };
+        let mut named = Vec::new();
+        collect(init, &mut named, 0);
+        let mut seen = HashSet::new();
+        for (f, b) in named {
+            let (globals, blocks) = tables.entry(f).or_default();
+            if seen.insert(f) {
+                globals.push(g);
+            }
+            blocks.insert(b);
+        }
+    }
     for f in cx.functions().into_iter().filter(|f| !f.is_declaration()) {
-        let labels = address_taken(f, &globals);
+        let (globals, in_tables) = tables.remove(&f).unwrap_or_default();
+        let labels = address_taken(f, in_tables);
         if labels.is_empty() || !escape(f, &globals) {
             continue;
         }
@@ -37,22 +55,19 @@ pub fn neutralize(cx: &Ctx) {
 
 /// `f`'s blocks whose address is taken, in `f`'s block order: the
 /// destinations of its `indirectbr`s and the blocks named by its
-/// `blockaddress` constants, in its code or in global initializers.
-fn address_taken(f: Val, globals: &[Val]) -> Vec<Block> {
-    let mut found: HashSet<Block> = HashSet::new();
+/// `blockaddress` constants, in its code or (`in_tables`) in global
+/// initializers.
+fn address_taken(f: Val, mut found: HashSet<Block>) -> Vec<Block> {
     for blk in f.blocks() {
         for i in blk.instructions() {
             if i.opcode() == Some(LLVMOpcode::LLVMIndirectBr) {
                 found.extend(blk.successors());
             }
+            let mut named = Vec::new();
             for op in i.operands() {
-                collect(f, op, &mut found, 0);
+                collect(op, &mut named, 0);
             }
-        }
-    }
-    for g in globals {
-        if let Some(init) = g.initializer() {
-            collect(f, init, &mut found, 0);
+            found.extend(named.into_iter().filter(|(g, _)| *g == f).map(|(_, b)| b));
         }
     }
     f.blocks()
@@ -61,17 +76,17 @@ fn address_taken(f: Val, globals: &[Val]) -> Vec<Block> {
         .collect()
 }
 
-/// The blocks of `f` that constant `c` names, at any depth.
-fn collect(f: Val, c: Val, found: &mut HashSet<Block>, depth: u32) {
+/// The (function, block) pairs constant `c` names, at any depth.
+fn collect(c: Val, named: &mut Vec<(Val, Block)>, depth: u32) {
     if !c.is_constant() || c.is_function() || c.is_global_variable() || depth > 16 {
         return;
     }
-    if let Some(b) = c.block_address_in(f) {
-        found.insert(b);
+    if let Some(fb) = c.block_address() {
+        named.push(fb);
         return;
     }
     for op in c.operands() {
-        collect(f, op, found, depth + 1);
+        collect(op, named, depth + 1);
     }
 }
 
@@ -79,27 +94,22 @@ fn collect(f: Val, c: Val, found: &mut HashSet<Block>, depth: u32) {
 /// constant (arithmetic, a struct): anywhere but as itself or as an
 /// element of an array.
 fn nested_label(f: Val, c: Val) -> bool {
-    let mut found = HashSet::new();
-    collect(f, c, &mut found, 0);
-    !found.is_empty() && c.block_address_in(f).is_none()
+    let mut named = Vec::new();
+    collect(c, &mut named, 0);
+    named.iter().any(|(g, _)| *g == f) && c.block_address_in(f).is_none()
 }
 
 /// Whether a label address of `f` can get anywhere but an `indirectbr` of
 /// `f` (or a comparison): stored outside a local variable, passed to a
-/// call, returned, turned into an integer, computed with.
-fn escape(f: Val, globals: &[Val]) -> bool {
+/// call, returned, turned into an integer, computed with. `tables`: the
+/// globals whose initializers name `f`'s blocks.
+fn escape(f: Val, tables: &[Val]) -> bool {
     // Values that hold a label address, to follow to their users.
     let mut values: Vec<Val> = Vec::new();
-    // Label tables: globals whose initializer holds `f`'s label addresses.
-    for &g in globals {
+    for &g in tables {
         let Some(init) = g.initializer() else {
             continue;
         };
-        let mut found = HashSet::new();
-        collect(f, init, &mut found, 0);
-        if found.is_empty() {
-            continue;
-        }
         // A plain array of labels (and nulls), only ever read.
         let plain = init.ty().kind() == LLVMTypeKind::LLVMArrayTypeKind
             && init
