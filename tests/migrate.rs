@@ -1533,6 +1533,76 @@ int main(void) {
 }
 
 #[test]
+fn descriptors_that_share_an_open_file_still_share_it_after_a_migration() {
+    // A log written through a descriptor and its dup (as a program that
+    // dup2s its log onto stderr does): one offset for both. Each was
+    // reopened by path, with an offset of its own, so after a migration
+    // the two overwrote each other's lines (594 of 2000 lines were left).
+    // Two descriptors opened apart, at the same offset when the migration
+    // comes, must stay apart.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "dup",
+        r#"#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    for (int i = 0; i < 200; i++) {
+        do
+            x = x * 6364136223846793005ul + 1442695040888963407ul;
+        while ((x & 0xf) == 3);
+    }
+    return x;
+}
+static unsigned long checksum(const char *path, unsigned long *lines) {
+    FILE *f = fopen(path, "r");
+    unsigned long sum = 0;
+    int ch;
+    *lines = 0;
+    while ((ch = fgetc(f)) != EOF) {
+        sum = sum * 31 + (unsigned long)ch;
+        *lines += ch == '\n';
+    }
+    fclose(f);
+    return sum;
+}
+int main(void) {
+    int log = open("log.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int copy = dup(log);
+    int reader = open("log.txt", O_RDONLY);
+    int one = open("apart.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int two = open("apart.txt", O_WRONLY);
+    unsigned long x = 1;
+    char line[64];
+    for (int r = 0; r < 2000; r++) {
+        x = step(x);
+        int n = snprintf(line, sizeof line, "%d %lu\n", r, x >> 40);
+        if (write(r % 2 ? log : copy, line, n) != n) return 1;
+    }
+    char head[16];
+    ssize_t got = read(reader, head, 10);
+    if (write(one, "first\n", 6) != 6 || write(two, "2nd\n", 4) != 4) return 2;
+    unsigned long lines, apart_lines;
+    unsigned long sum = checksum("log.txt", &lines), apart = checksum("apart.txt", &apart_lines);
+    printf("%lu lines %lu, read %ld at %ld, apart %lu %lu\n", lines, sum, (long)got,
+           (long)lseek(reader, 0, SEEK_CUR), apart_lines, apart);
+    return 0;
+}
+"#,
+    );
+    migrates_once(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 1_000),
+            ("aarch64,x86_64", 1_500),
+            ("x86_64,x86_64", 500),
+        ],
+    );
+}
+
+#[test]
 fn reserved_address_space_is_still_reserved_after_a_migration() {
     // An arena: address space reserved with PROT_NONE and committed a
     // chunk at a time with mprotect. The dump left the reservation out, so

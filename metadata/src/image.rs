@@ -11,7 +11,7 @@
 //!             | source u32 | data (source 0) or its offset in the memory file u64 (source 1)
 //!   3 TLS     addr u64 | size u64 | bytes
 //!   4 FDS     count u32 | pad u32 | (fd i32 | flags i32 | fdflags i32 | mode u32 | offset i64
-//!             | dev u64 | ino u64 | path_len u32 | pad u32 | path, padded to 8)...
+//!             | dev u64 | ino u64 | path_len u32 | shares u32 | path, padded to 8)...
 //!   5 MISC    errno i32 | pad u32 | argv_start u64 | stack_end u64 | shadow_base u64
 //!             | shadow_size u64 | dump_ns u64
 //!   6 FRAMES  count u32 | pad u32 | (fn u64 | site u32 | size u32 | values)...  (snapshot only)
@@ -24,19 +24,21 @@ use crate::Isa;
 
 pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
 pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
+/// Version 9: a descriptor names the earlier one whose open file it shares
+/// (`shares`, a dup), where the pad was.
 /// Version 8: the MISC record ends with the resource limits.
 /// Version 7: the MISC record ends with the locale.
 /// Version 6: the SIGNALS record ends with the alternate signal stack.
 /// Version 5: region kind 6, a file the program mapped (mapped again from
 /// the file, not carried as bytes); a TLS record's address is where the
 /// restored block goes.
-pub const DUMP_VERSION: u32 = 8;
-/// Version 10: as dump version 8. Version 9: as dump version 7. Version 8: as dump version 6. Version 7: as dump version 5.
+pub const DUMP_VERSION: u32 = 9;
+/// Version 11: as dump version 9. Version 10: as dump version 8. Version 9: as dump version 7. Version 8: as dump version 6. Version 7: as dump version 5.
 /// Version 6: region data may stay in the dump it came from (the MEMORY
 /// record names that file), so a migration does not copy memory twice.
 /// Version 5: a frame record names the function a restore enters (its
 /// resume copy, if it has one), not the function itself.
-pub const SNAP_VERSION: u32 = 10;
+pub const SNAP_VERSION: u32 = 11;
 
 const REC_END: u32 = 0;
 const REC_REGS: u32 = 1;
@@ -118,6 +120,9 @@ pub struct FdInfo {
     pub offset: i64,
     pub dev: u64,
     pub ino: u64,
+    /// The earlier descriptor whose open file this one is (a dup: they
+    /// share the offset), restored by duplicating it.
+    pub shares: Option<i32>,
     pub path: String,
 }
 
@@ -366,7 +371,7 @@ impl<'a> Image<'a> {
                         let dev = b.u64()?;
                         let ino = b.u64()?;
                         let path_len = b.u32()? as usize;
-                        b.u32()?;
+                        let shares = b.u32()?.checked_sub(1).map(|fd| fd as i32);
                         let path = String::from_utf8_lossy(b.bytes(path_len)?).into_owned();
                         b.skip_to_align(8)?;
                         img.fds.push(FdInfo {
@@ -377,6 +382,7 @@ impl<'a> Image<'a> {
                             offset,
                             dev,
                             ino,
+                            shares,
                             path,
                         });
                     }
@@ -604,7 +610,7 @@ impl<'a> Image<'a> {
                 w.u64(f.dev);
                 w.u64(f.ino);
                 w.u32(f.path.len() as u32);
-                w.u32(0);
+                w.u32(f.shares.map_or(0, |fd| fd as u32 + 1));
                 w.bytes(f.path.as_bytes());
                 w.pad_to(8);
             }

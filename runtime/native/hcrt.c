@@ -1139,11 +1139,32 @@ static int note_fd(int fd, void *arg) {
     return 0;
 }
 
+/* Whether two descriptors of one regular file share their open file (one
+ * is a dup of the other): then they share the offset, and reopening each
+ * by path would have their writes overwrite each other's. Moving one's
+ * offset and reading the other's tells, without kcmp (which kernels
+ * without CHECKPOINT_RESTORE and qemu-user lack). */
+static int same_open_file(const struct hc_fd_hdr *a, const struct hc_fd_hdr *b) {
+    if (!S_ISREG(a->mode) || !S_ISREG(b->mode) || a->dev != b->dev || a->ino != b->ino || a->flags != b->flags ||
+        a->offset != b->offset || a->offset < 0)
+        return 0;
+    off_t probe = a->offset + 1;
+    int shared = lseek(a->fd, probe, SEEK_SET) == probe && lseek(b->fd, 0, SEEK_CUR) == probe;
+    lseek(a->fd, a->offset, SEEK_SET);
+    return shared;
+}
+
 static void dump_fds(struct out *o, int skip1, int skip2) {
     n_passed_fds = 0;
     struct fd_walk w = {skip1, skip2, 0};
     for_each_fd(note_fd, &w);
     unsigned count = w.count;
+    for (unsigned i = 1; i < count; i++)
+        for (unsigned j = 0; j < i; j++)
+            if (!fds[j].h.shares && same_open_file(&fds[i].h, &fds[j].h)) {
+                fds[i].h.shares = (uint32_t)fds[j].h.fd + 1;
+                break;
+            }
     uint64_t len = 8;
     for (unsigned i = 0; i < count; i++) len += sizeof(struct hc_fd_hdr) + ((fds[i].h.path_len + 7) & ~7u);
     out_record(o, HC_REC_FDS, len);
@@ -1242,6 +1263,13 @@ static void restore_files(const unsigned char *p, const unsigned char *end) {
         const char *path = (const char *)(h + 1);
         p += sizeof *h + ((h->path_len + 7) & ~7u);
         struct stat st;
+        if (h->shares && (int)h->shares - 1 != h->fd) {
+            /* A dup of an earlier descriptor (restored first): the same
+             * open file again, offset included. */
+            if (dup3((int)h->shares - 1, h->fd, (h->fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+                restore_fail_fd("cannot share the open file of descriptor", h->fd);
+            continue;
+        }
         if (fstat(h->fd, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino) {
             /* Already the same file (inherited from hcontainer, or passed
              * on by it): shares the open file description, offset included. */

@@ -36,9 +36,9 @@ _Static_assert(sizeof(struct hc_regs) == 784, "asm stubs depend on this layout")
 
 /* Dump: magic, then records (kind, length, payload padded to 8). */
 #define HC_DUMP_MAGIC "HCDUMP\0\0"
-#define HC_DUMP_VERSION 8
+#define HC_DUMP_VERSION 9
 #define HC_SNAP_MAGIC "HCSNAP\0\0"
-#define HC_SNAP_VERSION 10
+#define HC_SNAP_VERSION 11
 
 enum hc_record {
     HC_REC_END = 0,
@@ -90,7 +90,7 @@ struct hc_fd_hdr {
     uint64_t dev;
     uint64_t ino;
     uint32_t path_len;
-    uint32_t pad;
+    uint32_t shares;  /* 1 + the earlier descriptor whose open file it is (dup), 0: none */
     /* path bytes, padded to 8 */
 };
 
