@@ -445,6 +445,52 @@ int main(void) {
 }
 
 #[test]
+fn no_migration_while_a_posix_record_lock_is_held() {
+    // A POSIX record lock (fcntl, lockf: sqlite3 takes them for each
+    // transaction) belongs to the process: the destination could take it
+    // only once the source let it go, and another process could take it
+    // between. The dump is refused while it is held, naming the file, and
+    // happens once it is released. Before, the destination ran on without
+    // the lock.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "recordlock",
+        r#"#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x & 0xf) == 3);
+    return x;
+}
+int main(void) {
+    int fd = open("data.db", O_RDWR | O_CREAT, 0644);
+    unsigned long x = 1;
+    if (lockf(fd, F_LOCK, 0)) return 1;
+    for (int i = 0; i < 200000; i++)
+        x = step(x);
+    lockf(fd, F_ULOCK, 0);
+    for (int i = 0; i < 20000000; i++)
+        x = step(x);
+    printf("%lu\n", x & 1);
+    return 0;
+}
+"#,
+    );
+    let expected = native(&app, &[], dir.path());
+    let got = run_migrating(&app, "x86_64,aarch64", 3, dir.path());
+    assert_same(&expected, &got, "record lock");
+    assert!(
+        got.stderr.contains("data.db) holds a POSIX record lock"),
+        "{}",
+        got.stderr
+    );
+    assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
+}
+
+#[test]
 fn no_migration_while_a_kernel_object_descriptor_is_open() {
     // An eventfd's counter lives in the kernel, and no path reopens it: the
     // dump is refused while it is open, naming it, and happens once it is

@@ -1603,6 +1603,58 @@ int main(void) {
 }
 
 #[test]
+fn a_file_lock_and_the_process_name_stay_with_the_program() {
+    // A single-instance lock (flock on a lock file) and the name the
+    // program gave itself. The destination reopened the file by path,
+    // without the lock, so after a migration another open of the file took
+    // it at once; and the name came back as the destination's own
+    // ("qemu-aarch64" under qemu, the file's name natively).
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "locked",
+        r#"#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    for (int i = 0; i < 200; i++) {
+        do
+            x = x * 6364136223846793005ul + 1442695040888963407ul;
+        while ((x & 0xf) == 3);
+    }
+    return x;
+}
+int main(void) {
+    int fd = open("instance.lock", O_RDWR | O_CREAT, 0644);
+    if (flock(fd, LOCK_EX | LOCK_NB)) return 1;
+    prctl(PR_SET_NAME, "worker-7");
+    unsigned long x = 1;
+    for (int r = 0; r < 2000; r++)
+        x = step(x);
+    /* A second instance would open the file and try the lock. */
+    int other = open("instance.lock", O_RDWR);
+    int taken = flock(other, LOCK_EX | LOCK_NB) != 0;
+    char name[17] = {0};
+    prctl(PR_GET_NAME, name);
+    printf("%lu lock still held: %d, name %s\n", x & 0xffff, taken, name);
+    return 0;
+}
+"#,
+    );
+    migrates_once(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 1_000),
+            ("aarch64,x86_64", 1_500),
+            ("x86_64,x86_64", 500),
+        ],
+    );
+}
+
+#[test]
 fn reserved_address_space_is_still_reserved_after_a_migration() {
     // An arena: address space reserved with PROT_NONE and committed a
     // chunk at a time with mprotect. The dump left the reservation out, so

@@ -460,3 +460,79 @@ fn checkpoint_and_stop_refuses_what_it_cannot_carry_and_the_program_goes_on() {
         "listening\nserved 1\ndone\n"
     );
 }
+
+#[test]
+fn a_checkpoint_does_not_take_a_file_lock_from_the_running_program() {
+    // A lock on an open file (flock) goes with that open file: a migration
+    // hands it over, a checkpoint cannot. Checkpoint-and-stop is refused
+    // at once, naming it, and the program keeps its lock and goes on;
+    // --leave-running writes the checkpoint and says what is not in it.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "holder",
+        r#"#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <unistd.h>
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x & 0xf) == 3);
+    return x;
+}
+int main(void) {
+    int fd = open("instance.lock", O_RDWR | O_CREAT, 0644);
+    if (flock(fd, LOCK_EX | LOCK_NB)) return 1;
+    unsigned long x = 1;
+    while (access("stop", F_OK))
+        for (int i = 0; i < 100000; i++)
+            x = step(x);
+    int other = open("instance.lock", O_RDWR);
+    printf("still locked: %d\n", flock(other, LOCK_EX | LOCK_NB) != 0);
+    return 0;
+}
+"#,
+    );
+    let child = start("x86_64", &app, &[], dir.path(), "out.txt");
+    let ckpt = dir.path().join("ckpt");
+    let t0 = Instant::now();
+    let r = hcontainer(
+        &["checkpoint", &pid_str(&child), "-o", ckpt.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("descriptor 3 holds a lock on its open file (flock)")
+            && r.stderr.contains("instance.lock")
+            && r.stderr.contains("the program continues"),
+        "{}",
+        r.stderr
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5), "not retried");
+    assert!(!ckpt.join("checkpoint.json").exists());
+    let kept = hcontainer(
+        &[
+            "checkpoint",
+            "--leave-running",
+            &pid_str(&child),
+            "-o",
+            ckpt.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_ok(&kept, "checkpoint --leave-running");
+    assert!(
+        kept.stderr.contains("not in it: descriptor 3 holds a lock"),
+        "{}",
+        kept.stderr
+    );
+    std::fs::write(dir.path().join("stop"), "").unwrap();
+    let run = finish(child);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "still locked: 1\n"
+    );
+}

@@ -86,11 +86,14 @@ fn lld(
         .arg(format!("-Map={}", map.display()));
     // New threads get their own shadow stacks (runtime/native/hcrt.c);
     // POSIX timers are counted (no dump while one lives).
-    // The main thread's errno is migrated data.
+    // The main thread's errno is migrated data. A migration waiting for a
+    // record lock is tried again once one is released.
     for sym in [
         "pthread_create",
         "timer_create",
         "timer_delete",
+        "fcntl",
+        "close",
         "__errno_location",
         "___errno_location",
     ] {

@@ -11,7 +11,8 @@
 //!             | source u32 | data (source 0) or its offset in the memory file u64 (source 1)
 //!   3 TLS     addr u64 | size u64 | bytes
 //!   4 FDS     count u32 | pad u32 | (fd i32 | flags i32 | fdflags i32 | mode u32 | offset i64
-//!             | dev u64 | ino u64 | path_len u32 | shares u32 | path, padded to 8)...
+//!             | dev u64 | ino u64 | path_len u32 | shares u32 | locks u32 | pad u32
+//!             | path, padded to 8)...
 //!   5 MISC    errno i32 | pad u32 | argv_start u64 | stack_end u64 | shadow_base u64
 //!             | shadow_size u64 | dump_ns u64
 //!   6 FRAMES  count u32 | pad u32 | (fn u64 | site u32 | size u32 | values)...  (snapshot only)
@@ -25,7 +26,8 @@ use crate::Isa;
 pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
 pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
 /// Version 9: a descriptor names the earlier one whose open file it shares
-/// (`shares`, a dup), where the pad was.
+/// (`shares`, a dup, where the pad was) and the locks it holds (`locks`);
+/// the MISC record ends with the name the program gave itself.
 /// Version 8: the MISC record ends with the resource limits.
 /// Version 7: the MISC record ends with the locale.
 /// Version 6: the SIGNALS record ends with the alternate signal stack.
@@ -123,7 +125,17 @@ pub struct FdInfo {
     /// The earlier descriptor whose open file this one is (a dup: they
     /// share the offset), restored by duplicating it.
     pub shares: Option<i32>,
+    /// The locks it holds: 1 flock, OFD or lease locks (they go with the
+    /// open file, handed over as it is), 2 POSIX record locks.
+    pub locks: u32,
     pub path: String,
+}
+
+impl FdInfo {
+    /// `locks` bit: flock, OFD or lease locks, held by the open file.
+    pub const LOCK_OPEN_FILE: u32 = 1;
+    /// `locks` bit: POSIX record locks, held by the process.
+    pub const LOCK_PROCESS: u32 = 2;
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -143,6 +155,8 @@ pub struct Misc {
     pub thread_locale: u64,
     /// Each resource limit (RLIMIT_CPU .. RLIMIT_RTTIME): soft, hard.
     pub rlimits: Vec<(u64, u64)>,
+    /// The name the program gave itself (`PR_SET_NAME`); empty: none.
+    pub name: String,
 }
 
 /// Signal state: dispositions other than the default, the blocked mask and
@@ -360,7 +374,7 @@ impl<'a> Image<'a> {
                     img.tls = Some((addr, b.bytes(size)?));
                 }
                 REC_FDS => {
-                    let n = b.count(48)?;
+                    let n = b.count(56)?;
                     b.u32()?;
                     for _ in 0..n {
                         let fd = b.i32()?;
@@ -372,6 +386,8 @@ impl<'a> Image<'a> {
                         let ino = b.u64()?;
                         let path_len = b.u32()? as usize;
                         let shares = b.u32()?.checked_sub(1).map(|fd| fd as i32);
+                        let locks = b.u32()?;
+                        b.u32()?;
                         let path = String::from_utf8_lossy(b.bytes(path_len)?).into_owned();
                         b.skip_to_align(8)?;
                         img.fds.push(FdInfo {
@@ -383,6 +399,7 @@ impl<'a> Image<'a> {
                             dev,
                             ino,
                             shares,
+                            locks,
                             path,
                         });
                     }
@@ -407,7 +424,11 @@ impl<'a> Image<'a> {
                     for _ in 0..16 {
                         rlimits.push((b.u64()?, b.u64()?));
                     }
+                    let name = b.bytes(16)?;
+                    let end = name.iter().position(|&c| c == 0).unwrap_or(16);
+                    let name = String::from_utf8_lossy(&name[..end]).into_owned();
                     img.misc = Misc {
+                        name,
                         locale,
                         thread_locale,
                         rlimits,
@@ -611,6 +632,8 @@ impl<'a> Image<'a> {
                 w.u64(f.ino);
                 w.u32(f.path.len() as u32);
                 w.u32(f.shares.map_or(0, |fd| fd as u32 + 1));
+                w.u32(f.locks);
+                w.u32(0);
                 w.bytes(f.path.as_bytes());
                 w.pad_to(8);
             }
@@ -644,6 +667,10 @@ impl<'a> Image<'a> {
                 w.u64(soft);
                 w.u64(hard);
             }
+            let mut name = [0u8; 16];
+            let n = &m.name.as_bytes()[..m.name.len().min(15)];
+            name[..n.len()].copy_from_slice(n);
+            w.bytes(&name);
         });
         let sg = &self.signals;
         record(&mut w, REC_SIGNALS, &|w| {

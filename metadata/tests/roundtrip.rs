@@ -114,6 +114,7 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
                 dev: 1,
                 ino: 2,
                 shares: None,
+                locks: 1,
                 path: "/tmp/x".into(),
             },
             FdInfo {
@@ -125,6 +126,7 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
                 dev: 1,
                 ino: 2,
                 shares: Some(3),
+                locks: 0,
                 path: "/tmp/x".into(),
             },
         ],
@@ -142,6 +144,7 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
                 .to_vec(),
             thread_locale: 0,
             rlimits: (0..16).map(|r| (r, u64::MAX)).collect(),
+            name: "worker-7".into(),
         },
         signals: Signals {
             blocked: 1 << 13,

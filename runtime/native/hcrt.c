@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netinet/in.h>
@@ -98,6 +99,9 @@ static struct {
     int restoring;
     int fault_restore_exit;
     int adopted; /* started plainly, supervised since `hcontainer adopt` */
+    char start_name[16]; /* this process's name at start: another one the program chose */
+    int lock_refused;    /* the last dump waited for a POSIX record lock */
+    volatile int retry_on_unlock; /* hcontainer retries: try again when one is released */
     /* restore */
     const unsigned char *snap;
     size_t snap_len;
@@ -935,6 +939,11 @@ static void restore_process(const struct hc_process *loc) {
         if (name[0] && !setlocale(c, name)) restore_fail_path("cannot set the locale the program had", name);
     }
     if (loc->thread) uselocale((locale_t)(uintptr_t)loc->thread);
+    if (loc->name[0]) {
+        char name[sizeof loc->name + 1] = {0};
+        memcpy(name, loc->name, sizeof loc->name);
+        prctl(PR_SET_NAME, name);
+    }
     for (int r = 0; r < 16; r++) {
         struct rlimit now, want = {(rlim_t)loc->rlimits[r][0], (rlim_t)loc->rlimits[r][1]};
         if (!want.rlim_cur && !want.rlim_max) continue;
@@ -1094,10 +1103,59 @@ static int note_kernel_object(int fd, void *arg) {
     return 1;
 }
 
-/* Whether the program has such a descriptor; writes the DUMPFAIL line. */
-static int kernel_object_fd(char *msg, size_t cap) {
+/* The locks descriptor fd holds (enum hc_fd_locks), from the "lock:"
+ * lines of /proc/self/fdinfo/N (a "->" line is a waiter, not a holder). */
+static unsigned fd_locks(int fd) {
+    char path[48];
+    static char buf[4096];
+    *put_u64(put_str(path, "/proc/self/fdinfo/"), (uint64_t)fd) = 0;
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0) return 0;
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof buf - 1 && (n = read(f, buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)n;
+    close(f);
+    buf[len] = 0;
+    unsigned locks = 0;
+    for (char *l = buf; *l;) {
+        char *nl = strchr(l, '\n');
+        if (nl) *nl = 0;
+        if (!strncmp(l, "lock:", 5) && !strstr(l, "->")) {
+            if (strstr(l, " POSIX "))
+                locks |= HC_LOCK_PROCESS;
+            else if (strstr(l, " FLOCK ") || strstr(l, " OFDLCK ") || strstr(l, " LEASE "))
+                locks |= HC_LOCK_OPEN_FILE;
+        }
+        if (!nl) break;
+        l = nl + 1;
+    }
+    return locks;
+}
+
+/* A POSIX record lock (fcntl F_SETLK, lockf) belongs to the process: the
+ * destination could take it again only after the source let it go, and
+ * another process could take it between. So the dump waits, naming it. */
+static int note_process_lock(int fd, void *arg) {
+    struct kernel_object *k = arg;
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || !(fd_locks(fd) & HC_LOCK_PROCESS)) return 0;
+    char target[400];
+    ssize_t tl = fd_target(fd, target, sizeof target - 1);
+    target[tl > 0 ? tl : 0] = 0;
+    if (hc_strlen(target) + 160 > k->cap) return 0;
+    char *o = put_str(k->msg, "DUMPFAIL descriptor ");
+    o = put_u64(o, (uint64_t)fd);
+    o = put_str(o, " (");
+    o = put_str(o, target);
+    *put_str(o, ") holds a POSIX record lock (fcntl, lockf), which belongs to the process and cannot move with it\n") = 0;
+    return 1;
+}
+
+/* Whether the program has a descriptor a dump must wait for (a kernel
+ * object, a POSIX record lock); writes the DUMPFAIL line. */
+static int fd_that_waits(char *msg, size_t cap) {
     struct kernel_object k = {msg, cap};
-    return for_each_fd(note_kernel_object, &k);
+    return for_each_fd(note_kernel_object, &k) || for_each_fd(note_process_lock, &k);
 }
 
 /* The descriptors a dump lists (static: too large for the stack the
@@ -1118,9 +1176,12 @@ static int note_fd(int fd, void *arg) {
     if (fd == w->skip1 || fd == w->skip2 || n_fds >= 256) return 0;
     struct stat st;
     if (fstat(fd, &st)) return 0;
-    /* A file deleted while open cannot be reopened by path either. */
+    /* A file deleted while open cannot be reopened by path either, and a
+     * lock the open file holds (flock) goes with that open file only. */
     int unlinked = S_ISREG(st.st_mode) && st.st_nlink == 0;
-    if ((S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || unlinked) && n_passed_fds < HC_MAX_PASSED)
+    unsigned locks = S_ISREG(st.st_mode) ? fd_locks(fd) : 0;
+    if ((S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || unlinked || (locks & HC_LOCK_OPEN_FILE)) &&
+        n_passed_fds < HC_MAX_PASSED)
         passed_fds[n_passed_fds++] = fd;
     ssize_t pl = fd_target(fd, fds[n_fds].path, sizeof fds[n_fds].path - 1);
     if (pl < 0) pl = 0;
@@ -1134,6 +1195,7 @@ static int note_fd(int fd, void *arg) {
         .dev = st.st_dev,
         .ino = st.st_ino,
         .path_len = (uint32_t)pl,
+        .locks = locks,
     };
     w->count++;
     return 0;
@@ -1225,6 +1287,11 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
         size_t n = name ? hc_strlen(name) : 0;
         if (n < sizeof loc.names[c]) memcpy(loc.names[c], name, n);
     }
+    /* The process name, if the program chose one (a destination under
+     * qemu-user would otherwise show "qemu-aarch64", a native one its
+     * file's name). */
+    char name[16] = {0};
+    if (!prctl(PR_GET_NAME, name) && strncmp(name, hc.start_name, sizeof name)) memcpy(loc.name, name, sizeof name);
     locale_t own = uselocale(0);
     loc.thread = own == LC_GLOBAL_LOCALE ? 0 : (uint64_t)(uintptr_t)own;
     /* Resource limits are the kernel's: a program that lowered one (to
@@ -2068,6 +2135,8 @@ void __hc_migrate_point_c(struct hc_regs *r) {
         return;
     }
     uint64_t t0 = now_ns();
+    /* This is the retry (our own closes below must not ask for another). */
+    hc.retry_on_unlock = 0;
     char path[600], msg[700], reply[128];
     char *o;
     sigset_t pend;
@@ -2077,7 +2146,8 @@ void __hc_migrate_point_c(struct hc_regs *r) {
         ctl_send("DUMPFAIL the program has other threads running, and threads do not migrate yet\n");
     } else if (__atomic_load_n(&hc_timers, __ATOMIC_SEQ_CST) > 0) {
         ctl_send("DUMPFAIL the program has POSIX timers (timer_create), whose ids and expirations cannot be carried yet\n");
-    } else if (kernel_object_fd(msg, sizeof msg)) {
+    } else if (fd_that_waits(msg, sizeof msg)) {
+        hc.lock_refused = strstr(msg, "POSIX record lock") != 0;
         ctl_send(msg);
     } else if (set_bits(&pend) >> 32) {
         /* A queued real-time signal carries a value sigpending cannot see. */
@@ -2100,11 +2170,15 @@ void __hc_migrate_point_c(struct hc_regs *r) {
         if (hc.adopted) become_stub();
         _exit(0);
     }
-    /* CONT <points>: continue (hcontainer refused or the destination failed). */
+    /* CONT <points> [UNLOCK]: continue (hcontainer refused or the
+     * destination failed); UNLOCK: it will retry, so a dump that waited for
+     * a record lock is tried again at the next point after an unlock. */
     if (n > 5 && !strncmp(reply, "CONT ", 5)) {
         hc.countdown = (long)parse_u64(reply + 5);
         if (hc.countdown > 0) poll_set(HC_POLL_REQUEST);
+        hc.retry_on_unlock = hc.lock_refused && strstr(reply, " UNLOCK");
     }
+    hc.lock_refused = 0;
     errno = err;
 }
 
@@ -2161,6 +2235,38 @@ int __wrap_timer_create(clockid_t clock, struct sigevent *ev, timer_t *t) {
 int __wrap_timer_delete(timer_t t) {
     int r = __real_timer_delete(t);
     if (r == 0) __atomic_sub_fetch(&hc_timers, 1, __ATOMIC_SEQ_CST);
+    return r;
+}
+
+/* Record locks are released by fcntl (lockf calls it too) or by closing a
+ * descriptor of the file: hld links with --wrap for both, so a migration
+ * that waits for a lock happens at the first migration point after it is
+ * released (sqlite3 holds one for most of a write-heavy run; retries on a
+ * timer kept missing the gaps). */
+extern int __real_fcntl(int, int, ...);
+extern int __real_close(int);
+
+static void released_a_lock(void) {
+    if (hc.retry_on_unlock) {
+        hc.retry_on_unlock = 0;
+        poll_set(HC_POLL_REQUEST);
+    }
+}
+
+int __wrap_fcntl(int fd, int cmd, ...) {
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    int r = __real_fcntl(fd, cmd, arg);
+    if (r == 0 && (cmd == F_SETLK || cmd == F_SETLKW) && ((const struct flock *)arg)->l_type == F_UNLCK)
+        released_a_lock();
+    return r;
+}
+
+int __wrap_close(int fd) {
+    int r = __real_close(fd);
+    released_a_lock();
     return r;
 }
 
@@ -2251,6 +2357,7 @@ __attribute__((constructor(101))) static void hcrt_init(void) {
 static __attribute__((noinline)) void hcrt_start(void) {
     const char *v;
     hc.main_tp = (uint64_t)__builtin_thread_pointer();
+    prctl(PR_GET_NAME, hc.start_name);
     if ((v = getenv_raw(HC_ENV_CTL))) {
         int fd = (int)parse_u64(v);
         /* Out of the program's way: a high descriptor, closed on exec. */

@@ -81,6 +81,14 @@ struct hc_region_hdr {
     uint32_t source;    /* enum hc_region_source (dumps: always inline) */
 };
 
+/* Locks a descriptor holds. flock, OFD and lease locks belong to the open
+ * file, which a migration hands over as it is (SCM_RIGHTS); POSIX record
+ * locks belong to the process, so no dump is made while one is held. */
+enum hc_fd_locks {
+    HC_LOCK_OPEN_FILE = 1,
+    HC_LOCK_PROCESS = 2,
+};
+
 struct hc_fd_hdr {
     int32_t fd;
     int32_t flags;    /* F_GETFL */
@@ -91,6 +99,8 @@ struct hc_fd_hdr {
     uint64_t ino;
     uint32_t path_len;
     uint32_t shares;  /* 1 + the earlier descriptor whose open file it is (dup), 0: none */
+    uint32_t locks;   /* enum hc_fd_locks: the locks it holds */
+    uint32_t pad;
     /* path bytes, padded to 8 */
 };
 
@@ -102,6 +112,7 @@ struct hc_process {
     uint64_t thread; /* a locale_t, or 0: the global one */
     char names[6][24];
     uint64_t rlimits[16][2]; /* then each resource limit: soft, hard */
+    char name[16]; /* the name the program gave itself (PR_SET_NAME), or empty */
 };
 
 struct hc_misc {

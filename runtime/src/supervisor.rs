@@ -18,7 +18,7 @@ use crate::binary::Binary;
 use crate::control::{self, answer, Control, Request};
 use crate::progress::{FileWatch, Progress};
 use crate::rewrite;
-use hc_metadata::image::{Image, MemoryFile};
+use hc_metadata::image::{FdInfo, Image, MemoryFile};
 use hc_metadata::Isa;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
@@ -757,14 +757,19 @@ fn supervise(
                         last_reason = why;
                     }
                     refused += 1;
-                    cur.send("CONT 0\n");
+                    cur.send("CONT 0 UNLOCK\n");
                     retry_at = Some(Instant::now() + Duration::from_millis(2 << refused.min(5)));
                     pending = Some((client, req, since));
                 }
                 Err(why) => {
+                    let waited = if settled {
+                        String::new()
+                    } else {
+                        format!("gave up after {REQUEST_PATIENCE:?}; ")
+                    };
                     answer(
                         &mut client,
-                        &format!("ERR {why} (gave up after {REQUEST_PATIENCE:?}; the program continues on {from})"),
+                        &format!("ERR {why} ({waited}the program continues on {from})"),
                     );
                     cur.send("CONT 0\n");
                 }
@@ -822,10 +827,12 @@ fn supervise(
                 // running at full speed: an attempt costs a dump and a
                 // rewrite, and counting points down runs every poll's slow
                 // path, so a long unmigratable stretch must pay neither often.
+                // UNLOCK: a dump that waited for a record lock is tried
+                // again as soon as the program releases one, too.
                 if refused <= 7 {
-                    cur.send(&format!("CONT {}\n", 1u64 << (refused - 1)));
+                    cur.send(&format!("CONT {} UNLOCK\n", 1u64 << (refused - 1)));
                 } else {
-                    cur.send("CONT 0\n");
+                    cur.send("CONT 0 UNLOCK\n");
                     let delay = Duration::from_millis(2 << (refused - 8).min(5));
                     retry_at = Some(Instant::now() + delay);
                 }
@@ -965,6 +972,11 @@ fn uncarried(dump: &Image) -> Vec<String> {
             if kind == libc::S_IFSOCK && listening_tcp(&f.path).is_none() {
                 Some(format!(
                     "descriptor {} is a connected or Unix-domain socket ({})",
+                    f.fd, f.path
+                ))
+            } else if kind == libc::S_IFREG && f.locks & FdInfo::LOCK_OPEN_FILE != 0 {
+                Some(format!(
+                    "descriptor {} holds a lock on its open file (flock) of {}, which stays with the running program (a restore opens the file again, unlocked)",
                     f.fd, f.path
                 ))
             } else if kind == libc::S_IFREG && f.path.ends_with(" (deleted)") {
