@@ -491,6 +491,54 @@ int main(void) {
 }
 
 #[test]
+fn no_migration_while_the_program_has_child_processes() {
+    // A child stays the source process's: after a migration the program's
+    // waitpid failed (ECHILD) and the child's exit status was lost. The
+    // dump is refused while a child lives or waits to be reaped, and
+    // happens once the program has waited for it.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "parent",
+        r#"#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x & 0xf) == 3);
+    return x;
+}
+int main(void) {
+    pid_t c = fork();
+    if (c == 0) {
+        usleep(100000);
+        _exit(42);
+    }
+    unsigned long x = 1;
+    for (int i = 0; i < 200000; i++)
+        x = step(x);
+    int st = 0;
+    pid_t w = waitpid(c, &st, 0);
+    for (int i = 0; i < 20000000; i++)
+        x = step(x);
+    printf("waited %d, status %d, %lu\n", w == c, WIFEXITED(st) ? WEXITSTATUS(st) : -1, x & 1);
+    return 0;
+}
+"#,
+    );
+    let expected = native(&app, &[], dir.path());
+    let got = run_migrating(&app, "x86_64,aarch64", 3, dir.path());
+    assert_same(&expected, &got, "child process");
+    assert!(
+        got.stderr.contains("the program has child processes"),
+        "{}",
+        got.stderr
+    );
+    assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
+}
+
+#[test]
 fn no_migration_while_a_kernel_object_descriptor_is_open() {
     // An eventfd's counter lives in the kernel, and no path reopens it: the
     // dump is refused while it is open, naming it, and happens once it is

@@ -1655,6 +1655,87 @@ int main(void) {
 }
 
 #[test]
+fn cpu_clocks_go_on_from_the_source_s_after_a_migration() {
+    // CPU time measured across a migration (clock(), Lua's os.clock,
+    // getrusage for a progress report): the destination is a new process
+    // whose CPU clocks started at 0, so the program saw its CPU time go
+    // backwards. Each clock must read at least what it read before.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "cputime",
+        r#"#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/times.h>
+#include <time.h>
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    for (int i = 0; i < 200; i++) {
+        do
+            x = x * 6364136223846793005ul + 1442695040888963407ul;
+        while ((x & 0xf) == 3);
+    }
+    return x;
+}
+static long ns(clockid_t c) {
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+static long usage_us(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000L + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+static long ticks(void) {
+    struct tms t;
+    times(&t);
+    return t.tms_utime + t.tms_stime;
+}
+int main(void) {
+    /* CPU time first, in libc (no migration points): more than a new
+     * process uses to get going. */
+    size_t size = 64u << 20;
+    unsigned char *big = malloc(size);
+    for (int i = 0; i < 12; i++) {
+        memset(big, i, size);
+        __asm__ volatile("" : : "r"(big) : "memory");
+    }
+    unsigned long x = big[size - 1];
+    free(big);
+    clock_t c0 = clock();
+    long p0 = ns(CLOCK_PROCESS_CPUTIME_ID), t0 = ns(CLOCK_THREAD_CPUTIME_ID), u0 = usage_us(), k0 = ticks();
+    for (int r = 0; r < 2000; r++)
+        x = step(x);
+    clock_t c1 = clock();
+    long p1 = ns(CLOCK_PROCESS_CPUTIME_ID), t1 = ns(CLOCK_THREAD_CPUTIME_ID), u1 = usage_us(), k1 = ticks();
+    printf("%lu went on: clock %d process %d thread %d rusage %d times %d\n", x & 0xff, c1 >= c0, p1 >= p0,
+           t1 >= t0, u1 >= u0, k1 >= k0);
+    return 0;
+}
+"#,
+    );
+    let want = native(&app, &[], dir.path());
+    assert_eq!(
+        String::from_utf8_lossy(&want.stdout)
+            .split_once(' ')
+            .unwrap()
+            .1,
+        "went on: clock 1 process 1 thread 1 rusage 1 times 1\n"
+    );
+    migrates_once(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 1_000),
+            ("aarch64,x86_64", 1_500),
+            ("x86_64,x86_64", 500),
+        ],
+    );
+}
+
+#[test]
 fn reserved_address_space_is_still_reserved_after_a_migration() {
     // An arena: address space reserved with PROT_NONE and committed a
     // chunk at a time with mprotect. The dump left the reservation out, so

@@ -27,7 +27,8 @@ pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
 pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
 /// Version 9: a descriptor names the earlier one whose open file it shares
 /// (`shares`, a dup, where the pad was) and the locks it holds (`locks`);
-/// the MISC record ends with the name the program gave itself.
+/// the MISC record ends with the name the program gave itself and the CPU
+/// time it has used.
 /// Version 8: the MISC record ends with the resource limits.
 /// Version 7: the MISC record ends with the locale.
 /// Version 6: the SIGNALS record ends with the alternate signal stack.
@@ -157,6 +158,9 @@ pub struct Misc {
     pub rlimits: Vec<(u64, u64)>,
     /// The name the program gave itself (`PR_SET_NAME`); empty: none.
     pub name: String,
+    /// CPU time the program has used (user, system; ns), over every hop:
+    /// its CPU clocks go on from there.
+    pub cpu_ns: (u64, u64),
 }
 
 /// Signal state: dispositions other than the default, the blocked mask and
@@ -427,8 +431,10 @@ impl<'a> Image<'a> {
                     let name = b.bytes(16)?;
                     let end = name.iter().position(|&c| c == 0).unwrap_or(16);
                     let name = String::from_utf8_lossy(&name[..end]).into_owned();
+                    let cpu_ns = (b.u64()?, b.u64()?);
                     img.misc = Misc {
                         name,
+                        cpu_ns,
                         locale,
                         thread_locale,
                         rlimits,
@@ -671,6 +677,8 @@ impl<'a> Image<'a> {
             let n = &m.name.as_bytes()[..m.name.len().min(15)];
             name[..n.len()].copy_from_slice(n);
             w.bytes(&name);
+            w.u64(m.cpu_ns.0);
+            w.u64(m.cpu_ns.1);
         });
         let sg = &self.signals;
         record(&mut w, REC_SIGNALS, &|w| {

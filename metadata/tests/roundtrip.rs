@@ -145,6 +145,7 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
             thread_locale: 0,
             rlimits: (0..16).map(|r| (r, u64::MAX)).collect(),
             name: "worker-7".into(),
+            cpu_ns: (1_500_000_000, 20_000_000),
         },
         signals: Signals {
             blocked: 1 << 13,

@@ -25,6 +25,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <sys/stat.h>
@@ -32,6 +33,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/resource.h>
+#include <sys/times.h>
 #include <sys/auxv.h>
 #include <elf.h>
 #include <locale.h>
@@ -101,6 +103,9 @@ static struct {
     int adopted; /* started plainly, supervised since `hcontainer adopt` */
     char start_name[16]; /* this process's name at start: another one the program chose */
     int lock_refused;    /* the last dump waited for a POSIX record lock */
+    /* CPU time the program used before this process (user, system), so
+     * its CPU clocks go on from there instead of starting again at 0. */
+    int64_t cpu_user_off, cpu_sys_off;
     volatile int retry_on_unlock; /* hcontainer retries: try again when one is released */
     /* restore */
     const unsigned char *snap;
@@ -928,6 +933,83 @@ static void dump_signals(struct out *o) {
 static struct hc_signals restored_signals;
 static int have_restored_signals;
 
+/* ---- CPU time: the program's CPU clocks (clock, clock_gettime of the
+ * process's or main thread's CPU clock, getrusage, times) count the time
+ * of the processes it ran in before, so a duration measured across a
+ * migration is not negative. hld links with --wrap for each. ---- */
+
+extern int __real_clock_gettime(clockid_t, struct timespec *);
+extern int __real___clock_gettime(clockid_t, struct timespec *);
+extern int __real_getrusage(int, struct rusage *);
+extern clock_t __real_times(struct tms *);
+
+static void add_ns(struct timespec *ts, int64_t ns) {
+    int64_t t = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec + ns;
+    if (t < 0) t = 0;
+    ts->tv_sec = t / 1000000000;
+    ts->tv_nsec = t % 1000000000;
+}
+
+static void add_us(struct timeval *tv, int64_t ns) {
+    int64_t t = (int64_t)tv->tv_sec * 1000000 + tv->tv_usec + ns / 1000;
+    if (t < 0) t = 0;
+    tv->tv_sec = t / 1000000;
+    tv->tv_usec = t % 1000000;
+}
+
+static int64_t cpu_offset(clockid_t c) {
+    if (c == CLOCK_PROCESS_CPUTIME_ID) return hc.cpu_user_off + hc.cpu_sys_off;
+    /* Only the main thread migrates: another's clock is its own. */
+    if (c == CLOCK_THREAD_CPUTIME_ID && hc.main_tp == (uint64_t)__builtin_thread_pointer())
+        return hc.cpu_user_off + hc.cpu_sys_off;
+    return 0;
+}
+
+int __wrap_clock_gettime(clockid_t c, struct timespec *ts) {
+    int r = __real_clock_gettime(c, ts);
+    int64_t off = r == 0 ? cpu_offset(c) : 0;
+    if (off) add_ns(ts, off);
+    return r;
+}
+
+/* musl's own callers (clock()) use the internal name. */
+int __wrap___clock_gettime(clockid_t c, struct timespec *ts) {
+    int r = __real___clock_gettime(c, ts);
+    int64_t off = r == 0 ? cpu_offset(c) : 0;
+    if (off) add_ns(ts, off);
+    return r;
+}
+
+int __wrap_getrusage(int who, struct rusage *ru) {
+    int r = __real_getrusage(who, ru);
+    if (r == 0 && who == RUSAGE_SELF) {
+        add_us(&ru->ru_utime, hc.cpu_user_off);
+        add_us(&ru->ru_stime, hc.cpu_sys_off);
+    }
+    return r;
+}
+
+/* The program's own times from getrusage's, in every process: ticks
+ * rounded from the kernel's and from an offset apart could step back. */
+clock_t __wrap_times(struct tms *t) {
+    clock_t r = __real_times(t);
+    struct rusage ru;
+    if (t && r != (clock_t)-1 && __wrap_getrusage(RUSAGE_SELF, &ru) == 0) {
+        long hz = sysconf(_SC_CLK_TCK);
+        t->tms_utime = (clock_t)(ru.ru_utime.tv_sec * hz + ru.ru_utime.tv_usec * hz / 1000000);
+        t->tms_stime = (clock_t)(ru.ru_stime.tv_sec * hz + ru.ru_stime.tv_usec * hz / 1000000);
+    }
+    return r;
+}
+
+/* The CPU time the program has used, this process's and before. */
+static void cpu_used(uint64_t *user_ns, uint64_t *sys_ns) {
+    struct rusage ru;
+    if (__wrap_getrusage(RUSAGE_SELF, &ru)) ru = (struct rusage){0};
+    *user_ns = (uint64_t)ru.ru_utime.tv_sec * 1000000000 + (uint64_t)ru.ru_utime.tv_usec * 1000;
+    *sys_ns = (uint64_t)ru.ru_stime.tv_sec * 1000000000 + (uint64_t)ru.ru_stime.tv_usec * 1000;
+}
+
 /* The locale and resource limits the source had, set again (named
  * locales load as they did there; the per-thread one is a pointer into
  * migrated memory). */
@@ -939,6 +1021,11 @@ static void restore_process(const struct hc_process *loc) {
         if (name[0] && !setlocale(c, name)) restore_fail_path("cannot set the locale the program had", name);
     }
     if (loc->thread) uselocale((locale_t)(uintptr_t)loc->thread);
+    /* CPU time goes on from the source's. */
+    uint64_t user, sys;
+    cpu_used(&user, &sys);
+    hc.cpu_user_off = (int64_t)(loc->cpu_user_ns - user);
+    hc.cpu_sys_off = (int64_t)(loc->cpu_sys_ns - sys);
     if (loc->name[0]) {
         char name[sizeof loc->name + 1] = {0};
         memcpy(name, loc->name, sizeof loc->name);
@@ -1151,6 +1238,24 @@ static int note_process_lock(int fd, void *arg) {
     return 1;
 }
 
+/* Whether the program has child processes (fork, popen, posix_spawn):
+ * they stay the source's children, so after a migration the program's
+ * waitpid would find none (ECHILD) and their exit status would be lost.
+ * WNOWAIT leaves a finished child for the program to reap. */
+static int child_process(char *msg, size_t cap) {
+    siginfo_t si = {0};
+    if (waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | WCONTINUED | WNOHANG | WNOWAIT) != 0) return 0;
+    if (cap < 200) return 0;
+    char *o = put_str(msg, "DUMPFAIL the program has child processes");
+    if (si.si_pid > 0) {
+        o = put_str(o, " (process ");
+        o = put_u64(o, (uint64_t)si.si_pid);
+        o = put_str(o, " has ended and is not yet waited for)");
+    }
+    *put_str(o, ", which would not be its children after a migration\n") = 0;
+    return 1;
+}
+
 /* Whether the program has a descriptor a dump must wait for (a kernel
  * object, a POSIX record lock); writes the DUMPFAIL line. */
 static int fd_that_waits(char *msg, size_t cap) {
@@ -1292,6 +1397,7 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
      * file's name). */
     char name[16] = {0};
     if (!prctl(PR_GET_NAME, name) && strncmp(name, hc.start_name, sizeof name)) memcpy(loc.name, name, sizeof name);
+    cpu_used(&loc.cpu_user_ns, &loc.cpu_sys_ns);
     locale_t own = uselocale(0);
     loc.thread = own == LC_GLOBAL_LOCALE ? 0 : (uint64_t)(uintptr_t)own;
     /* Resource limits are the kernel's: a program that lowered one (to
@@ -2146,6 +2252,8 @@ void __hc_migrate_point_c(struct hc_regs *r) {
         ctl_send("DUMPFAIL the program has other threads running, and threads do not migrate yet\n");
     } else if (__atomic_load_n(&hc_timers, __ATOMIC_SEQ_CST) > 0) {
         ctl_send("DUMPFAIL the program has POSIX timers (timer_create), whose ids and expirations cannot be carried yet\n");
+    } else if (child_process(msg, sizeof msg)) {
+        ctl_send(msg);
     } else if (fd_that_waits(msg, sizeof msg)) {
         hc.lock_refused = strstr(msg, "POSIX record lock") != 0;
         ctl_send(msg);

@@ -113,6 +113,7 @@ struct hc_process {
     char names[6][24];
     uint64_t rlimits[16][2]; /* then each resource limit: soft, hard */
     char name[16]; /* the name the program gave itself (PR_SET_NAME), or empty */
+    uint64_t cpu_user_ns, cpu_sys_ns; /* CPU time used so far (all hops) */
 };
 
 struct hc_misc {
