@@ -1736,6 +1736,70 @@ int main(void) {
 }
 
 #[test]
+fn shared_memory_stays_shared_after_a_migration() {
+    // MAP_SHARED memory no path maps again: anonymous (a child forked
+    // later writes its result there) and a memfd the program still reads
+    // and writes through its descriptor, mapped twice (a read-write and a
+    // read-only view, as JITs do). Each came back as private memory, so
+    // the child's result, the descriptor's view and the second mapping
+    // all parted from what the program wrote.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "shared",
+        r#"#define _GNU_SOURCE
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    for (int i = 0; i < 200; i++) {
+        do
+            x = x * 6364136223846793005ul + 1442695040888963407ul;
+        while ((x & 0xf) == 3);
+    }
+    return x;
+}
+int main(void) {
+    volatile unsigned long *result = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    int fd = memfd_create("table", 0);
+    if (ftruncate(fd, 8192)) return 1;
+    unsigned char *rw = mmap(0, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    const volatile unsigned char *ro = mmap(0, 8192, PROT_READ, MAP_SHARED, fd, 0);
+    unsigned long x = 1, seen = 0;
+    for (int r = 0; r < 2000; r++) {
+        x = step(x);
+        rw[r * 4 % 8192] = (unsigned char)x;
+        seen = seen * 31 + ro[r * 4 % 8192];
+    }
+    pid_t c = fork();
+    if (c == 0) {
+        result[0] = x % 1000 + 1;
+        _exit(0);
+    }
+    waitpid(c, 0, 0);
+    unsigned char back[8192];
+    if (pread(fd, back, sizeof back, 0) != sizeof back) return 2;
+    unsigned long sum = 0;
+    for (int i = 0; i < 8192; i++)
+        sum = sum * 31 + back[i];
+    printf("child %lu, descriptor %lu, views %lu\n", result[0], sum, seen);
+    return 0;
+}
+"#,
+    );
+    migrates_once(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 1_000),
+            ("aarch64,x86_64", 1_500),
+            ("x86_64,x86_64", 500),
+        ],
+    );
+}
+
+#[test]
 fn reserved_address_space_is_still_reserved_after_a_migration() {
     // An arena: address space reserved with PROT_NONE and committed a
     // chunk at a time with mprotect. The dump left the reservation out, so

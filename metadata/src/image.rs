@@ -93,12 +93,18 @@ pub enum RegionKind {
     /// A file the program mapped (read-only, or shared), mapped again from
     /// the file: data is offset u64 | flags u32 (1: shared) | pad u32 | path.
     File = 6,
+    /// Shared memory no path maps again (`MAP_SHARED` anonymous memory, a
+    /// deleted file's): its bytes, restored as shared anonymous memory.
+    Shared = 7,
+    /// The same, of a file the program still has open (a memfd): data is
+    /// offset u64 | dev u64 | ino u64; mapped again from that descriptor.
+    SharedFd = 8,
 }
 
 impl RegionKind {
     fn from_u32(v: u32) -> Option<RegionKind> {
         use RegionKind::*;
-        [Image, Anon, Stack, Argv, Shadow, File]
+        [Image, Anon, Stack, Argv, Shadow, File, Shared, SharedFd]
             .into_iter()
             .find(|k| *k as u32 == v)
     }

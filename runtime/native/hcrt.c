@@ -736,10 +736,48 @@ static void out_file_region(struct out *o, const struct map *m) {
     out_pad(o, 16 + n);
 }
 
+static int for_each_fd(int (*fn)(int fd, void *arg), void *arg);
+
+/* Shared memory no path maps again: MAP_SHARED anonymous memory ("/dev/zero
+ * (deleted)") or a file deleted since (a memfd). Restored as private memory
+ * it would not be shared any more: with a child forked later, or with the
+ * file's descriptor (write() and the mapping would part). */
+static int shared_without_path(const struct map *m) {
+    return m->shared && (m->prot & PROT_READ) && deleted_file(m) && !in_image(m) && !runtime_file_map(m->start, m->end);
+}
+
+struct fd_of {
+    uint64_t dev, ino;
+    int fd;
+};
+
+static int note_fd_of(int fd, void *arg) {
+    struct fd_of *f = arg;
+    struct stat st;
+    if (fstat(fd, &st) || st.st_dev != f->dev || st.st_ino != f->ino) return 0;
+    f->fd = fd;
+    return 1;
+}
+
 static int dump_map(const struct map *m, void *arg) {
     struct dump_ctx *d = arg;
     if (program_file_map(m)) {
         out_file_region(d->o, m);
+        return 0;
+    }
+    if (shared_without_path(m)) {
+        /* Its file still open (it goes to the destination as it is): the
+         * memory lives there, and the mapping is made again from it. */
+        struct fd_of f = {m->dev, m->ino, -1};
+        if (m->ino && for_each_fd(note_fd_of, &f)) {
+            struct hc_region_hdr h = {m->start, m->end - m->start, 24, (uint32_t)m->prot, HC_REGION_SHARED_FD, 0, HC_SOURCE_INLINE};
+            uint64_t body[3] = {m->offset, m->dev, m->ino};
+            out_record(d->o, HC_REC_REGION, sizeof h + sizeof body);
+            out_bytes(d->o, &h, sizeof h);
+            out_bytes(d->o, body, sizeof body);
+        } else {
+            out_region(d->o, m->start, m->end - m->start, m->end - m->start, m->prot, HC_REGION_SHARED);
+        }
         return 0;
     }
     if (!(m->prot & (PROT_READ | PROT_WRITE | PROT_EXEC))) {
@@ -1667,6 +1705,17 @@ static void restore_file_map(const struct hc_region_hdr *h, const unsigned char 
     if (m == MAP_FAILED || (uint64_t)m != h->addr) restore_fail_path("cannot map again a file the program had mapped", path);
 }
 
+/* Shared memory of a file the program still has open: that descriptor came
+ * with it (SCM_RIGHTS), so the mapping is made again from it. */
+static void restore_shared_fd_map(const struct hc_region_hdr *h, const unsigned char *data) {
+    if (h->data_len < 24) restore_fail("snapshot shared mapping damaged", h->addr);
+    const uint64_t *b = (const uint64_t *)data;
+    struct fd_of f = {b[1], b[2], -1};
+    if (!for_each_fd(note_fd_of, &f)) restore_fail("no descriptor of the file behind the shared mapping at", h->addr);
+    void *m = mmap((void *)h->addr, h->map_len, (int)h->prot, MAP_SHARED | MAP_FIXED_NOREPLACE, f.fd, (off_t)b[0]);
+    if (m == MAP_FAILED || (uint64_t)m != h->addr) restore_fail("cannot map again the shared memory at", h->addr);
+}
+
 static void restore_region(const struct hc_region_hdr *h, const unsigned char *end) {
     /* Inline data is in the snapshot; other data in the memory file. */
     const unsigned char *data = (const unsigned char *)(h + 1) + h->data_skip, *file = hc.snap;
@@ -1688,6 +1737,10 @@ static void restore_region(const struct hc_region_hdr *h, const unsigned char *e
         restore_file_map(h, data);
         return;
     }
+    if (h->kind == HC_REGION_SHARED_FD) {
+        restore_shared_fd_map(h, data);
+        return;
+    }
     if (h->kind == HC_REGION_IMAGE) {
         if (h->addr < ds || h->addr + h->map_len > de)
             restore_fail("image region outside this binary's data", h->addr);
@@ -1696,7 +1749,9 @@ static void restore_region(const struct hc_region_hdr *h, const unsigned char *e
     }
     /* A reservation stays one: no access, no memory committed. */
     int prot = h->prot || h->data_len ? (int)h->prot | PROT_WRITE | PROT_READ : PROT_NONE;
-    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | (prot == PROT_NONE ? MAP_NORESERVE : 0);
+    int shared = h->kind == HC_REGION_SHARED;
+    int flags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE |
+                (prot == PROT_NONE ? MAP_NORESERVE : 0);
     void *m = mmap((void *)h->addr, h->map_len, prot, flags, -1, 0);
     if (m == MAP_FAILED || (uint64_t)m != h->addr) {
         if (m != MAP_FAILED) munmap(m, h->map_len);
@@ -1708,7 +1763,8 @@ static void restore_region(const struct hc_region_hdr *h, const unsigned char *e
     /* Page-aligned data in the file is mapped from it (copy on write, read
      * on first touch) instead of copied; the tail is copied. */
     uint64_t off = (uint64_t)(data - file), whole = h->data_len & ~(uint64_t)4095;
-    if (fd >= 0 && off % 4096 == 0 && whole >= HC_MAP_THRESHOLD &&
+    /* (Not shared memory: a private file mapping is nobody else's.) */
+    if (!shared && fd >= 0 && off % 4096 == 0 && whole >= HC_MAP_THRESHOLD &&
         mmap(m, whole, prot, MAP_PRIVATE | MAP_FIXED, fd, (off_t)off) == m) {
         note_file_map((uint64_t)m, (uint64_t)m + whole, 0, 0);
         memcpy((char *)m + whole, data + whole, h->data_len - whole);

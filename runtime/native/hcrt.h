@@ -69,6 +69,10 @@ enum hc_region_kind {
     HC_REGION_ARGV = 4,   /* the main stack's argv/env area, mapped as data */
     HC_REGION_SHADOW = 5, /* the shadow stack: only [addr, addr+data_len) is used */
     HC_REGION_FILE = 6,   /* a file the program mapped: data = offset, flags, path */
+    HC_REGION_SHARED = 7, /* shared memory no path maps again (MAP_SHARED anonymous, a
+                             deleted file's): data, restored as shared anonymous memory */
+    HC_REGION_SHARED_FD = 8, /* the same, of a file the program still has open (memfd):
+                                data = offset, dev, ino; mapped again from that descriptor */
 };
 
 struct hc_region_hdr {

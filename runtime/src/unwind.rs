@@ -45,7 +45,7 @@ impl<'a> Memory<'a> {
         // A file region's data names the file, it is not memory.
         let mut v: Vec<(u64, &[u8])> = regions
             .iter()
-            .filter(|r| r.kind != RegionKind::File)
+            .filter(|r| !matches!(r.kind, RegionKind::File | RegionKind::SharedFd))
             .map(|r| (r.addr, r.data))
             .collect();
         v.sort_by_key(|r| r.0);
