@@ -314,6 +314,66 @@ fn signals_to_a_moved_plain_program_reach_it() {
     }
 }
 
+#[test]
+fn signals_sent_to_hcontainer_reach_the_program() {
+    // `kill PID` of `hcontainer run` (as `timeout` or a service manager
+    // does): the program's SIGTERM handler must run and hcontainer end
+    // with the program's status. Before, SIGTERM ended hcontainer and the
+    // program ran on, orphaned.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "graceful",
+        r#"#include <signal.h>
+#include <stdio.h>
+static volatile sig_atomic_t stop;
+static void on_term(int s) { (void)s; stop = 1; }
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x & 0xf) == 3);
+    return x;
+}
+int main(void) {
+    signal(SIGTERM, on_term);
+    unsigned long x = 1;
+    while (!stop)
+        x = step(x);
+    printf("stopped cleanly\n");
+    return 3;
+}
+"#,
+    );
+    let mut child = Command::new(tool("hcontainer"))
+        .args(["run", "--migrate", "x86_64,aarch64", "--every", "20ms"])
+        .arg(&app)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it has moved, so the signal has a new process to find.
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    let t0 = Instant::now();
+    while !said.contains("migrated x86_64 -> aarch64") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no migration: {said}"
+        );
+        use std::io::BufRead;
+        if err.read_line(&mut said).unwrap() == 0 {
+            panic!("hcontainer ended first: {said}");
+        }
+    }
+    // SAFETY: kill with a valid signal on our child's PID.
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "stopped cleanly\n");
+}
+
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;

@@ -2,6 +2,7 @@
 
 pub mod binary;
 pub mod control;
+pub mod forward;
 pub mod inspect;
 pub mod progress;
 pub mod rewrite;

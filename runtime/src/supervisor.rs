@@ -66,15 +66,19 @@ enum Event {
     Client(UnixStream, Result<Request, String>),
     /// A line from an adopted program's original process (None: it was killed).
     Origin(Option<String>),
+    /// Signals sent to hcontainer, to pass on to the program.
+    Signals(Vec<i32>),
     /// Nothing (interrupted).
     Idle,
 }
 
-/// Waits for the runtime, a request or the origin, until `timeout`.
+/// Waits for the runtime, a request, the origin or a signal to pass on
+/// (`signals`: the descriptor of `forward`), until `timeout`.
 fn next_event(
     cur: &mut Proc,
     control: Option<&Control>,
     origin: Option<&mut Proc>,
+    signals: Option<i32>,
     timeout: Option<Duration>,
 ) -> std::io::Result<Event> {
     let timed = |r: std::io::Result<Option<String>>| match r {
@@ -88,7 +92,7 @@ fn next_event(
     if let Some(o) = origin.as_mut().filter(|o| !o.reader.buffer().is_empty()) {
         return Ok(Event::Origin(o.recv(None)?));
     }
-    if control.is_none() && origin.is_none() {
+    if control.is_none() && origin.is_none() && signals.is_none() {
         return timed(cur.recv(timeout));
     }
     let pollfd = |fd: i32| libc::pollfd {
@@ -104,9 +108,10 @@ fn next_event(
                 .as_ref()
                 .map_or(-1, |o| o.reader.get_ref().as_raw_fd()),
         ),
+        pollfd(signals.unwrap_or(-1)),
     ];
     let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
-    // SAFETY: three valid pollfd entries (poll skips negative descriptors).
+    // SAFETY: four valid pollfd entries (poll skips negative descriptors).
     let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
     if n < 0 {
         let e = std::io::Error::last_os_error();
@@ -118,6 +123,9 @@ fn next_event(
     }
     if n == 0 {
         return Ok(Event::Timeout);
+    }
+    if let Some(fd) = signals.filter(|_| fds[3].revents != 0) {
+        return Ok(Event::Signals(crate::forward::take(fd)));
     }
     if fds[1].revents & libc::POLLIN != 0 {
         if let Some((s, r)) = control.and_then(|c| c.accept()) {
@@ -556,6 +564,9 @@ fn supervise(
     if let Some(c) = control.as_mut() {
         c.follow(cur.id());
     }
+    // Signals sent to hcontainer are for the program (none lost if the
+    // handlers cannot be installed: they end hcontainer as before).
+    let signals = crate::forward::install().ok();
     // An adopted program's original process, parked for its parent once the
     // program has moved on: it forwards signals and gets the exit status.
     let mut origin: Option<Proc> = None;
@@ -583,7 +594,13 @@ fn supervise(
             t.saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1))
         });
-        let msg = match next_event(&mut cur, control.as_ref(), origin.as_mut(), timeout)? {
+        let msg = match next_event(
+            &mut cur,
+            control.as_ref(),
+            origin.as_mut(),
+            signals,
+            timeout,
+        )? {
             Event::Origin(Some(line)) => {
                 // A signal sent to the original PID, for the program.
                 if let Some(sig) = line.strip_prefix("KILL ").and_then(|n| n.parse().ok()) {
@@ -605,6 +622,14 @@ fn supervise(
                 cur.kill(MIGRATE_SIGNAL);
                 requested = true;
                 retry_at = None;
+                continue;
+            }
+            Event::Signals(sigs) => {
+                // To the process the program runs in now; one that came
+                // during a migration waited until it was decided.
+                for sig in sigs {
+                    cur.kill(sig);
+                }
                 continue;
             }
             Event::Idle => continue,
