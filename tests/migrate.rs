@@ -1800,6 +1800,84 @@ int main(void) {
 }
 
 #[test]
+fn a_program_that_gave_up_root_migrates_and_stays_the_user_it_became() {
+    // A server started as root that drops to another user (and sets
+    // no_new_privs). It could not migrate at all (its dump could not be
+    // created in hcontainer's directory: "cannot write the dump"), and a
+    // destination would have run as root again. Now it dumps into a file
+    // it opened while root, and the destination becomes that user after
+    // its restore. (hcontainer's tests run as root, as its setup does.)
+    assert_eq!(
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc_geteuid() },
+        0,
+        "this test needs root (scripts/test.sh runs as root)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "dropped",
+        r#"#define _GNU_SOURCE
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    for (int i = 0; i < 200; i++) {
+        do
+            x = x * 6364136223846793005ul + 1442695040888963407ul;
+        while ((x & 0xf) == 3);
+    }
+    return x;
+}
+int main(void) {
+    gid_t one = 65533;
+    if (setgroups(1, &one) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534)) return 1;
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    unsigned long x = 1;
+    for (int r = 0; r < 2000; r++)
+        x = step(x);
+    uid_t u[3];
+    gid_t g[3], groups[4];
+    getresuid(&u[0], &u[1], &u[2]);
+    getresgid(&g[0], &g[1], &g[2]);
+    int n = getgroups(4, groups);
+    printf("%lu uid %d %d %d gid %d %d %d groups %d:%d no_new_privs %d root again %d shadow %d\n", x & 0xff,
+           (int)u[0], (int)u[1], (int)u[2], (int)g[0], (int)g[1], (int)g[2], n, n > 0 ? (int)groups[0] : -1,
+           prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), setuid(0) == 0, open("/etc/shadow", O_RDONLY) >= 0);
+    return 0;
+}
+"#,
+    );
+    let want = native(&app, &[], dir.path());
+    assert!(
+        String::from_utf8_lossy(&want.stdout).contains(
+            "uid 65534 65534 65534 gid 65534 65534 65534 groups 1:65533 no_new_privs 1 root again 0"
+        ),
+        "{}",
+        String::from_utf8_lossy(&want.stdout)
+    );
+    migrates_once(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 1_000),
+            ("aarch64,x86_64", 1_500),
+            ("x86_64,x86_64", 500),
+        ],
+    );
+    let pong = run_migrating(&app, &ping_pong("x86_64", 4), 400, dir.path());
+    assert_same(&want, &pong, "four hops as the user it became");
+    assert_eq!(pong.migrations().len(), 4, "{}", pong.stderr);
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+#[test]
 fn reserved_address_space_is_still_reserved_after_a_migration() {
     // An arena: address space reserved with PROT_NONE and committed a
     // chunk at a time with mprotect. The dump left the reservation out, so

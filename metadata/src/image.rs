@@ -27,8 +27,8 @@ pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
 pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
 /// Version 9: a descriptor names the earlier one whose open file it shares
 /// (`shares`, a dup, where the pad was) and the locks it holds (`locks`);
-/// the MISC record ends with the name the program gave itself and the CPU
-/// time it has used.
+/// the MISC record ends with the name the program gave itself, the CPU
+/// time it has used and its user, groups and no_new_privs.
 /// Version 8: the MISC record ends with the resource limits.
 /// Version 7: the MISC record ends with the locale.
 /// Version 6: the SIGNALS record ends with the alternate signal stack.
@@ -167,6 +167,12 @@ pub struct Misc {
     /// CPU time the program has used (user, system; ns), over every hop:
     /// its CPU clocks go on from there.
     pub cpu_ns: (u64, u64),
+    /// Who the program is: user ids and group ids (real, effective,
+    /// saved), supplementary groups (at most 32), `PR_SET_NO_NEW_PRIVS`.
+    pub uid: [u32; 3],
+    pub gid: [u32; 3],
+    pub groups: Vec<u32>,
+    pub no_new_privs: bool,
 }
 
 /// Signal state: dispositions other than the default, the blocked mask and
@@ -438,9 +444,24 @@ impl<'a> Image<'a> {
                     let end = name.iter().position(|&c| c == 0).unwrap_or(16);
                     let name = String::from_utf8_lossy(&name[..end]).into_owned();
                     let cpu_ns = (b.u64()?, b.u64()?);
+                    let uid = [b.u32()?, b.u32()?, b.u32()?];
+                    let gid = [b.u32()?, b.u32()?, b.u32()?];
+                    let ngroups = (b.u32()? as usize).min(32);
+                    let no_new_privs = b.u32()? != 0;
+                    let mut groups = Vec::with_capacity(ngroups);
+                    for i in 0..32 {
+                        let g = b.u32()?;
+                        if i < ngroups {
+                            groups.push(g);
+                        }
+                    }
                     img.misc = Misc {
                         name,
                         cpu_ns,
+                        uid,
+                        gid,
+                        groups,
+                        no_new_privs,
                         locale,
                         thread_locale,
                         rlimits,
@@ -685,6 +706,15 @@ impl<'a> Image<'a> {
             w.bytes(&name);
             w.u64(m.cpu_ns.0);
             w.u64(m.cpu_ns.1);
+            for v in m.uid.iter().chain(&m.gid) {
+                w.u32(*v);
+            }
+            let groups = &m.groups[..m.groups.len().min(32)];
+            w.u32(groups.len() as u32);
+            w.u32(m.no_new_privs as u32);
+            for i in 0..32 {
+                w.u32(groups.get(i).copied().unwrap_or(0));
+            }
         });
         let sg = &self.signals;
         record(&mut w, REC_SIGNALS, &|w| {

@@ -146,6 +146,10 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
             rlimits: (0..16).map(|r| (r, u64::MAX)).collect(),
             name: "worker-7".into(),
             cpu_ns: (1_500_000_000, 20_000_000),
+            uid: [65534, 65534, 0],
+            gid: [65534, 65534, 65534],
+            groups: vec![65534, 27],
+            no_new_privs: true,
         },
         signals: Signals {
             blocked: 1 << 13,

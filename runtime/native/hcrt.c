@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <sys/stat.h>
@@ -106,6 +107,11 @@ static struct {
     /* CPU time the program used before this process (user, system), so
      * its CPU clocks go on from there instead of starting again at 0. */
     int64_t cpu_user_off, cpu_sys_off;
+    /* A process started as root keeps an unnamed file open in the dump
+     * directory: a program that then became another user can no longer
+     * create files there, and writes its dump into this one. */
+    int spare_fd;
+    const struct hc_process *creds; /* restore: the user to become at the end */
     volatile int retry_on_unlock; /* hcontainer retries: try again when one is released */
     /* restore */
     const unsigned char *snap;
@@ -119,7 +125,7 @@ static struct {
     uint32_t frames_left;
     int32_t saved_errno;
     struct timespec restore_t0;
-} hc = {.ctl = -1, .snap_fd = -1, .mem_fd = -1};
+} hc = {.ctl = -1, .snap_fd = -1, .mem_fd = -1, .spare_fd = -1};
 
 /* Threads started and not yet finished, besides the main thread. */
 static volatile int hc_threads;
@@ -1059,6 +1065,7 @@ static void restore_process(const struct hc_process *loc) {
         if (name[0] && !setlocale(c, name)) restore_fail_path("cannot set the locale the program had", name);
     }
     if (loc->thread) uselocale((locale_t)(uintptr_t)loc->thread);
+    hc.creds = loc;
     /* CPU time goes on from the source's. */
     uint64_t user, sys;
     cpu_used(&user, &sys);
@@ -1176,7 +1183,8 @@ static size_t describe_socket(int fd, char *path, size_t len, size_t cap) {
 }
 
 /* Calls fn(fd, arg) for each of the program's open descriptors (not this
- * walk's own, not the control connection) until it returns nonzero;
+ * walk's own, not the control connection, not the spare dump file) until
+ * it returns nonzero;
  * returns that, or 0. */
 static int for_each_fd(int (*fn)(int fd, void *arg), void *arg) {
     static char dents[4096];
@@ -1191,7 +1199,7 @@ static int for_each_fd(int (*fn)(int fd, void *arg), void *arg) {
             off += reclen;
             if (name[0] < '0' || name[0] > '9') continue;
             int fd = (int)parse_u64(name);
-            if (fd != dfd && fd != hc.ctl) rc = fn(fd, arg);
+            if (fd != dfd && fd != hc.ctl && fd != hc.spare_fd) rc = fn(fd, arg);
         }
     }
     close(dfd);
@@ -1392,6 +1400,19 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
     *p = 0;
     struct out *o = &dump_out;
     o->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (o->fd < 0 && (errno == EACCES || errno == EPERM) && hc.spare_fd >= 0 && ftruncate(hc.spare_fd, 0) == 0) {
+        /* No longer allowed to create it (the program changed its user):
+         * the spare, named by its descriptor, which hcontainer and the
+         * destination (root until their restore ends) can open (the
+         * program itself could not: opening it anew checks its mode). */
+        p = put_str(path, "/proc/");
+        p = put_u64(p, (uint64_t)getpid());
+        p = put_str(p, "/fd/");
+        p = put_u64(p, (uint64_t)hc.spare_fd);
+        *p = 0;
+        o->fd = fcntl(hc.spare_fd, F_DUPFD_CLOEXEC, 0);
+        lseek(o->fd, 0, SEEK_SET);
+    }
     o->failed = 0;
     o->flushed = 0;
     o->len = 0;
@@ -1436,6 +1457,14 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
     char name[16] = {0};
     if (!prctl(PR_GET_NAME, name) && strncmp(name, hc.start_name, sizeof name)) memcpy(loc.name, name, sizeof name);
     cpu_used(&loc.cpu_user_ns, &loc.cpu_sys_ns);
+    getresuid(&loc.uid[0], &loc.uid[1], &loc.uid[2]);
+    getresgid(&loc.gid[0], &loc.gid[1], &loc.gid[2]);
+    gid_t groups[32];
+    int ng = getgroups(32, groups);
+    if (ng < 0) ng = getgroups(0, 0) > 32 ? 32 : 0;
+    loc.ngroups = (uint32_t)ng;
+    for (int i = 0; i < ng; i++) loc.groups[i] = groups[i];
+    loc.no_new_privs = (uint32_t)prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
     locale_t own = uselocale(0);
     loc.thread = own == LC_GLOBAL_LOCALE ? 0 : (uint64_t)(uintptr_t)own;
     /* Resource limits are the kernel's: a program that lowered one (to
@@ -2010,6 +2039,32 @@ static int overlaps_snapshot(uint64_t s, uint64_t e) {
     return 0;
 }
 
+/* Becomes who the program was, last (files and memory are restored with
+ * hcontainer's rights: the program may hold descriptors it opened before
+ * it changed its user). Failing is failing the restore: the destination
+ * must not run with more rights than the source. */
+static void restore_credentials(void) {
+    const struct hc_process *c = hc.creds;
+    if (!c) return;
+    uid_t r, e, s;
+    gid_t gr, ge, gs;
+    getresuid(&r, &e, &s);
+    getresgid(&gr, &ge, &gs);
+    int same = r == c->uid[0] && e == c->uid[1] && s == c->uid[2] && gr == c->gid[0] && ge == c->gid[1] &&
+               gs == c->gid[2];
+    if (!same) {
+        gid_t groups[32];
+        for (uint32_t i = 0; i < c->ngroups && i < 32; i++) groups[i] = c->groups[i];
+        if (setgroups(c->ngroups > 32 ? 32 : c->ngroups, groups) ||
+            setresgid(c->gid[0], c->gid[1], c->gid[2]) || setresuid(c->uid[0], c->uid[1], c->uid[2]))
+            restore_fail("cannot become the program's user and groups (a program that changed its user "
+                         "is restored by hcontainer running as root): uid",
+                         c->uid[1]);
+    }
+    if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+        restore_fail("cannot set no_new_privs as the program had it", 0);
+}
+
 static void restore_on_new_stack(void *arg) {
     const uint64_t *old = arg;
     preserve_auxv();
@@ -2073,6 +2128,7 @@ static void restore_on_new_stack(void *arg) {
         p = body + ((len + 7) & ~(uint64_t)7);
     }
     if (!hc.frames_left) restore_fail("snapshot has no frames", 0);
+    restore_credentials();
     /* Fault injection (tests): die with the memory half restored. */
     if (hc.fault_restore_exit) _exit(99);
     hc.restoring = 1;
@@ -2536,6 +2592,15 @@ static __attribute__((noinline)) void hcrt_start(void) {
         if (n < sizeof hc.dir) memcpy(hc.dir, v, n + 1);
     } else {
         memcpy(hc.dir, "/tmp", 5);
+    }
+    /* Root may become another user (servers drop their rights): keep a
+     * dump file it can still write then (unnamed, gone with the process). */
+    if (hc.ctl >= 0 && geteuid() == 0) {
+        int t = open(hc.dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (t >= 0) {
+            hc.spare_fd = fcntl(t, F_DUPFD_CLOEXEC, 900);
+            close(t);
+        }
     }
     if ((v = getenv_raw(HC_ENV_AT_POINT))) hc.countdown = (long)parse_u64(v);
     if ((v = getenv_raw(HC_ENV_SIGNAL))) hc.signo = (int)parse_u64(v);

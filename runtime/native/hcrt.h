@@ -118,6 +118,12 @@ struct hc_process {
     uint64_t rlimits[16][2]; /* then each resource limit: soft, hard */
     char name[16]; /* the name the program gave itself (PR_SET_NAME), or empty */
     uint64_t cpu_user_ns, cpu_sys_ns; /* CPU time used so far (all hops) */
+    /* Who the program is: a server started as root that dropped to
+     * another user must not be root again after a migration. */
+    uint32_t uid[3], gid[3]; /* real, effective, saved */
+    uint32_t ngroups;        /* supplementary groups (at most 32 kept) */
+    uint32_t no_new_privs;   /* PR_SET_NO_NEW_PRIVS */
+    uint32_t groups[32];
 };
 
 struct hc_misc {

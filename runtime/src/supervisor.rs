@@ -1153,7 +1153,14 @@ fn migrate(to: Target, src: &mut Proc, dump_path: &Path) -> anyhow::Result<Outco
         path: std::path::absolute(dump_path)?.display().to_string(),
         bytes: &raw,
     });
-    let snap_path = dump_path.with_extension("snap");
+    // Beside the dump, unless the dump is the source's spare file
+    // (`/proc/PID/fd/N`: the program became a user who cannot create files
+    // in the working directory).
+    let snap_path = if dump_path.starts_with("/proc") {
+        workdir.join(format!("dump-{}.snap", src.id()))
+    } else {
+        dump_path.with_extension("snap")
+    };
     let mem: usize = snap.regions.iter().map(|r| r.data.len()).sum();
     {
         let mut out = std::io::BufWriter::new(std::fs::File::create(&snap_path)?);
