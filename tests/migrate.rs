@@ -1872,6 +1872,120 @@ int main(void) {
     assert_eq!(pong.migrations().len(), 4, "{}", pong.stderr);
 }
 
+#[test]
+fn scheduling_and_kernel_attributes_survive_a_migration() {
+    // A batch job that niced itself and asked for SCHED_BATCH came back at
+    // nice 0 and SCHED_OTHER after a migration; a worker that asked for
+    // SIGTERM when its parent dies, made itself undumpable, a subreaper,
+    // an OOM victim first, pinned itself to a CPU or set its timer slack
+    // lost each of those. The destination now takes them all on.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "attrs",
+        r#"#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    for (int i = 0; i < 200; i++) {
+        do
+            x = x * 6364136223846793005ul + 1442695040888963407ul;
+        while ((x & 0xf) == 3);
+    }
+    return x;
+}
+static int with_reaper;
+static void show(const char *when) {
+    int pdeath = -1, reaper = 0;
+    prctl(PR_GET_PDEATHSIG, &pdeath);
+    if (with_reaper) prctl(PR_GET_CHILD_SUBREAPER, &reaper);
+    char oom[16] = {0};
+    int fd = open("/proc/self/oom_score_adj", O_RDONLY);
+    if (fd < 0 || read(fd, oom, sizeof oom - 1) <= 0) oom[0] = '?';
+    close(fd);
+    for (char *c = oom; *c; c++)
+        if (*c == '\n') *c = 0;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    sched_getaffinity(0, sizeof set, &set);
+    printf("%s: nice %d policy %ld pdeathsig %d dumpable %d subreaper %d oom_score_adj %s cpus %d (cpu0 %d) "
+           "timerslack %d\n",
+           when, getpriority(PRIO_PROCESS, 0), syscall(SYS_sched_getscheduler, 0), pdeath,
+           prctl(PR_GET_DUMPABLE), reaper, oom, CPU_COUNT(&set), CPU_ISSET(0, &set), prctl(PR_GET_TIMERSLACK));
+}
+int main(int argc, char **argv) {
+    (void)argv;
+    with_reaper = argc > 1;
+    struct sched_param sp = {0};
+    if (syscall(SYS_sched_setscheduler, 0, SCHED_BATCH, &sp)) return 1;
+    setpriority(PRIO_PROCESS, 0, 7);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    prctl(PR_SET_DUMPABLE, 0);
+    if (with_reaper) prctl(PR_SET_CHILD_SUBREAPER, 1);
+    prctl(PR_SET_TIMERSLACK, 123456);
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY);
+    if (fd < 0 || write(fd, "300\n", 4) != 4) return 2;
+    close(fd);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(0, &set);
+    if (sched_setaffinity(0, sizeof set, &set)) return 3;
+    show("set");
+    unsigned long x = 1;
+    for (int r = 0; r < 2000; r++)
+        x = step(x);
+    show("now");
+    printf("%lu\n", x & 0xff);
+    return 0;
+}
+"#,
+    );
+    let want = native(&app, &[], dir.path());
+    let text = String::from_utf8_lossy(&want.stdout).into_owned();
+    let line = "nice 7 policy 3 pdeathsig 15 dumpable 0 subreaper 0 oom_score_adj 300 cpus 1 (cpu0 1) timerslack 123456";
+    assert!(
+        text.contains(&format!("set: {line}")) && text.contains(&format!("now: {line}")),
+        "{text}"
+    );
+    // A child subreaper, between x86_64 processes: qemu-user refuses the
+    // flag to an aarch64 guest, as it would to the program itself.
+    let reaper = native(&app, &["reaper"], dir.path());
+    assert!(
+        String::from_utf8_lossy(&reaper.stdout)
+            .contains("now: nice 7 policy 3 pdeathsig 15 dumpable 0 subreaper 1"),
+        "{}",
+        String::from_utf8_lossy(&reaper.stdout)
+    );
+    let got = hcontainer(
+        &[
+            "run",
+            "--migrate",
+            "x86_64,x86_64",
+            "--at-point",
+            "1000",
+            app.to_str().unwrap(),
+            "reaper",
+        ],
+        dir.path(),
+    );
+    assert_same(&reaper, &got, "a subreaper");
+    assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
+    migrates_once(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 1_000), ("aarch64,x86_64", 1_500)],
+    );
+    let pong = run_migrating(&app, &ping_pong("x86_64", 3), 400, dir.path());
+    assert_same(&want, &pong, "three hops");
+    assert_eq!(pong.migrations().len(), 3, "{}", pong.stderr);
+}
+
 extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;

@@ -25,23 +25,25 @@ use crate::Isa;
 
 pub const DUMP_MAGIC: &[u8; 8] = b"HCDUMP\0\0";
 pub const SNAP_MAGIC: &[u8; 8] = b"HCSNAP\0\0";
+/// Version 10: the MISC record ends with the program's user, groups and
+/// no_new_privs, then its scheduling and kernel attributes (`Attrs`).
 /// Version 9: a descriptor names the earlier one whose open file it shares
 /// (`shares`, a dup, where the pad was) and the locks it holds (`locks`);
-/// the MISC record ends with the name the program gave itself, the CPU
-/// time it has used and its user, groups and no_new_privs.
+/// the MISC record ends with the name the program gave itself and the CPU
+/// time it has used.
 /// Version 8: the MISC record ends with the resource limits.
 /// Version 7: the MISC record ends with the locale.
 /// Version 6: the SIGNALS record ends with the alternate signal stack.
 /// Version 5: region kind 6, a file the program mapped (mapped again from
 /// the file, not carried as bytes); a TLS record's address is where the
 /// restored block goes.
-pub const DUMP_VERSION: u32 = 9;
-/// Version 11: as dump version 9. Version 10: as dump version 8. Version 9: as dump version 7. Version 8: as dump version 6. Version 7: as dump version 5.
+pub const DUMP_VERSION: u32 = 10;
+/// Version 12: as dump version 10. Version 11: as dump version 9. Version 10: as dump version 8. Version 9: as dump version 7. Version 8: as dump version 6. Version 7: as dump version 5.
 /// Version 6: region data may stay in the dump it came from (the MEMORY
 /// record names that file), so a migration does not copy memory twice.
 /// Version 5: a frame record names the function a restore enters (its
 /// resume copy, if it has one), not the function itself.
-pub const SNAP_VERSION: u32 = 11;
+pub const SNAP_VERSION: u32 = 12;
 
 const REC_END: u32 = 0;
 const REC_REGS: u32 = 1;
@@ -173,6 +175,37 @@ pub struct Misc {
     pub gid: [u32; 3],
     pub groups: Vec<u32>,
     pub no_new_privs: bool,
+    pub attrs: Attrs,
+}
+
+/// How the kernel schedules and treats the process; a restore sets each
+/// one `known` names again (runtime/native/hcrt.h, `enum hc_attr`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Attrs {
+    /// `Attrs::NICE` .. `Attrs::AFFINITY`: what the source could read.
+    pub known: u32,
+    pub nice: i32,
+    /// `sched_getscheduler`'s answer (with `SCHED_RESET_ON_FORK`) and priority.
+    pub sched_policy: u32,
+    pub sched_priority: u32,
+    pub pdeathsig: i32,
+    pub dumpable: u32,
+    pub subreaper: u32,
+    pub oom_score_adj: i32,
+    pub timerslack_ns: u64,
+    /// CPUs 0-1023 the program may run on, bit n of word n / 64: CPU n.
+    pub affinity: [u64; 16],
+}
+
+impl Attrs {
+    pub const NICE: u32 = 1;
+    pub const SCHED: u32 = 2;
+    pub const PDEATHSIG: u32 = 4;
+    pub const DUMPABLE: u32 = 8;
+    pub const SUBREAPER: u32 = 16;
+    pub const OOM_SCORE_ADJ: u32 = 32;
+    pub const TIMERSLACK: u32 = 64;
+    pub const AFFINITY: u32 = 128;
 }
 
 /// Signal state: dispositions other than the default, the blocked mask and
@@ -455,6 +488,21 @@ impl<'a> Image<'a> {
                             groups.push(g);
                         }
                     }
+                    let mut attrs = Attrs {
+                        known: b.u32()?,
+                        nice: b.i32()?,
+                        sched_policy: b.u32()?,
+                        sched_priority: b.u32()?,
+                        pdeathsig: b.i32()?,
+                        dumpable: b.u32()?,
+                        subreaper: b.u32()?,
+                        oom_score_adj: b.i32()?,
+                        timerslack_ns: b.u64()?,
+                        affinity: [0; 16],
+                    };
+                    for w in attrs.affinity.iter_mut() {
+                        *w = b.u64()?;
+                    }
                     img.misc = Misc {
                         name,
                         cpu_ns,
@@ -462,6 +510,7 @@ impl<'a> Image<'a> {
                         gid,
                         groups,
                         no_new_privs,
+                        attrs,
                         locale,
                         thread_locale,
                         rlimits,
@@ -714,6 +763,19 @@ impl<'a> Image<'a> {
             w.u32(m.no_new_privs as u32);
             for i in 0..32 {
                 w.u32(groups.get(i).copied().unwrap_or(0));
+            }
+            let a = &m.attrs;
+            w.u32(a.known);
+            w.u32(a.nice as u32);
+            w.u32(a.sched_policy);
+            w.u32(a.sched_priority);
+            w.u32(a.pdeathsig as u32);
+            w.u32(a.dumpable);
+            w.u32(a.subreaper);
+            w.u32(a.oom_score_adj as u32);
+            w.u64(a.timerslack_ns);
+            for v in a.affinity {
+                w.u64(v);
             }
         });
         let sg = &self.signals;

@@ -2,7 +2,7 @@
 //! valid encoding with bytes changed or cut — makes a reader panic.
 
 use hc_metadata::image::{
-    FdInfo, Frame, Image, MemoryFile, Misc, Region, RegionKind, Regs, SigAction, Signals,
+    Attrs, FdInfo, Frame, Image, MemoryFile, Misc, Region, RegionKind, Regs, SigAction, Signals,
 };
 use hc_metadata::meta::{self, BinaryMeta, FunctionMeta, Layout, SiteLocation, VariantMeta};
 use hc_metadata::sites::{FunctionSites, Site, SiteKind, SiteTable};
@@ -150,6 +150,18 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
             gid: [65534, 65534, 65534],
             groups: vec![65534, 27],
             no_new_privs: true,
+            attrs: Attrs {
+                known: 0xff,
+                nice: -5,
+                sched_policy: 3 | 0x4000_0000,
+                sched_priority: 0,
+                pdeathsig: 15,
+                dumpable: 0,
+                subreaper: 1,
+                oom_score_adj: -500,
+                timerslack_ns: 123_456,
+                affinity: std::array::from_fn(|i| (i as u64) << 3 | 1),
+            },
         },
         signals: Signals {
             blocked: 1 << 13,

@@ -38,6 +38,7 @@
 #include <sys/auxv.h>
 #include <elf.h>
 #include <locale.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1046,6 +1047,139 @@ clock_t __wrap_times(struct tms *t) {
     return r;
 }
 
+/* A signed number, in decimal, at o. */
+static char *put_i64(char *o, int64_t v) {
+    if (v < 0) *o++ = '-';
+    return put_u64(o, v < 0 ? (uint64_t)-v : (uint64_t)v);
+}
+
+/* The process's oom_score_adj (-1000..1000), or 1001 if unknown. */
+static int read_oom_score_adj(void) {
+    char buf[16];
+    int fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 1001;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 1001;
+    buf[n] = 0;
+    int neg = buf[0] == '-';
+    return (neg ? -1 : 1) * (int)parse_u64(buf + neg);
+}
+
+/* How the kernel schedules and treats the process (struct hc_process). What
+ * the source cannot read (qemu-user answers some prctl options EINVAL) is
+ * left unknown, and the destination keeps its own. */
+static void read_attrs(struct hc_process *p) {
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0);
+    if (nice != -1 || !errno) {
+        p->nice = nice;
+        p->attrs_known |= HC_ATTR_NICE;
+    }
+    /* musl's sched_getscheduler is a stub (ENOSYS): the system call. */
+    long policy = syscall(SYS_sched_getscheduler, 0);
+    struct sched_param sp = {0};
+    if (policy >= 0 && syscall(SYS_sched_getparam, 0, &sp) == 0) {
+        p->sched_policy = (uint32_t)policy;
+        p->sched_priority = (uint32_t)sp.sched_priority;
+        p->attrs_known |= HC_ATTR_SCHED;
+    }
+    int v = 0;
+    if (prctl(PR_GET_PDEATHSIG, &v, 0, 0, 0) == 0) {
+        p->pdeathsig = v;
+        p->attrs_known |= HC_ATTR_PDEATHSIG;
+    }
+    int d = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    if (d >= 0) {
+        p->dumpable = (uint32_t)d;
+        p->attrs_known |= HC_ATTR_DUMPABLE;
+    }
+    v = 0;
+    if (prctl(PR_GET_CHILD_SUBREAPER, &v, 0, 0, 0) == 0) {
+        p->subreaper = v != 0;
+        p->attrs_known |= HC_ATTR_SUBREAPER;
+    }
+    int oom = read_oom_score_adj();
+    if (oom <= 1000) {
+        p->oom_score_adj = oom;
+        p->attrs_known |= HC_ATTR_OOM;
+    }
+    int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    if (slack >= 0) {
+        p->timerslack_ns = (uint64_t)slack;
+        p->attrs_known |= HC_ATTR_TIMERSLACK;
+    }
+    if (syscall(SYS_sched_getaffinity, 0, sizeof p->affinity, p->affinity) > 0) p->attrs_known |= HC_ATTR_AFFINITY;
+}
+
+/* Sets the attributes read_attrs read that need hcontainer's rights (a
+ * nice value or policy above hcontainer's, a lower oom_score_adj), before
+ * restore_credentials gives them up. Failing where the destination would
+ * run with other rights or priority than the source fails the restore. */
+static void restore_attrs(const struct hc_process *c) {
+    static char msg[200];
+    uint32_t k = c->attrs_known;
+    if (k & HC_ATTR_SCHED) {
+        long policy = syscall(SYS_sched_getscheduler, 0);
+        struct sched_param sp = {0};
+        if (policy < 0 || syscall(SYS_sched_getparam, 0, &sp) || (uint32_t)policy != c->sched_policy ||
+            (uint32_t)sp.sched_priority != c->sched_priority) {
+            sp = (struct sched_param){.sched_priority = (int)c->sched_priority};
+            if (syscall(SYS_sched_setscheduler, 0, (int)c->sched_policy, &sp))
+                restore_fail_at("cannot give the program the scheduling policy it had (a real-time policy needs "
+                             "CAP_SYS_NICE): policy",
+                             c->sched_policy, 1);
+        }
+    }
+    if (k & HC_ATTR_NICE) {
+        errno = 0;
+        int now = getpriority(PRIO_PROCESS, 0);
+        if (now != c->nice && setpriority(PRIO_PROCESS, 0, c->nice)) {
+            char *o = put_str(msg, "cannot give the program the nice value it had, ");
+            o = put_i64(o, c->nice);
+            put_str(o, " (a value below hcontainer's needs CAP_SYS_NICE or RLIMIT_NICE)");
+            restore_fail(msg, 0);
+        }
+    }
+    if (k & HC_ATTR_OOM && read_oom_score_adj() != c->oom_score_adj) {
+        char *o = put_i64(msg, c->oom_score_adj);
+        *o++ = '\n';
+        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        int ok = fd >= 0 && write(fd, msg, (size_t)(o - msg)) == o - msg;
+        if (fd >= 0) close(fd);
+        if (!ok) {
+            o = put_str(msg, "cannot give the program the oom_score_adj it had, ");
+            o = put_i64(o, c->oom_score_adj);
+            put_str(o, " (a value below hcontainer's needs CAP_SYS_RESOURCE)");
+            restore_fail(msg, 0);
+        }
+    }
+    if (k & HC_ATTR_TIMERSLACK && c->timerslack_ns) prctl(PR_SET_TIMERSLACK, (unsigned long)c->timerslack_ns, 0, 0, 0);
+    /* qemu-user (7.2) refuses PR_SET_CHILD_SUBREAPER to its guest, as it
+     * would the program itself there: not a reason to refuse the ISA. */
+    if (k & HC_ATTR_SUBREAPER && c->subreaper) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    /* Another machine may not have the CPUs: the kernel takes the ones it
+     * has, and with none of them (EINVAL) the program runs on any. */
+    if (k & HC_ATTR_AFFINITY) syscall(SYS_sched_setaffinity, 0, sizeof c->affinity, c->affinity);
+}
+
+/* The attributes a change of user clears (the kernel resets the parent-death
+ * signal and dumpability then): set after restore_credentials. The parent
+ * is now the hcontainer that supervises the program, which lives as long as
+ * it does. */
+static void restore_attrs_after_credentials(const struct hc_process *c) {
+    uint32_t k = c->attrs_known;
+    int v = 0;
+    if (k & HC_ATTR_PDEATHSIG && (prctl(PR_GET_PDEATHSIG, &v, 0, 0, 0) || v != c->pdeathsig) &&
+        prctl(PR_SET_PDEATHSIG, (unsigned long)c->pdeathsig, 0, 0, 0))
+        restore_fail_at("cannot set the program's parent-death signal (PR_SET_PDEATHSIG) again: signal",
+                        (uint64_t)c->pdeathsig, 1);
+    /* 2 (suid_dumpable) is the kernel's to give, not a program's. */
+    if (k & HC_ATTR_DUMPABLE && c->dumpable <= 1 && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != (int)c->dumpable &&
+        prctl(PR_SET_DUMPABLE, (unsigned long)c->dumpable, 0, 0, 0))
+        restore_fail_at("cannot set the program's dumpable flag (PR_SET_DUMPABLE) again:", c->dumpable, 1);
+}
+
 /* The CPU time the program has used, this process's and before. */
 static void cpu_used(uint64_t *user_ns, uint64_t *sys_ns) {
     struct rusage ru;
@@ -1465,6 +1599,7 @@ static int write_dump(struct hc_regs *r, int err, char *path, uint64_t t0) {
     loc.ngroups = (uint32_t)ng;
     for (int i = 0; i < ng; i++) loc.groups[i] = groups[i];
     loc.no_new_privs = (uint32_t)prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
+    read_attrs(&loc);
     locale_t own = uselocale(0);
     loc.thread = own == LC_GLOBAL_LOCALE ? 0 : (uint64_t)(uintptr_t)own;
     /* Resource limits are the kernel's: a program that lowered one (to
@@ -2046,6 +2181,7 @@ static int overlaps_snapshot(uint64_t s, uint64_t e) {
 static void restore_credentials(void) {
     const struct hc_process *c = hc.creds;
     if (!c) return;
+    restore_attrs(c);
     uid_t r, e, s;
     gid_t gr, ge, gs;
     getresuid(&r, &e, &s);
@@ -2063,6 +2199,7 @@ static void restore_credentials(void) {
     }
     if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
         restore_fail("cannot set no_new_privs as the program had it", 0);
+    restore_attrs_after_credentials(c);
 }
 
 static void restore_on_new_stack(void *arg) {

@@ -36,9 +36,9 @@ _Static_assert(sizeof(struct hc_regs) == 784, "asm stubs depend on this layout")
 
 /* Dump: magic, then records (kind, length, payload padded to 8). */
 #define HC_DUMP_MAGIC "HCDUMP\0\0"
-#define HC_DUMP_VERSION 9
+#define HC_DUMP_VERSION 10
 #define HC_SNAP_MAGIC "HCSNAP\0\0"
-#define HC_SNAP_VERSION 11
+#define HC_SNAP_VERSION 12
 
 enum hc_record {
     HC_REC_END = 0,
@@ -124,6 +124,31 @@ struct hc_process {
     uint32_t ngroups;        /* supplementary groups (at most 32 kept) */
     uint32_t no_new_privs;   /* PR_SET_NO_NEW_PRIVS */
     uint32_t groups[32];
+    /* How the kernel schedules and treats the process (CRIU carries the
+     * same): a niced batch job must not come back at nice 0, a service
+     * that asked for SIGTERM when its parent dies must still get it. */
+    uint32_t attrs_known; /* enum hc_attr bits: what the source could read */
+    int32_t nice;
+    uint32_t sched_policy; /* with SCHED_RESET_ON_FORK */
+    uint32_t sched_priority;
+    int32_t pdeathsig;     /* PR_SET_PDEATHSIG */
+    uint32_t dumpable;     /* PR_SET_DUMPABLE */
+    uint32_t subreaper;    /* PR_SET_CHILD_SUBREAPER */
+    int32_t oom_score_adj; /* /proc/self/oom_score_adj */
+    uint64_t timerslack_ns; /* PR_SET_TIMERSLACK */
+    uint64_t affinity[16];  /* CPUs 0-1023 it may run on, bit n: CPU n */
+};
+_Static_assert(sizeof(struct hc_process) == 768, "metadata/src/image.rs reads this layout");
+
+enum hc_attr {
+    HC_ATTR_NICE = 1,
+    HC_ATTR_SCHED = 2,
+    HC_ATTR_PDEATHSIG = 4,
+    HC_ATTR_DUMPABLE = 8,
+    HC_ATTR_SUBREAPER = 16,
+    HC_ATTR_OOM = 32,
+    HC_ATTR_TIMERSLACK = 64,
+    HC_ATTR_AFFINITY = 128,
 };
 
 struct hc_misc {
