@@ -224,6 +224,28 @@ fn variadic_functions_run_however_they_are_called() {
 }
 
 #[test]
+fn kernel_headers_are_found_and_each_isa_gets_its_own() {
+    // gcc finds <linux/...> and <asm/...> in /usr/include; so does hcc,
+    // with each variant compiled against its own ISA's <asm/unistd.h>
+    // (getpid is system call 39 on x86_64, 172 on aarch64).
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    write(
+        p,
+        "k.c",
+        "#include <asm/unistd.h>\n#include <linux/filter.h>\n#include <stdio.h>\n#include <sys/syscall.h>\n\
+         #include <unistd.h>\nint main(void) {\n    struct sock_filter f = BPF_STMT(BPF_RET | BPF_K, 7);\n\
+         printf(\"%d %d\\n\", syscall(__NR_getpid) == getpid(), (int)f.k);\n    return 0;\n}\n",
+    );
+    let b = hcc(&["-O2", "k.c", "-o", "k"], p);
+    assert_eq!(b.code, Some(0), "{}", b.stderr);
+    let r = native(&p.join("k"), &[], p);
+    assert_eq!(r.stdout_str(), "1 7\n", "{}", r.stderr);
+    let a = hcontainer(&["run", "--isa", "aarch64", "./k"], p);
+    assert_same(&r, &a, "on aarch64");
+}
+
+#[test]
 fn unoptimized_and_debug_builds_migrate() {
     let d = project();
     let p = d.path();

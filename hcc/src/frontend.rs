@@ -79,7 +79,79 @@ fn write_own_headers() -> Result<PathBuf, String> {
     }
 }
 
-/// Include directories for an ISA: hcc's own headers, clang's, then musl's.
+/// The kernel's header directories a program includes as `<linux/...>`,
+/// `<asm/...>` and so on, as gcc finds them in /usr/include.
+const KERNEL_HEADER_DIRS: &[&str] = &[
+    "linux",
+    "asm-generic",
+    "drm",
+    "misc",
+    "mtd",
+    "rdma",
+    "scsi",
+    "sound",
+    "video",
+    "xen",
+];
+
+/// A directory of links to `isa`'s kernel headers and nothing else (the
+/// directories that hold them also hold glibc's headers, which must not
+/// mix with musl's), or None if this machine has none.
+fn kernel_include_dir(isa: Isa) -> Option<&'static Path> {
+    static DIRS: OnceLock<Vec<(Isa, Option<PathBuf>)>> = OnceLock::new();
+    let dirs = DIRS.get_or_init(|| {
+        Isa::ALL
+            .iter()
+            .map(|&i| (i, write_kernel_links(i)))
+            .collect()
+    });
+    dirs.iter()
+        .find(|(i, _)| *i == isa)
+        .and_then(|(_, d)| d.as_deref())
+}
+
+fn write_kernel_links(isa: Isa) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let (root, asm) = isa.info().kernel_headers;
+    let mut links: Vec<(&str, PathBuf)> = KERNEL_HEADER_DIRS
+        .iter()
+        .map(|d| (*d, Path::new(root).join(d)))
+        .chain([("asm", PathBuf::from(asm))])
+        .filter(|(_, target)| target.is_dir())
+        .collect();
+    if !links.iter().any(|(name, _)| *name == "linux") {
+        return None;
+    }
+    links.sort();
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
+    let hash = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        links.hash(&mut h);
+        h.finish()
+    };
+    let dir = std::env::temp_dir().join(format!("hcc-kernel-{uid}-{isa}-{hash:016x}"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
+    let made = std::fs::create_dir_all(&tmp).and_then(|_| {
+        links
+            .iter()
+            .try_for_each(|(name, target)| std::os::unix::fs::symlink(target, tmp.join(name)))
+    });
+    // Another hcc may have won the race; its links are the same.
+    if made.is_err() || std::fs::rename(&tmp, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    dir.is_dir().then_some(dir)
+}
+
+/// Include directories for an ISA: hcc's own headers, clang's, musl's,
+/// then the kernel's (after every other, as gcc's /usr/include comes after
+/// its -isystem directories).
 pub fn system_includes(isa: Isa) -> Vec<OsString> {
     let mut dirs: Vec<OsString> = Vec::new();
     dirs.extend(["-isystem".into(), own_include_dir().into()]);
@@ -89,6 +161,9 @@ pub fn system_includes(isa: Isa) -> Vec<OsString> {
         "-isystem".into(),
         isa.musl_include_dir().into(),
     ]);
+    if let Some(k) = kernel_include_dir(isa) {
+        dirs.extend(["-idirafter".into(), k.into()]);
+    }
     dirs
 }
 

@@ -35,6 +35,11 @@ pub struct IsaInfo {
     pub musl_dir: &'static str,
     /// libgcc.a for this ISA (compiler runtime helpers musl expects).
     pub libgcc: &'static str,
+    /// The Linux kernel's user-space headers (`<linux/...>`, `<asm/...>`)
+    /// for this ISA: the directory holding `linux/`, `asm-generic/` and the
+    /// rest, and this ISA's `asm/` (Debian's linux-libc-dev, and its
+    /// arm64 cross package).
+    pub kernel_headers: (&'static str, &'static str),
     /// qemu-user binary that runs this ISA on a host of another ISA.
     pub qemu: &'static str,
     /// DWARF register number of the stack pointer.
@@ -215,6 +220,7 @@ pub const X86_64: IsaInfo = IsaInfo {
     elf_machine: 62, // EM_X86_64
     musl_dir: "x86_64-linux-musl",
     libgcc: "/usr/lib/gcc/x86_64-linux-gnu/12/libgcc.a",
+    kernel_headers: ("/usr/include", "/usr/include/x86_64-linux-gnu/asm"),
     qemu: "qemu-x86_64",
     dwarf_sp: 7,
     dwarf_fp: 6,
@@ -247,6 +253,10 @@ pub const AARCH64: IsaInfo = IsaInfo {
     elf_machine: 183, // EM_AARCH64
     musl_dir: "aarch64-linux-musl",
     libgcc: "/usr/lib/gcc-cross/aarch64-linux-gnu/12/libgcc.a",
+    kernel_headers: (
+        "/usr/aarch64-linux-gnu/include",
+        "/usr/aarch64-linux-gnu/include/asm",
+    ),
     qemu: "qemu-aarch64",
     dwarf_sp: 31,
     dwarf_fp: 29,
