@@ -101,6 +101,9 @@ fn lld(
         "times",
         "__errno_location",
         "___errno_location",
+        // A seccomp filter going in ends migration requests first.
+        "prctl",
+        "syscall",
     ] {
         cmd.arg(format!("--wrap={sym}"));
     }

@@ -114,6 +114,9 @@ static struct {
     int spare_fd;
     const struct hc_process *creds; /* restore: the user to become at the end */
     volatile int retry_on_unlock; /* hcontainer retries: try again when one is released */
+    /* The program installed a seccomp filter (or strict mode): it takes no
+     * migration requests any more (seccomp_install). */
+    volatile int sandboxed;
     /* restore */
     const unsigned char *snap;
     size_t snap_len;
@@ -2464,8 +2467,9 @@ void __hc_migrate_point_c(struct hc_regs *r) {
         finish_restore();
         return;
     }
-    if (__hc_poll == HC_POLL_OFF) {
-        /* The request was taken meanwhile (by a signal handler's poll). */
+    if (__hc_poll == HC_POLL_OFF || hc.sandboxed) {
+        /* The request was taken meanwhile (by a signal handler's poll), or
+         * a seccomp filter came in between: no system call here. */
         __hc_poll_record_busy = 0;
         return;
     }
@@ -2610,6 +2614,73 @@ static void released_a_lock(void) {
     }
 }
 
+/* A seccomp filter (or strict mode) stays with the process that installs
+ * it: hcontainer cannot install it again in a destination, and it may kill
+ * the process (SIGSYS) for a system call a dump makes, losing the program.
+ * So before one goes in, while every system call is still allowed, the
+ * runtime stops taking requests: a pending one is withdrawn (polls off),
+ * and neither the request signal nor a migration point does anything
+ * after. hcontainer sees the filter in /proc/PID/status and says why it
+ * does not migrate the program. If the filter is not installed after all
+ * (qemu-user refuses it to its guest), requests are taken again. */
+static long seccomp_install(int strict_or_filter, long (*install)(void *), void *arg) {
+    if (!strict_or_filter || hc.sandboxed) return install(arg);
+    long countdown = hc.countdown;
+    int requested = __hc_poll == HC_POLL_REQUEST;
+    hc.sandboxed = 1;
+    hc.countdown = 0;
+    if (requested) poll_set(HC_POLL_OFF);
+    int saved = errno;
+    long r = install(arg);
+    if (r != 0) {
+        saved = errno;
+        hc.sandboxed = 0;
+        hc.countdown = countdown;
+        if (requested) poll_set(HC_POLL_REQUEST);
+        errno = saved;
+    }
+    return r;
+}
+
+extern int __real_prctl(int, ...);
+extern long __real_syscall(long, ...);
+
+struct prctl_args {
+    int op;
+    unsigned long a[4];
+};
+static long prctl_install(void *p) {
+    struct prctl_args *a = p;
+    return __real_prctl(a->op, a->a[0], a->a[1], a->a[2], a->a[3]);
+}
+int __wrap_prctl(int op, ...) {
+    struct prctl_args a = {.op = op};
+    va_list ap;
+    va_start(ap, op);
+    for (int i = 0; i < 4; i++) a.a[i] = va_arg(ap, unsigned long);
+    va_end(ap);
+    return (int)seccomp_install(op == PR_SET_SECCOMP, prctl_install, &a);
+}
+
+struct syscall_args {
+    long n;
+    long a[6];
+};
+static long syscall_install(void *p) {
+    struct syscall_args *a = p;
+    return __real_syscall(a->n, a->a[0], a->a[1], a->a[2], a->a[3], a->a[4], a->a[5]);
+}
+/* libseccomp and most programs install filters through syscall(SYS_seccomp):
+ * operations 0 (strict) and 1 (filter) install one. */
+long __wrap_syscall(long n, ...) {
+    struct syscall_args a = {.n = n};
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < 6; i++) a.a[i] = va_arg(ap, long);
+    va_end(ap);
+    return seccomp_install(n == SYS_seccomp && (a.a[0] == 0 || a.a[0] == 1), syscall_install, &a);
+}
+
 int __wrap_fcntl(int fd, int cmd, ...) {
     va_list ap;
     va_start(ap, cmd);
@@ -2695,7 +2766,8 @@ int __hc_fstat(int fd, struct hc_stat *buf) {
 
 static void on_signal(int sig) {
     (void)sig;
-    if (__hc_poll == HC_POLL_OFF) poll_set(HC_POLL_REQUEST);
+    /* Under a seccomp filter even the patching's mprotect may be fatal. */
+    if (__hc_poll == HC_POLL_OFF && !hc.sandboxed) poll_set(HC_POLL_REQUEST);
 }
 
 /* ---- Start-up: runs before any other constructor (hld links this object

@@ -517,6 +517,38 @@ fn run_passing(
     supervise(&sup, cur, Control::listen().ok())
 }
 
+/// The seccomp mode and filter count /proc/PID/status shows (`self` too).
+fn seccomp_of(pid: &str) -> (u32, u32) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Seccomp:"), field("Seccomp_filters:"))
+}
+
+/// Why process `pid` cannot migrate, if it runs under a seccomp filter of
+/// its own: hcontainer cannot install the filter again in a destination,
+/// and the filter may kill the process for a system call its dump makes.
+/// Filters it inherited from hcontainer's own context (a service's
+/// `SystemCallFilter=`) are no reason: a destination inherits them too.
+/// The runtime takes no requests once a filter is in (hcrt.c,
+/// `seccomp_install`), so none is sent.
+pub fn seccomp_refusal(pid: u32) -> Option<String> {
+    let (mode, filters) = seccomp_of(&pid.to_string());
+    let (own_mode, own_filters) = seccomp_of("self");
+    if mode == 0 || (mode == own_mode && filters <= own_filters) {
+        return None;
+    }
+    let what = if mode == 1 { "strict mode" } else { "a filter" };
+    Some(format!(
+        "the program put itself under seccomp ({what}; Seccomp: {mode} in /proc/{pid}/status), which hcontainer cannot set up again on a destination and which may kill the process for a system call of its dump: it cannot migrate or be checkpointed from now on"
+    ))
+}
+
 /// Environment for a variant: what triggers its migrations.
 fn trigger_env(opts: &RunOptions, remaining: usize) -> Vec<(&'static str, String)> {
     let mut env = Vec::new();
@@ -581,9 +613,13 @@ fn supervise(
     let mut refused = 0u64;
     let mut last_reason = String::new();
     let mut retry_at: Option<Instant> = None;
+    // The program installed a seccomp filter: no more requests.
+    let mut sandboxed = false;
     loop {
         let every_due = match opts.every {
-            Some(every) if done < migrations && !requested => Some(cur.started + every),
+            Some(every) if done < migrations && !requested && !sandboxed => {
+                Some(cur.started + every)
+            }
             _ => None,
         };
         let due = [every_due, retry_at.filter(|_| !requested)]
@@ -619,6 +655,16 @@ fn supervise(
                 continue;
             }
             Event::Timeout => {
+                if let Some(why) = seccomp_refusal(cur.id()) {
+                    // The route cannot go on; the program runs to its end.
+                    eprintln!(
+                        "hcontainer: not migrating any more: {why}; the program continues on {}",
+                        cur.isa
+                    );
+                    sandboxed = true;
+                    retry_at = None;
+                    continue;
+                }
                 cur.kill(MIGRATE_SIGNAL);
                 requested = true;
                 retry_at = None;
@@ -642,6 +688,8 @@ fn supervise(
                     Ok(Request::Migrate(isa)) if *isa == cur.isa => {
                         Some(format!("the program already runs on {isa}"))
                     }
+                    Ok(_) if seccomp_refusal(cur.id()).is_some() => seccomp_refusal(cur.id())
+                        .map(|why| format!("{why}; the program continues on {}", cur.isa)),
                     Ok(Request::Migrate(isa)) => bin.variant(*isa).err().map(|e| e.to_string()),
                     Ok(Request::Checkpoint { .. }) => None,
                 };
@@ -666,8 +714,17 @@ fn supervise(
             if let Some((mut client, _, _)) = pending.take() {
                 answer(&mut client, "ERR the program exited first");
             }
+            // Read before the process is reaped (a zombie still shows it).
+            let seccomp = if done < migrations && !sandboxed {
+                seccomp_refusal(cur.id())
+            } else {
+                None
+            };
             let (code, sig) = cur.wait_status();
             report_to_origin(origin, code, sig);
+            if let Some(why) = seccomp {
+                eprintln!("hcontainer: {why}");
+            }
             if refused > 0 {
                 eprintln!(
                     "hcontainer: {refused} migration attempts were refused (last: {last_reason})"
@@ -1273,6 +1330,9 @@ pub fn adopt(pid: u32, ready: impl FnOnce(Result<(), String>)) -> anyhow::Result
     })?;
     listener.set_nonblocking(true)?;
     let tmp = tempfile::Builder::new().prefix("hcontainer-").tempdir()?;
+    if let Some(why) = seccomp_refusal(pid) {
+        return Err(fail(format!("process {pid}: {why}")));
+    }
     // SAFETY: kill with a signal number; the process may ignore it.
     if unsafe { libc::kill(pid as i32, MIGRATE_SIGNAL) } != 0 {
         let e = std::io::Error::last_os_error();
