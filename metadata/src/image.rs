@@ -195,6 +195,8 @@ pub struct Attrs {
     pub timerslack_ns: u64,
     /// CPUs 0-1023 the program may run on, bit n of word n / 64: CPU n.
     pub affinity: [u64; 16],
+    /// It called `setsid()` (a daemon, apart from any terminal).
+    pub session_leader: bool,
 }
 
 impl Attrs {
@@ -206,6 +208,7 @@ impl Attrs {
     pub const OOM_SCORE_ADJ: u32 = 32;
     pub const TIMERSLACK: u32 = 64;
     pub const AFFINITY: u32 = 128;
+    pub const SESSION: u32 = 256;
 }
 
 /// Signal state: dispositions other than the default, the blocked mask and
@@ -499,10 +502,13 @@ impl<'a> Image<'a> {
                         oom_score_adj: b.i32()?,
                         timerslack_ns: b.u64()?,
                         affinity: [0; 16],
+                        session_leader: false,
                     };
                     for w in attrs.affinity.iter_mut() {
                         *w = b.u64()?;
                     }
+                    attrs.session_leader = b.u32()? != 0;
+                    b.u32()?;
                     img.misc = Misc {
                         name,
                         cpu_ns,
@@ -777,6 +783,8 @@ impl<'a> Image<'a> {
             for v in a.affinity {
                 w.u64(v);
             }
+            w.u32(a.session_leader as u32);
+            w.u32(0);
         });
         let sg = &self.signals;
         record(&mut w, REC_SIGNALS, &|w| {

@@ -151,7 +151,7 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
             groups: vec![65534, 27],
             no_new_privs: true,
             attrs: Attrs {
-                known: 0xff,
+                known: 0x1ff,
                 nice: -5,
                 sched_policy: 3 | 0x4000_0000,
                 sched_priority: 0,
@@ -161,6 +161,7 @@ fn sample_snapshot(mem: &[u8]) -> Image<'_> {
                 oom_score_adj: -500,
                 timerslack_ns: 123_456,
                 affinity: std::array::from_fn(|i| (i as u64) << 3 | 1),
+                session_leader: true,
             },
         },
         signals: Signals {

@@ -1113,6 +1113,11 @@ static void read_attrs(struct hc_process *p) {
         p->attrs_known |= HC_ATTR_TIMERSLACK;
     }
     if (syscall(SYS_sched_getaffinity, 0, sizeof p->affinity, p->affinity) > 0) p->attrs_known |= HC_ATTR_AFFINITY;
+    pid_t sid = getsid(0);
+    if (sid > 0) {
+        p->session_leader = sid == getpid();
+        p->attrs_known |= HC_ATTR_SESSION;
+    }
 }
 
 /* Sets the attributes read_attrs read that need hcontainer's rights (a
@@ -1122,6 +1127,10 @@ static void read_attrs(struct hc_process *p) {
 static void restore_attrs(const struct hc_process *c) {
     static char msg[200];
     uint32_t k = c->attrs_known;
+    /* A daemon that left its terminal's session: the destination, started
+     * in hcontainer's, leaves it too (the terminal's Ctrl-C reached it). */
+    if (k & HC_ATTR_SESSION && c->session_leader && getsid(0) != getpid() && setsid() < 0)
+        restore_fail("cannot make the program a session leader again (it had called setsid)", 0);
     if (k & HC_ATTR_SCHED) {
         long policy = syscall(SYS_sched_getscheduler, 0);
         struct sched_param sp = {0};
@@ -1458,6 +1467,21 @@ struct fd_walk {
     unsigned count;
 };
 
+/* Open flags in dumps and snapshots are numbered as x86_64 (and the
+ * kernel's generic headers) number them: aarch64 numbers four otherwise,
+ * and a directory opened on x86_64 was reopened on aarch64 with O_DIRECT
+ * (EINVAL) instead of O_DIRECTORY. */
+static const int open_flags_here[4] = {O_DIRECT, O_LARGEFILE, O_DIRECTORY, O_NOFOLLOW};
+static const int open_flags_neutral[4] = {040000, 0100000, 0200000, 0400000};
+
+static int open_flags_convert(int f, const int *from, const int *to) {
+    int out = f;
+    for (int i = 0; i < 4; i++) out &= ~from[i];
+    for (int i = 0; i < 4; i++)
+        if (f & from[i]) out |= to[i];
+    return out;
+}
+
 static int note_fd(int fd, void *arg) {
     struct fd_walk *w = arg;
     unsigned n_fds = w->count;
@@ -1476,7 +1500,7 @@ static int note_fd(int fd, void *arg) {
     if (S_ISSOCK(st.st_mode)) pl = describe_socket(fd, fds[n_fds].path, (size_t)pl, sizeof fds[n_fds].path - 1);
     fds[n_fds].h = (struct hc_fd_hdr){
         .fd = fd,
-        .flags = fcntl(fd, F_GETFL),
+        .flags = open_flags_convert(fcntl(fd, F_GETFL), open_flags_here, open_flags_neutral),
         .fdflags = fcntl(fd, F_GETFD),
         .mode = st.st_mode,
         .offset = lseek(fd, 0, SEEK_CUR),
@@ -1665,7 +1689,8 @@ static void restore_files(const unsigned char *p, const unsigned char *end) {
             if (h->path_len >= sizeof pbuf) restore_fail_fd("path too long for descriptor", h->fd);
             memcpy(pbuf, path, h->path_len);
             pbuf[h->path_len] = 0;
-            int flags = h->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
+            int flags = open_flags_convert(h->flags, open_flags_neutral, open_flags_here) &
+                        ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
             fd = open(pbuf, flags | O_CLOEXEC);
         }
         if (fd < 0 && have_same_kind) continue;
@@ -1679,7 +1704,10 @@ static void restore_files(const unsigned char *p, const unsigned char *end) {
         } else if (!(h->fdflags & FD_CLOEXEC)) {
             fcntl(fd, F_SETFD, 0);
         }
-        if (h->offset >= 0 && S_ISREG(h->mode)) lseek(h->fd, h->offset, SEEK_SET);
+        /* A directory's offset is where its reading stands (musl's DIR
+         * buffers in migrated memory, then reads on from the descriptor):
+         * without it, readdir listed entries again. */
+        if (h->offset >= 0 && (S_ISREG(h->mode) || S_ISDIR(h->mode))) lseek(h->fd, h->offset, SEEK_SET);
     }
 }
 

@@ -137,8 +137,10 @@ struct hc_process {
     int32_t oom_score_adj; /* /proc/self/oom_score_adj */
     uint64_t timerslack_ns; /* PR_SET_TIMERSLACK */
     uint64_t affinity[16];  /* CPUs 0-1023 it may run on, bit n: CPU n */
+    uint32_t session_leader; /* it called setsid(): a daemon, apart from any terminal */
+    uint32_t pad;
 };
-_Static_assert(sizeof(struct hc_process) == 768, "metadata/src/image.rs reads this layout");
+_Static_assert(sizeof(struct hc_process) == 776, "metadata/src/image.rs reads this layout");
 
 enum hc_attr {
     HC_ATTR_NICE = 1,
@@ -149,6 +151,7 @@ enum hc_attr {
     HC_ATTR_OOM = 32,
     HC_ATTR_TIMERSLACK = 64,
     HC_ATTR_AFFINITY = 128,
+    HC_ATTR_SESSION = 256,
 };
 
 struct hc_misc {
