@@ -2059,6 +2059,70 @@ int main(void) {
     assert_eq!(pong.migrations().len(), 4, "{}", pong.stderr);
 }
 
+#[test]
+fn sleeps_last_as_long_as_asked_when_a_migration_is_requested_meanwhile() {
+    // hcontainer's request signal interrupted sleeps: sleep(1) returned
+    // after 0.4 s and told the program it had slept in full, and a program
+    // ticking with usleep ticked early at every request. A sleep now goes
+    // on to its end, and the program migrates right after it.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "ticks",
+        r#"#define _GNU_SOURCE
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+static long long now_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000ll + t.tv_nsec / 1000;
+}
+int main(int argc, char **argv) {
+    (void)argv;
+    int short_sleeps = 0, n = 2 + argc;
+    for (int i = 0; i < n; i++) {
+        struct timespec d = {0, 250000000}, rem = {0};
+        long long t0 = now_us();
+        int r = 0;
+        switch (i % 3) {
+        case 0: r = usleep(250000); break;
+        case 1: r = nanosleep(&d, &rem); break;
+        case 2: r = clock_nanosleep(CLOCK_MONOTONIC, 0, &d, &rem); break;
+        }
+        long long took = now_us() - t0;
+        if (took < 250000 || r != 0) short_sleeps++;
+    }
+    printf("%d sleeps, %d cut short\n", n, short_sleeps);
+    return 0;
+}
+"#,
+    );
+    let want = native(&app, &["a", "b", "c"], dir.path());
+    assert_eq!(
+        want.stdout_str(),
+        "6 sleeps, 0 cut short\n",
+        "{}",
+        want.stderr
+    );
+    let got = hcontainer(
+        &[
+            "run",
+            "--migrate",
+            "x86_64,aarch64,x86_64",
+            "--every",
+            "100ms",
+            app.to_str().unwrap(),
+            "a",
+            "b",
+            "c",
+        ],
+        dir.path(),
+    );
+    assert_same(&want, &got, "requests during sleeps");
+    assert_eq!(got.migrations().len(), 2, "{}", got.stderr);
+}
+
 extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;

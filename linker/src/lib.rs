@@ -104,6 +104,9 @@ fn lld(
         // A seccomp filter going in ends migration requests first.
         "prctl",
         "syscall",
+        // Sleeps a migration request interrupts go on to their end.
+        "__clock_nanosleep",
+        "clock_nanosleep",
     ] {
         cmd.arg(format!("--wrap={sym}"));
     }

@@ -131,6 +131,9 @@ static struct {
     struct timespec restore_t0;
 } hc = {.ctl = -1, .snap_fd = -1, .mem_fd = -1, .spare_fd = -1};
 
+/* Request signals received (sleeps they interrupt go on: sleep_on). */
+static volatile unsigned hc_request_signals;
+
 /* Threads started and not yet finished, besides the main thread. */
 static volatile int hc_threads;
 /* POSIX timers alive (timer_create minus timer_delete): a dump cannot
@@ -2642,6 +2645,41 @@ static void released_a_lock(void) {
     }
 }
 
+/* A migration request (hcontainer's signal, which the program never asked
+ * for) interrupted sleeps: sleep(1) returned after 0.4 s telling the
+ * program it had slept in full, and a loop that sleeps ticked early at
+ * every request. Such a sleep now goes on to its end (the migration
+ * happens at the next migration point after it), as it would have without
+ * the request. A signal of the program's own that comes during the same
+ * sleep as a request does not cut it short either: the program's handler
+ * has run, only the early return is lost. hld wraps musl's
+ * __clock_nanosleep (under nanosleep, sleep, usleep) and clock_nanosleep. */
+typedef int clock_nanosleep_fn(clockid_t, int, const struct timespec *, struct timespec *);
+
+static int sleep_on(clock_nanosleep_fn *real, clockid_t clk, int flags, const struct timespec *req,
+                    struct timespec *rem) {
+    struct timespec t = *req, left = {0};
+    for (;;) {
+        unsigned seen = hc_request_signals;
+        int r = real(clk, flags, &t, &left);
+        if (r != EINTR || hc_request_signals == seen) {
+            if (r == EINTR && rem && !(flags & TIMER_ABSTIME)) *rem = left;
+            return r;
+        }
+        if (!(flags & TIMER_ABSTIME)) t = left;
+    }
+}
+
+extern clock_nanosleep_fn __real___clock_nanosleep, __real_clock_nanosleep;
+
+int __wrap___clock_nanosleep(clockid_t clk, int flags, const struct timespec *req, struct timespec *rem) {
+    return sleep_on(__real___clock_nanosleep, clk, flags, req, rem);
+}
+
+int __wrap_clock_nanosleep(clockid_t clk, int flags, const struct timespec *req, struct timespec *rem) {
+    return sleep_on(__real_clock_nanosleep, clk, flags, req, rem);
+}
+
 /* A seccomp filter (or strict mode) stays with the process that installs
  * it: hcontainer cannot install it again in a destination, and it may kill
  * the process (SIGSYS) for a system call a dump makes, losing the program.
@@ -2794,6 +2832,7 @@ int __hc_fstat(int fd, struct hc_stat *buf) {
 
 static void on_signal(int sig) {
     (void)sig;
+    hc_request_signals++;
     /* Under a seccomp filter even the patching's mprotect may be fatal. */
     if (__hc_poll == HC_POLL_OFF && !hc.sandboxed) poll_set(HC_POLL_REQUEST);
 }
