@@ -701,3 +701,91 @@ int main(int argc, char **argv) {
     );
     assert_same(&want, &finish(child), "asked from another shell");
 }
+
+#[test]
+fn a_plainly_started_program_that_gave_up_root_is_adopted_and_migrates() {
+    // A service started as root that switched to another user, adopted by
+    // `hcontainer migrate PID`: it could not create its dump in the
+    // adoption's directory (root's), and every attempt was refused ("cannot
+    // write the dump") until it ended. Now the directory becomes its
+    // user's; one adopted while still root keeps a spare dump file for
+    // when it switches.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "service",
+        r#"#define _GNU_SOURCE
+#include <grp.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+static volatile unsigned long sink;
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    for (int i = 0; i < 2000; i++) {
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+        sink = x;
+    }
+    return x;
+}
+static int drop(void) {
+    gid_t one = 65533;
+    return setgroups(1, &one) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534);
+}
+int main(int argc, char **argv) {
+    int late = argc > 1 && !strcmp(argv[1], "late");
+    if (!late && drop()) return 1;
+    double t0 = now();
+    unsigned long x = 1;
+    int dropped = !late;
+    while (now() - t0 < 2.5) {
+        x = step(x);
+        if (!dropped && now() - t0 > 0.8) {
+            if (drop()) return 1;
+            dropped = 1;
+        }
+    }
+    printf("uid %d euid %d groups %d\n", (int)getuid(), (int)geteuid(), getgroups(0, 0));
+    return 0;
+}
+"#,
+    );
+    let want = native(&app, &[], dir.path());
+    assert_eq!(want.stdout_str(), "uid 65534 euid 65534 groups 1\n");
+    // Switched before it was adopted.
+    let child = start_plain(&app, &[], dir.path());
+    let pid = pid_str(&child);
+    let there = hcontainer(&["migrate", &pid, "--to", "aarch64"], dir.path());
+    assert_ok(&there, "hcontainer migrate --to aarch64 (switched user)");
+    let back = hcontainer(&["migrate", &pid, "--to", "x86_64"], dir.path());
+    assert_ok(&back, "hcontainer migrate --to x86_64 (switched user)");
+    assert_same(&want, &finish(child), "adopted after switching user");
+    // Adopted as root, switched after.
+    let child = start_plain(&app, &["late"], dir.path());
+    let pid = pid_str(&child);
+    let mut adopt = Command::new(tool("hcontainer"))
+        .args(["adopt", &pid])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let there = hcontainer(&["migrate", &pid, "--to", "aarch64"], dir.path());
+    assert_ok(
+        &there,
+        "hcontainer migrate --to aarch64 (switched after adoption)",
+    );
+    assert_same(
+        &want,
+        &finish(child),
+        "adopted as root, switched user after",
+    );
+    let _ = adopt.wait();
+}

@@ -2374,6 +2374,17 @@ static void finish_restore(void) {
     errno = hc.saved_errno;
 }
 
+/* Root may become another user (servers drop their rights): keep a dump
+ * file it can still write then (unnamed, gone with the process). */
+static void open_spare(void) {
+    if (geteuid() != 0 || hc.spare_fd >= 0) return;
+    int t = open(hc.dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (t >= 0) {
+        hc.spare_fd = fcntl(t, F_DUPFD_CLOEXEC, 900);
+        close(t);
+    }
+}
+
 /* ---- Adoption: a program started plainly (no hcontainer around it) is
  * asked by HC_ADOPT_SIGNAL to connect to `hcontainer adopt`, which then
  * supervises it like a program it started. ---- */
@@ -2406,6 +2417,7 @@ static int adopt(void) {
         return -1;
     }
     memcpy(hc.dir, line + 4, hc_strlen(line + 4) + 1);
+    open_spare();
     hc.adopted = 1;
     ctl_send("ADOPTED\n");
     return 0;
@@ -2869,15 +2881,7 @@ static __attribute__((noinline)) void hcrt_start(void) {
     } else {
         memcpy(hc.dir, "/tmp", 5);
     }
-    /* Root may become another user (servers drop their rights): keep a
-     * dump file it can still write then (unnamed, gone with the process). */
-    if (hc.ctl >= 0 && geteuid() == 0) {
-        int t = open(hc.dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        if (t >= 0) {
-            hc.spare_fd = fcntl(t, F_DUPFD_CLOEXEC, 900);
-            close(t);
-        }
-    }
+    if (hc.ctl >= 0) open_spare();
     if ((v = getenv_raw(HC_ENV_AT_POINT))) hc.countdown = (long)parse_u64(v);
     if ((v = getenv_raw(HC_ENV_SIGNAL))) hc.signo = (int)parse_u64(v);
     if ((v = getenv_raw("HCONTAINER_FAULT")) && !strcmp(v, "restore-exit")) hc.fault_restore_exit = 1;

@@ -1356,7 +1356,7 @@ pub fn adopt(pid: u32, ready: impl FnOnce(Result<(), String>)) -> anyhow::Result
         std::thread::sleep(Duration::from_millis(2));
     };
     stream.set_nonblocking(false)?;
-    let peer = peer_pid(&stream);
+    let (peer, peer_user) = peer_cred(&stream).unzip();
     if peer != Some(pid) {
         return Err(fail(format!(
             "process {:?} answered in place of process {pid}",
@@ -1372,6 +1372,19 @@ pub fn adopt(pid: u32, ready: impl FnOnce(Result<(), String>)) -> anyhow::Result
         started: Instant::now(),
         passed: Vec::new(),
     };
+    // A program started as root that has become another user can no
+    // longer create its dump in our directory: it becomes the program's.
+    if let Some((uid, gid)) = peer_user.filter(|&(uid, _)| uid != 0) {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(tmp.path(), Some(uid), Some(gid)).map_err(|e| {
+                fail(format!(
+                    "cannot give {} to user {uid}: {e}",
+                    tmp.path().display()
+                ))
+            })?;
+        }
+    }
     cur.send(&format!("DIR {}\n", tmp.path().display()));
     match cur.recv(Some(Duration::from_secs(5))) {
         Ok(Some(m)) if m == "ADOPTED" => {}
@@ -1399,8 +1412,9 @@ pub fn adopt(pid: u32, ready: impl FnOnce(Result<(), String>)) -> anyhow::Result
     supervise(&sup, cur, Some(control))
 }
 
-/// The PID at the other end of a Unix socket.
-fn peer_pid(s: &UnixStream) -> Option<u32> {
+/// The process at the other end of `s` and its effective user and group
+/// when it connected.
+fn peer_cred(s: &UnixStream) -> Option<(u32, (u32, u32))> {
     // SAFETY: ucred is plain data.
     let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
@@ -1414,7 +1428,7 @@ fn peer_pid(s: &UnixStream) -> Option<u32> {
             &mut len,
         )
     };
-    (r == 0).then_some(cred.pid as u32)
+    (r == 0).then_some((cred.pid as u32, (cred.uid, cred.gid)))
 }
 
 #[cfg(test)]
