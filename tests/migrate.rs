@@ -2123,6 +2123,78 @@ int main(int argc, char **argv) {
     assert_eq!(got.migrations().len(), 2, "{}", got.stderr);
 }
 
+#[test]
+fn structs_passed_by_value_migrate() {
+    // x86_64 copies a large struct argument into the callee's argument
+    // area, aarch64 passes the address of a copy in the caller's frame: the
+    // callers' frames differed by a slot per such call, so consensus left
+    // them unmigratable (lz4's compressor, on the stack for the whole run,
+    // never migrated). A file's own functions now pass such structs alike
+    // on both ISAs; the callee still works on a copy of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "byvalue",
+        r#"#include <stdio.h>
+#include <string.h>
+typedef struct {
+    char name[40];
+    long n;
+    double w;
+} Item;
+static volatile unsigned long sink;
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    for (int i = 0; i < 200; i++) {
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+        sink = x;
+    }
+    return x;
+}
+static __attribute__((noinline)) Item make(int i) {
+    Item r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.name, sizeof r.name, "item-%d", i);
+    r.n = i;
+    r.w = i * 0.5;
+    return r;
+}
+static __attribute__((noinline)) long work(Item r, int k, Item other) {
+    unsigned long x = (unsigned long)r.n;
+    for (int i = 0; i < k; i++)
+        x = step(x);
+    r.n += other.n; /* its own copy: the caller's stays */
+    return (long)(x & 0xff) + r.n + (long)strlen(r.name);
+}
+static __attribute__((noinline)) void show(Item r, long t) { printf("%s %ld %.1f %ld\n", r.name, r.n, r.w, t); }
+int main(void) {
+    long t = 0;
+    Item first = make(1000);
+    for (int i = 0; i < 30; i++) {
+        Item r = make(i);
+        t += work(r, 200, first);
+        show(r, t);
+    }
+    show(first, t);
+    return 0;
+}
+"#,
+    );
+    sites_at_least(&app, 100.0);
+    migrates_once(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 700),
+            ("aarch64,x86_64", 2_000),
+            ("x86_64,aarch64", 4_500),
+        ],
+    );
+    let want = native(&app, &[], dir.path());
+    let pong = run_migrating(&app, &ping_pong("x86_64", 4), 900, dir.path());
+    assert_same(&want, &pong, "four hops");
+    assert_eq!(pong.migrations().len(), 4, "{}", pong.stderr);
+}
+
 extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;

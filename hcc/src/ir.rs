@@ -372,6 +372,20 @@ impl Val {
             (!a.is_null()).then(|| LLVMGetEnumAttributeValue(a))
         }
     }
+    /// The type of type attribute `kind` (byval, sret) at `index` of a function.
+    pub fn type_attr_at(self, index: u32, kind: u32) -> Option<Ty> {
+        // SAFETY: see module docs; only called on functions, and the
+        // attribute, when present, is a type attribute.
+        unsafe {
+            let a = LLVMGetEnumAttributeAtIndex(self.0, index, kind);
+            (!a.is_null()).then(|| Ty(LLVMGetTypeAttributeValue(a)))
+        }
+    }
+    /// Removes enum attribute `kind` at `index` of a function.
+    pub fn remove_enum_attr_at(self, index: u32, kind: u32) {
+        // SAFETY: see module docs; only called on functions.
+        unsafe { LLVMRemoveEnumAttributeAtIndex(self.0, index, kind) }
+    }
     pub fn has_call_site_enum_attr(self, index: u32, kind: u32) -> bool {
         // SAFETY: see module docs.
         unsafe { !LLVMGetCallSiteEnumAttribute(self.0, index, kind).is_null() }

@@ -570,6 +570,7 @@ fn optimize<'c>(
         instrument::variadic::lower(&module, &isa.info().va_list)?;
     }
     instrument::labels::neutralize(&crate::ir::Ctx::new(&module));
+    instrument::byval::pass_by_pointer(&crate::ir::Ctx::new(&module));
     keep_out_of_line(ctx, &module, &decisions.noinline);
     timer.mark("parse");
     module.set_triple(&tm.get_triple());
