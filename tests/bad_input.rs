@@ -586,3 +586,76 @@ int main(void) {
     );
     assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
 }
+
+#[test]
+fn a_long_unmigratable_stretch_with_a_large_heap_is_retried_sparingly() {
+    // A 256 MiB heap, and a sort whose frames under qsort cannot migrate.
+    // Every attempt dumps the whole heap before the frames are looked at;
+    // retried back to back (after 1, 2 ... 64 points, and by --every at
+    // once), the program ran minutes instead of seconds (2620 attempts for
+    // a 3 s run). Attempts that cost much are now spaced by their cost.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "bigsort",
+        r#"#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+static volatile int sink;
+static int twist(int x) { return x % 50; }
+static int (*volatile bound)(int) = twist;
+static int slow_compare(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    for (int i = 0; i < bound(x); i++)
+        sink += i;
+    return (x > y) - (x < y);
+}
+int main(void) {
+    size_t big = 256u << 20;
+    char *volatile heap = malloc(big);
+    memset(heap, 1, big);
+    size_t n = 600000;
+    int *v = malloc(n * sizeof *v);
+    unsigned s = 12345;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1103515245 + 12345;
+        v[i] = (int)(s >> 8) % 10000;
+    }
+    qsort(v, n, sizeof v[0], slow_compare);
+    long sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum = sum * 31 + v[i];
+    unsigned long h = 0;
+    for (long i = 0; i < 1500000000; i++)
+        h = (h ^ (unsigned long)i) * 1099511628211ul;
+    printf("hash %ld %lu %d\n", sum, h, heap[12345]);
+    return 0;
+}
+"#,
+    );
+    let want = native(&app, &[], dir.path());
+    let got = hcontainer(
+        &[
+            "run",
+            "--migrate",
+            "x86_64,aarch64",
+            "--every",
+            "500ms",
+            app.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_same(&want, &got, "large heap, unmigratable sort");
+    let m = got.migrations();
+    assert_eq!(m.len(), 1, "{}", got.stderr);
+    let attempts: u64 = m[0]
+        .split("(after ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        (1..=6).contains(&attempts),
+        "{attempts} refused attempts: {}",
+        got.stderr
+    );
+}

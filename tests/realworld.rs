@@ -398,6 +398,52 @@ fn bzip2_migrates_while_compressing_a_large_file() {
     );
 }
 
+#[test]
+fn gzip_builds_with_gnulib_autotools_passes_its_own_tests_and_migrates() {
+    // gzip's configure runs gnulib's hundreds of conftests with CC=hcc
+    // (compiled, linked and run), and `make check` is gzip's own suite.
+    let tree = fresh_tree("gzip");
+    sh(
+        &tree,
+        "./configure CC=hcc --quiet && make -j2 >/dev/null && make check -j2",
+    );
+    let gzip = tree.join("gzip");
+    verify(&gzip);
+    let data = sample_data(2 << 20);
+    std::fs::write(tree.join("input"), &data).unwrap();
+    let mut compressed = vec![];
+    for isa in ISAS {
+        let r = on(isa, &gzip, &["-9", "-n", "-c", "input"], &tree);
+        assert_ok(&r, "gzip -c");
+        compressed.push(r.stdout);
+    }
+    assert!(
+        compressed[0] == compressed[1],
+        "gzip output differs between ISAs"
+    );
+    std::fs::write(tree.join("input.gz"), &compressed[0]).unwrap();
+    let back = on_aarch64(&gzip, &["-d", "-c", "input.gz"], &tree);
+    assert_ok(&back, "gzip -d on aarch64");
+    assert!(back.stdout == data, "decompressed bytes differ on aarch64");
+    // gzip -k writes big.gz with big's permissions, read before migrating.
+    let big = sample_data(4 << 20);
+    let setup = |d: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        let f = d.join("big");
+        std::fs::write(&f, &big).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+    };
+    let (seed, runs) = seeded_routes(4, 100, 1_000_000, 100_000, 6);
+    migrates_like_uninterrupted(
+        &gzip,
+        &["-9", "-n", "-k", "big"],
+        &setup,
+        &["big.gz"],
+        &runs,
+        seed,
+    );
+}
+
 /// The sqlite3 shell, built once for the tests below.
 fn sqlite3() -> &'static Path {
     static APP: OnceLock<PathBuf> = OnceLock::new();
