@@ -458,6 +458,13 @@ fn clear_errors() {
         "{}",
         r.stderr
     );
+    let r = hcc(&["-static-pie", "main.c", "util.c", "-Iinc"], p);
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.contains("'-static-pie'") && r.stderr.contains("use -static"),
+        "{}",
+        r.stderr
+    );
     write(p, "x.S", "nop\n");
     let r = hcc(&["-c", "x.S"], p);
     assert!(

@@ -202,6 +202,7 @@ static TABLE: &[Spec] = &[
     spec("-shared", Plain, Unsupported("shared libraries cannot be migrated; hcc links static executables only")),
     spec("-static", Plain, LinkIgnored),
     spec("-static-libgcc", Plain, LinkIgnored),
+    spec("-static-pie", Plain, Unsupported("hcc links static executables at fixed addresses (every variant at the same addresses), not position-independent ones; use -static")),
     spec("-std=", Joined, Frontend),
     spec("-target", Separate, Unsupported(ISA_FLAG)),
     spec("-traditional-cpp", Plain, Frontend),
