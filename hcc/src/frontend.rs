@@ -50,32 +50,50 @@ fn own_include_dir() -> &'static Path {
 }
 
 fn write_own_headers() -> Result<PathBuf, String> {
-    {
-        use std::hash::{Hash, Hasher};
-        use std::os::unix::fs::MetadataExt;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        OWN_HEADERS.hash(&mut h);
-        let uid = std::fs::metadata("/proc/self")
-            .map(|m| m.uid())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("hcc-include-{uid}-{:016x}", h.finish()));
-        if dir.is_dir() {
-            return Ok(dir);
-        }
-        let err =
-            |e: std::io::Error| format!("cannot write hcc's headers under {}: {e}", dir.display());
-        let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
+    cached_dir("include", OWN_HEADERS, |tmp| {
         for (name, text) in OWN_HEADERS {
             let path = tmp.join(name);
-            std::fs::create_dir_all(path.parent().expect("a header has a directory"))
-                .map_err(err)?;
-            std::fs::write(&path, text).map_err(err)?;
+            std::fs::create_dir_all(path.parent().expect("a header has a directory"))?;
+            std::fs::write(&path, text)?;
         }
-        // Another hcc may have won the race; its copy is the same.
-        if std::fs::rename(&tmp, &dir).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        Ok(dir)
+        Ok(())
+    })
+    .map_err(|e| {
+        format!(
+            "cannot write hcc's headers under {}: {e}",
+            std::env::temp_dir().display()
+        )
+    })
+}
+
+/// `$TMPDIR/hcc-WHAT-UID-HASH`, HASH of `key`: made once per user and
+/// content by `fill`, which writes into a temporary directory renamed into
+/// place (another hcc may have won the race; its contents are the same).
+fn cached_dir(
+    what: &str,
+    key: impl std::hash::Hash,
+    fill: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> std::io::Result<PathBuf> {
+    use std::hash::Hasher;
+    use std::os::unix::fs::MetadataExt;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("hcc-{what}-{uid}-{:016x}", h.finish()));
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
+    let filled = std::fs::create_dir_all(&tmp).and_then(|_| fill(&tmp));
+    if filled.is_err() || std::fs::rename(&tmp, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    match filled {
+        Err(_) if dir.is_dir() => Ok(dir),
+        Err(e) => Err(e),
+        Ok(()) => Ok(dir),
     }
 }
 
@@ -111,7 +129,6 @@ fn kernel_include_dir(isa: Isa) -> Option<&'static Path> {
 }
 
 fn write_kernel_links(isa: Isa) -> Option<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
     let (root, asm) = isa.info().kernel_headers;
     let mut links: Vec<(&str, PathBuf)> = KERNEL_HEADER_DIRS
         .iter()
@@ -123,30 +140,12 @@ fn write_kernel_links(isa: Isa) -> Option<PathBuf> {
         return None;
     }
     links.sort();
-    let uid = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(0);
-    let hash = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        links.hash(&mut h);
-        h.finish()
-    };
-    let dir = std::env::temp_dir().join(format!("hcc-kernel-{uid}-{isa}-{hash:016x}"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
-    let made = std::fs::create_dir_all(&tmp).and_then(|_| {
+    cached_dir(&format!("kernel-{isa}"), &links, |tmp| {
         links
             .iter()
             .try_for_each(|(name, target)| std::os::unix::fs::symlink(target, tmp.join(name)))
-    });
-    // Another hcc may have won the race; its links are the same.
-    if made.is_err() || std::fs::rename(&tmp, &dir).is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    dir.is_dir().then_some(dir)
+    })
+    .ok()
 }
 
 /// Include directories for an ISA: hcc's own headers, clang's, musl's,

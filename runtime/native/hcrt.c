@@ -1123,51 +1123,54 @@ static void read_attrs(struct hc_process *p) {
     }
 }
 
+/* Fails the restore with WHY, signed number V, then HINT. */
+static void __attribute__((noreturn)) restore_fail_signed(const char *why, int64_t v, const char *hint) {
+    static char msg[200];
+    char *o = put_str(msg, why);
+    o = put_i64(o, v);
+    put_str(o, hint);
+    restore_fail(msg, 0);
+}
+
+/* Whether the source had attribute `bit` (read_attrs) and this process has
+ * it otherwise, or cannot tell (`same`: the two agree). */
+static int attr_differs(const struct hc_process *want, const struct hc_process *now, uint32_t bit, int same) {
+    return (want->attrs_known & bit) && !((now->attrs_known & bit) && same);
+}
+
 /* Sets the attributes read_attrs read that need hcontainer's rights (a
  * nice value or policy above hcontainer's, a lower oom_score_adj), before
  * restore_credentials gives them up. Failing where the destination would
  * run with other rights or priority than the source fails the restore. */
 static void restore_attrs(const struct hc_process *c) {
-    static char msg[200];
+    struct hc_process now = {0};
+    read_attrs(&now);
     uint32_t k = c->attrs_known;
     /* A daemon that left its terminal's session: the destination, started
      * in hcontainer's, leaves it too (the terminal's Ctrl-C reached it). */
-    if (k & HC_ATTR_SESSION && c->session_leader && getsid(0) != getpid() && setsid() < 0)
+    if (c->session_leader && attr_differs(c, &now, HC_ATTR_SESSION, now.session_leader) && setsid() < 0)
         restore_fail("cannot make the program a session leader again (it had called setsid)", 0);
-    if (k & HC_ATTR_SCHED) {
-        long policy = syscall(SYS_sched_getscheduler, 0);
-        struct sched_param sp = {0};
-        if (policy < 0 || syscall(SYS_sched_getparam, 0, &sp) || (uint32_t)policy != c->sched_policy ||
-            (uint32_t)sp.sched_priority != c->sched_priority) {
-            sp = (struct sched_param){.sched_priority = (int)c->sched_priority};
-            if (syscall(SYS_sched_setscheduler, 0, (int)c->sched_policy, &sp))
-                restore_fail_at("cannot give the program the scheduling policy it had (a real-time policy needs "
-                             "CAP_SYS_NICE): policy",
-                             c->sched_policy, 1);
-        }
+    if (attr_differs(c, &now, HC_ATTR_SCHED,
+                     now.sched_policy == c->sched_policy && now.sched_priority == c->sched_priority)) {
+        struct sched_param sp = {.sched_priority = (int)c->sched_priority};
+        if (syscall(SYS_sched_setscheduler, 0, (int)c->sched_policy, &sp))
+            restore_fail_at("cannot give the program the scheduling policy it had (a real-time policy needs "
+                            "CAP_SYS_NICE): policy",
+                            c->sched_policy, 1);
     }
-    if (k & HC_ATTR_NICE) {
-        errno = 0;
-        int now = getpriority(PRIO_PROCESS, 0);
-        if (now != c->nice && setpriority(PRIO_PROCESS, 0, c->nice)) {
-            char *o = put_str(msg, "cannot give the program the nice value it had, ");
-            o = put_i64(o, c->nice);
-            put_str(o, " (a value below hcontainer's needs CAP_SYS_NICE or RLIMIT_NICE)");
-            restore_fail(msg, 0);
-        }
-    }
-    if (k & HC_ATTR_OOM && read_oom_score_adj() != c->oom_score_adj) {
-        char *o = put_i64(msg, c->oom_score_adj);
+    if (attr_differs(c, &now, HC_ATTR_NICE, now.nice == c->nice) && setpriority(PRIO_PROCESS, 0, c->nice))
+        restore_fail_signed("cannot give the program the nice value it had, ", c->nice,
+                            " (a value below hcontainer's needs CAP_SYS_NICE or RLIMIT_NICE)");
+    if (attr_differs(c, &now, HC_ATTR_OOM, now.oom_score_adj == c->oom_score_adj)) {
+        char value[24];
+        char *o = put_i64(value, c->oom_score_adj);
         *o++ = '\n';
         int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-        int ok = fd >= 0 && write(fd, msg, (size_t)(o - msg)) == o - msg;
+        int ok = fd >= 0 && write(fd, value, (size_t)(o - value)) == o - value;
         if (fd >= 0) close(fd);
-        if (!ok) {
-            o = put_str(msg, "cannot give the program the oom_score_adj it had, ");
-            o = put_i64(o, c->oom_score_adj);
-            put_str(o, " (a value below hcontainer's needs CAP_SYS_RESOURCE)");
-            restore_fail(msg, 0);
-        }
+        if (!ok)
+            restore_fail_signed("cannot give the program the oom_score_adj it had, ", c->oom_score_adj,
+                                " (a value below hcontainer's needs CAP_SYS_RESOURCE)");
     }
     if (k & HC_ATTR_TIMERSLACK && c->timerslack_ns) prctl(PR_SET_TIMERSLACK, (unsigned long)c->timerslack_ns, 0, 0, 0);
     /* qemu-user (7.2) refuses PR_SET_CHILD_SUBREAPER to its guest, as it
@@ -2708,10 +2711,9 @@ static long seccomp_install(int strict_or_filter, long (*install)(void *), void 
     hc.sandboxed = 1;
     hc.countdown = 0;
     if (requested) poll_set(HC_POLL_OFF);
-    int saved = errno;
     long r = install(arg);
     if (r != 0) {
-        saved = errno;
+        int saved = errno;
         hc.sandboxed = 0;
         hc.countdown = countdown;
         if (requested) poll_set(HC_POLL_REQUEST);

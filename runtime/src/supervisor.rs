@@ -707,10 +707,12 @@ fn supervise(
                     Ok(Request::Migrate(isa)) if *isa == cur.isa => {
                         Some(format!("the program already runs on {isa}"))
                     }
-                    Ok(_) if seccomp_refusal(cur.id()).is_some() => seccomp_refusal(cur.id())
-                        .map(|why| format!("{why}; the program continues on {}", cur.isa)),
-                    Ok(Request::Migrate(isa)) => bin.variant(*isa).err().map(|e| e.to_string()),
-                    Ok(Request::Checkpoint { .. }) => None,
+                    Ok(r) => seccomp_refusal(cur.id())
+                        .map(|why| format!("{why}; the program continues on {}", cur.isa))
+                        .or_else(|| match r {
+                            Request::Migrate(isa) => bin.variant(*isa).err().map(|e| e.to_string()),
+                            Request::Checkpoint { .. } => None,
+                        }),
                 };
                 match (refusal, req) {
                     (Some(why), _) => answer(&mut client, &format!("ERR {why}")),

@@ -13,7 +13,7 @@
 //! caller copies the struct into a slot of its own, live around the call,
 //! and passes its address. On aarch64 nothing is byval and nothing changes.
 
-use crate::ir::{param_index, Builder, Ctx, Val};
+use crate::ir::{param_index, Builder, Ctx, Ty, Val};
 use inkwell::llvm_sys::LLVMLinkage;
 
 /// Rewrites the byval parameters of `cx`'s internal functions, and their
@@ -30,7 +30,7 @@ pub fn pass_by_pointer(cx: &Ctx) {
         {
             continue;
         }
-        let params: Vec<(u32, crate::ir::Ty)> = (0..f.params().len() as u32)
+        let params: Vec<(u32, Ty)> = (0..f.params().len() as u32)
             .filter_map(|i| f.type_attr_at(param_index(i), byval).map(|t| (i, t)))
             .collect();
         if params.is_empty() {
@@ -55,7 +55,7 @@ pub fn pass_by_pointer(cx: &Ctx) {
 
 /// At `call`, passes each of `params` as the address of a fresh copy in
 /// the caller's frame, with the lifetime markers clang gives such a copy.
-fn copy_arguments(cx: &Ctx, b: &Builder, call: Val, params: &[(u32, crate::ir::Ty)]) {
+fn copy_arguments(cx: &Ctx, b: &Builder, call: Val, params: &[(u32, Ty)]) {
     let byval = Ctx::enum_kind("byval");
     let caller = call.block().parent();
     let ptr = cx.ptr();
