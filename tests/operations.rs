@@ -13,13 +13,25 @@ const STEPS: &str = "20000000";
 /// `hcontainer run APP ARGS` in `dir` with stdout to `out`, started in the
 /// background; returns once its control socket is up.
 fn start(isa: &str, app: &Path, args: &[&str], dir: &Path, out: &str) -> Child {
+    start_with_input(isa, app, args, dir, out, Stdio::null())
+}
+
+/// `start`, with the program's standard input from `stdin`.
+fn start_with_input(
+    isa: &str,
+    app: &Path,
+    args: &[&str],
+    dir: &Path,
+    out: &str,
+    stdin: Stdio,
+) -> Child {
     let stdout = std::fs::File::create(dir.join(out)).unwrap();
     let child = Command::new(tool("hcontainer"))
         .args(["run", "--isa", isa])
         .arg(app)
         .args(args)
         .current_dir(dir)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
@@ -788,4 +800,150 @@ int main(int argc, char **argv) {
         "adopted as root, switched user after",
     );
     let _ = adopt.wait();
+}
+
+/// The source of a program that waits for input in each call hcontainer can
+/// migrate while it waits: `poll`, `read` (in a function with values live
+/// across the call, a double among them), `accept` and `recv`. It prints
+/// what it received; argv[1] is the file it writes its port to.
+const WAITER: &str = r#"#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+__attribute__((noinline)) static double take_line(double w, long *total) {
+    char buf[128];
+    ssize_t n = read(0, buf, sizeof buf);
+    if (n <= 0) return -1;
+    *total += n;
+    printf("read %.*s", (int)n, buf);
+    return w * 1.5 + (double)n;
+}
+int main(int argc, char **argv) {
+    long total = 0;
+    double w = 0.25;
+    struct pollfd p = {0, POLLIN, 0};
+    if (argc < 2 || poll(&p, 1, -1) != 1) return 3;
+    w = take_line(w, &total);
+    printf("after poll: %.4f %ld\n", w, total);
+    fflush(stdout);
+    w = take_line(w, &total);
+    printf("after read: %.4f %ld\n", w, total);
+    int srv = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    if (srv < 0 || bind(srv, (struct sockaddr *)&a, sizeof a) || listen(srv, 4) ||
+        getsockname(srv, (struct sockaddr *)&a, &alen))
+        return 4;
+    FILE *f = fopen(argv[1], "w");
+    fprintf(f, "%u\n", ntohs(a.sin_port));
+    fclose(f);
+    int c = accept(srv, 0, 0);
+    if (c < 0) return 5;
+    char buf[64];
+    ssize_t n = recv(c, buf, sizeof buf, 0);
+    if (n <= 0) return 6;
+    printf("received %.*s", (int)n, buf);
+    char reply[64];
+    int len = snprintf(reply, sizeof reply, "%.4f\n", w + (double)n);
+    send(c, reply, (size_t)len, 0);
+    close(c);
+    printf("end %ld\n", total);
+    return 0;
+}
+"#;
+
+/// `hcontainer migrate PID --to ISA`, which must succeed within 30 s.
+fn migrate_within(pid: &str, isa: &str, dir: &Path) {
+    let mut child = Command::new(tool("hcontainer"))
+        .args(["migrate", pid, "--to", isa])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("hcontainer migrate --to {isa} did not finish while the program waited");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r: Run = child.wait_with_output().unwrap().into();
+    assert_ok(&r, &format!("hcontainer migrate --to {isa}"));
+}
+
+/// Waits until `file` holds `text`.
+fn wait_for_text(file: &Path, text: &str) {
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(file).is_ok_and(|s| s.contains(text)) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{} never held {text:?}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Drives WAITER: input in steps, `between(step)` before each step, while
+/// the program waits. Returns the service's reply and the program's run.
+fn drive_waiter(app: &Path, dir: &Path, between: &dyn Fn(&str, &Path)) -> (String, Run) {
+    use std::io::{Read, Write};
+    let child = start_with_input("x86_64", app, &["port"], dir, "out.txt", Stdio::piped());
+    let pid = pid_str(&child);
+    let mut child = child;
+    let mut input = child.stdin.take().unwrap();
+    // Waiting in poll, then in read.
+    between(&pid, dir);
+    input.write_all(b"first line\n").unwrap();
+    wait_for_text(&dir.join("out.txt"), "after poll");
+    between(&pid, dir);
+    input.write_all(b"second\n").unwrap();
+    // Waiting in accept, then in recv.
+    let port = port_in(&dir.join("port"));
+    std::thread::sleep(Duration::from_millis(200));
+    between(&pid, dir);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    between(&pid, dir);
+    s.write_all(b"ping\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    drop(input);
+    (reply, finish(child))
+}
+
+#[test]
+fn a_program_waiting_for_input_migrates_while_it_waits() {
+    // A request used to wait for the program's next migration point, and
+    // a program blocked in read() reached none until its input came: a
+    // service idle between clients could not be moved at all. Now each
+    // migration below completes while the program waits for the input that
+    // is only sent after it, and the program goes on as if never moved.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(dir.path(), "waiter", WAITER);
+    let base = tempfile::tempdir().unwrap();
+    let (want_reply, want) = drive_waiter(&app, base.path(), &|_, _| {});
+    assert_eq!(want.code, Some(0), "{}", want.stderr);
+    // 0.25 -> 0.375 + 11 -> 17.0625 + 7 -> + 5 bytes of "ping\n".
+    assert_eq!(want_reply, "29.0625\n");
+    let hops = std::cell::Cell::new(0);
+    let (reply, got) = drive_waiter(&app, dir.path(), &|pid, dir| {
+        let to = ["aarch64", "x86_64"][hops.get() % 2];
+        hops.set(hops.get() + 1);
+        migrate_within(pid, to, dir);
+    });
+    assert_eq!(hops.get(), 4);
+    assert_eq!(got.code, Some(0), "{}", got.stderr);
+    assert_eq!(reply, want_reply);
+    let out = |d: &Path| std::fs::read(d.join("out.txt")).unwrap();
+    assert!(
+        out(dir.path()) == out(base.path()),
+        "output differs from the uninterrupted run's: {:?}\n{}",
+        String::from_utf8_lossy(&out(dir.path())),
+        got.stderr
+    );
 }

@@ -45,11 +45,13 @@ const ARCH_LOCAL: &[(&str, &str)] = &[
 pub const RUNTIME_OBJECTS: &[&str] = &["hcrt.o", "hcstub.o"];
 
 /// Runtime data that is migrated all the same: the buffer polls write their
-/// frame record into, which the rewriter reads from the dump, and the main
-/// thread's errno (its address is the same on every ISA).
+/// frame record into, which the rewriter reads from the dump, the main
+/// thread's errno (its address is the same on every ISA), and the blocking
+/// call a migration interrupted, which the destination makes again.
 const SHARED_RUNTIME: &[(&str, &str)] = &[
     ("hcrt.o", ".bss.__hc_poll_record"),
     ("hcrt.o", ".bss.__hc_main_errno"),
+    ("hcrt.o", ".bss.__hc_pending"),
 ];
 
 /// The anchor of the TLS block: first in .tdata in every variant.

@@ -107,6 +107,22 @@ fn lld(
         // Sleeps a migration request interrupts go on to their end.
         "__clock_nanosleep",
         "clock_nanosleep",
+        // Blocking calls migrate while they wait (runtime "Blocking calls").
+        "read",
+        "readv",
+        "write",
+        "writev",
+        "recv",
+        "recvfrom",
+        "recvmsg",
+        "send",
+        "sendto",
+        "sendmsg",
+        "accept",
+        "accept4",
+        "poll",
+        "select",
+        "pause",
     ] {
         cmd.arg(format!("--wrap={sym}"));
     }

@@ -71,6 +71,10 @@ int __hc_main_errno __attribute__((section(".bss.__hc_main_errno")));
  * arch-local (hld: SHARED_RUNTIME): the dump must hold it, since the
  * rewriter reads the innermost record from there. */
 unsigned char __hc_poll_record[HC_POLL_RECORD_SIZE] __attribute__((aligned(16), section(".bss.__hc_poll_record")));
+/* The blocking call a migration interrupted (hcrt.h): not arch-local (hld:
+ * SHARED_RUNTIME), the destination makes the call again. */
+struct hc_pending __hc_pending __attribute__((section(".bss.__hc_pending")));
+void __wrap___hc_resume_blocked_call(void); /* asm, "Blocking calls" */
 /* Set by a poll before it writes the buffer, cleared by every
  * migration-point call (abi::POLL_RECORD_BUSY). */
 volatile int __hc_poll_record_busy;
@@ -131,6 +135,27 @@ static struct {
     struct timespec restore_t0;
 } hc = {.ctl = -1, .snap_fd = -1, .mem_fd = -1, .spare_fd = -1};
 
+/* musl's calls that hld wraps for the program (blocking calls): the
+ * runtime's own reads and writes use them directly. */
+extern ssize_t __real_read(int, void *, size_t);
+extern ssize_t __real_readv(int, const void *, int);
+extern ssize_t __real_write(int, const void *, size_t);
+extern ssize_t __real_writev(int, const void *, int);
+extern ssize_t __real_recv(int, void *, size_t, int);
+extern ssize_t __real_recvfrom(int, void *, size_t, int, void *, void *);
+extern ssize_t __real_recvmsg(int, void *, int);
+extern ssize_t __real_send(int, const void *, size_t, int);
+extern ssize_t __real_sendto(int, const void *, size_t, int, const void *, socklen_t);
+extern ssize_t __real_sendmsg(int, const void *, int);
+extern int __real_accept(int, void *, void *);
+extern int __real_accept4(int, void *, void *, int);
+extern int __real_poll(void *, unsigned long, int);
+extern int __real_select(int, void *, void *, void *, void *);
+extern int __real_pause(void);
+
+/* Set by the request signal, read by hc_blocking_syscall before it waits
+ * (hcrt.c "Blocking calls"); cleared when the request is taken. */
+volatile int hc_blocking_request;
 /* Request signals received (sleeps they interrupt go on: sleep_on). */
 static volatile unsigned hc_request_signals;
 
@@ -312,6 +337,7 @@ static void poll_set(int v) {
     if (hc.signo > 0) sigaddset(&block, hc.signo);
     sigprocmask(SIG_BLOCK, &block, &old);
     __hc_poll = v;
+    if (v == HC_POLL_OFF) hc_blocking_request = 0;
     polls_patch(v != HC_POLL_OFF);
     tables_switch(v != HC_POLL_OFF);
     sigprocmask(SIG_SETMASK, &old, 0);
@@ -328,7 +354,7 @@ static size_t hc_strlen(const char *s) {
 static void write_all(int fd, const void *p, size_t n) {
     const char *c = p;
     while (n > 0) {
-        ssize_t w = write(fd, c, n);
+        ssize_t w = __real_write(fd, c, n);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) return;
         c += w;
@@ -385,7 +411,7 @@ static void ctl_send(const char *msg) {
 static int ctl_recv(char *buf, int cap) {
     int n = 0;
     while (n < cap - 1) {
-        ssize_t r = read(hc.ctl, buf + n, 1);
+        ssize_t r = __real_read(hc.ctl, buf + n, 1);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return -1;
         if (buf[n] == '\n') break;
@@ -434,7 +460,7 @@ static void pass_fds(void) {
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n_passed_fds);
     memcpy(CMSG_DATA(c), passed_fds, sizeof(int) * (size_t)n_passed_fds);
-    while (sendmsg(hc.ctl, &mh, 0) < 0 && errno == EINTR) {
+    while (__real_sendmsg(hc.ctl, &mh, 0) < 0 && errno == EINTR) {
     }
 }
 
@@ -518,7 +544,7 @@ static int for_each_map_in(const char *path, map_fn fn, void *arg) {
     size_t have = 0;
     int done = 0, rc = 0;
     while (!done && rc == 0) {
-        ssize_t r = read(fd, buf + have, sizeof buf - have);
+        ssize_t r = __real_read(fd, buf + have, sizeof buf - have);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) done = 1;
         else have += (size_t)r;
@@ -624,7 +650,7 @@ static void out_bytes(struct out *o, const void *p, size_t n) {
         out_flush(o);
         const char *c = p;
         while (n > 0) {
-            ssize_t w = write(o->fd, c, n);
+            ssize_t w = __real_write(o->fd, c, n);
             if (w < 0 && errno == EINTR) continue;
             if (w <= 0) {
                 o->failed = 1;
@@ -881,7 +907,7 @@ static int dump_hidden(const struct map *m, void *arg) {
             continue;
         }
         uint64_t run = p;
-        while (run < m->end && !seen_end(run) && write(h->devnull, (const void *)run, 1) == 1) run += 4096;
+        while (run < m->end && !seen_end(run) && __real_write(h->devnull, (const void *)run, 1) == 1) run += 4096;
         if (run > p) {
             struct map part = {.start = p, .end = run, .prot = m->prot};
             dump_map(&part, h->d);
@@ -1064,7 +1090,7 @@ static int read_oom_score_adj(void) {
     char buf[16];
     int fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 1001;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+    ssize_t n = __real_read(fd, buf, sizeof buf - 1);
     close(fd);
     if (n <= 0) return 1001;
     buf[n] = 0;
@@ -1166,7 +1192,7 @@ static void restore_attrs(const struct hc_process *c) {
         char *o = put_i64(value, c->oom_score_adj);
         *o++ = '\n';
         int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-        int ok = fd >= 0 && write(fd, value, (size_t)(o - value)) == o - value;
+        int ok = fd >= 0 && __real_write(fd, value, (size_t)(o - value)) == o - value;
         if (fd >= 0) close(fd);
         if (!ok)
             restore_fail_signed("cannot give the program the oom_score_adj it had, ", c->oom_score_adj,
@@ -1398,7 +1424,7 @@ static unsigned fd_locks(int fd) {
     if (f < 0) return 0;
     size_t len = 0;
     ssize_t n;
-    while (len < sizeof buf - 1 && (n = read(f, buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)n;
+    while (len < sizeof buf - 1 && (n = __real_read(f, buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)n;
     close(f);
     buf[len] = 0;
     unsigned locks = 0;
@@ -2338,6 +2364,8 @@ void *__hc_resume_take(void) {
 /* The function an indirect call re-issued on resume must call: the one
  * whose frame record is next (after __hc_resume_take). */
 void *__hc_resume_callee(void) {
+    /* The innermost frame waited in a blocking call: make it again. */
+    if (!hc.frames_left && __hc_pending.op) return (void *)__wrap___hc_resume_blocked_call;
     if (!hc.frames_left) restore_fail("restore: an indirect call has no callee frame record", 0);
     return (void *)cur_frame()->fn;
 }
@@ -2695,6 +2723,182 @@ int __wrap_clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
     return sleep_on(__real_clock_nanosleep, clk, flags, req, rem);
 }
 
+/* ---- Blocking calls. A program waiting in read() for input that does not
+ * come (a service between requests, a filter whose producer is idle) never
+ * reached a migration point: SA_RESTART restarted the wait after every
+ * request. hld wraps the calls below; the wrapper (hc_blocking_entry, asm)
+ * saves the caller's registers as at the call's return, and makes the
+ * system call through hc_blocking_syscall, which a request cancels (the
+ * call not made, or to be restarted, or interrupted with EINTR). The
+ * migration then happens right there: the caller's frame is at the call's
+ * site (hcc makes these calls sites), the call itself is kept in
+ * __hc_pending (migrated memory), and the destination makes it again when
+ * the resumed caller re-issues the call (__hc_resume_callee ->
+ * __hc_resume_blocked). Only the main thread, while it is the only one,
+ * waits so; otherwise musl's own call runs (a cancellation point). ---- */
+#define HC_BLOCKING_CALLS(X)                                                                        \
+    X(read, 1) X(readv, 2) X(write, 3) X(writev, 4) X(recv, 5) X(recvfrom, 6) X(recvmsg, 7)         \
+    X(send, 8) X(sendto, 9) X(sendmsg, 10) X(accept, 11) X(accept4, 12) X(poll, 13) X(select, 14)  \
+    X(pause, 15)
+#define HC_BLOCKING_CANCELLED (-5000)
+#define HC_OP_(name, n) HC_OP_##name = n,
+enum { HC_BLOCKING_CALLS(HC_OP_) };
+
+
+extern const char hc_blocking_begin[], hc_blocking_end[], hc_blocking_cancel[];
+long hc_blocking_syscall(long nr, long a, long b, long c, long d, long e, long f);
+long hc_blocking_c(struct hc_regs *r, uint32_t op);
+
+#if defined(__x86_64__)
+static const int blocking_args[6] = {5, 4, 1, 2, 8, 9}; /* rdi rsi rdx rcx r8 r9 */
+static uint64_t *uc_pc(ucontext_t *uc) {
+    return (uint64_t *)&uc->uc_mcontext.gregs[REG_RIP];
+}
+static int64_t uc_result(ucontext_t *uc) {
+    return uc->uc_mcontext.gregs[REG_RAX];
+}
+#define HC_WRAP_STUB(name, op)                                                                      \
+    __asm__(".section .text.__wrap_" #name ",\"ax\",@progbits\n.globl __wrap_" #name               \
+            "\n.type __wrap_" #name ",@function\n__wrap_" #name ":\n movl $" #op                   \
+            ", %r11d\n jmp hc_blocking_entry\n.previous\n");
+#else
+static const int blocking_args[6] = {0, 1, 2, 3, 4, 5}; /* x0-x5 */
+static uint64_t *uc_pc(ucontext_t *uc) {
+    return (uint64_t *)&uc->uc_mcontext.pc;
+}
+static int64_t uc_result(ucontext_t *uc) {
+    return (int64_t)uc->uc_mcontext.regs[0];
+}
+#define HC_WRAP_STUB(name, op)                                                                      \
+    __asm__(".section .text.__wrap_" #name ",\"ax\",%progbits\n.globl __wrap_" #name               \
+            "\n.type __wrap_" #name ",%function\n__wrap_" #name ":\n mov w9, #" #op                \
+            "\n b hc_blocking_entry\n.previous\n");
+#endif
+HC_BLOCKING_CALLS(HC_WRAP_STUB)
+/* Re-issued by a restored caller: operation 0 makes the pending call. */
+HC_WRAP_STUB(__hc_resume_blocked_call, 0)
+
+/* The request signal came while the main thread waited in (or was about
+ * to wait in) hc_blocking_syscall: cancel the wait. */
+static void blocking_cancel(void *ctx) {
+    uint64_t *pc = uc_pc(ctx);
+    if ((*pc >= (uint64_t)hc_blocking_begin && *pc < (uint64_t)hc_blocking_end) ||
+        (*pc == (uint64_t)hc_blocking_end && uc_result(ctx) == -EINTR))
+        *pc = (uint64_t)hc_blocking_cancel;
+}
+
+/* The call, made cancellable; HC_BLOCKING_CANCELLED if a request came. */
+static long blocking_syscall(uint32_t op, const uint64_t *a) {
+    long (*sc)(long, long, long, long, long, long, long) = hc_blocking_syscall;
+    switch (op) {
+    case HC_OP_read: return sc(SYS_read, (int)a[0], a[1], a[2], 0, 0, 0);
+    case HC_OP_readv: return sc(SYS_readv, (int)a[0], a[1], (int)a[2], 0, 0, 0);
+    case HC_OP_write: return sc(SYS_write, (int)a[0], a[1], a[2], 0, 0, 0);
+    case HC_OP_writev: return sc(SYS_writev, (int)a[0], a[1], (int)a[2], 0, 0, 0);
+    case HC_OP_recv: return sc(SYS_recvfrom, (int)a[0], a[1], a[2], (int)a[3], 0, 0);
+    case HC_OP_recvfrom: return sc(SYS_recvfrom, (int)a[0], a[1], a[2], (int)a[3], a[4], a[5]);
+    case HC_OP_recvmsg: return sc(SYS_recvmsg, (int)a[0], a[1], (int)a[2], 0, 0, 0);
+    case HC_OP_send: return sc(SYS_sendto, (int)a[0], a[1], a[2], (int)a[3], 0, 0);
+    case HC_OP_sendto: return sc(SYS_sendto, (int)a[0], a[1], a[2], (int)a[3], a[4], (uint32_t)a[5]);
+    case HC_OP_sendmsg: return sc(SYS_sendmsg, (int)a[0], a[1], (int)a[2], 0, 0, 0);
+    case HC_OP_accept: return sc(SYS_accept, (int)a[0], a[1], a[2], 0, 0, 0);
+    case HC_OP_accept4: return sc(SYS_accept4, (int)a[0], a[1], a[2], (int)a[3], 0, 0);
+    case HC_OP_poll: {
+#ifdef SYS_poll
+        return sc(SYS_poll, a[0], a[1], (int)a[2], 0, 0, 0);
+#else
+        int ms = (int)a[2];
+        struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
+        return sc(SYS_ppoll, a[0], a[1], ms >= 0 ? (long)&ts : 0, 0, _NSIG / 8, 0);
+#endif
+    }
+    case HC_OP_select: {
+#ifdef SYS_select
+        return sc(SYS_select, (int)a[0], a[1], a[2], a[3], a[4], 0);
+#else
+        const struct timeval *tv = (const void *)a[4];
+        struct timespec ts;
+        if (tv) {
+            if (tv->tv_sec < 0 || tv->tv_usec < 0) return -EINVAL;
+            ts.tv_sec = tv->tv_sec + tv->tv_usec / 1000000;
+            ts.tv_nsec = tv->tv_usec % 1000000 * 1000;
+        }
+        long mask[2] = {0, _NSIG / 8};
+        return sc(SYS_pselect6, (int)a[0], a[1], a[2], a[3], tv ? (long)&ts : 0, (long)mask);
+#endif
+    }
+    case HC_OP_pause: {
+#ifdef SYS_pause
+        return sc(SYS_pause, 0, 0, 0, 0, 0, 0);
+#else
+        return sc(SYS_ppoll, 0, 0, 0, 0, _NSIG / 8, 0);
+#endif
+    }
+    }
+    return -ENOSYS;
+}
+
+
+/* musl's own call, for other threads (and the main one while they run). */
+static long blocking_real(uint32_t op, const uint64_t *a) {
+    void *p1 = (void *)a[1], *p2 = (void *)a[2], *p3 = (void *)a[3], *p4 = (void *)a[4];
+    switch (op) {
+    case HC_OP_read: return __real_read((int)a[0], p1, a[2]);
+    case HC_OP_readv: return __real_readv((int)a[0], p1, (int)a[2]);
+    case HC_OP_write: return __real_write((int)a[0], p1, a[2]);
+    case HC_OP_writev: return __real_writev((int)a[0], p1, (int)a[2]);
+    case HC_OP_recv: return __real_recv((int)a[0], p1, a[2], (int)a[3]);
+    case HC_OP_recvfrom: return __real_recvfrom((int)a[0], p1, a[2], (int)a[3], p4, (void *)a[5]);
+    case HC_OP_recvmsg: return __real_recvmsg((int)a[0], p1, (int)a[2]);
+    case HC_OP_send: return __real_send((int)a[0], p1, a[2], (int)a[3]);
+    case HC_OP_sendto: return __real_sendto((int)a[0], p1, a[2], (int)a[3], p4, (socklen_t)a[5]);
+    case HC_OP_sendmsg: return __real_sendmsg((int)a[0], p1, (int)a[2]);
+    case HC_OP_accept: return __real_accept((int)a[0], p1, p2);
+    case HC_OP_accept4: return __real_accept4((int)a[0], p1, p2, (int)a[3]);
+    case HC_OP_poll: return __real_poll((void *)a[0], a[1], (int)a[2]);
+    case HC_OP_select: return __real_select((int)a[0], p1, p2, p3, p4);
+    case HC_OP_pause: return __real_pause();
+    }
+    errno = ENOSYS;
+    return -1;
+}
+
+static void finish_restore(void);
+
+long hc_blocking_c(struct hc_regs *r, uint32_t op) {
+    uint64_t a[6];
+    if (op == 0) {
+        /* The destination: the restored caller re-issued its call. */
+        op = __hc_pending.op;
+        memcpy(a, __hc_pending.arg, sizeof a);
+        __hc_pending.op = 0;
+        finish_restore();
+    } else {
+        for (int i = 0; i < 6; i++) a[i] = r->gpr[blocking_args[i]];
+    }
+    if ((uint64_t)__builtin_thread_pointer() != hc.main_tp || __atomic_load_n(&hc_threads, __ATOMIC_SEQ_CST) > 0)
+        return blocking_real(op, a);
+    for (;;) {
+        long v = blocking_syscall(op, a);
+        if (v != HC_BLOCKING_CANCELLED) {
+            if ((unsigned long)v > -4096UL) {
+                errno = (int)-v;
+                return -1;
+            }
+            return v;
+        }
+        /* A migration point at the call's site: the caller's frame is the
+         * innermost, and the call is made again after it. */
+        hc_blocking_request = 0;
+        __hc_pending.op = op;
+        memcpy(__hc_pending.arg, a, sizeof a);
+        struct hc_regs top = *r;
+        top.gpr[HC_ARG0] = 0; /* no poll record */
+        __hc_migrate_point_c(&top);
+        __hc_pending.op = 0;
+    }
+}
+
 /* A seccomp filter (or strict mode) stays with the process that installs
  * it: hcontainer cannot install it again in a destination, and it may kill
  * the process (SIGSYS) for a system call a dump makes, losing the program.
@@ -2844,11 +3048,15 @@ int __hc_fstat(int fd, struct hc_stat *buf) {
     return neutral_stat(fstat(fd, &s), &s, buf);
 }
 
-static void on_signal(int sig) {
+static void on_signal(int sig, siginfo_t *si, void *ctx) {
     (void)sig;
+    (void)si;
     hc_request_signals++;
     /* Under a seccomp filter even the patching's mprotect may be fatal. */
-    if (__hc_poll == HC_POLL_OFF && !hc.sandboxed) poll_set(HC_POLL_REQUEST);
+    if (hc.sandboxed) return;
+    if (__hc_poll == HC_POLL_OFF) poll_set(HC_POLL_REQUEST);
+    hc_blocking_request = 1;
+    blocking_cancel(ctx);
 }
 
 /* ---- Start-up: runs before any other constructor (hld links this object
@@ -2897,8 +3105,8 @@ static __attribute__((noinline)) void hcrt_start(void) {
     if (hc.ctl < 0 && !restore_path && hc.signo <= 0) hc.signo = HC_ADOPT_SIGNAL;
     if (hc.signo > 0) {
         struct sigaction sa = {0};
-        sa.sa_handler = on_signal;
-        sa.sa_flags = SA_RESTART;
+        sa.sa_sigaction = on_signal;
+        sa.sa_flags = SA_RESTART | SA_SIGINFO;
         sigaction(hc.signo, &sa, 0);
     }
     if (restore_path) {

@@ -192,6 +192,16 @@ struct hc_frame {
     /* unsigned char values[size]; (size is a multiple of 8) */
 };
 
+/* A blocking call (read, accept, poll, ...) a migration interrupted, in
+ * migrated memory (docs/FORMATS.md §5 "Blocking calls"): the destination
+ * makes it again when the restored caller re-issues its call. op: hcrt.c
+ * HC_BLOCKING_CALLS, 0: none. */
+struct hc_pending {
+    uint32_t op;
+    uint32_t pad;
+    uint64_t arg[6]; /* the argument registers as the caller set them */
+};
+
 /* Environment the hcontainer CLI passes. */
 #define HC_ENV_CTL "HCONTAINER_CTL_FD"
 #define HC_ENV_DIR "HCONTAINER_DIR"

@@ -91,6 +91,83 @@ __hc_migrate_point:
     ret
     .cfi_endproc
     .size   __hc_migrate_point, .-__hc_migrate_point
+/*
+ * Blocking calls (hcrt.c "Blocking calls"). Each __wrap_<call> stub (made in
+ * hcrt.c) loads its operation into r11d and jumps here. The registers are
+ * still the caller's as they will be when the call returns: save them as a
+ * struct hc_regs whose pc is the return address (the call's site) and sp
+ * the caller's after the return, and run hc_blocking_c(regs, op), whose
+ * result is the call's.
+ */
+    .section .text.hc_blocking_entry,"ax",@progbits
+    .globl  hc_blocking_entry
+    .type   hc_blocking_entry,@function
+    .p2align 4
+hc_blocking_entry:
+    .cfi_startproc
+    subq    $792, %rsp
+    .cfi_def_cfa_offset 800
+    movq    %rax, 0(%rsp)
+    movq    %rdx, 8(%rsp)
+    movq    %rcx, 16(%rsp)
+    movq    %rbx, 24(%rsp)
+    movq    %rsi, 32(%rsp)
+    movq    %rdi, 40(%rsp)
+    movq    %rbp, 48(%rsp)
+    leaq    800(%rsp), %rax
+    movq    %rax, 56(%rsp)
+    movq    %rax, 264(%rsp)
+    movq    %r8, 64(%rsp)
+    movq    %r9, 72(%rsp)
+    movq    %r10, 80(%rsp)
+    movq    %r11, 88(%rsp)
+    movq    %r12, 96(%rsp)
+    movq    %r13, 104(%rsp)
+    movq    %r14, 112(%rsp)
+    movq    %r15, 120(%rsp)
+    movq    792(%rsp), %rax
+    movq    %rax, 256(%rsp)
+    movq    %rsp, %rdi
+    movl    %r11d, %esi
+    call    hc_blocking_c
+    addq    $792, %rsp
+    .cfi_def_cfa_offset 8
+    ret
+    .cfi_endproc
+    .size   hc_blocking_entry, .-hc_blocking_entry
+
+/* long hc_blocking_syscall(long nr, long a, b, c, d, e, f): the system call,
+ * unless a migration request is pending (hc_blocking_request) or comes
+ * while it waits: on_signal finds the interrupted pc in
+ * [hc_blocking_begin, hc_blocking_end) — the call not made, or made and to
+ * be restarted — or at hc_blocking_end with -EINTR, and sends it to
+ * hc_blocking_cancel instead (musl's cancellation points work so). */
+    .section .text.hc_blocking_syscall,"ax",@progbits
+    .globl  hc_blocking_syscall
+    .globl  hc_blocking_begin
+    .globl  hc_blocking_end
+    .globl  hc_blocking_cancel
+    .type   hc_blocking_syscall,@function
+    .p2align 4
+hc_blocking_syscall:
+    movq    %rdi, %rax
+    movq    %rsi, %rdi
+    movq    %rdx, %rsi
+    movq    %rcx, %rdx
+    movq    %r8, %r10
+    movq    %r9, %r8
+    movq    8(%rsp), %r9
+hc_blocking_begin:
+    cmpl    $0, hc_blocking_request(%rip)
+    jne     hc_blocking_cancel
+    syscall
+hc_blocking_end:
+    ret
+hc_blocking_cancel:
+    movq    $-5000, %rax
+    ret
+    .size   hc_blocking_syscall, .-hc_blocking_syscall
+
 /* void hc_switch_stack(void *top, void (*fn)(void *), void *arg): runs
  * fn(arg) on the stack ending at top; fn never returns. */
     .section .text.hc_switch_stack,"ax",@progbits

@@ -566,6 +566,60 @@ pub fn seccomp_refusal(pid: u32) -> Option<String> {
     ))
 }
 
+/// How long a request waits for a migration point before its client hears
+/// what the program is doing.
+const WAIT_NOTE: Duration = Duration::from_secs(3);
+
+/// The system call process `pid` waits in (/proc/PID/syscall), e.g.
+/// "read (descriptor 0)"; None while it runs or if that cannot be read.
+/// For a program under qemu-user these are qemu's calls on its behalf.
+fn waiting_in(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    let mut fields = text.split_whitespace();
+    let nr: libc::c_long = fields.next()?.parse().ok()?;
+    let arg0 = fields
+        .next()
+        .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+    let with_fd: &[(libc::c_long, &str)] = &[
+        (libc::SYS_read, "read"),
+        (libc::SYS_readv, "readv"),
+        (libc::SYS_pread64, "pread64"),
+        (libc::SYS_recvfrom, "recvfrom"),
+        (libc::SYS_recvmsg, "recvmsg"),
+        (libc::SYS_accept, "accept"),
+        (libc::SYS_accept4, "accept4"),
+        (libc::SYS_write, "write"),
+        (libc::SYS_writev, "writev"),
+        (libc::SYS_sendto, "sendto"),
+        (libc::SYS_sendmsg, "sendmsg"),
+        (libc::SYS_connect, "connect"),
+        (libc::SYS_flock, "flock"),
+        (libc::SYS_fcntl, "fcntl"),
+        (libc::SYS_epoll_pwait, "epoll_pwait"),
+    ];
+    let without: &[(libc::c_long, &str)] = &[
+        (libc::SYS_ppoll, "ppoll"),
+        (libc::SYS_pselect6, "pselect6"),
+        (libc::SYS_wait4, "wait4"),
+        (libc::SYS_waitid, "waitid"),
+        (libc::SYS_nanosleep, "nanosleep"),
+        (libc::SYS_clock_nanosleep, "clock_nanosleep"),
+        (libc::SYS_futex, "futex"),
+        (libc::SYS_rt_sigsuspend, "rt_sigsuspend"),
+        (libc::SYS_rt_sigtimedwait, "rt_sigtimedwait"),
+    ];
+    if let Some((_, name)) = with_fd.iter().find(|(n, _)| *n == nr) {
+        return Some(match arg0 {
+            Some(fd) => format!("{name} (descriptor {fd})"),
+            None => name.to_string(),
+        });
+    }
+    Some(match without.iter().find(|(n, _)| *n == nr) {
+        Some((_, name)) => name.to_string(),
+        None => format!("number {nr}"),
+    })
+}
+
 /// Environment for a variant: what triggers its migrations.
 fn trigger_env(opts: &RunOptions, remaining: usize) -> Vec<(&'static str, String)> {
     let mut env = Vec::new();
@@ -620,6 +674,8 @@ fn supervise(
     // program has moved on: it forwards signals and gets the exit status.
     let mut origin: Option<Proc> = None;
     let mut pending: Option<(UnixStream, Request, Instant)> = None;
+    // The pending request's client was told where the program waits.
+    let mut noted = false;
     let mut done = 0usize;
     let mut requested = false;
     // The progress bar of a large dump under way (`DUMPING`).
@@ -641,10 +697,16 @@ fn supervise(
             }
             _ => None,
         };
-        let due = [every_due, retry_at.filter(|_| !requested)]
+        let signal_due = [every_due, retry_at.filter(|_| !requested)]
             .into_iter()
             .flatten()
             .min();
+        // A request still waiting after WAIT_NOTE: say where the program is.
+        let note_due = pending
+            .as_ref()
+            .filter(|_| !noted)
+            .map(|(_, _, since)| *since + WAIT_NOTE);
+        let due = [signal_due, note_due].into_iter().flatten().min();
         let timeout = due.map(|t| {
             t.saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1))
@@ -674,6 +736,17 @@ fn supervise(
                 continue;
             }
             Event::Timeout => {
+                if let Some((client, _, since)) = pending.as_mut().filter(|_| !noted) {
+                    if since.elapsed() >= WAIT_NOTE {
+                        noted = true;
+                        if let Some(call) = waiting_in(cur.id()) {
+                            answer(client, &format!("the program has waited {:.0?} in the system call {call}, made inside library code (stdio's fgets or getchar, say), where it cannot migrate: it migrates once that call returns", since.elapsed()));
+                        }
+                    }
+                }
+                if signal_due.is_none_or(|t| t > Instant::now()) {
+                    continue;
+                }
                 if let Some(why) = seccomp_refusal(cur.id()) {
                     // The route cannot go on; the program runs to its end.
                     eprintln!(
@@ -722,6 +795,7 @@ fn supervise(
                             "waiting for the program's next migration point",
                         );
                         pending = Some((client, r, Instant::now()));
+                        noted = false;
                         cur.kill(MIGRATE_SIGNAL);
                         requested = true;
                     }

@@ -101,7 +101,9 @@ pub(crate) fn ablated(part: &str) -> bool {
 }
 
 /// libc functions that never call back into program code: calls to them
-/// cannot reach a migration point, so they are not sites.
+/// cannot reach a migration point, so they are not sites. (Not the
+/// blocking calls hld wraps, `read` and `write` among them: a program
+/// migrates while it waits in one, at the call's site.)
 const LEAF_LIBC: &[&str] = &[
     "__errno_location",
     "__h_errno_location",
@@ -206,7 +208,6 @@ const LEAF_LIBC: &[&str] = &[
     "putc",
     "putchar",
     "puts",
-    "read",
     "realloc",
     "remove",
     "rewind",
@@ -252,7 +253,6 @@ const LEAF_LIBC: &[&str] = &[
     "truncl",
     "ungetc",
     "unlink",
-    "write",
 ];
 
 fn is_leaf_libc(name: &str) -> bool {
