@@ -804,12 +804,14 @@ int main(int argc, char **argv) {
 
 /// The source of a program that waits for input in each call hcontainer can
 /// migrate while it waits: `poll`, `read` (in a function with values live
-/// across the call, a double among them), `accept` and `recv`. It prints
+/// across the call, a double among them), stdio's `fgets` and `fread`,
+/// `accept` and `recv`. It prints
 /// what it received; argv[1] is the file it writes its port to.
 const WAITER: &str = r#"#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 __attribute__((noinline)) static double take_line(double w, long *total) {
@@ -830,6 +832,15 @@ int main(int argc, char **argv) {
     fflush(stdout);
     w = take_line(w, &total);
     printf("after read: %.4f %ld\n", w, total);
+    fflush(stdout);
+    char line[64], more[8] = {0};
+    if (!fgets(line, sizeof line, stdin)) return 7;
+    printf("fgets %s", line);
+    fflush(stdout);
+    size_t got = fread(more, 1, 7, stdin);
+    if (got != 7) return 8;
+    total += (long)(strlen(line) + got);
+    printf("fread %s", more);
     int srv = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof a;
@@ -902,6 +913,13 @@ fn drive_waiter(app: &Path, dir: &Path, between: &dyn Fn(&str, &Path)) -> (Strin
     wait_for_text(&dir.join("out.txt"), "after poll");
     between(&pid, dir);
     input.write_all(b"second\n").unwrap();
+    // Waiting in fgets, then in fread.
+    wait_for_text(&dir.join("out.txt"), "after read");
+    between(&pid, dir);
+    input.write_all(b"third line\n").unwrap();
+    wait_for_text(&dir.join("out.txt"), "fgets");
+    between(&pid, dir);
+    input.write_all(b"fourth\n").unwrap();
     // Waiting in accept, then in recv.
     let port = port_in(&dir.join("port"));
     std::thread::sleep(Duration::from_millis(200));
@@ -936,7 +954,7 @@ fn a_program_waiting_for_input_migrates_while_it_waits() {
         hops.set(hops.get() + 1);
         migrate_within(pid, to, dir);
     });
-    assert_eq!(hops.get(), 4);
+    assert_eq!(hops.get(), 6);
     assert_eq!(got.code, Some(0), "{}", got.stderr);
     assert_eq!(reply, want_reply);
     let out = |d: &Path| std::fs::read(d.join("out.txt")).unwrap();

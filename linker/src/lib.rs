@@ -123,6 +123,9 @@ fn lld(
         "poll",
         "select",
         "pause",
+        // stdio's reads wait for input first, while they can migrate.
+        "fgets",
+        "fread",
     ] {
         cmd.arg(format!("--wrap={sym}"));
     }

@@ -18,7 +18,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -2740,9 +2743,19 @@ int __wrap_clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
     X(read, 1) X(readv, 2) X(write, 3) X(writev, 4) X(recv, 5) X(recvfrom, 6) X(recvmsg, 7)         \
     X(send, 8) X(sendto, 9) X(sendmsg, 10) X(accept, 11) X(accept4, 12) X(poll, 13) X(select, 14)  \
     X(pause, 15)
+/* stdio's reads wait inside musl, whose frames cannot migrate: the
+ * wrapper waits for input first (migrating meanwhile if asked), when the
+ * FILE has nothing buffered, and then calls musl's function. Calls that
+ * read a line or a block; not getc, fgetc and getchar, which a program
+ * calls per character: their wrapper and site cost a character loop a
+ * quarter more instructions (they migrate once the character comes). Not
+ * getline and getdelim either: calling musl's from here would link its
+ * full malloc into every program (one that never frees gets musl's bump
+ * allocator). */
+#define HC_STDIO_CALLS(X) X(fgets, 16) X(fread, 17)
 #define HC_BLOCKING_CANCELLED (-5000)
 #define HC_OP_(name, n) HC_OP_##name = n,
-enum { HC_BLOCKING_CALLS(HC_OP_) };
+enum { HC_BLOCKING_CALLS(HC_OP_) HC_STDIO_CALLS(HC_OP_) };
 
 
 extern const char hc_blocking_begin[], hc_blocking_end[], hc_blocking_cancel[];
@@ -2757,10 +2770,9 @@ static uint64_t *uc_pc(ucontext_t *uc) {
 static int64_t uc_result(ucontext_t *uc) {
     return uc->uc_mcontext.gregs[REG_RAX];
 }
-#define HC_WRAP_STUB(name, op)                                                                      \
-    __asm__(".section .text.__wrap_" #name ",\"ax\",@progbits\n.globl __wrap_" #name               \
-            "\n.type __wrap_" #name ",@function\n__wrap_" #name ":\n movl $" #op                   \
-            ", %r11d\n jmp hc_blocking_entry\n.previous\n");
+#define HC_ENTRY_STUB(sym, op)                                                                      \
+    __asm__(".section .text." #sym ",\"ax\",@progbits\n.globl " #sym "\n.type " #sym               \
+            ",@function\n" #sym ":\n movl $" #op ", %r11d\n jmp hc_blocking_entry\n.previous\n");
 #else
 static const int blocking_args[6] = {0, 1, 2, 3, 4, 5}; /* x0-x5 */
 static uint64_t *uc_pc(ucontext_t *uc) {
@@ -2769,14 +2781,18 @@ static uint64_t *uc_pc(ucontext_t *uc) {
 static int64_t uc_result(ucontext_t *uc) {
     return (int64_t)uc->uc_mcontext.regs[0];
 }
-#define HC_WRAP_STUB(name, op)                                                                      \
-    __asm__(".section .text.__wrap_" #name ",\"ax\",%progbits\n.globl __wrap_" #name               \
-            "\n.type __wrap_" #name ",%function\n__wrap_" #name ":\n mov w9, #" #op                \
-            "\n b hc_blocking_entry\n.previous\n");
+#define HC_ENTRY_STUB(sym, op)                                                                      \
+    __asm__(".section .text." #sym ",\"ax\",%progbits\n.globl " #sym "\n.type " #sym               \
+            ",%function\n" #sym ":\n mov w9, #" #op "\n b hc_blocking_entry\n.previous\n");
 #endif
+/* The wrapper of each blocking call is such a stub; a stdio call's is
+ * called only when it would wait (__wrap_fgets etc. below). */
+#define HC_WRAP_STUB(name, op) HC_ENTRY_STUB(__wrap_##name, op)
+#define HC_WAIT_STUB(name, op) HC_ENTRY_STUB(hc_wait_##name, op)
 HC_BLOCKING_CALLS(HC_WRAP_STUB)
+HC_STDIO_CALLS(HC_WAIT_STUB)
 /* Re-issued by a restored caller: operation 0 makes the pending call. */
-HC_WRAP_STUB(__hc_resume_blocked_call, 0)
+HC_ENTRY_STUB(__wrap___hc_resume_blocked_call, 0)
 
 /* The request signal came while the main thread waited in (or was about
  * to wait in) hc_blocking_syscall: cancel the wait. */
@@ -2863,6 +2879,81 @@ static long blocking_real(uint32_t op, const uint64_t *a) {
     return -1;
 }
 
+extern char *__real_fgets(char *, int, FILE *);
+extern size_t __real_fread(void *, size_t, size_t, FILE *);
+
+/* Inside a call hc_blocking_c makes: wrapped calls musl makes inside it
+ * go straight to musl. */
+static int hc_blocking_depth;
+
+static FILE *stdio_file(uint32_t op, const uint64_t *a) {
+    switch (op) {
+    case HC_OP_fgets: return (FILE *)a[2];
+    case HC_OP_fread: return (FILE *)a[3];
+    }
+    return 0;
+}
+
+static int stdio_fd(FILE *f) {
+    int e = errno, fd = fileno(f); /* EBADF for a FILE without one */
+    errno = e;
+    return fd;
+}
+
+/* The head of musl's struct _IO_FILE (src/internal/stdio_impl.h; the same
+ * on both ISAs): the read buffer's unread part. Read directly, since the
+ * wrappers run for every call (__freadahead, a call, cost more than the
+ * read of a short line). */
+struct musl_file_head {
+    unsigned flags;
+    unsigned char *rpos, *rend;
+};
+
+static int stdio_buffered(FILE *f) {
+    const struct musl_file_head *h = (const void *)f;
+    return h->rpos != h->rend;
+}
+
+/* Whether musl's function can run at once: something is buffered, or the
+ * waiting could not migrate anyway. */
+static __attribute__((noinline)) int stdio_direct_slow(FILE *f) {
+    return hc_blocking_depth || __freadahead(f) || (uint64_t)__builtin_thread_pointer() != hc.main_tp ||
+           __atomic_load_n(&hc_threads, __ATOMIC_SEQ_CST) > 0 || hc.sandboxed || stdio_fd(f) < 0;
+}
+
+static int stdio_direct(FILE *f) {
+    return stdio_buffered(f) || stdio_direct_slow(f);
+}
+
+static long stdio_real(uint32_t op, const uint64_t *a) {
+    FILE *f = stdio_file(op, a);
+    switch (op) {
+    case HC_OP_fgets: return (long)__real_fgets((char *)a[0], (int)a[1], f);
+    case HC_OP_fread: return (long)__real_fread((void *)a[0], a[1], a[2], f);
+    }
+    return -1;
+}
+
+/* Until the FILE's descriptor has input (or end of file, or an error, which
+ * musl's function then reports). */
+static long stdio_wait(uint32_t op, const uint64_t *a) {
+    struct pollfd p = {stdio_fd(stdio_file(op, a)), POLLIN, 0};
+    uint64_t w[6] = {(uint64_t)&p, 1, (uint64_t)-1};
+    long v;
+    do v = blocking_syscall(HC_OP_poll, w);
+    while (v == -EINTR);
+    return v;
+}
+
+#define HC_STDIO_WRAPPER(ret, name, params, args, file)                                              \
+    ret hc_wait_##name params;                                                                      \
+    ret __wrap_##name params {                                                                      \
+        if (stdio_direct(file)) __attribute__((musttail)) return __real_##name args;                \
+        __attribute__((musttail)) return hc_wait_##name args;                                       \
+    }
+HC_STDIO_WRAPPER(char *, fgets, (char *s, int n, FILE *f), (s, n, f), f)
+HC_STDIO_WRAPPER(size_t, fread, (void *p, size_t size, size_t n, FILE *f), (p, size, n, f), f)
+
 static void finish_restore(void);
 
 long hc_blocking_c(struct hc_regs *r, uint32_t op) {
@@ -2876,10 +2967,19 @@ long hc_blocking_c(struct hc_regs *r, uint32_t op) {
     } else {
         for (int i = 0; i < 6; i++) a[i] = r->gpr[blocking_args[i]];
     }
-    if ((uint64_t)__builtin_thread_pointer() != hc.main_tp || __atomic_load_n(&hc_threads, __ATOMIC_SEQ_CST) > 0)
-        return blocking_real(op, a);
+    int stdio = op >= HC_OP_fgets;
+    int direct = stdio ? stdio_direct(stdio_file(op, a))
+                       : hc_blocking_depth || (uint64_t)__builtin_thread_pointer() != hc.main_tp ||
+                             __atomic_load_n(&hc_threads, __ATOMIC_SEQ_CST) > 0;
+    if (direct) return stdio ? stdio_real(op, a) : blocking_real(op, a);
     for (;;) {
-        long v = blocking_syscall(op, a);
+        long v = stdio ? stdio_wait(op, a) : blocking_syscall(op, a);
+        if (v != HC_BLOCKING_CANCELLED && stdio) {
+            hc_blocking_depth++;
+            v = stdio_real(op, a);
+            hc_blocking_depth--;
+            return v;
+        }
         if (v != HC_BLOCKING_CANCELLED) {
             if ((unsigned long)v > -4096UL) {
                 errno = (int)-v;

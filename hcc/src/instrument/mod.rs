@@ -102,8 +102,8 @@ pub(crate) fn ablated(part: &str) -> bool {
 
 /// libc functions that never call back into program code: calls to them
 /// cannot reach a migration point, so they are not sites. (Not the
-/// blocking calls hld wraps, `read` and `write` among them: a program
-/// migrates while it waits in one, at the call's site.)
+/// blocking calls hld wraps, `read`, `write` and stdio's reads among them:
+/// a program migrates while it waits in one, at the call's site.)
 const LEAF_LIBC: &[&str] = &[
     "__errno_location",
     "__h_errno_location",
@@ -145,7 +145,6 @@ const LEAF_LIBC: &[&str] = &[
     "ferror",
     "fflush",
     "fgetc",
-    "fgets",
     "fileno",
     "floor",
     "floorl",
@@ -156,7 +155,6 @@ const LEAF_LIBC: &[&str] = &[
     "fopen",
     "fputc",
     "fputs",
-    "fread",
     "free",
     "frexp",
     "frexpl",
