@@ -965,3 +965,65 @@ fn a_program_waiting_for_input_migrates_while_it_waits() {
         got.stderr
     );
 }
+
+#[test]
+fn a_sleeping_program_migrates_mid_sleep_and_sleeps_what_is_left() {
+    // A request used to wait until the program's sleep ended (sleep(60) in
+    // a periodic job: a minute). Now the program moves mid-sleep, and the
+    // destination sleeps only what is left: the sleep lasts as long as asked
+    // in all, and says so.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "naps",
+        r#"#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+static long long now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000ll + t.tv_nsec / 1000000;
+}
+int main(int argc, char **argv) {
+    (void)argv;
+    double weight = argc * 0.75;
+    long long t0 = now_ms();
+    unsigned left = sleep(4);
+    printf("sleep: %s, %u left, %.2f\n", now_ms() - t0 >= 4000 ? "in full" : "cut short", left, weight);
+    fflush(stdout);
+    struct timespec d = {2, 500000000}, rem = {7, 7};
+    t0 = now_ms();
+    int r = nanosleep(&d, &rem);
+    printf("nanosleep: %d, %s, rem %ld\n", r, now_ms() - t0 >= 2500 ? "in full" : "cut short", (long)rem.tv_sec);
+    return 0;
+}
+"#,
+    );
+    let out = dir.path().join("out.txt");
+    let child = start("x86_64", &app, &[], dir.path(), "out.txt");
+    let pid = pid_str(&child);
+    std::thread::sleep(Duration::from_millis(300));
+    migrate_within(&pid, "aarch64", dir.path());
+    // Moved while the first sleep had seconds to go.
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        !text.contains("sleep:"),
+        "migrated only after the sleep: {text}"
+    );
+    wait_for_text(&out, "sleep:");
+    std::thread::sleep(Duration::from_millis(300));
+    migrate_within(&pid, "x86_64", dir.path());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        !text.contains("nanosleep:"),
+        "migrated only after the sleep: {text}"
+    );
+    let run = finish(child);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "sleep: in full, 0 left, 0.75\nnanosleep: 0, in full, rem 7\n",
+        "{}",
+        run.stderr
+    );
+}

@@ -104,9 +104,13 @@ fn lld(
         // A seccomp filter going in ends migration requests first.
         "prctl",
         "syscall",
-        // Sleeps a migration request interrupts go on to their end.
+        // Sleeps a migration request interrupts go on to their end
+        // (musl's own); the program's own migrate mid-sleep.
         "__clock_nanosleep",
         "clock_nanosleep",
+        "nanosleep",
+        "sleep",
+        "usleep",
         // Blocking calls migrate while they wait (runtime "Blocking calls").
         "read",
         "readv",

@@ -155,6 +155,10 @@ extern int __real_accept4(int, void *, void *, int);
 extern int __real_poll(void *, unsigned long, int);
 extern int __real_select(int, void *, void *, void *, void *);
 extern int __real_pause(void);
+extern unsigned __real_sleep(unsigned);
+extern int __real_usleep(unsigned);
+extern int __real_nanosleep(const struct timespec *, struct timespec *);
+extern int __real_clock_nanosleep(clockid_t, int, const struct timespec *, struct timespec *);
 
 /* Set by the request signal, read by hc_blocking_syscall before it waits
  * (hcrt.c "Blocking calls"); cleared when the request is taken. */
@@ -2716,14 +2720,10 @@ static int sleep_on(clock_nanosleep_fn *real, clockid_t clk, int flags, const st
     }
 }
 
-extern clock_nanosleep_fn __real___clock_nanosleep, __real_clock_nanosleep;
+extern clock_nanosleep_fn __real___clock_nanosleep;
 
 int __wrap___clock_nanosleep(clockid_t clk, int flags, const struct timespec *req, struct timespec *rem) {
     return sleep_on(__real___clock_nanosleep, clk, flags, req, rem);
-}
-
-int __wrap_clock_nanosleep(clockid_t clk, int flags, const struct timespec *req, struct timespec *rem) {
-    return sleep_on(__real_clock_nanosleep, clk, flags, req, rem);
 }
 
 /* ---- Blocking calls. A program waiting in read() for input that does not
@@ -2753,9 +2753,13 @@ int __wrap_clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
  * full malloc into every program (one that never frees gets musl's bump
  * allocator). */
 #define HC_STDIO_CALLS(X) X(fgets, 16) X(fread, 17)
+/* Sleeps the program asks for itself: a request migrates it mid-sleep and
+ * the destination sleeps what is left (musl's own sleeps, and other
+ * threads', go on through sleep_on). */
+#define HC_SLEEP_CALLS(X) X(sleep, 20) X(usleep, 21) X(nanosleep, 22) X(clock_nanosleep, 23)
 #define HC_BLOCKING_CANCELLED (-5000)
 #define HC_OP_(name, n) HC_OP_##name = n,
-enum { HC_BLOCKING_CALLS(HC_OP_) HC_STDIO_CALLS(HC_OP_) };
+enum { HC_BLOCKING_CALLS(HC_OP_) HC_STDIO_CALLS(HC_OP_) HC_SLEEP_CALLS(HC_OP_) };
 
 
 extern const char hc_blocking_begin[], hc_blocking_end[], hc_blocking_cancel[];
@@ -2790,6 +2794,7 @@ static int64_t uc_result(ucontext_t *uc) {
 #define HC_WRAP_STUB(name, op) HC_ENTRY_STUB(__wrap_##name, op)
 #define HC_WAIT_STUB(name, op) HC_ENTRY_STUB(hc_wait_##name, op)
 HC_BLOCKING_CALLS(HC_WRAP_STUB)
+HC_SLEEP_CALLS(HC_WRAP_STUB)
 HC_STDIO_CALLS(HC_WAIT_STUB)
 /* Re-issued by a restored caller: operation 0 makes the pending call. */
 HC_ENTRY_STUB(__wrap___hc_resume_blocked_call, 0)
@@ -2874,6 +2879,10 @@ static long blocking_real(uint32_t op, const uint64_t *a) {
     case HC_OP_poll: return __real_poll((void *)a[0], a[1], (int)a[2]);
     case HC_OP_select: return __real_select((int)a[0], p1, p2, p3, p4);
     case HC_OP_pause: return __real_pause();
+    case HC_OP_sleep: return __real_sleep((unsigned)a[0]);
+    case HC_OP_usleep: return __real_usleep((unsigned)a[0]);
+    case HC_OP_nanosleep: return __real_nanosleep((const void *)a[0], p1);
+    case HC_OP_clock_nanosleep: return __real_clock_nanosleep((clockid_t)a[0], (int)a[1], p2, p3);
     }
     errno = ENOSYS;
     return -1;
@@ -2954,26 +2963,89 @@ static long stdio_wait(uint32_t op, const uint64_t *a) {
 HC_STDIO_WRAPPER(char *, fgets, (char *s, int n, FILE *f), (s, n, f), f)
 HC_STDIO_WRAPPER(size_t, fread, (void *p, size_t size, size_t n, FILE *f), (p, size, n, f), f)
 
+/* The time a sleep asks for: relative, or (clock_nanosleep with
+ * TIMER_ABSTIME) the clock's time to wake at. */
+static int sleep_request(uint32_t op, const uint64_t *a, struct timespec *t) {
+    const struct timespec *req = 0;
+    switch (op) {
+    case HC_OP_sleep: *t = (struct timespec){(time_t)(unsigned)a[0], 0}; return 0;
+    case HC_OP_usleep: *t = (struct timespec){(unsigned)a[0] / 1000000, (unsigned)a[0] % 1000000 * 1000L}; return 0;
+    case HC_OP_nanosleep: req = (const void *)a[0]; break;
+    case HC_OP_clock_nanosleep: req = (const void *)a[2]; break;
+    }
+    if (!req) return -EFAULT;
+    *t = *req;
+    return 0;
+}
+
+static int sleep_absolute(uint32_t op, const uint64_t *a) {
+    return op == HC_OP_clock_nanosleep && ((int)a[1] & TIMER_ABSTIME);
+}
+
+/* Sleeps until `left` has passed (or the absolute time); on a request
+ * `left` is what remains. */
+static long sleep_wait(uint32_t op, const uint64_t *a, struct timespec *left) {
+    clockid_t clk = op == HC_OP_clock_nanosleep ? (clockid_t)a[0] : CLOCK_REALTIME;
+    int abs = sleep_absolute(op, a);
+    struct timespec t0, t1, rem = {0};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long v = hc_blocking_syscall(SYS_clock_nanosleep, clk, abs ? TIMER_ABSTIME : 0, (long)left, (long)&rem, 0, 0);
+    if (abs) return v;
+    if (v == -EINTR) {
+        *left = rem;
+    } else if (v == HC_BLOCKING_CANCELLED) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int64_t ns = (int64_t)(left->tv_sec - t1.tv_sec + t0.tv_sec) * 1000000000 + left->tv_nsec - t1.tv_nsec + t0.tv_nsec;
+        if (ns < 0) ns = 0;
+        *left = (struct timespec){ns / 1000000000, ns % 1000000000};
+    }
+    return v;
+}
+
+/* What the sleep call returns for the system call's result `v`. */
+static long sleep_result(uint32_t op, const uint64_t *a, long v, const struct timespec *left) {
+    struct timespec *rem = op == HC_OP_nanosleep ? (void *)a[1] : op == HC_OP_clock_nanosleep ? (void *)a[3] : 0;
+    if (v == -EINTR && rem && !sleep_absolute(op, a)) *rem = *left;
+    switch (op) {
+    case HC_OP_sleep: return v ? left->tv_sec : 0; /* seconds not slept */
+    case HC_OP_clock_nanosleep: return -v;         /* the error number */
+    }
+    if (v) {
+        errno = (int)-v;
+        return -1;
+    }
+    return 0;
+}
+
 static void finish_restore(void);
 
 long hc_blocking_c(struct hc_regs *r, uint32_t op) {
     uint64_t a[6];
-    if (op == 0) {
+    struct timespec left = {0}; /* a sleep's time still to sleep */
+    int stdio = 0, sleeps = 0, resumed = op == 0;
+    if (resumed) {
         /* The destination: the restored caller re-issued its call. */
         op = __hc_pending.op;
         memcpy(a, __hc_pending.arg, sizeof a);
+        left = (struct timespec){(time_t)__hc_pending.left[0], (long)__hc_pending.left[1]};
         __hc_pending.op = 0;
         finish_restore();
     } else {
         for (int i = 0; i < 6; i++) a[i] = r->gpr[blocking_args[i]];
     }
-    int stdio = op >= HC_OP_fgets;
+    stdio = op >= HC_OP_fgets && op <= HC_OP_fread;
+    sleeps = op >= HC_OP_sleep;
     int direct = stdio ? stdio_direct(stdio_file(op, a))
                        : hc_blocking_depth || (uint64_t)__builtin_thread_pointer() != hc.main_tp ||
                              __atomic_load_n(&hc_threads, __ATOMIC_SEQ_CST) > 0;
     if (direct) return stdio ? stdio_real(op, a) : blocking_real(op, a);
+    if (sleeps && !resumed) {
+        int e = sleep_request(op, a, &left);
+        if (e) return sleep_result(op, a, e, &left);
+    }
     for (;;) {
-        long v = stdio ? stdio_wait(op, a) : blocking_syscall(op, a);
+        long v = stdio ? stdio_wait(op, a) : sleeps ? sleep_wait(op, a, &left) : blocking_syscall(op, a);
+        if (v != HC_BLOCKING_CANCELLED && sleeps) return sleep_result(op, a, v, &left);
         if (v != HC_BLOCKING_CANCELLED && stdio) {
             hc_blocking_depth++;
             v = stdio_real(op, a);
@@ -2992,6 +3064,8 @@ long hc_blocking_c(struct hc_regs *r, uint32_t op) {
         hc_blocking_request = 0;
         __hc_pending.op = op;
         memcpy(__hc_pending.arg, a, sizeof a);
+        __hc_pending.left[0] = (uint64_t)left.tv_sec;
+        __hc_pending.left[1] = (uint64_t)left.tv_nsec;
         struct hc_regs top = *r;
         top.gpr[HC_ARG0] = 0; /* no poll record */
         __hc_migrate_point_c(&top);

@@ -200,6 +200,7 @@ struct hc_pending {
     uint32_t op;
     uint32_t pad;
     uint64_t arg[6]; /* the argument registers as the caller set them */
+    uint64_t left[2]; /* a sleep: seconds and nanoseconds still to sleep */
 };
 
 /* Environment the hcontainer CLI passes. */
