@@ -966,6 +966,109 @@ fn a_program_waiting_for_input_migrates_while_it_waits() {
     );
 }
 
+/// Reads with scanf (ten pointers: some passed on the stack on both ISAs),
+/// getline, getdelim, fscanf and vscanf, each when nothing is buffered.
+const SCANNER: &str = r#"#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+__attribute__((noinline)) static int scan_more(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vscanf(fmt, ap);
+    va_end(ap);
+    return r;
+}
+int main(void) {
+    int v[9];
+    char word[16];
+    double w = 0.5;
+    printf("ready\n");
+    fflush(stdout);
+    int got = scanf("%d %d %d %d %d %d %d %d %d %15s%*c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                    &v[6], &v[7], &v[8], word);
+    if (got != 10) return 2;
+    long sum = 0;
+    for (int i = 0; i < 9; i++) sum += v[i] * (i + 1);
+    printf("scanf %ld %s\n", sum, word);
+    fflush(stdout);
+    char *line = 0;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (n < 0) return 3;
+    w += (double)n / 4;
+    printf("getline %zd %s", n, line);
+    fflush(stdout);
+    n = getdelim(&line, &cap, ';', stdin);
+    if (n < 0) return 4;
+    printf("getdelim %zd %s\n", n, line);
+    fflush(stdout);
+    int x = 0;
+    if (fscanf(stdin, "%d%*c", &x) != 1) return 5;
+    printf("fscanf %d\n", x);
+    fflush(stdout);
+    int y = 0, z = 0;
+    if (scan_more("%2$d %1$d", &y, &z) != 2) return 6;
+    printf("vscanf %d %d %.3f\n", y, z, w * x);
+    free(line);
+    return 0;
+}
+"#;
+
+/// Drives SCANNER: each line sent after `between`, once the program waits
+/// for it.
+fn drive_scanner(app: &Path, dir: &Path, between: &dyn Fn(&str, &Path)) -> Run {
+    use std::io::Write;
+    let mut child = start_with_input("x86_64", app, &[], dir, "out.txt", Stdio::piped());
+    let pid = pid_str(&child);
+    let mut input = child.stdin.take().unwrap();
+    let out = dir.join("out.txt");
+    for (wait, line) in [
+        ("ready", &b"1 2 3 4 5 6 7 8 9 migrated\n"[..]),
+        ("scanf", b"a whole line\n"),
+        ("getline", b"up to here;"),
+        ("getdelim", b"42\n"),
+        ("fscanf", b"17 23\n"),
+    ] {
+        wait_for_text(&out, wait);
+        // The program is in its read call, nothing buffered.
+        std::thread::sleep(Duration::from_millis(100));
+        between(&pid, dir);
+        input.write_all(line).unwrap();
+    }
+    drop(input);
+    finish(child)
+}
+
+#[test]
+fn a_program_waiting_in_scanf_or_getline_migrates_while_it_waits() {
+    // scanf and getline waited inside musl, where no migration point is:
+    // an interactive program at its prompt could not be moved. Now each
+    // migration below completes while the program waits for the line that
+    // is only sent after it, and the values arrive where the program's
+    // pointers point, on whichever ISA it is then.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(dir.path(), "scanner", SCANNER);
+    let base = tempfile::tempdir().unwrap();
+    let want = drive_scanner(&app, base.path(), &|_, _| {});
+    assert_eq!(want.code, Some(0), "{}", want.stderr);
+    let out = |d: &Path| std::fs::read_to_string(d.join("out.txt")).unwrap();
+    assert_eq!(
+        out(base.path()),
+        "ready\nscanf 285 migrated\ngetline 13 a whole line\ngetdelim 11 up to here;\n\
+         fscanf 42\nvscanf 23 17 157.500\n"
+    );
+    let hops = std::cell::Cell::new(0);
+    let got = drive_scanner(&app, dir.path(), &|pid, dir| {
+        let to = ["aarch64", "x86_64"][hops.get() % 2];
+        hops.set(hops.get() + 1);
+        migrate_within(pid, to, dir);
+    });
+    assert_eq!(hops.get(), 5);
+    assert_eq!(got.code, Some(0), "{}", got.stderr);
+    assert_eq!(out(dir.path()), out(base.path()), "{}", got.stderr);
+}
+
 #[test]
 fn a_sleeping_program_migrates_mid_sleep_and_sleeps_what_is_left() {
     // A request used to wait until the program's sleep ended (sleep(60) in

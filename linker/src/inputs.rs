@@ -7,8 +7,8 @@ use hc_metadata::container;
 use hc_metadata::sites::{SiteTable, SECTION as SITES};
 use hc_metadata::Isa;
 use object::read::archive::ArchiveFile;
-use object::{Object, ObjectKind};
-use std::collections::BTreeMap;
+use object::{Object, ObjectKind, ObjectSymbol};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -61,6 +61,34 @@ pub struct Prepared {
     pub libc: BTreeMap<Isa, PathBuf>,
     /// Site tables by the file key lld's map will show (see layout::file_key).
     pub sites: BTreeMap<String, SiteTable>,
+    /// Functions of `ON_DEMAND_WRAPS` and `ON_DEMAND_REQUIRES` the user's
+    /// objects call.
+    pub referenced: BTreeSet<String>,
+}
+
+/// Wrapped only in programs whose objects call one of the group (the
+/// whole group then): the runtime's wrappers call musl's function weakly,
+/// which would bring more of musl into every program (getdelim: its full
+/// malloc, where a program that never frees gets musl's bump allocator).
+pub const ON_DEMAND_WRAPS: &[&[&str]] = &[&["getline", "getdelim"]];
+
+/// (runtime entry hcc redirects calls to, musl function it makes the call
+/// with): a program that calls the entry links the function, which the
+/// runtime references only weakly (`instrument/scanf.rs`).
+pub const ON_DEMAND_REQUIRES: &[(&str, &str)] =
+    &[("__hcw_fscanf", "vfscanf"), ("__hcw_vfscanf", "vfscanf")];
+
+/// The on-demand wrapped functions `file` leaves undefined.
+fn on_demand_references(file: &object::File) -> BTreeSet<String> {
+    file.symbols()
+        .filter(|s| s.is_undefined())
+        .filter_map(|s| s.name().ok())
+        .filter(|n| {
+            ON_DEMAND_WRAPS.iter().any(|g| g.contains(n))
+                || ON_DEMAND_REQUIRES.iter().any(|(entry, _)| entry == n)
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 fn write(path: &Path, data: &[u8]) -> Result<(), LinkError> {
@@ -68,7 +96,11 @@ fn write(path: &Path, data: &[u8]) -> Result<(), LinkError> {
 }
 
 /// Splits an hcc object into its per-ISA objects and its site table.
-fn split_object(what: &str, data: &[u8]) -> Result<(BTreeMap<Isa, Vec<u8>>, SiteTable), LinkError> {
+/// An hcc object's per-ISA objects, its site table and the on-demand
+/// wrapped functions it calls.
+type Split = (BTreeMap<Isa, Vec<u8>>, SiteTable, BTreeSet<String>);
+
+fn split_object(what: &str, data: &[u8]) -> Result<Split, LinkError> {
     let not_hcc = |why: &str| LinkError::NotHcc {
         file: what.to_string(),
         why: why.to_string(),
@@ -105,7 +137,7 @@ fn split_object(what: &str, data: &[u8]) -> Result<(BTreeMap<Isa, Vec<u8>>, Site
             why: e.to_string(),
         })?;
     }
-    Ok((out, table))
+    Ok((out, table, on_demand_references(&file)))
 }
 
 /// Clears SHF_ALLOC on the object's `.llvm_stackmaps`. hld reads the stack
@@ -219,7 +251,8 @@ pub fn prepare(items: &[Item], lib_dirs: &[PathBuf], tmp: &Path) -> Result<Prepa
         if data.starts_with(b"!<arch>\n") {
             unpack_archive(&mut p, n, &path, &data, tmp)?;
         } else {
-            let (objs, table) = split_object(&path.display().to_string(), &data)?;
+            let (objs, table, calls) = split_object(&path.display().to_string(), &data)?;
+            p.referenced.extend(calls);
             let name = format!("in{n}.o");
             for (isa, bytes) in objs {
                 let out = tmp.join(isa.name()).join(&name);
@@ -256,7 +289,9 @@ fn unpack_archive(
             file: what.clone(),
             why: e.to_string(),
         })?;
-        let (objs, table) = split_object(&format!("{what}({mname})"), body)?;
+        let (objs, table, calls) = split_object(&format!("{what}({mname})"), body)?;
+        // Any member's: whether lld takes it is decided later.
+        p.referenced.extend(calls);
         // Unique member names: archives may hold two members of one name.
         let unique = format!("m{k}_{mname}");
         for (isa, bytes) in objs {

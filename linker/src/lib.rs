@@ -133,6 +133,18 @@ fn lld(
     ] {
         cmd.arg(format!("--wrap={sym}"));
     }
+    for group in inputs::ON_DEMAND_WRAPS {
+        if group.iter().any(|f| prepared.referenced.contains(*f)) {
+            for sym in *group {
+                cmd.arg(format!("--wrap={sym}"));
+            }
+        }
+    }
+    for (entry, function) in inputs::ON_DEMAND_REQUIRES {
+        if prepared.referenced.contains(*entry) {
+            cmd.arg(format!("--undefined={function}"));
+        }
+    }
     // Memory restore mapped from a file stays anonymous to the program.
     for sym in ["__mremap", "mremap", "__madvise", "madvise"] {
         cmd.arg(format!("--wrap={sym}"));

@@ -2748,18 +2748,32 @@ int __wrap___clock_nanosleep(clockid_t clk, int flags, const struct timespec *re
  * FILE has nothing buffered, and then calls musl's function. Calls that
  * read a line or a block; not getc, fgetc and getchar, which a program
  * calls per character: their wrapper and site cost a character loop a
- * quarter more instructions (they migrate once the character comes). Not
- * getline and getdelim either: calling musl's from here would link its
- * full malloc into every program (one that never frees gets musl's bump
- * allocator). */
+ * quarter more instructions (they migrate once the character comes). */
 #define HC_STDIO_CALLS(X) X(fgets, 16) X(fread, 17)
+/* Wrapped only in programs that call one of them (hld's on-demand wraps):
+ * musl's getdelim would link its full malloc into every program (one that
+ * never frees gets musl's bump allocator). So the runtime's reference to
+ * it is weak. getline is made as getdelim. */
+#define HC_STDIO_LINE_CALLS(X) X(getline, 24) X(getdelim, 25)
+/* hcc redirects the program's scanf and fscanf calls (variadic, so no
+ * sites) to __hcw_fscanf(FILE *, format, n, pointers[n]), and its vscanf
+ * and vfscanf calls to __hcw_vfscanf(FILE *, format, va_list): both made
+ * as musl's vfscanf, referenced weakly (the number parsers; hld makes a
+ * program that calls these entries link it). */
+#define HC_SCANF_CALLS(X) X(fscanf, 26) X(vfscanf, 27)
+/* The most pointers a vfscanf's va_list is read for (a format with more,
+ * which no real one has, gets this many). */
+#define HC_SCANF_MOST 4096
 /* Sleeps the program asks for itself: a request migrates it mid-sleep and
  * the destination sleeps what is left (musl's own sleeps, and other
  * threads', go on through sleep_on). */
 #define HC_SLEEP_CALLS(X) X(sleep, 20) X(usleep, 21) X(nanosleep, 22) X(clock_nanosleep, 23)
 #define HC_BLOCKING_CANCELLED (-5000)
 #define HC_OP_(name, n) HC_OP_##name = n,
-enum { HC_BLOCKING_CALLS(HC_OP_) HC_STDIO_CALLS(HC_OP_) HC_SLEEP_CALLS(HC_OP_) };
+enum {
+    HC_BLOCKING_CALLS(HC_OP_) HC_STDIO_CALLS(HC_OP_) HC_SLEEP_CALLS(HC_OP_) HC_STDIO_LINE_CALLS(HC_OP_)
+        HC_SCANF_CALLS(HC_OP_)
+};
 
 
 extern const char hc_blocking_begin[], hc_blocking_end[], hc_blocking_cancel[];
@@ -2768,6 +2782,18 @@ long hc_blocking_c(struct hc_regs *r, uint32_t op);
 
 #if defined(__x86_64__)
 static const int blocking_args[6] = {5, 4, 1, 2, 8, 9}; /* rdi rsi rdx rcx r8 r9 */
+/* A va_list whose arguments are `words` (SysV psABI 3.5.7: registers used up,
+ * so va_arg reads the overflow area). */
+static void va_over(va_list *ap, uint64_t *words) {
+    struct {
+        unsigned gp_offset, fp_offset;
+        void *overflow_arg_area, *reg_save_area;
+    } *v = (void *)ap;
+    v->gp_offset = 48;
+    v->fp_offset = 304;
+    v->overflow_arg_area = words;
+    v->reg_save_area = 0;
+}
 static uint64_t *uc_pc(ucontext_t *uc) {
     return (uint64_t *)&uc->uc_mcontext.gregs[REG_RIP];
 }
@@ -2779,6 +2805,17 @@ static int64_t uc_result(ucontext_t *uc) {
             ",@function\n" #sym ":\n movl $" #op ", %r11d\n jmp hc_blocking_entry\n.previous\n");
 #else
 static const int blocking_args[6] = {0, 1, 2, 3, 4, 5}; /* x0-x5 */
+/* A va_list whose arguments are `words` (AAPCS64 B.4: __gr_offs >= 0 means
+ * the registers are used up, so va_arg reads the stack area). */
+static void va_over(va_list *ap, uint64_t *words) {
+    struct {
+        void *stack, *gr_top, *vr_top;
+        int gr_offs, vr_offs;
+    } *v = (void *)ap;
+    v->stack = words;
+    v->gr_top = v->vr_top = 0;
+    v->gr_offs = v->vr_offs = 0;
+}
 static uint64_t *uc_pc(ucontext_t *uc) {
     return (uint64_t *)&uc->uc_mcontext.pc;
 }
@@ -2796,6 +2833,9 @@ static int64_t uc_result(ucontext_t *uc) {
 HC_BLOCKING_CALLS(HC_WRAP_STUB)
 HC_SLEEP_CALLS(HC_WRAP_STUB)
 HC_STDIO_CALLS(HC_WAIT_STUB)
+HC_STDIO_LINE_CALLS(HC_WAIT_STUB)
+#define HC_SCANF_STUB(name, op) HC_ENTRY_STUB(__hcw_##name, op)
+HC_SCANF_CALLS(HC_SCANF_STUB)
 /* Re-issued by a restored caller: operation 0 makes the pending call. */
 HC_ENTRY_STUB(__wrap___hc_resume_blocked_call, 0)
 
@@ -2890,6 +2930,8 @@ static long blocking_real(uint32_t op, const uint64_t *a) {
 
 extern char *__real_fgets(char *, int, FILE *);
 extern size_t __real_fread(void *, size_t, size_t, FILE *);
+extern ssize_t __real_getdelim(char **, size_t *, int, FILE *) __attribute__((weak));
+#pragma weak vfscanf
 
 /* Inside a call hc_blocking_c makes: wrapped calls musl makes inside it
  * go straight to musl. */
@@ -2899,8 +2941,46 @@ static FILE *stdio_file(uint32_t op, const uint64_t *a) {
     switch (op) {
     case HC_OP_fgets: return (FILE *)a[2];
     case HC_OP_fread: return (FILE *)a[3];
+    case HC_OP_getline: return (FILE *)a[2];
+    case HC_OP_getdelim: return (FILE *)a[3];
+    case HC_OP_fscanf: return (FILE *)a[0];
+    case HC_OP_vfscanf: return (FILE *)a[0];
     }
     return 0;
+}
+
+static int is_stdio(uint32_t op) {
+    return op == HC_OP_fgets || op == HC_OP_fread || (op >= HC_OP_getline && op <= HC_OP_vfscanf);
+}
+
+static int is_scanf(uint32_t op) {
+    return op == HC_OP_fscanf || op == HC_OP_vfscanf;
+}
+
+/* At least as many pointers as a scanf format takes: one per '%' (a "%%"
+ * counts two, a suppressed conversion one), or its largest "%n$". Too
+ * many only reads words the call did not pass; too few would let musl read
+ * past the captured ones. */
+static long scanf_pointers(const char *fmt) {
+    long count = 0, most = 0;
+    for (const char *p = fmt; *p; p++) {
+        if (*p != '%') continue;
+        count++;
+        long n = 0;
+        const char *q = p + 1;
+        while (*q >= '0' && *q <= '9' && n < HC_SCANF_MOST) n = n * 10 + (*q++ - '0');
+        if (*q == '$' && n > most) most = n;
+    }
+    count = count > most ? count : most;
+    return count < HC_SCANF_MOST ? count : HC_SCANF_MOST;
+}
+
+/* The pointers a vfscanf's va_list holds: `count` words. */
+static void scanf_capture(const uint64_t *a, uint64_t *out, long count) {
+    va_list ap;
+    va_copy(ap, *(va_list *)a[2]);
+    for (long i = 0; i < count; i++) out[i] = (uint64_t)va_arg(ap, void *);
+    va_end(ap);
 }
 
 static int stdio_fd(FILE *f) {
@@ -2934,11 +3014,19 @@ static int stdio_direct(FILE *f) {
     return stdio_buffered(f) || stdio_direct_slow(f);
 }
 
-static long stdio_real(uint32_t op, const uint64_t *a) {
+/* musl's function; a scanf's pointers are `ptrs`. */
+static long stdio_real(uint32_t op, const uint64_t *a, uint64_t *ptrs) {
     FILE *f = stdio_file(op, a);
+    if (is_scanf(op)) {
+        va_list ap;
+        va_over(&ap, ptrs);
+        return vfscanf(f, (const char *)a[1], ap);
+    }
     switch (op) {
     case HC_OP_fgets: return (long)__real_fgets((char *)a[0], (int)a[1], f);
     case HC_OP_fread: return (long)__real_fread((void *)a[0], a[1], a[2], f);
+    case HC_OP_getline: return __real_getdelim((char **)a[0], (size_t *)a[1], '\n', f);
+    case HC_OP_getdelim: return __real_getdelim((char **)a[0], (size_t *)a[1], (int)a[2], f);
     }
     return -1;
 }
@@ -2962,6 +3050,18 @@ static long stdio_wait(uint32_t op, const uint64_t *a) {
     }
 HC_STDIO_WRAPPER(char *, fgets, (char *s, int n, FILE *f), (s, n, f), f)
 HC_STDIO_WRAPPER(size_t, fread, (void *p, size_t size, size_t n, FILE *f), (p, size, n, f), f)
+/* No tail calls to musl's getdelim here: aarch64 makes none to a weak
+ * function. */
+ssize_t hc_wait_getline(char **s, size_t *n, FILE *f);
+ssize_t __wrap_getline(char **s, size_t *n, FILE *f) {
+    if (stdio_direct(f)) return __real_getdelim(s, n, '\n', f);
+    __attribute__((musttail)) return hc_wait_getline(s, n, f);
+}
+ssize_t hc_wait_getdelim(char **s, size_t *n, int d, FILE *f);
+ssize_t __wrap_getdelim(char **s, size_t *n, int d, FILE *f) {
+    if (stdio_direct(f)) return __real_getdelim(s, n, d, f);
+    __attribute__((musttail)) return hc_wait_getdelim(s, n, d, f);
+}
 
 /* The time a sleep asks for: relative, or (clock_nanosleep with
  * TIMER_ABSTIME) the clock's time to wake at. */
@@ -3023,22 +3123,38 @@ long hc_blocking_c(struct hc_regs *r, uint32_t op) {
     uint64_t a[6];
     struct timespec left = {0}; /* a sleep's time still to sleep */
     int stdio = 0, sleeps = 0, resumed = op == 0;
+    long nptrs = 0;            /* a scanf's pointers */
+    uint64_t *given = 0;       /* ... where __hcw_fscanf's caller put them */
     if (resumed) {
         /* The destination: the restored caller re-issued its call. */
         op = __hc_pending.op;
         memcpy(a, __hc_pending.arg, sizeof a);
         left = (struct timespec){(time_t)__hc_pending.left[0], (long)__hc_pending.left[1]};
+        nptrs = __hc_pending.nptrs;
         __hc_pending.op = 0;
         finish_restore();
     } else {
         for (int i = 0; i < 6; i++) a[i] = r->gpr[blocking_args[i]];
+        if (op == HC_OP_fscanf) {
+            nptrs = (long)a[2];
+            given = (uint64_t *)a[3];
+        } else if (op == HC_OP_vfscanf) {
+            nptrs = scanf_pointers((const char *)a[1]);
+        }
     }
-    stdio = op >= HC_OP_fgets && op <= HC_OP_fread;
-    sleeps = op >= HC_OP_sleep;
-    int direct = stdio ? stdio_direct(stdio_file(op, a))
+    uint64_t own[given ? 1 : nptrs ? nptrs : 1];
+    uint64_t *ptrs = given ? given : own;
+    if (resumed)
+        memcpy(ptrs, __hc_pending.ptr, (size_t)nptrs * 8);
+    else if (op == HC_OP_vfscanf)
+        scanf_capture(a, ptrs, nptrs);
+    stdio = is_stdio(op);
+    sleeps = op >= HC_OP_sleep && op <= HC_OP_clock_nanosleep;
+    /* A scanf with more pointers than __hc_pending holds waits in musl. */
+    int direct = stdio ? stdio_direct(stdio_file(op, a)) || nptrs > HC_PENDING_PTRS
                        : hc_blocking_depth || (uint64_t)__builtin_thread_pointer() != hc.main_tp ||
                              __atomic_load_n(&hc_threads, __ATOMIC_SEQ_CST) > 0;
-    if (direct) return stdio ? stdio_real(op, a) : blocking_real(op, a);
+    if (direct) return stdio ? stdio_real(op, a, ptrs) : blocking_real(op, a);
     if (sleeps && !resumed) {
         int e = sleep_request(op, a, &left);
         if (e) return sleep_result(op, a, e, &left);
@@ -3048,7 +3164,7 @@ long hc_blocking_c(struct hc_regs *r, uint32_t op) {
         if (v != HC_BLOCKING_CANCELLED && sleeps) return sleep_result(op, a, v, &left);
         if (v != HC_BLOCKING_CANCELLED && stdio) {
             hc_blocking_depth++;
-            v = stdio_real(op, a);
+            v = stdio_real(op, a, ptrs);
             hc_blocking_depth--;
             return v;
         }
@@ -3066,6 +3182,8 @@ long hc_blocking_c(struct hc_regs *r, uint32_t op) {
         memcpy(__hc_pending.arg, a, sizeof a);
         __hc_pending.left[0] = (uint64_t)left.tv_sec;
         __hc_pending.left[1] = (uint64_t)left.tv_nsec;
+        __hc_pending.nptrs = (uint32_t)nptrs;
+        memcpy(__hc_pending.ptr, ptrs, (size_t)nptrs * 8);
         struct hc_regs top = *r;
         top.gpr[HC_ARG0] = 0; /* no poll record */
         __hc_migrate_point_c(&top);

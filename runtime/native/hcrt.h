@@ -196,11 +196,13 @@ struct hc_frame {
  * migrated memory (docs/FORMATS.md §5 "Blocking calls"): the destination
  * makes it again when the restored caller re-issues its call. op: hcrt.c
  * HC_BLOCKING_CALLS, 0: none. */
+#define HC_PENDING_PTRS 32
 struct hc_pending {
     uint32_t op;
-    uint32_t pad;
+    uint32_t nptrs; /* a scanf: how many of ptr are its pointers */
     uint64_t arg[6]; /* the argument registers as the caller set them */
     uint64_t left[2]; /* a sleep: seconds and nanoseconds still to sleep */
+    uint64_t ptr[HC_PENDING_PTRS]; /* a scanf: the pointers after its format */
 };
 
 /* Environment the hcontainer CLI passes. */

@@ -740,7 +740,7 @@ fn supervise(
                     if since.elapsed() >= WAIT_NOTE {
                         noted = true;
                         if let Some(call) = waiting_in(cur.id()) {
-                            answer(client, &format!("the program has waited {:.0?} in the system call {call}, made inside library code (getchar or scanf, say), where it cannot migrate: it migrates once that call returns", since.elapsed()));
+                            answer(client, &format!("the program has waited {:.0?} in the system call {call}, made inside library code (getchar, say, or fgets with half a line), where it cannot migrate: it migrates once that call returns", since.elapsed()));
                         }
                     }
                 }

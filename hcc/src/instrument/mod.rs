@@ -36,6 +36,7 @@ mod neutral;
 mod pieces;
 pub mod poll;
 mod recursion;
+mod scanf;
 mod setjmp;
 mod shadow;
 pub mod variadic;
@@ -883,6 +884,7 @@ pub fn instrument_module(
     let mut shapes = FrameShapes::new();
     let cx = Ctx::new(module);
     neutral::redirect(&cx);
+    scanf::redirect(&cx);
     assign_sections(&cx);
     let rt = Runtime::declare(&cx, isa);
     setjmp::keep_shadow_stack(&cx, &rt);
