@@ -2476,3 +2476,66 @@ fn a_large_heap_migrates_while_its_dump_is_watched() {
     assert!(got.migrations()[0].contains("320."), "{}", got.stderr);
     assert!(!got.stderr.contains("unexpected message"), "{}", got.stderr);
 }
+
+#[test]
+fn calls_through_old_style_declarations_agree_and_migrate() {
+    // `long work();` (no prototype, as old C and autoconf's link tests
+    // declare): x86_64 made such a call variadic (its ABI sets %al), aarch64
+    // did not, so the variants disagreed and main could not migrate
+    // (-Whc-mismatch). Now both call `work(long, long *)` alike, and a
+    // migration inside work, called through that declaration from main,
+    // carries main's frame too.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.c"),
+        r#"#include <stdio.h>
+long work();
+char *getenv();
+int main(void) {
+    long acc = getenv("HCONTAINER_NO_SUCH_VARIABLE") ? 1 : 7;
+    for (long k = 1; k <= 30; k++) {
+        long r = work(k * 10, &acc);
+        if (k % 10 == 0) printf("%ld %ld %ld\n", k, r, acc);
+    }
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("work.c"),
+        r#"static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    x |= 1;
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x & 0xff) != 0x5a);
+    return x;
+}
+long work(long n, long *acc) {
+    unsigned long x = (unsigned long)*acc;
+    for (long i = 0; i < n; i++) x = step(x + (unsigned long)i);
+    *acc = (long)(x >> 3);
+    return (long)(x % 1000003);
+}
+"#,
+    )
+    .unwrap();
+    let app = dir.path().join("oldstyle");
+    let o = std::process::Command::new(tool("hcc"))
+        .args(["-O2", "-Wall", "-Wno-deprecated-non-prototype", "-o"])
+        .arg(&app)
+        .arg(dir.path().join("main.c"))
+        .arg(dir.path().join("work.c"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(!stderr.contains("Whc-mismatch"), "{stderr}");
+    sites_at_least(&app, 100.0);
+    migrates_deep(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 2000), ("aarch64,x86_64", 3001)],
+        3,
+    );
+}

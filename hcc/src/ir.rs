@@ -456,6 +456,15 @@ impl Val {
         // SAFETY: see module docs; only called on functions.
         unsafe { LLVMAddAttributeAtIndex(self.0, index, a.0) }
     }
+    pub fn set_tail(self) {
+        // SAFETY: see module docs; only called on calls.
+        unsafe {
+            LLVMSetTailCallKind(
+                self.0,
+                inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindTail,
+            )
+        }
+    }
     pub fn clear_tail(self) {
         // SAFETY: see module docs; only called on calls.
         unsafe {

@@ -2790,7 +2790,7 @@ static void va_over(va_list *ap, uint64_t *words) {
         void *overflow_arg_area, *reg_save_area;
     } *v = (void *)ap;
     v->gp_offset = 48;
-    v->fp_offset = 304;
+    v->fp_offset = 176;
     v->overflow_arg_area = words;
     v->reg_save_area = 0;
 }

@@ -413,6 +413,69 @@ fn route_call_weak(cx: &Ctx, abi: &VaListAbi, call: Val, f: Val, thunks: &mut Th
     true
 }
 
+/// Calls of functions declared without a prototype (`char f();`, old C and
+/// autoconf's link tests) become calls of the argument types they pass.
+/// x86_64 makes such a call variadic (its ABI sets `%al` in case the callee
+/// is), aarch64 does not, so the variants disagreed: on x86_64 the call
+/// was no site and went through a thunk, on aarch64 a site, and the caller
+/// could not migrate. Only calls whose arguments are all integers or
+/// pointers: for those `%al` tells the callee nothing (a variadic callee
+/// saves its vector registers or not, and reads none), while one passing
+/// a `double` to a variadic callee so declared (`int printf();`) needs it.
+pub fn prototype_calls(cx: &Ctx) {
+    let mut calls = Vec::new();
+    for f in cx.functions() {
+        for b in f.blocks() {
+            for i in b.instructions() {
+                if i.opcode() != Some(LLVMOpcode::LLVMCall) {
+                    continue;
+                }
+                let callee = i.called_operand();
+                let declared = callee.is_function()
+                    && callee.function_type().is_vararg_fn()
+                    && callee.function_type().param_types().is_empty();
+                if declared && i.called_type().is_vararg_fn() && !i.is_musttail() {
+                    calls.push(i);
+                }
+            }
+        }
+    }
+    let b = Builder::new(cx);
+    for call in calls {
+        let args: Vec<Val> = (0..call.num_args()).map(|j| call.operand(j)).collect();
+        let integral = args.iter().all(|a| {
+            matches!(
+                a.ty().kind(),
+                LLVMTypeKind::LLVMIntegerTypeKind | LLVMTypeKind::LLVMPointerTypeKind
+            )
+        });
+        if !integral {
+            continue;
+        }
+        let tys: Vec<Ty> = args.iter().map(|a| a.ty()).collect();
+        let fty = cx.fn_type(call.called_type().return_type(), &tys, false);
+        b.before(call);
+        let new = b.call(fty, call.called_operand(), &args, &call.name());
+        new.set_call_conv(call.call_conv());
+        new.copy_debug_loc(call);
+        if call.is_tail() {
+            new.set_tail();
+        }
+        for idx in [ir::FUNCTION_INDEX, 0]
+            .into_iter()
+            .chain(1..=call.num_args())
+        {
+            for a in call.call_site_attributes(idx) {
+                new.add_call_site_attribute(idx, a);
+            }
+        }
+        if !call.ty().is_void() {
+            call.replace_all_uses_with(new);
+        }
+        call.erase();
+    }
+}
+
 /// Hands a callee taking a `va_list` by value the caller's object instead
 /// of a copy (aarch64's `va_list` is a struct passed as a pointer to a
 /// temporary): `memcpy(tmp, ap); g(..., tmp)` becomes `g(..., ap)`. x86_64
