@@ -2539,3 +2539,60 @@ long work(long n, long *acc) {
         3,
     );
 }
+
+#[test]
+fn arrays_get_one_alignment_so_string_compares_agree() {
+    // clang aligns `char buf[32]` to 16 bytes on x86_64 and to 1 on
+    // aarch64; `strcmp(buf, "abc") == 0` then became one 4-byte compare on
+    // x86_64 and a bcmp call (a site) on aarch64, and classify() was left
+    // uninstrumented (-Whc-mismatch). Now every variant gets x86_64's
+    // alignment, the code agrees, and migrations inside step() carry
+    // classify()'s frame with its buffer.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compare.c"),
+        r#"#include <stdio.h>
+#include <string.h>
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    x |= 1;
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x & 0xff) != 0x5a);
+    return x;
+}
+static const int weights[4] = {3, 1, 4, 1};
+static __attribute__((noinline)) int classify(unsigned long v) {
+    char buf[32];
+    unsigned long x = step(v);
+    snprintf(buf, sizeof buf, "%s", (x >> 9) % 3 == 0 ? "abc" : (x >> 9) % 3 == 1 ? "a" : "other");
+    x = step(x);
+    if (strcmp(buf, "abc") == 0) return 1 + (int)(x >> 11 & 1);
+    if (strcmp(buf, "a") == 0) return 3;
+    return weights[x >> 13 & 3];
+}
+int main(void) {
+    long counts[5] = {0};
+    for (unsigned long i = 0; i < 3000; i++) counts[classify(i)]++;
+    printf("%ld %ld %ld %ld %ld\n", counts[0], counts[1], counts[2], counts[3], counts[4]);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let app = dir.path().join("compare");
+    let o = std::process::Command::new(tool("hcc"))
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&app)
+        .arg(dir.path().join("compare.c"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(!stderr.contains("Whc-mismatch"), "{stderr}");
+    sites_at_least(&app, 100.0);
+    migrates_once(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 1500), ("aarch64,x86_64", 4001)],
+    );
+}

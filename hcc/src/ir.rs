@@ -503,6 +503,20 @@ impl Val {
             (0..n).map(|i| Val(LLVMGetParam(self.0, i))).collect()
         }
     }
+    /// A global's value type.
+    pub fn value_type(self) -> Ty {
+        // SAFETY: see module docs; only called on globals.
+        Ty(unsafe { LLVMGlobalGetValueType(self.0) })
+    }
+    /// Whether a global's address is insignificant (`unnamed_addr`: string
+    /// literals and other constants clang makes).
+    pub fn is_unnamed_addr(self) -> bool {
+        // SAFETY: see module docs; only called on globals.
+        unsafe {
+            LLVMGetUnnamedAddress(self.0)
+                == inkwell::llvm_sys::LLVMUnnamedAddr::LLVMGlobalUnnamedAddr
+        }
+    }
     /// The function's own type (not the pointer type of the function value).
     pub fn function_type(self) -> Ty {
         // SAFETY: see module docs; only called on functions.

@@ -567,6 +567,7 @@ fn optimize<'c>(
     let buf = MemoryBuffer::create_from_memory_range_copy(bitcode, source);
     let module = Module::parse_bitcode_from_buffer(&buf, ctx).map_err(|e| e.to_string())?;
     instrument::variadic::prototype_calls(&crate::ir::Ctx::new(&module));
+    instrument::align::large_arrays(&crate::ir::Ctx::new(&module));
     if !instrument::ablated("variadic-bodies") {
         instrument::variadic::lower(&module, &isa.info().va_list)?;
     }

@@ -40,6 +40,10 @@ pub struct IsaInfo {
     /// rest, and this ISA's `asm/` (Debian's linux-libc-dev, and its
     /// arm64 cross package).
     pub kernel_headers: (&'static str, &'static str),
+    /// clang's alignment of a variable of array type this large or larger
+    /// (bytes, bytes), if it has such a rule: hcc gives every ISA's rule to
+    /// every variant, so their optimizers see the same alignments.
+    pub large_array_align: Option<(u64, u32)>,
     /// qemu-user binary that runs this ISA on a host of another ISA.
     pub qemu: &'static str,
     /// DWARF register number of the stack pointer.
@@ -221,6 +225,8 @@ pub const X86_64: IsaInfo = IsaInfo {
     musl_dir: "x86_64-linux-musl",
     libgcc: "/usr/lib/gcc/x86_64-linux-gnu/12/libgcc.a",
     kernel_headers: ("/usr/include", "/usr/include/x86_64-linux-gnu/asm"),
+    // TargetInfo's LargeArrayMinWidth/LargeArrayAlign: 128 bits each.
+    large_array_align: Some((16, 16)),
     qemu: "qemu-x86_64",
     dwarf_sp: 7,
     dwarf_fp: 6,
@@ -257,6 +263,7 @@ pub const AARCH64: IsaInfo = IsaInfo {
         "/usr/aarch64-linux-gnu/include",
         "/usr/aarch64-linux-gnu/include/asm",
     ),
+    large_array_align: None,
     qemu: "qemu-aarch64",
     dwarf_sp: 31,
     dwarf_fp: 29,

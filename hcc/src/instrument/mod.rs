@@ -26,6 +26,7 @@
 //! the call to the copy (`musttail`) when the poll word is set, and loop
 //! polls go straight to the migration point (DESIGN-NOTES "Resume copies").
 
+pub mod align;
 pub mod byval;
 pub mod cfg;
 mod dispatch;
