@@ -176,9 +176,12 @@ fn migration(sizes: &[u64], runs: usize) -> Result<()> {
         for route in routes {
             let mut hops = Vec::new();
             for _ in 0..runs.max(1) {
-                // After the heap is built (under 100 points per 64 KiB
-                // block; then four million points follow).
-                let at = (1600 * mib + 10_000).to_string();
+                // After the heap is built: about 17 points per 64 KiB block
+                // (its 128-trip loop polls once per eight), then the tick
+                // loop's half a million (one poll per eight calls). Aimed
+                // past 20 per block, so at 512 MiB it still falls inside
+                // the tick loop (1600 per MiB had it after the program's end).
+                let at = (320 * mib + 10_000).to_string();
                 let o = Command::new(&hcontainer)
                     .args(["run", "--migrate", route, "--at-point", &at])
                     .arg(&app)
