@@ -531,3 +531,67 @@ fn queries_and_dependency_files() {
     let e = hcc(&["-E", "-DGREETING=1", "-Iinc", "main.c"], p);
     assert!(String::from_utf8_lossy(&e.stdout).contains("long scale(int);"));
 }
+
+#[test]
+fn functions_the_isas_compile_differently_are_reported_with_the_lines_that_differ() {
+    // Source that is another program on each ISA cannot agree: hcc names
+    // the function, the file and why (-Whc-mismatch, on by default), and
+    // points at the lines that preprocess differently, which the user can
+    // make one (here with -DONE_LOOP). The program runs either way.
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "isa.c",
+        r#"#include <stdio.h>
+static unsigned long total;
+__attribute__((noinline)) void f(unsigned long x) {
+    do x = x * 6364136223846793005ul + 1; while ((x & 0xff) != 0x5a);
+    total += x >> 60;
+}
+__attribute__((noinline)) void g(unsigned long x) { f(x ^ 0x9e3779b97f4a7c15ul); }
+void work(int n) {
+#if defined(__x86_64__) && !defined(ONE_LOOP)
+    for (int i = 0; i < n; i++) { f(i); g(i); }
+#else
+    for (int i = 0; i < n; i++) { g(i); f(i); }
+#endif
+}
+int main(void) {
+    work(1000);
+    printf("%lu\n", total);
+    return 0;
+}
+"#,
+    );
+    let r = hcc(&["-O2", "-o", "isa", "isa.c"], d.path());
+    assert_ok(&r, "hcc isa.c");
+    assert!(
+        r.stderr
+            .contains("isa.c: warning: function 'work' is not migratable: ")
+            && r.stderr.contains("[-Whc-mismatch]"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("isa.c: note: the source is not the same on every ISA: lines 10, 12 preprocess differently"),
+        "{}",
+        r.stderr
+    );
+    let app = d.path().join("isa");
+    let x86 = native(&app, &[], d.path());
+    assert_eq!(x86.stdout_str(), "15104\n");
+    let arm = hcontainer(
+        &["run", "--isa", "aarch64", app.to_str().unwrap()],
+        d.path(),
+    );
+    assert_eq!(arm.stdout_str(), "15104\n", "{}", arm.stderr);
+    // Silenced like any warning, and nothing of it reaches clang.
+    let quiet = hcc(&["-O2", "-Wno-hc-mismatch", "-o", "isa", "isa.c"], d.path());
+    assert_ok(&quiet, "hcc -Wno-hc-mismatch");
+    assert_eq!(quiet.stderr, "");
+    // One branch for every ISA: nothing to report.
+    let one = hcc(&["-O2", "-DONE_LOOP", "-o", "isa", "isa.c"], d.path());
+    assert_ok(&one, "hcc -DONE_LOOP");
+    assert_eq!(one.stderr, "");
+    sites_at_least(&app, 100.0);
+}

@@ -211,6 +211,9 @@ pub fn compile_file(inv: &Invocation, src: &Path, out: &Path) -> Result<()> {
                 src.display()
             );
         }
+        if !unit.mismatches.is_empty() {
+            note_isa_specific_source(inv, src);
+        }
     }
     let primary = &unit.objects[&Isa::PRIMARY];
     let site_table = unit.sites.encode();
@@ -334,4 +337,41 @@ fn answer_query(q: Query, arg: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// After -Whc-mismatch warnings: where the source itself differs between
+/// the ISAs, say so, since no consensus can make such code agree (lz4's
+/// `#if defined(__x86_64__)` choice of decoder loop, say) and the user can
+/// (by defining the macro that picks one branch for every ISA).
+fn note_isa_specific_source(inv: &Invocation, src: &Path) {
+    let Some(ranges) = frontend::isa_specific_lines(inv, src) else {
+        return;
+    };
+    if ranges.is_empty() {
+        return;
+    }
+    const SHOWN: usize = 8;
+    let mut list: Vec<String> = ranges
+        .iter()
+        .take(SHOWN)
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    if ranges.len() > SHOWN {
+        list.push(format!("and {} more", ranges.len() - SHOWN));
+    }
+    let isas: Vec<&str> = Isa::ALL.iter().map(|i| i.name()).collect();
+    eprintln!(
+        "{}: note: the source is not the same on every ISA: line{} {} preprocess{} differently for {}, and functions built from there may not migrate; define the macros that pick one branch for every ISA (-D...)",
+        src.display(),
+        if ranges.len() == 1 && ranges[0].0 == ranges[0].1 { "" } else { "s" },
+        list.join(", "),
+        if ranges.len() == 1 && ranges[0].0 == ranges[0].1 { "es" } else { "" },
+        isas.join(" and "),
+    );
 }

@@ -175,7 +175,11 @@ pub fn base_command(isa: Isa, inv: &Invocation) -> Command {
     if !nostdinc {
         cmd.args(system_includes(isa));
     }
-    cmd.args(&inv.frontend);
+    // hcc's own warnings (-Whc-mismatch, -Wno-hc-mismatch) are not clang's.
+    cmd.args(inv.frontend.iter().filter(|f| {
+        let f = f.to_string_lossy();
+        !f.starts_with("-Whc-") && !f.starts_with("-Wno-hc-")
+    }));
     cmd.args(FORCED_FLAGS);
     cmd
 }
@@ -245,6 +249,67 @@ pub fn preprocess_command(inv: &Invocation, src: &Path, out: Option<&PathBuf>) -
     }
     cmd.arg(src);
     cmd
+}
+
+/// Lines of `src` that preprocess differently on some ISA (`#if
+/// defined(__x86_64__)` and the like), as ranges of line numbers: there
+/// the variants are different programs, which no consensus can make agree.
+/// Empty when they agree everywhere; None when the preprocessor fails.
+pub fn isa_specific_lines(inv: &Invocation, src: &Path) -> Option<Vec<(u32, u32)>> {
+    let mut texts = Vec::new();
+    for isa in Isa::ALL {
+        let mut cmd = base_command(isa, inv);
+        cmd.arg(opt_flag(inv)).arg("-E").arg(src);
+        let out = cmd.stderr(std::process::Stdio::null()).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        texts.push(main_file_lines(
+            &String::from_utf8_lossy(&out.stdout),
+            &src.to_string_lossy(),
+        ));
+    }
+    let lines: std::collections::BTreeSet<u32> =
+        texts.iter().flat_map(|t| t.keys().copied()).collect();
+    let text = |t: &std::collections::BTreeMap<u32, String>, n: u32| {
+        t.get(&n).map(|s| s.trim().to_string()).unwrap_or_default()
+    };
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for n in lines {
+        if texts.iter().all(|t| text(t, n) == text(&texts[0], n)) {
+            continue;
+        }
+        match ranges.last_mut() {
+            Some(r) if r.1 + 1 == n => r.1 = n,
+            _ => ranges.push((n, n)),
+        }
+    }
+    Some(ranges)
+}
+
+/// The lines `clang -E` output holds for the main file, by line number
+/// (`# N "file"` markers say where each following line comes from).
+fn main_file_lines(out: &str, main: &str) -> std::collections::BTreeMap<u32, String> {
+    let mut lines = std::collections::BTreeMap::new();
+    let (mut in_main, mut line) = (false, 0u32);
+    for l in out.lines() {
+        if let Some(marker) = l.strip_prefix("# ") {
+            let mut parts = marker.splitn(2, ' ');
+            if let (Some(n), Some(rest)) = (parts.next(), parts.next()) {
+                if let Ok(n) = n.parse::<u32>() {
+                    let file = rest.split('"').nth(1).unwrap_or("");
+                    in_main = file == main;
+                    line = n;
+                    continue;
+                }
+            }
+        }
+        if in_main && !l.trim().is_empty() {
+            lines.insert(line, l.to_string());
+        }
+        line += 1;
+    }
+    lines
 }
 
 /// Shell-style rendering of a command for -v.

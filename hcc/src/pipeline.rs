@@ -374,16 +374,21 @@ fn compare(
                     "exists only in the {first_isa} variant after optimization"
                 )),
                 None => None,
-                Some(fb) if fa.instrumented != fb.instrumented => Some(format!(
-                    "instrumented for {} but not for {} ({})",
-                    if fa.instrumented { first_isa } else { isa },
-                    if fa.instrumented { isa } else { first_isa },
-                    if fa.instrumented {
-                        &fb.reason
+                Some(fb) if fa.instrumented != fb.instrumented => {
+                    let (on, off, reason) = if fa.instrumented {
+                        (first_isa, isa, &fb.reason)
                     } else {
-                        &fa.reason
-                    }
-                )),
+                        (isa, first_isa, &fa.reason)
+                    };
+                    // No reason: nothing in it could reach a migration point.
+                    Some(if reason.is_empty() {
+                        format!(
+                            "instrumented for {on} but not for {off}, where optimization left nothing in it that can reach a migration point"
+                        )
+                    } else {
+                        format!("instrumented for {on} but not for {off} ({reason})")
+                    })
+                }
                 Some(fb)
                     if fa.instrumented
                         && (fa.frame != fb.frame
