@@ -2486,9 +2486,14 @@ fn calls_through_old_style_declarations_agree_and_migrate() {
     // migration inside work, called through that declaration from main,
     // carries main's frame too.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("main.c"),
-        r#"#include <stdio.h>
+    let app = compile_without_mismatches(
+        dir.path(),
+        "oldstyle",
+        &["-Wno-deprecated-non-prototype"],
+        &[
+            (
+                "main.c",
+                r#"#include <stdio.h>
 long work();
 char *getenv();
 int main(void) {
@@ -2500,11 +2505,10 @@ int main(void) {
     return 0;
 }
 "#,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("work.c"),
-        r#"static __attribute__((noinline)) unsigned long step(unsigned long x) {
+            ),
+            (
+                "work.c",
+                r#"static __attribute__((noinline)) unsigned long step(unsigned long x) {
     x |= 1;
     do
         x = x * 6364136223846793005ul + 1442695040888963407ul;
@@ -2518,19 +2522,9 @@ long work(long n, long *acc) {
     return (long)(x % 1000003);
 }
 "#,
-    )
-    .unwrap();
-    let app = dir.path().join("oldstyle");
-    let o = std::process::Command::new(tool("hcc"))
-        .args(["-O2", "-Wall", "-Wno-deprecated-non-prototype", "-o"])
-        .arg(&app)
-        .arg(dir.path().join("main.c"))
-        .arg(dir.path().join("work.c"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{stderr}");
-    assert!(!stderr.contains("Whc-mismatch"), "{stderr}");
+            ),
+        ],
+    );
     sites_at_least(&app, 100.0);
     migrates_deep(
         &app,
@@ -2549,9 +2543,13 @@ fn arrays_get_one_alignment_so_string_compares_agree() {
     // alignment, the code agrees, and migrations inside step() carry
     // classify()'s frame with its buffer.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("compare.c"),
-        r#"#include <stdio.h>
+    let app = compile_without_mismatches(
+        dir.path(),
+        "compare",
+        &[],
+        &[(
+            "compare.c",
+            r#"#include <stdio.h>
 #include <string.h>
 static __attribute__((noinline)) unsigned long step(unsigned long x) {
     x |= 1;
@@ -2577,22 +2575,35 @@ int main(void) {
     return 0;
 }
 "#,
-    )
-    .unwrap();
-    let app = dir.path().join("compare");
-    let o = std::process::Command::new(tool("hcc"))
-        .args(["-O2", "-Wall", "-o"])
-        .arg(&app)
-        .arg(dir.path().join("compare.c"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{stderr}");
-    assert!(!stderr.contains("Whc-mismatch"), "{stderr}");
+        )],
+    );
     sites_at_least(&app, 100.0);
     migrates_once(
         &app,
         dir.path(),
         &[("x86_64,aarch64", 1500), ("aarch64,x86_64", 4001)],
     );
+}
+
+/// Writes `sources` into `dir` and builds them into one program with
+/// `hcc -O2 -Wall FLAGS`, which must succeed with no -Whc-mismatch warning
+/// (every function agreed on by both ISAs).
+fn compile_without_mismatches(
+    dir: &Path,
+    name: &str,
+    flags: &[&str],
+    sources: &[(&str, &str)],
+) -> std::path::PathBuf {
+    let app = dir.join(name);
+    let mut cmd = std::process::Command::new(tool("hcc"));
+    cmd.args(["-O2", "-Wall"]).args(flags).arg("-o").arg(&app);
+    for (file, text) in sources {
+        std::fs::write(dir.join(file), text).unwrap();
+        cmd.arg(dir.join(file));
+    }
+    let o = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(!stderr.contains("Whc-mismatch"), "{stderr}");
+    app
 }

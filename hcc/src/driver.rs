@@ -366,12 +366,16 @@ fn note_isa_specific_source(inv: &Invocation, src: &Path) {
         list.push(format!("and {} more", ranges.len() - SHOWN));
     }
     let isas: Vec<&str> = Isa::ALL.iter().map(|i| i.name()).collect();
+    let one_line = ranges.len() == 1 && ranges[0].0 == ranges[0].1;
+    let (lines, verb) = if one_line {
+        ("line", "preprocesses")
+    } else {
+        ("lines", "preprocess")
+    };
     eprintln!(
-        "{}: note: the source is not the same on every ISA: line{} {} preprocess{} differently for {}, and functions built from there may not migrate; define the macros that pick one branch for every ISA (-D...)",
+        "{}: note: the source is not the same on every ISA: {lines} {} {verb} differently for {}, and functions built from there may not migrate; define the macros that pick one branch for every ISA (-D...)",
         src.display(),
-        if ranges.len() == 1 && ranges[0].0 == ranges[0].1 { "" } else { "s" },
         list.join(", "),
-        if ranges.len() == 1 && ranges[0].0 == ranges[0].1 { "es" } else { "" },
         isas.join(" and "),
     );
 }

@@ -356,6 +356,15 @@ impl Val {
         // SAFETY: see module docs.
         unsafe { LLVMAddCallSiteAttribute(self.0, index, a.0) }
     }
+    /// Gives call `self` call `from`'s function and return attributes and
+    /// those of its first `params` arguments.
+    pub fn copy_call_site_attributes(self, from: Val, params: u32) {
+        for idx in [FUNCTION_INDEX, 0].into_iter().chain(1..=params) {
+            for a in from.call_site_attributes(idx) {
+                self.add_call_site_attribute(idx, a);
+            }
+        }
+    }
     /// The value of integer attribute `kind` at call-site `index`, if present.
     pub fn call_site_enum_attr_value(self, index: u32, kind: u32) -> Option<u64> {
         // SAFETY: see module docs.

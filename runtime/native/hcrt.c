@@ -2244,8 +2244,9 @@ static void restore(const char *path) {
     hc_switch_stack(stack + size, restore_on_new_stack, old);
 }
 
-/* Whether [s, e) overlaps a region the snapshot will map. */
-static int overlaps_snapshot(uint64_t s, uint64_t e) {
+/* Whether a region the snapshot will map overlaps [s, e), or (`whole`)
+ * holds all of it. */
+static int snapshot_region_meets(uint64_t s, uint64_t e, int whole) {
     const unsigned char *p = hc.snap + 32, *end = hc.snap + hc.snap_len;
     while (p + 16 <= end) {
         uint32_t kind = *(const uint32_t *)p;
@@ -2253,27 +2254,20 @@ static int overlaps_snapshot(uint64_t s, uint64_t e) {
         if (kind == HC_REC_END || p + 16 + len > end) break;
         if (kind == HC_REC_REGION) {
             const struct hc_region_hdr *h = (const void *)(p + 16);
-            if (h->addr < e && s < h->addr + h->map_len) return 1;
+            uint64_t a = h->addr, b = h->addr + h->map_len;
+            if (whole ? a <= s && e <= b : a < e && s < b) return 1;
         }
         p += 16 + ((len + 7) & ~(uint64_t)7);
     }
     return 0;
 }
 
-/* Whether one region of the snapshot holds all of [s, e). */
+static int overlaps_snapshot(uint64_t s, uint64_t e) {
+    return snapshot_region_meets(s, e, 0);
+}
+
 static int in_one_region(uint64_t s, uint64_t e) {
-    const unsigned char *p = hc.snap + 32, *end = hc.snap + hc.snap_len;
-    while (p + 16 <= end) {
-        uint32_t kind = *(const uint32_t *)p;
-        uint64_t len = *(const uint64_t *)(p + 8);
-        if (kind == HC_REC_END || p + 16 + len > end) break;
-        if (kind == HC_REC_REGION) {
-            const struct hc_region_hdr *h = (const void *)(p + 16);
-            if (h->addr <= s && e <= h->addr + h->map_len) return 1;
-        }
-        p += 16 + ((len + 7) & ~(uint64_t)7);
-    }
-    return 0;
+    return snapshot_region_meets(s, e, 1);
 }
 
 /* Becomes who the program was, last (files and memory are restored with

@@ -292,11 +292,7 @@ fn emit_routed(cx: &Ctx, abi: &VaListAbi, call: Val, g: Val, at: Val) -> Val {
     if !crate::instrument::ablated("cold-variadic-calls") {
         new.add_call_site_attribute(ir::FUNCTION_INDEX, cx.enum_attr("cold"));
     }
-    for idx in [ir::FUNCTION_INDEX, 0].into_iter().chain(1..=nfixed) {
-        for a in call.call_site_attributes(idx) {
-            new.add_call_site_attribute(idx, a);
-        }
-    }
+    new.copy_call_site_attributes(call, nfixed);
     b.after(new);
     for p in [area, va] {
         b.call(end.function_type(), end, &[p], "");
@@ -312,11 +308,16 @@ fn route_call(cx: &Ctx, abi: &VaListAbi, call: Val, f: Val, g: Val) -> bool {
         return false;
     }
     let new = emit_routed(cx, abi, call, g, call);
+    replace_call(call, new);
+    true
+}
+
+/// `new` takes `call`'s place: its uses, then its spot (erased).
+fn replace_call(call: Val, new: Val) {
     if !call.ty().is_void() {
         call.replace_all_uses_with(new);
     }
     call.erase();
-    true
 }
 
 /// Thunks for calls of variadic functions defined in other files, by
@@ -398,18 +399,8 @@ fn route_call_weak(cx: &Ctx, abi: &VaListAbi, call: Val, f: Val, thunks: &mut Th
     let args: Vec<Val> = (0..call.num_args()).map(|j| call.operand(j)).collect();
     let new = b.call(thunk.function_type(), thunk, &args, &call.name());
     new.copy_debug_loc(call);
-    for idx in [ir::FUNCTION_INDEX, 0]
-        .into_iter()
-        .chain(1..=call.num_args())
-    {
-        for a in call.call_site_attributes(idx) {
-            new.add_call_site_attribute(idx, a);
-        }
-    }
-    if !call.ty().is_void() {
-        call.replace_all_uses_with(new);
-    }
-    call.erase();
+    new.copy_call_site_attributes(call, call.num_args());
+    replace_call(call, new);
     true
 }
 
@@ -461,18 +452,8 @@ pub fn prototype_calls(cx: &Ctx) {
         if call.is_tail() {
             new.set_tail();
         }
-        for idx in [ir::FUNCTION_INDEX, 0]
-            .into_iter()
-            .chain(1..=call.num_args())
-        {
-            for a in call.call_site_attributes(idx) {
-                new.add_call_site_attribute(idx, a);
-            }
-        }
-        if !call.ty().is_void() {
-            call.replace_all_uses_with(new);
-        }
-        call.erase();
+        new.copy_call_site_attributes(call, call.num_args());
+        replace_call(call, new);
     }
 }
 
