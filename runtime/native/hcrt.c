@@ -544,6 +544,55 @@ static int hex_digit(char c) {
     return -1;
 }
 
+/* One line of a maps file, [l, l + n), into *m. */
+static void parse_map_line(const char *l, size_t n, struct map *m) {
+    memset(m, 0, sizeof *m);
+    size_t i = 0;
+    int d;
+    while (i < n && (d = hex_digit(l[i])) >= 0) m->start = m->start * 16 + (uint64_t)d, i++;
+    i++; /* '-' */
+    while (i < n && (d = hex_digit(l[i])) >= 0) m->end = m->end * 16 + (uint64_t)d, i++;
+    i++; /* ' ' */
+    if (i + 3 < n) {
+        if (l[i] == 'r') m->prot |= PROT_READ;
+        if (l[i + 1] == 'w') m->prot |= PROT_WRITE;
+        if (l[i + 2] == 'x') m->prot |= PROT_EXEC;
+        m->shared = l[i + 3] == 's';
+    }
+    /* the offset (hex), dev (major:minor, hex) and inode */
+    while (i < n && l[i] != ' ') i++;
+    while (i < n && l[i] == ' ') i++;
+    while (i < n && (d = hex_digit(l[i])) >= 0) m->offset = m->offset * 16 + (uint64_t)d, i++;
+    while (i < n && l[i] == ' ') i++;
+    uint64_t major = 0, minor = 0;
+    while (i < n && (d = hex_digit(l[i])) >= 0) major = major * 16 + (uint64_t)d, i++;
+    if (i < n && l[i] == ':') i++;
+    while (i < n && (d = hex_digit(l[i])) >= 0) minor = minor * 16 + (uint64_t)d, i++;
+    m->dev = makedev(major, minor);
+    while (i < n && l[i] == ' ') i++;
+    while (i < n && l[i] >= '0' && l[i] <= '9') m->ino = m->ino * 10 + (uint64_t)(l[i] - '0'), i++;
+    while (i < n && l[i] == ' ') i++;
+    size_t k = 0;
+    while (i < n && k < sizeof m->name - 1) m->name[k++] = l[i++];
+    m->name[k] = 0;
+}
+
+/* Calls fn for each complete line of buf[0, have) (all of it when `done`);
+ * returns how many bytes it consumed, and fn's first nonzero answer in *rc. */
+static size_t parse_map_lines(const char *buf, size_t have, int done, map_fn fn, void *arg, int *rc) {
+    struct map m;
+    size_t pos = 0;
+    while (pos < have && *rc == 0) {
+        size_t eol = pos;
+        while (eol < have && buf[eol] != '\n') eol++;
+        if (eol == have && !done) break;
+        parse_map_line(buf + pos, eol - pos, &m);
+        if (m.end > m.start) *rc = fn(&m, arg);
+        pos = eol + 1;
+    }
+    return pos < have ? pos : have;
+}
+
 static int for_each_map_in(const char *path, map_fn fn, void *arg) {
     static char buf[8192];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -555,52 +604,44 @@ static int for_each_map_in(const char *path, map_fn fn, void *arg) {
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) done = 1;
         else have += (size_t)r;
-        size_t pos = 0;
-        for (;;) {
-            size_t eol = pos;
-            while (eol < have && buf[eol] != '\n') eol++;
-            if (eol == have && !done) break;
-            if (eol == pos && eol == have) break;
-            struct map m = {0};
-            size_t i = pos;
-            int d;
-            while (i < eol && (d = hex_digit(buf[i])) >= 0) m.start = m.start * 16 + (uint64_t)d, i++;
-            i++; /* '-' */
-            while (i < eol && (d = hex_digit(buf[i])) >= 0) m.end = m.end * 16 + (uint64_t)d, i++;
-            i++; /* ' ' */
-            if (i + 3 < eol) {
-                if (buf[i] == 'r') m.prot |= PROT_READ;
-                if (buf[i + 1] == 'w') m.prot |= PROT_WRITE;
-                if (buf[i + 2] == 'x') m.prot |= PROT_EXEC;
-                m.shared = buf[i + 3] == 's';
-            }
-            /* the offset (hex), dev (major:minor, hex) and inode */
-            while (i < eol && buf[i] != ' ') i++;
-            while (i < eol && buf[i] == ' ') i++;
-            while (i < eol && (d = hex_digit(buf[i])) >= 0) m.offset = m.offset * 16 + (uint64_t)d, i++;
-            while (i < eol && buf[i] == ' ') i++;
-            uint64_t major = 0, minor = 0;
-            while (i < eol && (d = hex_digit(buf[i])) >= 0) major = major * 16 + (uint64_t)d, i++;
-            if (i < eol && buf[i] == ':') i++;
-            while (i < eol && (d = hex_digit(buf[i])) >= 0) minor = minor * 16 + (uint64_t)d, i++;
-            m.dev = makedev(major, minor);
-            while (i < eol && buf[i] == ' ') i++;
-            while (i < eol && buf[i] >= '0' && buf[i] <= '9') m.ino = m.ino * 10 + (uint64_t)(buf[i] - '0'), i++;
-            while (i < eol && buf[i] == ' ') i++;
-            size_t k = 0;
-            while (i < eol && k < sizeof m.name - 1) m.name[k++] = buf[i++];
-            m.name[k] = 0;
-            if (m.end > m.start && (rc = fn(&m, arg)) != 0) break;
-            pos = eol + 1;
-            if (eol >= have) break;
-        }
-        if (pos >= have) have = 0;
-        else {
-            memmove(buf, buf + pos, have - pos);
-            have -= pos;
+        size_t pos = parse_map_lines(buf, have, done, fn, arg, &rc);
+        memmove(buf, buf + pos, have - pos);
+        have -= pos;
+    }
+    close(fd);
+    return rc;
+}
+
+/* /proc/self/maps read whole, for the passes of one dump over the same
+ * view (under qemu-user every read costs about 1.5 ms: qemu makes the text
+ * up). In the runtime's own (arch-local) bss, so that it is no mapping the
+ * dump would carry; a text that does not fit is read again per pass. */
+static char maps_text[1 << 18];
+static size_t maps_len;
+
+static int read_maps_text(void) {
+    maps_len = 0;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    for (;;) {
+        ssize_t r = __real_read(fd, maps_text + maps_len, sizeof maps_text - maps_len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        maps_len += (size_t)r;
+        if (maps_len == sizeof maps_text) {
+            maps_len = 0; /* too long: no partial view */
+            break;
         }
     }
     close(fd);
+    return maps_len > 0;
+}
+
+/* fn over the text read_maps_text kept, or over a fresh read without one. */
+static int for_each_kept_map(map_fn fn, void *arg) {
+    if (!maps_len) return for_each_map_in("/proc/self/maps", fn, arg);
+    int rc = 0;
+    parse_map_lines(maps_text, maps_len, 1, fn, arg, &rc);
     return rc;
 }
 
@@ -929,7 +970,8 @@ static int dump_hidden(const struct map *m, void *arg) {
 static void dump_memory(struct dump_ctx *d) {
     n_seen_maps = 0;
     uint64_t writable = 0;
-    for_each_map(note_map, &writable);
+    read_maps_text();
+    for_each_kept_map(note_map, &writable);
     /* A dump this large takes a noticeable time: hcontainer shows a
      * progress bar from the file's size (docs/FORMATS.md §7). */
     if (hc.ctl >= 0 && writable >= (256u << 20)) {
@@ -941,7 +983,8 @@ static void dump_memory(struct dump_ctx *d) {
         *put_str(o, "\n") = 0;
         ctl_send(msg);
     }
-    for_each_map(dump_map, d);
+    for_each_kept_map(dump_map, d);
+    maps_len = 0;
     struct hidden_ctx h = {d, open("/dev/null", O_WRONLY | O_CLOEXEC)};
     if (h.devnull >= 0 && n_seen_maps < HC_MAX_MAPS) {
         for_each_map_in("/proc/thread-self/maps", dump_hidden, &h);
