@@ -2585,6 +2585,86 @@ int main(void) {
     );
 }
 
+#[test]
+fn small_structs_passed_by_value_agree_and_migrate() {
+    // `token` (a pointer and an unsigned) and `position` (a long and an
+    // unsigned) passed by value: x86_64 passes them as two registers'
+    // worth of pieces (i64 or ptr, i32), aarch64 as one [2 x i64] whose
+    // second element the callee truncates. weigh's sites carried different
+    // values on the two ISAs, and so did main's where add() was inlined
+    // into it (sed's dfa.c, sqlite3's Token): both were left
+    // uninstrumented (-Whc-mismatch). Now such a static function takes the
+    // address of a copy in its caller's frame on every ISA. Migrations in
+    // note (position p live in main across the call) and in weigh (token t
+    // read from main's copy after the call) carry the structs.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_without_mismatches(
+        dir.path(),
+        "structs",
+        &[],
+        &[(
+            "structs.c",
+            r#"#include <stdio.h>
+typedef struct { const char *text; unsigned len; } token;
+typedef struct { long index; unsigned flags; } position;
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    x |= 1;
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x & 0xff) != 0x5a);
+    return x;
+}
+static unsigned long seen;
+static __attribute__((noinline)) void note(long n) { seen = step(seen + (unsigned long)n); }
+static __attribute__((noinline)) unsigned long weigh(token t, unsigned long x) {
+    x = step(x + t.len);
+    for (unsigned i = 0; i < t.len; i++) x = x * 31 + (unsigned char)t.text[i];
+    return step(x) ^ t.len;
+}
+static void add(position p, position *set, long *n) {
+    for (long i = 0; i < *n; i++)
+        if (set[i].index == p.index) {
+            set[i].flags |= p.flags;
+            return;
+        }
+    note(*n);
+    set[(*n)++] = p;
+}
+int main(void) {
+    static const char *words[] = {"alpha", "be", "gamma", "delta", "epsilon"};
+    position set[64];
+    long n = 0;
+    unsigned long x = 7;
+    for (unsigned long i = 0; i < 900; i++) {
+        token t = {words[i % 5], (unsigned)(2 + i % 4)};
+        x = weigh(t, x);
+        position p = {(long)((x >> 7) % 50), 1u << (i % 7)};
+        add(p, set, &n);
+    }
+    unsigned long sum = 0;
+    for (long i = 0; i < n; i++) sum = sum * 31 + (unsigned long)set[i].index * 7 + set[i].flags;
+    printf("%ld %lu %lu %lu\n", n, sum, x, seen);
+    return 0;
+}
+"#,
+        )],
+    );
+    sites_at_least(&app, 100.0);
+    // 113 and 117: in note, called from main (the first new position);
+    // 1500 and 1501: in weigh.
+    migrates_deep(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 113),
+            ("aarch64,x86_64", 117),
+            ("x86_64,aarch64", 1500),
+            ("aarch64,x86_64", 1501),
+        ],
+        3,
+    );
+}
+
 /// Writes `sources` into `dir` and builds them into one program with
 /// `hcc -O2 -Wall FLAGS`, which must succeed with no -Whc-mismatch warning
 /// (every function agreed on by both ISAs).

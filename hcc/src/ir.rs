@@ -1073,6 +1073,11 @@ impl Ctx {
         // SAFETY: see module docs.
         Attr(unsafe { LLVMCreateEnumAttribute(self.ctx, Self::enum_kind(name), 0) })
     }
+    /// An integer attribute (`align`, `dereferenceable`).
+    pub fn int_attr(&self, name: &str, v: u64) -> Attr {
+        // SAFETY: see module docs.
+        Attr(unsafe { LLVMCreateEnumAttribute(self.ctx, Self::enum_kind(name), v) })
+    }
     pub fn type_attr(&self, name: &str, ty: Ty) -> Attr {
         // SAFETY: see module docs.
         Attr(unsafe { LLVMCreateTypeAttribute(self.ctx, Self::enum_kind(name), ty.0) })

@@ -578,7 +578,9 @@ fn optimize<'c>(
     }
     instrument::labels::neutralize(&crate::ir::Ctx::new(&module));
     instrument::byval::pass_by_pointer(&crate::ir::Ctx::new(&module));
+    instrument::byval::coerced_by_pointer(&crate::ir::Ctx::new(&module));
     keep_out_of_line(ctx, &module, &decisions.noinline);
+    dump_ir(&module, tm, source, "pre");
     timer.mark("parse");
     module.set_triple(&tm.get_triple());
     // The optimizer sees the primary ISA's CPU in every function, so the
@@ -689,7 +691,8 @@ impl Timer {
     }
 }
 
-/// HCC_DUMP_IR=DIR writes each ISA's IR after optimization (`.opt.ll`),
+/// HCC_DUMP_IR=DIR writes each ISA's IR as it goes to the optimizer
+/// (`.pre.ll`, after hcc's ISA-neutral rewrites), after optimization (`.opt.ll`),
 /// after instrumentation (`.raw.ll`, values still carried through stack
 /// slots) and as it goes to code generation (`.inst.ll`), for debugging hcc
 /// itself. A consensus round's files move to `.prev.ll` when the next round

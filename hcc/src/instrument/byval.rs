@@ -14,7 +14,7 @@
 //! and passes its address. On aarch64 nothing is byval and nothing changes.
 
 use crate::ir::{param_index, Builder, Ctx, Ty, Val};
-use inkwell::llvm_sys::LLVMLinkage;
+use inkwell::llvm_sys::{LLVMLinkage, LLVMOpcode, LLVMTypeKind};
 
 /// Rewrites the byval parameters of `cx`'s internal functions, and their
 /// calls, to pointers to the caller's copy.
@@ -120,4 +120,372 @@ fn slot_position(caller: Val, call: Val) -> Option<Val> {
                 .is_some_and(|&first| first > at)
         })
         .or_else(|| entry.iter().copied().find(|i| !i.is_alloca()))
+}
+
+/// A struct parameter as one ISA's calling convention split it: the
+/// parameters the callee's prologue stores into one stack slot.
+struct Coerced {
+    /// The callee's slot (an alloca of the struct's type).
+    slot: Val,
+    /// Parameter indices, in order, each with its prologue store.
+    parts: Vec<(u32, Val)>,
+}
+
+/// Small structs passed by value travel alike on every ISA too.
+///
+/// Passed in registers, a struct reaches the IR in each ISA's shape:
+/// `struct { size_t i; unsigned c; }` is two parameters (i64, i32) on
+/// x86_64 and one [2 x i64] on aarch64, whose second element the callee
+/// truncates — and where the callee is inlined, the caller loads and
+/// stores the struct as those pieces. Sites after it carried an i64 on one
+/// ISA and an i32 on the other, and consensus gave the function up
+/// (sqlite3's `Token`, sed's `position`). Like large structs above, a
+/// function only its translation unit calls takes such a struct as the
+/// address of a copy in the caller's frame, on every ISA: the prologue's
+/// slot becomes the parameter, and each caller copies the struct it had
+/// loaded (or, when the pieces come from elsewhere, stores them as the
+/// prologue did). Both ISAs then see the struct as its fields' own types.
+pub fn coerced_by_pointer(cx: &Ctx) {
+    let b = Builder::new(cx);
+    for f in cx.functions() {
+        if f.is_declaration()
+            || f.function_type().is_vararg_fn()
+            || !matches!(
+                f.linkage(),
+                LLVMLinkage::LLVMInternalLinkage | LLVMLinkage::LLVMPrivateLinkage
+            )
+        {
+            continue;
+        }
+        let uses = f.uses();
+        let direct = |&(user, idx): &(Val, u32)| {
+            user.is_call() && user.called_operand() == f && idx >= user.num_args()
+        };
+        if uses.is_empty() || !uses.iter().all(direct) {
+            continue;
+        }
+        let groups = coerced_params(cx, f);
+        if groups.is_empty() {
+            continue;
+        }
+        let (g, origin) = declare_retyped(cx, f, &groups);
+        for (call, _) in uses {
+            rewrite_call(cx, &b, call, g, &origin, &groups);
+        }
+        move_body(cx, f, g, &origin, &groups);
+    }
+}
+
+/// The struct parameters of `f` its prologue reassembles from pieces: each
+/// piece a parameter whose one use is a store into (a constant offset of)
+/// an entry-block alloca of struct type. One-piece structs included (an
+/// aarch64 [2 x i64] is one parameter).
+fn coerced_params(cx: &Ctx, f: Val) -> Vec<Coerced> {
+    let mut groups: Vec<Coerced> = Vec::new();
+    let entry = f.entry();
+    for (i, p) in f.params().into_iter().enumerate() {
+        let uses = p.uses();
+        let [(store, 0)] = uses[..] else { continue };
+        if store.opcode() != Some(LLVMOpcode::LLVMStore) || store.block() != entry {
+            continue;
+        }
+        let Some(slot) = slot_of(store.operand(1)) else {
+            continue;
+        };
+        if slot.block() != entry
+            || slot.allocated_type().kind() != LLVMTypeKind::LLVMStructTypeKind
+            || !slot.operand(0).is_constant()
+        {
+            continue;
+        }
+        match groups.iter_mut().find(|g| g.slot == slot) {
+            Some(g) => g.parts.push((i as u32, store)),
+            None => groups.push(Coerced {
+                slot,
+                parts: vec![(i as u32, store)],
+            }),
+        }
+    }
+    // Only structs every ISA here passes as whole registers' worth of
+    // pieces stored straight into the slot (8 or 16 bytes): a 12-byte
+    // struct is (i64, i32) on x86_64 but goes through a 16-byte temporary
+    // on aarch64, and a rewrite on one ISA only would part the frames.
+    groups.retain(|g| {
+        let size = cx.abi_size(g.slot.allocated_type());
+        (size == 8 || size == 16)
+            && g.parts
+                .iter()
+                .all(|&(_, s)| cx.abi_size(s.operand(0).ty()) <= size)
+    });
+    groups
+}
+
+/// The alloca a store's address is, directly or through a GEP with
+/// constant indices.
+fn slot_of(addr: Val) -> Option<Val> {
+    if addr.is_alloca() {
+        return Some(addr);
+    }
+    if addr.opcode() == Some(LLVMOpcode::LLVMGetElementPtr)
+        && addr.operands().skip(1).all(|i| i.is_constant())
+        && addr.operand(0).is_alloca()
+    {
+        return Some(addr.operand(0));
+    }
+    None
+}
+
+/// For each parameter of the retyped function: the old parameter it
+/// keeps, or the group of pieces it stands for.
+type Origin = Vec<Result<u32, usize>>;
+
+/// A function like `f` with each group's pieces one pointer parameter
+/// (where its first piece was), standing for the slot.
+fn declare_retyped(cx: &Ctx, f: Val, groups: &[Coerced]) -> (Val, Origin) {
+    let fty = f.function_type();
+    let mut params = Vec::new();
+    let mut origin = Origin::new();
+    for (i, ty) in fty.param_types().into_iter().enumerate() {
+        let i = i as u32;
+        match groups
+            .iter()
+            .position(|g| g.parts.iter().any(|&(k, _)| k == i))
+        {
+            Some(gi) if groups[gi].parts[0].0 == i => {
+                params.push(cx.ptr());
+                origin.push(Err(gi));
+            }
+            Some(_) => {}
+            None => {
+                params.push(ty);
+                origin.push(Ok(i));
+            }
+        }
+    }
+    let gty = cx.fn_type(fty.return_type(), &params, false);
+    let g = cx.function_like(f, &format!("{}.hc.coerced", f.name()), gty, 0);
+    for (n, o) in origin.iter().enumerate() {
+        let at = param_index(n as u32);
+        match *o {
+            Ok(i) => {
+                for a in f.attributes_at(param_index(i)) {
+                    g.add_attribute_at(at, crate::ir::Attr(a));
+                }
+            }
+            Err(gi) => {
+                let slot = groups[gi].slot;
+                for a in ["noalias", "noundef", "nonnull", "dead_on_return"] {
+                    g.add_attribute_at(at, cx.enum_attr(a));
+                }
+                g.add_attribute_at(at, cx.int_attr("align", slot.alignment().max(1) as u64));
+                let size = cx.abi_size(slot.allocated_type());
+                g.add_attribute_at(at, cx.int_attr("dereferenceable", size));
+            }
+        }
+    }
+    (g, origin)
+}
+
+/// `f`'s body, parameters and debug information go to `g`, each group's
+/// slot becoming its pointer parameter; `f` goes and `g` takes its name.
+fn move_body(cx: &Ctx, f: Val, g: Val, origin: &Origin, groups: &[Coerced]) {
+    let blocks = f.blocks();
+    let anchor = cx.append_block(g, "hc.anchor");
+    let mut prev = anchor;
+    for blk in blocks {
+        blk.move_after(prev);
+        prev = blk;
+    }
+    anchor.delete();
+    let (old, new) = (f.params(), g.params());
+    for (n, o) in origin.iter().enumerate() {
+        match *o {
+            Ok(i) => old[i as usize].replace_all_uses_with(new[n]),
+            Err(gi) => {
+                let group = &groups[gi];
+                for &(_, store) in &group.parts {
+                    let addr = store.operand(1);
+                    store.erase();
+                    if addr != group.slot && addr.uses().is_empty() {
+                        addr.erase();
+                    }
+                }
+                group.slot.replace_all_uses_with(new[n]);
+                group.slot.erase();
+            }
+        }
+    }
+    let name = f.name();
+    f.move_subprogram_to(g);
+    f.delete_function();
+    g.set_name(&name);
+}
+
+/// `call` of the old function becomes a call of `g`: each group's pieces
+/// go into a fresh slot of the caller's (placed as `copy_arguments` places
+/// byval copies), whose address is passed.
+fn rewrite_call(cx: &Ctx, b: &Builder, call: Val, g: Val, origin: &Origin, groups: &[Coerced]) {
+    let caller = call.block().parent();
+    let ptr = cx.ptr();
+    let start = cx.intrinsic("llvm.lifetime.start", &[ptr]);
+    let end = cx.intrinsic("llvm.lifetime.end", &[ptr]);
+    // Decided before anything is inserted between the loads and the call.
+    let bases: Vec<Option<Val>> = groups
+        .iter()
+        .map(|grp| loaded_from(cx, call, grp, cx.abi_size(grp.slot.allocated_type())))
+        .collect();
+    let mut args = Vec::new();
+    let mut copies = Vec::new();
+    for o in origin {
+        match *o {
+            Ok(i) => args.push(call.operand(i)),
+            Err(gi) => {
+                let group = &groups[gi];
+                let ty = group.slot.allocated_type();
+                match slot_position(caller, call) {
+                    Some(next) => b.before(next),
+                    None => b.at_end(caller.entry()),
+                };
+                let copy = b.alloca(ty, "hc.coerced");
+                copy.set_alignment(group.slot.alignment());
+                b.before(call);
+                b.call(start.function_type(), start, &[copy], "");
+                fill_copy(cx, b, call, group, copy, bases[gi]);
+                args.push(copy);
+                copies.push(copy);
+            }
+        }
+    }
+    b.before(call);
+    let new = b.call(g.function_type(), g, &args, "");
+    new.set_call_conv(call.call_conv());
+    new.copy_debug_loc(call);
+    for idx in [crate::ir::FUNCTION_INDEX, 0] {
+        for a in call.call_site_attributes(idx) {
+            new.add_call_site_attribute(idx, a);
+        }
+    }
+    for (n, o) in origin.iter().enumerate() {
+        if let Ok(i) = *o {
+            for a in call.call_site_attributes(param_index(i)) {
+                new.add_call_site_attribute(param_index(n as u32), a);
+            }
+        }
+    }
+    if let Some(next) = call.next() {
+        b.before(next);
+        for &copy in &copies {
+            b.call(end.function_type(), end, &[copy], "");
+        }
+    }
+    let pieces: Vec<Val> = groups
+        .iter()
+        .flat_map(|grp| grp.parts.iter().map(|&(k, _)| call.operand(k)))
+        .collect();
+    if !call.ty().is_void() {
+        call.replace_all_uses_with(new);
+    }
+    call.erase();
+    // The pieces' loads, when the struct was copied whole instead.
+    for p in pieces {
+        if p.opcode() == Some(LLVMOpcode::LLVMLoad) && p.uses().is_empty() {
+            p.erase();
+        }
+    }
+}
+
+/// Fills the caller's copy: with the whole struct the pieces were loaded
+/// from, when the caller loaded them right before the call from one
+/// struct, at the offsets the prologue stores them (so both ISAs copy the
+/// struct alike); else with the pieces, stored as the prologue stored them.
+fn fill_copy(cx: &Ctx, b: &Builder, call: Val, group: &Coerced, copy: Val, base: Option<Val>) {
+    if let Some(base) = base {
+        let size = cx.abi_size(group.slot.allocated_type());
+        let ptr = cx.ptr();
+        let memcpy = cx.intrinsic("llvm.memcpy", &[ptr, ptr, cx.i64()]);
+        let n = cx.const_int(cx.i64(), size);
+        let volatile = cx.const_int(cx.i1(), 0);
+        b.call(
+            memcpy.function_type(),
+            memcpy,
+            &[copy, base, n, volatile],
+            "",
+        );
+        return;
+    }
+    for &(k, store) in &group.parts {
+        let addr = store.operand(1);
+        let at = if addr == group.slot {
+            copy
+        } else {
+            let gep = addr.clone_inst();
+            gep.set_operand(0, copy);
+            b.insert(gep);
+            gep
+        };
+        let s = b.store(call.operand(k), at);
+        s.set_alignment(store.alignment());
+    }
+}
+
+/// The struct `call`'s pieces of `group` were all loaded from, if they
+/// were loaded in the call's block with nothing between the first load
+/// and the call that writes memory, each at the address shape (direct, or
+/// the same GEP) the prologue stores its piece at.
+fn loaded_from(cx: &Ctx, call: Val, group: &Coerced, size: u64) -> Option<Val> {
+    let mut base = None;
+    let mut loads = Vec::new();
+    for &(k, store) in &group.parts {
+        let l = call.operand(k);
+        if l.opcode() != Some(LLVMOpcode::LLVMLoad)
+            || l.is_volatile()
+            || l.is_atomic()
+            || l.block() != call.block()
+        {
+            return None;
+        }
+        let (from, at) = (l.operand(0), store.operand(1));
+        let b = if at == group.slot {
+            from
+        } else {
+            let same_gep = from.opcode() == Some(LLVMOpcode::LLVMGetElementPtr)
+                && from.gep_source_type() == at.gep_source_type()
+                && from.num_operands() == at.num_operands()
+                && (1..at.num_operands()).all(|j| from.operand(j) == at.operand(j));
+            if !same_gep {
+                return None;
+            }
+            from.operand(0)
+        };
+        if *base.get_or_insert(b) != b {
+            return None;
+        }
+        loads.push(l);
+    }
+    let base = base?;
+    // A temporary the caller loaded from must hold the whole struct.
+    if base.is_alloca() && cx.abi_size(base.allocated_type()) < size {
+        return None;
+    }
+    let mut i = call.block().first()?;
+    while !loads.contains(&i) {
+        i = i.next()?;
+    }
+    while i != call {
+        let writes = matches!(
+            i.opcode(),
+            Some(
+                LLVMOpcode::LLVMStore
+                    | LLVMOpcode::LLVMCall
+                    | LLVMOpcode::LLVMFence
+                    | LLVMOpcode::LLVMAtomicRMW
+                    | LLVMOpcode::LLVMAtomicCmpXchg
+            )
+        );
+        if writes {
+            return None;
+        }
+        i = i.next()?;
+    }
+    Some(base)
 }
