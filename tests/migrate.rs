@@ -2665,6 +2665,100 @@ int main(void) {
     );
 }
 
+#[test]
+fn values_loaded_from_constants_are_reloaded_not_carried() {
+    // `motto` and `limits` are constants defined in another file: main
+    // loads them once, before its loop, and uses them after every call.
+    // Carried in the frame record, such a value took a deopt operand at
+    // every site, which the code generator made again before each call
+    // (`movq stderr, %r15` before every mainGtU call in bzip2's block
+    // sort: 1.4 M instructions). Now a resume loads them again, so main's
+    // record holds only x and k; migrations at sites inside step, both
+    // ways, must still print the constants' values.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_without_mismatches(
+        dir.path(),
+        "constants",
+        &[],
+        &[
+            (
+                "main.c",
+                r#"#include <stdio.h>
+extern const char *const motto;
+extern const long limits[4];
+unsigned long step(unsigned long x);
+int main(void) {
+    const char *m = motto;
+    long lo = limits[1], hi = limits[3];
+    unsigned long x = 5;
+    for (long k = 1; k <= 40; k++) {
+        x = step(x + (unsigned long)k);
+        long v = (long)(x % 1000);
+        if (k % 8 == 0) printf("%s %ld %ld\n", m, v < lo ? lo : v > hi ? hi : v, k);
+    }
+    printf("%s done\n", m);
+    return 0;
+}
+"#,
+            ),
+            (
+                "other.c",
+                r#"const char *const motto = "steady";
+const long limits[4] = {0, 100, 500, 900};
+unsigned long step(unsigned long x) {
+    for (int i = 0; i < 40; i++) {
+        x |= 1;
+        do
+            x = x * 6364136223846793005ul + 1442695040888963407ul;
+        while ((x & 0xff) != 0x5a);
+    }
+    return x;
+}
+"#,
+            ),
+        ],
+    );
+    migrates_deep(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 100),
+            ("aarch64,x86_64", 101),
+            ("x86_64,aarch64", 333),
+            ("aarch64,x86_64", 334),
+        ],
+        2,
+    );
+    let keep = dir.path().join("keep");
+    let r = hcontainer(
+        &[
+            "run",
+            "--keep",
+            keep.to_str().unwrap(),
+            "--migrate",
+            "x86_64,aarch64",
+            "--at-point",
+            "333",
+            app.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(r.migrations().len(), 1, "{}", r.stderr);
+    let snap = std::fs::read_dir(&keep)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "snap"))
+        .expect("a kept snapshot");
+    let shown = hcontainer(&["show", snap.to_str().unwrap()], dir.path());
+    assert_ok(&shown, "hcontainer show");
+    let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let main_bytes = v["frames"][0]["values"].as_u64().expect("main's frame");
+    assert!(
+        main_bytes <= 16,
+        "main carries {main_bytes} bytes of values; x and k are 16, the constants are loaded again"
+    );
+}
+
 /// Writes `sources` into `dir` and builds them into one program with
 /// `hcc -O2 -Wall FLAGS`, which must succeed with no -Whc-mismatch warning
 /// (every function agreed on by both ISAs).

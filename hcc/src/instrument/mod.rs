@@ -1085,6 +1085,22 @@ fn recomputable(v: Val, shadow: &shadow::ShadowFrame, depth: u32) -> Option<Opti
                 && (0..v.num_args()).all(|i| v.operand(i).is_constant());
             ok.then_some(None)
         }
+        // A load from a constant global (`stderr`, a `static const`
+        // table's entry at a constant index): the same at every site, on
+        // every ISA. Carried, it was made again (`movq stderr, %r15`)
+        // before every call it was live across (bzip2's block sort).
+        LLVMOpcode::LLVMLoad => {
+            let mut g = v.operand(0);
+            while g.is_constant() && g.any_opcode() == Some(LLVMOpcode::LLVMGetElementPtr) {
+                g = g.operand(0);
+            }
+            let ok = g.is_global_variable()
+                && g.is_global_constant()
+                && !g.is_thread_local()
+                && !v.is_volatile()
+                && !v.is_atomic();
+            ok.then_some(None)
+        }
         // An element of an aggregate argument: the argument is carried
         // instead, so a parameter coerced to `[2 x i64]` on one ISA and
         // passed as two `i64` on another takes the same record pieces.
@@ -1743,6 +1759,7 @@ fn transform(
             && !carried_anywhere.contains(&v)
             && !shadow.slots.contains_key(&v)
             && !v.is_call()
+            && v.opcode() != Some(LLVMOpcode::LLVMLoad)
             && !bases.contains_key(&v)
         {
             bases.insert(v, v.operand(0));
