@@ -594,4 +594,66 @@ int main(void) {
     assert_ok(&one, "hcc -DONE_LOOP");
     assert_eq!(one.stderr, "");
     sites_at_least(&app, 100.0);
+    // The difference in a header of the program's own (xz's memcmplen.h):
+    // the note names the header's lines (system headers, which differ per
+    // ISA by nature, are not reported).
+    write(
+        d.path(),
+        "order.h",
+        "static inline void both(int i) {\n#if defined(__x86_64__) && !defined(ONE_LOOP)\n    f(i); g(i);\n#else\n    g(i); f(i);\n#endif\n}\n",
+    );
+    let src = std::fs::read_to_string(d.path().join("isa.c")).unwrap();
+    let start = src.find("void work").unwrap();
+    let end = src.find("int main").unwrap();
+    let hdr = format!(
+        "{}#include \"order.h\"\nvoid work(int n) {{ for (int i = 0; i < n; i++) both(i); }}\n{}",
+        &src[..start],
+        &src[end..]
+    );
+    write(d.path(), "hdr.c", &hdr);
+    let r = hcc(&["-O2", "-o", "hdr", "hdr.c"], d.path());
+    assert_ok(&r, "hcc hdr.c");
+    assert!(
+        r.stderr.contains(
+            "hdr.c: note: the source is not the same on every ISA: lines 3, 5 of order.h preprocess differently"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A guaranteed tail call (`musttail`) passing a small struct by value
+/// stays one: such a function keeps its parameters as they are (passing
+/// the address of a copy in the caller's frame, as other functions of a
+/// file now take small structs, cannot be a tail call). A million calls
+/// deep, the program ran out of stack when it was not one.
+#[test]
+fn guaranteed_tail_calls_passing_structs_stay_tail_calls() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    write(
+        p,
+        "walk.c",
+        r#"#include <stdio.h>
+typedef struct { long a; unsigned b; } pair;
+static long walk(pair p, long n) {
+    if (n == 0) return p.a + p.b;
+    pair q = {p.a * 3 + 1, p.b ^ (unsigned)n};
+    __attribute__((musttail)) return walk(q, n - 1);
+}
+int main(int argc, char **argv) {
+    pair p = {argc, 7};
+    printf("%ld\n", walk(p, 1000000));
+    return 0;
+}
+"#,
+    );
+    for level in ["-O0", "-O2"] {
+        let b = hcc(&[level, "walk.c", "-o", "walk"], p);
+        assert_eq!(b.code, Some(0), "{level}: {}", b.stderr);
+        let x86 = native(&p.join("walk"), &[], p);
+        assert_eq!(x86.code, Some(0), "{level}: {}", x86.stderr);
+        let arm = hcontainer(&["run", "--isa", "aarch64", "./walk"], p);
+        assert_same(&x86, &arm, &format!("{level} on aarch64"));
+    }
 }

@@ -460,7 +460,9 @@ fn classify_input(inv: &mut Invocation, arg: &str, language: Option<&str>) -> Re
                 path: arg.into(),
                 why:
                     "assembly input is not supported: hcc needs one source that compiles for every \
-                      ISA; write this part in C"
+                      ISA; build the project without its assembly (most have a switch for that, \
+                      e.g. zstd's `make ZSTD_NO_ASM=1`, a configure option like --disable-asm, or \
+                      a -D... that selects the C code) or write this part in C"
                         .into(),
             })
         }

@@ -344,38 +344,54 @@ fn answer_query(q: Query, arg: &str) -> Result<()> {
 /// `#if defined(__x86_64__)` choice of decoder loop, say) and the user can
 /// (by defining the macro that picks one branch for every ISA).
 fn note_isa_specific_source(inv: &Invocation, src: &Path) {
-    let Some(ranges) = frontend::isa_specific_lines(inv, src) else {
+    let Some(files) = frontend::isa_specific_lines(inv, src) else {
         return;
     };
-    if ranges.is_empty() {
+    if files.is_empty() {
         return;
     }
     const SHOWN: usize = 8;
-    let mut list: Vec<String> = ranges
-        .iter()
-        .take(SHOWN)
-        .map(|&(a, b)| {
-            if a == b {
-                a.to_string()
-            } else {
-                format!("{a}-{b}")
-            }
-        })
-        .collect();
-    if ranges.len() > SHOWN {
-        list.push(format!("and {} more", ranges.len() - SHOWN));
+    let total: usize = files.iter().map(|(_, r)| r.len()).sum();
+    let mut shown = 0;
+    let mut parts = Vec::new();
+    for (file, ranges) in &files {
+        if shown >= SHOWN {
+            break;
+        }
+        let take = ranges.len().min(SHOWN - shown);
+        shown += take;
+        let list: Vec<String> = ranges[..take]
+            .iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect();
+        let one = ranges.len() == 1 && ranges[0].0 == ranges[0].1;
+        let word = if one { "line" } else { "lines" };
+        let of = file
+            .as_ref()
+            .map(|f| format!(" of {f}"))
+            .unwrap_or_default();
+        parts.push(format!("{word} {}{of}", list.join(", ")));
+    }
+    if total > shown {
+        parts.push(format!("and {} more", total - shown));
     }
     let isas: Vec<&str> = Isa::ALL.iter().map(|i| i.name()).collect();
-    let one_line = ranges.len() == 1 && ranges[0].0 == ranges[0].1;
-    let (lines, verb) = if one_line {
-        ("line", "preprocesses")
+    let one_line = total == 1 && files[0].1[0].0 == files[0].1[0].1;
+    let verb = if one_line {
+        "preprocesses"
     } else {
-        ("lines", "preprocess")
+        "preprocess"
     };
     eprintln!(
-        "{}: note: the source is not the same on every ISA: {lines} {} {verb} differently for {}, and functions built from there may not migrate; define the macros that pick one branch for every ISA (-D...)",
+        "{}: note: the source is not the same on every ISA: {} {verb} differently for {}, and functions built from there may not migrate; define the macros that pick one branch for every ISA (-D...)",
         src.display(),
-        list.join(", "),
+        parts.join("; "),
         isas.join(" and "),
     );
 }

@@ -251,11 +251,17 @@ pub fn preprocess_command(inv: &Invocation, src: &Path, out: Option<&PathBuf>) -
     cmd
 }
 
-/// Lines of `src` that preprocess differently on some ISA (`#if
-/// defined(__x86_64__)` and the like), as ranges of line numbers: there
-/// the variants are different programs, which no consensus can make agree.
-/// Empty when they agree everywhere; None when the preprocessor fails.
-pub fn isa_specific_lines(inv: &Invocation, src: &Path) -> Option<Vec<(u32, u32)>> {
+/// A file (None: the source compiled) and its ranges of lines that differ.
+pub type SpecificLines = (Option<String>, Vec<(u32, u32)>);
+
+/// Lines of `src` and of the program's own headers that preprocess
+/// differently on some ISA (`#if defined(__x86_64__)` and the like), as
+/// ranges of line numbers per file (None: `src`), `src` first: there the variants are
+/// different programs, which no consensus can make agree. System headers
+/// (musl's, the compiler's: different per ISA by nature, and not the
+/// user's to change) are left out. Empty when they agree everywhere; None
+/// when the preprocessor fails.
+pub fn isa_specific_lines(inv: &Invocation, src: &Path) -> Option<Vec<SpecificLines>> {
     let mut texts = Vec::new();
     for isa in Isa::ALL {
         let mut cmd = base_command(isa, inv);
@@ -264,52 +270,96 @@ pub fn isa_specific_lines(inv: &Invocation, src: &Path) -> Option<Vec<(u32, u32)
         if !out.status.success() {
             return None;
         }
-        texts.push(main_file_lines(
-            &String::from_utf8_lossy(&out.stdout),
-            &src.to_string_lossy(),
-        ));
+        texts.push(own_lines(&String::from_utf8_lossy(&out.stdout)));
     }
-    let lines: std::collections::BTreeSet<u32> =
-        texts.iter().flat_map(|t| t.keys().copied()).collect();
-    let text = |t: &std::collections::BTreeMap<u32, String>, n: u32| {
-        t.get(&n).map(|s| s.trim().to_string()).unwrap_or_default()
-    };
-    let mut ranges: Vec<(u32, u32)> = Vec::new();
-    for n in lines {
-        if texts.iter().all(|t| text(t, n) == text(&texts[0], n)) {
-            continue;
-        }
-        match ranges.last_mut() {
-            Some(r) if r.1 + 1 == n => r.1 = n,
-            _ => ranges.push((n, n)),
+    // Files in the order the primary first reaches them, the main file first.
+    let main = src.to_string_lossy();
+    let main = main.strip_prefix("./").unwrap_or(&main).to_string();
+    let mut files = vec![main.clone()];
+    for t in &texts {
+        for f in &t.order {
+            if !files.contains(f) {
+                files.push(f.clone());
+            }
         }
     }
-    Some(ranges)
+    let empty = std::collections::BTreeMap::new();
+    let mut out = Vec::new();
+    for file in files {
+        let per: Vec<&std::collections::BTreeMap<u32, String>> = texts
+            .iter()
+            .map(|t| t.lines.get(&file).unwrap_or(&empty))
+            .collect();
+        let numbers: std::collections::BTreeSet<u32> =
+            per.iter().flat_map(|t| t.keys().copied()).collect();
+        let text = |t: &std::collections::BTreeMap<u32, String>, n: u32| {
+            t.get(&n).map(|s| s.trim().to_string()).unwrap_or_default()
+        };
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        for n in numbers {
+            if per.iter().all(|t| text(t, n) == text(per[0], n)) {
+                continue;
+            }
+            match ranges.last_mut() {
+                Some(r) if r.1 + 1 == n => r.1 = n,
+                _ => ranges.push((n, n)),
+            }
+        }
+        if !ranges.is_empty() {
+            out.push(((file != main).then_some(file), ranges));
+        }
+    }
+    Some(out)
 }
 
-/// The lines `clang -E` output holds for the main file, by line number
-/// (`# N "file"` markers say where each following line comes from).
-fn main_file_lines(out: &str, main: &str) -> std::collections::BTreeMap<u32, String> {
-    let mut lines = std::collections::BTreeMap::new();
-    let (mut in_main, mut line) = (false, 0u32);
+/// The non-blank lines `clang -E` output holds for each file that is not a
+/// system header, by file and line number (`# N "file" flags` markers say
+/// where each following line comes from; flag 3 marks a system header).
+struct OwnLines {
+    lines: std::collections::BTreeMap<String, std::collections::BTreeMap<u32, String>>,
+    /// Files in the order their first line appears.
+    order: Vec<String>,
+}
+
+fn own_lines(out: &str) -> OwnLines {
+    let mut own = OwnLines {
+        lines: std::collections::BTreeMap::new(),
+        order: Vec::new(),
+    };
+    let (mut file, mut line): (Option<String>, u32) = (None, 0);
     for l in out.lines() {
         if let Some(marker) = l.strip_prefix("# ") {
             let mut parts = marker.splitn(2, ' ');
             if let (Some(n), Some(rest)) = (parts.next(), parts.next()) {
                 if let Ok(n) = n.parse::<u32>() {
-                    let file = rest.split('"').nth(1).unwrap_or("");
-                    in_main = file == main;
+                    let mut quoted = rest.splitn(3, '"');
+                    let name = quoted.nth(1).unwrap_or("");
+                    let system = quoted
+                        .next()
+                        .unwrap_or("")
+                        .split_whitespace()
+                        .any(|f| f == "3");
+                    let name = name.strip_prefix("./").unwrap_or(name);
+                    file = (!system && !name.starts_with('<')).then(|| name.to_string());
                     line = n;
                     continue;
                 }
             }
         }
-        if in_main && !l.trim().is_empty() {
-            lines.insert(line, l.to_string());
+        if let Some(f) = &file {
+            if !l.trim().is_empty() {
+                if !own.lines.contains_key(f) {
+                    own.order.push(f.clone());
+                }
+                own.lines
+                    .entry(f.clone())
+                    .or_default()
+                    .insert(line, l.to_string());
+            }
         }
         line += 1;
     }
-    lines
+    own
 }
 
 /// Shell-style rendering of a command for -v.

@@ -161,7 +161,9 @@ pub fn coerced_by_pointer(cx: &Ctx) {
         let direct = |&(user, idx): &(Val, u32)| {
             user.is_call() && user.called_operand() == f && idx >= user.num_args()
         };
-        if uses.is_empty() || !uses.iter().all(direct) {
+        // A musttail call cannot pass the address of its caller's slot.
+        if uses.is_empty() || !uses.iter().all(direct) || uses.iter().any(|(c, _)| c.is_musttail())
+        {
             continue;
         }
         let groups = coerced_params(cx, f);
