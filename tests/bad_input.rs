@@ -117,22 +117,7 @@ fn frames_inside_libc_callbacks_are_refused_and_retried() {
 
 /// A real dump of `linked`, kept by `run --keep`.
 fn kept_dump(dir: &Path) -> PathBuf {
-    let app = example("linked");
-    let keep = dir.join("keep");
-    let r = hcontainer(
-        &[
-            "run",
-            "--keep",
-            keep.to_str().unwrap(),
-            "--migrate",
-            "x86_64,aarch64",
-            "--at-point",
-            "100",
-            app.to_str().unwrap(),
-        ],
-        dir,
-    );
-    assert_eq!(r.migrations().len(), 1, "{}", r.stderr);
+    let keep = run_keeping(&example("linked"), "x86_64,aarch64", 100, dir);
     std::fs::read_dir(&keep)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -162,6 +162,28 @@ pub fn run_migrating(app: &Path, route: &str, at: u64, cwd: &Path) -> Run {
     hcontainer(&["run", "--migrate", route, "--at-point", &at, app], cwd)
 }
 
+/// Migrates `app` once along `route` at migration point `at` with
+/// `run --keep`: the directory the dump and snapshot were kept in.
+pub fn run_keeping(app: &Path, route: &str, at: u64, cwd: &Path) -> PathBuf {
+    let keep = cwd.join("keep");
+    let at = at.to_string();
+    let r = hcontainer(
+        &[
+            "run",
+            "--keep",
+            keep.to_str().unwrap(),
+            "--migrate",
+            route,
+            "--at-point",
+            &at,
+            app.to_str().unwrap(),
+        ],
+        cwd,
+    );
+    assert_eq!(r.migrations().len(), 1, "{}", r.stderr);
+    keep
+}
+
 /// A route that starts on `first` and alternates `hops` times.
 pub fn ping_pong(first: &str, hops: usize) -> String {
     let other = if first == "x86_64" {

@@ -2729,21 +2729,7 @@ unsigned long step(unsigned long x) {
         ],
         2,
     );
-    let keep = dir.path().join("keep");
-    let r = hcontainer(
-        &[
-            "run",
-            "--keep",
-            keep.to_str().unwrap(),
-            "--migrate",
-            "x86_64,aarch64",
-            "--at-point",
-            "333",
-            app.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert_eq!(r.migrations().len(), 1, "{}", r.stderr);
+    let keep = run_keeping(&app, "x86_64,aarch64", 333, dir.path());
     let snap = std::fs::read_dir(&keep)
         .unwrap()
         .map(|e| e.unwrap().path())

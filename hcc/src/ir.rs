@@ -1404,6 +1404,16 @@ impl Ctx {
         // SAFETY: see module docs.
         Block(unsafe { LLVMInsertBasicBlockInContext(self.ctx, before.0, c.as_ptr()) })
     }
+    /// Moves every block of `from` into `to` (empty so far), in order.
+    pub fn move_blocks(&self, from: Val, to: Val) {
+        let anchor = self.append_block(to, "hc.anchor");
+        let mut prev = anchor;
+        for b in from.blocks() {
+            b.move_after(prev);
+            prev = b;
+        }
+        anchor.delete();
+    }
     /// A new block right after `after`.
     pub fn block_after(&self, after: Block, name: &str) -> Block {
         let b = self.append_block(after.parent(), name);

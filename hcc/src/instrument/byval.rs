@@ -291,14 +291,7 @@ fn declare_retyped(cx: &Ctx, f: Val, groups: &[Coerced]) -> (Val, Origin) {
 /// `f`'s body, parameters and debug information go to `g`, each group's
 /// slot becoming its pointer parameter; `f` goes and `g` takes its name.
 fn move_body(cx: &Ctx, f: Val, g: Val, origin: &Origin, groups: &[Coerced]) {
-    let blocks = f.blocks();
-    let anchor = cx.append_block(g, "hc.anchor");
-    let mut prev = anchor;
-    for blk in blocks {
-        blk.move_after(prev);
-        prev = blk;
-    }
-    anchor.delete();
+    cx.move_blocks(f, g);
     let (old, new) = (f.params(), g.params());
     for (n, o) in origin.iter().enumerate() {
         match *o {

@@ -185,14 +185,7 @@ fn split(cx: &Ctx, abi: &VaListAbi, f: Val) -> Val {
     g.remove_fn_enum_attr(Ctx::enum_kind("alwaysinline"));
     g.add_fn_attribute(cx.enum_attr("noinline"));
     // The body moves, with its debug information.
-    let blocks = f.blocks();
-    let anchor = cx.append_block(g, "hc.anchor");
-    let mut prev = anchor;
-    for b in blocks {
-        b.move_after(prev);
-        prev = b;
-    }
-    anchor.delete();
+    cx.move_blocks(f, g);
     for (old, new) in f.params().into_iter().zip(g.params()) {
         old.replace_all_uses_with(new);
     }
