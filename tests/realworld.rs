@@ -141,6 +141,42 @@ fn sample_data(len: usize) -> Vec<u8> {
 
 const ISAS: [&str; 2] = ["x86_64", "aarch64"];
 
+/// `app args input` (a compressor writing to stdout) on each ISA, `data`
+/// in `input`: the same bytes on both; and each ISA's output decompresses
+/// (`app -d -c`) to `data` on each ISA. Returns the compressed bytes.
+fn round_trips_across_isas(
+    app: &Path,
+    tree: &Path,
+    data: &[u8],
+    args: &[&str],
+    ext: &str,
+) -> Vec<u8> {
+    let name = app.file_name().unwrap().to_string_lossy();
+    std::fs::write(tree.join("input"), data).unwrap();
+    let mut compressed = vec![];
+    for isa in ISAS {
+        let mut all = args.to_vec();
+        all.push("input");
+        let r = on(isa, app, &all, tree);
+        assert_ok(&r, &format!("{name} on {isa}"));
+        compressed.push(r.stdout);
+    }
+    assert!(
+        compressed[0] == compressed[1],
+        "{name} output differs between ISAs"
+    );
+    for (i, from) in ISAS.iter().enumerate() {
+        for to in ISAS {
+            let file = format!("from-{from}-to-{to}.{ext}");
+            std::fs::write(tree.join(&file), &compressed[i]).unwrap();
+            let r = on(to, app, &["-d", "-c", &file], tree);
+            assert_ok(&r, &format!("{name} -d on {to}"));
+            assert!(r.stdout == data, "{from} → {to}: decompressed bytes differ");
+        }
+    }
+    compressed.swap_remove(0)
+}
+
 /// Runs `app args` uninterrupted (natively), then once per (route, point)
 /// migrating along the route, each run in a fresh directory prepared by
 /// `setup`: stdout, exit status and the files in `writes` (bytes and
@@ -335,27 +371,7 @@ fn bzip2_builds_with_its_makefile_and_round_trips_across_isas() {
     sites_at_least(bzip2, 99.5);
 
     let data = sample_data(2 << 20);
-    let input = tree.join("input");
-    std::fs::write(&input, &data).unwrap();
-    let mut compressed = vec![];
-    for isa in ISAS {
-        let r = on(isa, bzip2, &["-c", "-9", "input"], &tree);
-        assert_ok(&r, "bzip2 -c");
-        compressed.push(r.stdout);
-    }
-    assert!(
-        compressed[0] == compressed[1],
-        "bzip2 output differs between ISAs"
-    );
-    for (i, from) in ISAS.iter().enumerate() {
-        for to in ISAS {
-            let file = format!("from-{from}-to-{to}.bz2");
-            std::fs::write(tree.join(&file), &compressed[i]).unwrap();
-            let r = on(to, bzip2, &["-d", "-c", &file], &tree);
-            assert_ok(&r, "bzip2 -d");
-            assert!(r.stdout == data, "{from} → {to}: decompressed bytes differ");
-        }
-    }
+    let compressed = round_trips_across_isas(bzip2, &tree, &data, &["-c", "-9"], "bz2");
     // bzip2's own sample files decompress to their references on aarch64.
     for n in 1..=3 {
         let r = on_aarch64(bzip2, &["-d", "-c", &format!("sample{n}.bz2")], &tree);
@@ -364,7 +380,7 @@ fn bzip2_builds_with_its_makefile_and_round_trips_across_isas() {
         assert!(r.stdout == want, "sample{n} differs on aarch64");
     }
     // A damaged archive: the same diagnostic and exit status on both ISAs.
-    let mut bad = compressed[0].clone();
+    let mut bad = compressed.clone();
     let mid = bad.len() / 2;
     bad[mid] ^= 0x55;
     std::fs::write(tree.join("bad.bz2"), &bad).unwrap();
@@ -410,21 +426,7 @@ fn gzip_builds_with_gnulib_autotools_passes_its_own_tests_and_migrates() {
     let gzip = tree.join("gzip");
     verify(&gzip);
     let data = sample_data(2 << 20);
-    std::fs::write(tree.join("input"), &data).unwrap();
-    let mut compressed = vec![];
-    for isa in ISAS {
-        let r = on(isa, &gzip, &["-9", "-n", "-c", "input"], &tree);
-        assert_ok(&r, "gzip -c");
-        compressed.push(r.stdout);
-    }
-    assert!(
-        compressed[0] == compressed[1],
-        "gzip output differs between ISAs"
-    );
-    std::fs::write(tree.join("input.gz"), &compressed[0]).unwrap();
-    let back = on_aarch64(&gzip, &["-d", "-c", "input.gz"], &tree);
-    assert_ok(&back, "gzip -d on aarch64");
-    assert!(back.stdout == data, "decompressed bytes differ on aarch64");
+    round_trips_across_isas(&gzip, &tree, &data, &["-9", "-n", "-c"], "gz");
     // gzip -k writes big.gz with big's permissions, read before migrating.
     let big = sample_data(4 << 20);
     let setup = |d: &Path| {
@@ -464,21 +466,7 @@ fn xz_builds_with_autotools_passes_its_own_tests_and_migrates() {
     verify(&xz);
     sites_at_least(&xz, 99.0);
     let data = sample_data(2 << 20);
-    std::fs::write(tree.join("input"), &data).unwrap();
-    let mut compressed = vec![];
-    for isa in ISAS {
-        let r = on(isa, &xz, &["-6", "-c", "input"], &tree);
-        assert_ok(&r, &format!("xz -c on {isa}"));
-        compressed.push(r.stdout);
-    }
-    assert!(
-        compressed[0] == compressed[1],
-        "xz output differs between ISAs"
-    );
-    std::fs::write(tree.join("input.xz"), &compressed[0]).unwrap();
-    let back = on_aarch64(&xz, &["-d", "-c", "input.xz"], &tree);
-    assert_ok(&back, "xz -d on aarch64");
-    assert!(back.stdout == data, "decompressed bytes differ on aarch64");
+    round_trips_across_isas(&xz, &tree, &data, &["-6", "-c"], "xz");
     // Migrations in the middle of compressing (nine frames deep, the
     // encoder's 90 MiB of match-finder memory with them).
     let setup = |d: &Path| std::fs::write(d.join("big"), &data).unwrap();
