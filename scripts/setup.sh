@@ -8,7 +8,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need_pkgs=(clang-22 lld-22 llvm-22-dev libpolly-22-dev libzstd-dev qemu-user musl-dev
            musl-dev:arm64 gcc-aarch64-linux-gnu make cmake autoconf automake libtool
-           dpkg-dev valgrind tcl xz-utils bzip2 linux-libc-dev linux-libc-dev-arm64-cross)
+           dpkg-dev valgrind tcl xz-utils bzip2 byacc linux-libc-dev linux-libc-dev-arm64-cross)
 
 # Debian source packages (real-world test inputs, fetched at test time): a
 # deb-src entry derived from the machine's own Debian source entry.
@@ -46,5 +46,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq -t bookworm-backports clang-22 lld-22 llvm-22-dev libpolly-22-dev
 $SUDO apt-get install -y -qq libzstd-dev qemu-user musl-dev musl-dev:arm64 gcc-aarch64-linux-gnu \
-  make cmake autoconf automake libtool dpkg-dev valgrind tcl xz-utils bzip2 \
+  make cmake autoconf automake libtool dpkg-dev valgrind tcl xz-utils bzip2 byacc \
   linux-libc-dev linux-libc-dev-arm64-cross

@@ -474,6 +474,66 @@ fn xz_builds_with_autotools_passes_its_own_tests_and_migrates() {
     migrates_like_uninterrupted(&xz, &["-6", "-k", "big"], &setup, &["big.xz"], &runs, seed);
 }
 
+#[test]
+fn mawk_builds_with_its_yacc_parser_passes_its_own_tests_and_migrates() {
+    // mawk: an interpreter whose parser comes from yacc (byacc) at build
+    // time, and `make check` (mawktest; fpe_test, floating-point
+    // exceptions) with CC=hcc; every function agrees on both ISAs.
+    let tree = fresh_tree("mawk");
+    sh(
+        &tree,
+        "./configure CC=hcc --quiet >/dev/null && make -j2 >/dev/null 2>build.err && make check",
+    );
+    let warnings = std::fs::read_to_string(tree.join("build.err")).unwrap();
+    assert!(!warnings.contains("Whc-mismatch"), "{warnings}");
+    let mawk = tree.join("mawk");
+    verify(&mawk);
+    sites_at_least(&mawk, 99.5);
+    // Our script: arrays, sprintf, split, gsub, a file written and read
+    // back; the same output on both ISAs and after migrations mid-run.
+    let script = r#"BEGIN {
+    x = 12345
+    for (i = 1; i <= 30000; i++) {
+        x = (x * 1103515245 + 12345) % 2147483648
+        w = sprintf("w%d", x % 997)
+        count[w]++
+        total += length(w)
+        line = line " " w
+        if (i % 500 == 0) {
+            n = split(line, parts, " ")
+            gsub(/w1/, "W1", line)
+            print i, n, substr(line, 1, 24), toupper(parts[n]) > "report.txt"
+            line = ""
+        }
+    }
+    frequent = 0
+    for (w in count) if (count[w] > 32) frequent++
+    printf "%d words, %d frequent, %d chars, last %s\n", length(count), frequent, total, w
+    close("report.txt")
+    while ((getline l < "report.txt") > 0) sum += length(l)
+    print "report", sum
+}
+"#;
+    let setup = |d: &Path| std::fs::write(d.join("words.awk"), script).unwrap();
+    setup(&tree);
+    let x86 = native(&mawk, &["-f", "words.awk"], &tree);
+    assert_ok(&x86, "mawk on x86_64");
+    assert_same(
+        &x86,
+        &on_aarch64(&mawk, &["-f", "words.awk"], &tree),
+        "mawk on aarch64",
+    );
+    let (seed, runs) = seeded_routes(4, 100, 2_000_000, 200_000, 6);
+    migrates_like_uninterrupted(
+        &mawk,
+        &["-f", "words.awk"],
+        &setup,
+        &["report.txt"],
+        &runs,
+        seed,
+    );
+}
+
 /// The sqlite3 shell, built once for the tests below.
 fn sqlite3() -> &'static Path {
     static APP: OnceLock<PathBuf> = OnceLock::new();
