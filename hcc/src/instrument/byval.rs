@@ -22,28 +22,16 @@ pub fn pass_by_pointer(cx: &Ctx) {
     let byval = Ctx::enum_kind("byval");
     let b = Builder::new(cx);
     for f in cx.functions() {
-        if f.is_declaration()
-            || !matches!(
-                f.linkage(),
-                LLVMLinkage::LLVMInternalLinkage | LLVMLinkage::LLVMPrivateLinkage
-            )
-        {
-            continue;
-        }
         let params: Vec<(u32, Ty)> = (0..f.params().len() as u32)
             .filter_map(|i| f.type_attr_at(param_index(i), byval).map(|t| (i, t)))
             .collect();
         if params.is_empty() {
             continue;
         }
-        let uses = f.uses();
-        let direct = |&(user, idx): &(Val, u32)| {
-            user.is_call() && user.called_operand() == f && idx >= user.num_args()
-        };
-        if !uses.iter().all(direct) {
+        let Some(calls) = rewritable_calls(f) else {
             continue;
-        }
-        for (call, _) in uses {
+        };
+        for call in calls {
             copy_arguments(cx, &b, call, &params);
         }
         for &(i, _) in &params {
@@ -51,6 +39,32 @@ pub fn pass_by_pointer(cx: &Ctx) {
             f.add_attribute_at(param_index(i), cx.enum_attr("dead_on_return"));
         }
     }
+}
+
+/// The calls of `f`, when it has no ABI to keep: defined here with
+/// internal linkage, every use a direct call, and none a guaranteed tail
+/// call (`musttail`), which cannot pass the address of a slot in its
+/// caller's frame as both rewrites here make calls do (the frame is gone
+/// when the callee runs: a large struct's tail recursion computed garbage,
+/// a small one's ran out of stack, and at -O0 the IR was invalid).
+fn rewritable_calls(f: Val) -> Option<Vec<Val>> {
+    if f.is_declaration()
+        || !matches!(
+            f.linkage(),
+            LLVMLinkage::LLVMInternalLinkage | LLVMLinkage::LLVMPrivateLinkage
+        )
+    {
+        return None;
+    }
+    let mut calls = Vec::new();
+    for (user, idx) in f.uses() {
+        let direct = user.is_call() && user.called_operand() == f && idx >= user.num_args();
+        if !direct || user.is_musttail() {
+            return None;
+        }
+        calls.push(user);
+    }
+    Some(calls)
 }
 
 /// At `call`, passes each of `params` as the address of a fresh copy in
@@ -148,30 +162,18 @@ struct Coerced {
 pub fn coerced_by_pointer(cx: &Ctx) {
     let b = Builder::new(cx);
     for f in cx.functions() {
-        if f.is_declaration()
-            || f.function_type().is_vararg_fn()
-            || !matches!(
-                f.linkage(),
-                LLVMLinkage::LLVMInternalLinkage | LLVMLinkage::LLVMPrivateLinkage
-            )
-        {
+        if f.function_type().is_vararg_fn() {
             continue;
         }
-        let uses = f.uses();
-        let direct = |&(user, idx): &(Val, u32)| {
-            user.is_call() && user.called_operand() == f && idx >= user.num_args()
+        let Some(calls) = rewritable_calls(f) else {
+            continue;
         };
-        // A musttail call cannot pass the address of its caller's slot.
-        if uses.is_empty() || !uses.iter().all(direct) || uses.iter().any(|(c, _)| c.is_musttail())
-        {
-            continue;
-        }
         let groups = coerced_params(cx, f);
-        if groups.is_empty() {
+        if calls.is_empty() || groups.is_empty() {
             continue;
         }
         let (g, origin) = declare_retyped(cx, f, &groups);
-        for (call, _) in uses {
+        for call in calls {
             rewrite_call(cx, &b, call, g, &origin, &groups);
         }
         move_body(cx, f, g, &origin, &groups);
