@@ -619,10 +619,10 @@ static int for_each_map_in(const char *path, map_fn fn, void *arg) {
 static char maps_text[1 << 18];
 static size_t maps_len;
 
-static int read_maps_text(void) {
+static void read_maps_text(void) {
     maps_len = 0;
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
+    if (fd < 0) return;
     for (;;) {
         ssize_t r = __real_read(fd, maps_text + maps_len, sizeof maps_text - maps_len);
         if (r < 0 && errno == EINTR) continue;
@@ -634,7 +634,6 @@ static int read_maps_text(void) {
         }
     }
     close(fd);
-    return maps_len > 0;
 }
 
 /* fn over the text read_maps_text kept, or over a fresh read without one. */

@@ -71,41 +71,51 @@ fn rewritable_calls(f: Val) -> Option<Vec<Val>> {
 /// the caller's frame, with the lifetime markers clang gives such a copy.
 fn copy_arguments(cx: &Ctx, b: &Builder, call: Val, params: &[(u32, Ty)]) {
     let byval = Ctx::enum_kind("byval");
-    let caller = call.block().parent();
-    let ptr = cx.ptr();
-    let memcpy = cx.intrinsic("llvm.memcpy", &[ptr, ptr, cx.i64()]);
-    let start = cx.intrinsic("llvm.lifetime.start", &[ptr]);
-    let end = cx.intrinsic("llvm.lifetime.end", &[ptr]);
     for &(i, ty) in params {
         let arg = call.operand(i);
-        match slot_position(caller, call) {
-            Some(next) => b.before(next),
-            None => b.at_end(caller.entry()),
-        };
-        let copy = b.alloca(ty, "hc.byval");
         let align = call
             .call_site_enum_attr_value(param_index(i), Ctx::enum_kind("align"))
             .unwrap_or(0)
             .max(cx.abi_align(ty) as u64) as u32;
-        copy.set_alignment(align);
-        b.before(call);
-        b.call(start.function_type(), start, &[copy], "");
-        let size = cx.const_int(cx.i64(), cx.abi_size(ty));
-        let volatile = cx.const_int(cx.i1(), 0);
-        b.call(
-            memcpy.function_type(),
-            memcpy,
-            &[copy, arg, size, volatile],
-            "",
-        );
+        let copy = slot_around(cx, b, call, ty, align, "hc.byval");
+        memcpy(cx, b, copy, arg, cx.abi_size(ty));
         call.set_operand(i, copy);
         call.remove_call_site_enum_attr(param_index(i), byval);
         call.add_call_site_attribute(param_index(i), cx.enum_attr("dead_on_return"));
-        if let Some(next) = call.next() {
-            b.before(next);
-            b.call(end.function_type(), end, &[copy], "");
-        }
     }
+}
+
+/// A fresh slot of type `ty` in `call`'s caller (placed by
+/// `slot_position`), alive from just before `call` to just after it, with
+/// the lifetime markers clang gives such a copy; the builder is left
+/// before `call`, where the slot is to be filled.
+fn slot_around(cx: &Ctx, b: &Builder, call: Val, ty: Ty, align: u32, name: &str) -> Val {
+    let caller = call.block().parent();
+    let ptr = cx.ptr();
+    let start = cx.intrinsic("llvm.lifetime.start", &[ptr]);
+    let end = cx.intrinsic("llvm.lifetime.end", &[ptr]);
+    match slot_position(caller, call) {
+        Some(next) => b.before(next),
+        None => b.at_end(caller.entry()),
+    };
+    let slot = b.alloca(ty, name);
+    slot.set_alignment(align);
+    if let Some(next) = call.next() {
+        b.before(next);
+        b.call(end.function_type(), end, &[slot], "");
+    }
+    b.before(call);
+    b.call(start.function_type(), start, &[slot], "");
+    slot
+}
+
+/// `size` bytes from `from` to `to`, at the builder.
+fn memcpy(cx: &Ctx, b: &Builder, to: Val, from: Val, size: u64) {
+    let ptr = cx.ptr();
+    let f = cx.intrinsic("llvm.memcpy", &[ptr, ptr, cx.i64()]);
+    let n = cx.const_int(cx.i64(), size);
+    let volatile = cx.const_int(cx.i1(), 0);
+    b.call(f.function_type(), f, &[to, from, n, volatile], "");
 }
 
 /// Where the copy for `call` goes among the caller's stack slots: before
@@ -319,37 +329,24 @@ fn move_body(cx: &Ctx, f: Val, g: Val, origin: &Origin, groups: &[Coerced]) {
 }
 
 /// `call` of the old function becomes a call of `g`: each group's pieces
-/// go into a fresh slot of the caller's (placed as `copy_arguments` places
-/// byval copies), whose address is passed.
+/// go into a fresh slot of the caller's (`slot_around`, as byval copies),
+/// whose address is passed.
 fn rewrite_call(cx: &Ctx, b: &Builder, call: Val, g: Val, origin: &Origin, groups: &[Coerced]) {
-    let caller = call.block().parent();
-    let ptr = cx.ptr();
-    let start = cx.intrinsic("llvm.lifetime.start", &[ptr]);
-    let end = cx.intrinsic("llvm.lifetime.end", &[ptr]);
     // Decided before anything is inserted between the loads and the call.
     let bases: Vec<Option<Val>> = groups
         .iter()
         .map(|grp| loaded_from(cx, call, grp, cx.abi_size(grp.slot.allocated_type())))
         .collect();
     let mut args = Vec::new();
-    let mut copies = Vec::new();
     for o in origin {
         match *o {
             Ok(i) => args.push(call.operand(i)),
             Err(gi) => {
                 let group = &groups[gi];
-                let ty = group.slot.allocated_type();
-                match slot_position(caller, call) {
-                    Some(next) => b.before(next),
-                    None => b.at_end(caller.entry()),
-                };
-                let copy = b.alloca(ty, "hc.coerced");
-                copy.set_alignment(group.slot.alignment());
-                b.before(call);
-                b.call(start.function_type(), start, &[copy], "");
+                let (ty, align) = (group.slot.allocated_type(), group.slot.alignment());
+                let copy = slot_around(cx, b, call, ty, align, "hc.coerced");
                 fill_copy(cx, b, call, group, copy, bases[gi]);
                 args.push(copy);
-                copies.push(copy);
             }
         }
     }
@@ -367,12 +364,6 @@ fn rewrite_call(cx: &Ctx, b: &Builder, call: Val, g: Val, origin: &Origin, group
             for a in call.call_site_attributes(param_index(i)) {
                 new.add_call_site_attribute(param_index(n as u32), a);
             }
-        }
-    }
-    if let Some(next) = call.next() {
-        b.before(next);
-        for &copy in &copies {
-            b.call(end.function_type(), end, &[copy], "");
         }
     }
     let pieces: Vec<Val> = groups
@@ -397,17 +388,7 @@ fn rewrite_call(cx: &Ctx, b: &Builder, call: Val, g: Val, origin: &Origin, group
 /// struct alike); else with the pieces, stored as the prologue stored them.
 fn fill_copy(cx: &Ctx, b: &Builder, call: Val, group: &Coerced, copy: Val, base: Option<Val>) {
     if let Some(base) = base {
-        let size = cx.abi_size(group.slot.allocated_type());
-        let ptr = cx.ptr();
-        let memcpy = cx.intrinsic("llvm.memcpy", &[ptr, ptr, cx.i64()]);
-        let n = cx.const_int(cx.i64(), size);
-        let volatile = cx.const_int(cx.i1(), 0);
-        b.call(
-            memcpy.function_type(),
-            memcpy,
-            &[copy, base, n, volatile],
-            "",
-        );
+        memcpy(cx, b, copy, base, cx.abi_size(group.slot.allocated_type()));
         return;
     }
     for &(k, store) in &group.parts {

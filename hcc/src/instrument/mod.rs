@@ -1744,7 +1744,8 @@ fn transform(
             }
         }
     }
-    // Bases of recomputed address computations, before demotion rewrites them.
+    // Bases of recomputed values, before demotion rewrites them (a constant
+    // operand, as a constant global's address under a load, needs none).
     let mut bases: HashMap<Val, Val> = HashMap::new();
     let mut stack: Vec<Val> = sites
         .iter()
@@ -1759,7 +1760,7 @@ fn transform(
             && !carried_anywhere.contains(&v)
             && !shadow.slots.contains_key(&v)
             && !v.is_call()
-            && v.opcode() != Some(LLVMOpcode::LLVMLoad)
+            && v.operand(0).is_register()
             && !bases.contains_key(&v)
         {
             bases.insert(v, v.operand(0));
