@@ -184,6 +184,20 @@ pub fn run_keeping(app: &Path, route: &str, at: u64, cwd: &Path) -> PathBuf {
     keep
 }
 
+/// Builds `src` with plain `clang-22 -O2 -static` against the same musl
+/// as hcc (`scripts/musl-clang`, x86_64) into `out`: the baseline a
+/// migratable build must compute alike.
+pub fn plain_build(src: &Path, out: &Path) {
+    let o = Command::new(examples().join("../scripts/musl-clang"))
+        .env("MUSL_ISA", "x86_64")
+        .args(["-O2", "-o"])
+        .arg(out)
+        .arg(src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// A route that starts on `first` and alternates `hops` times.
 pub fn ping_pong(first: &str, hops: usize) -> String {
     let other = if first == "x86_64" {

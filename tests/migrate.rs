@@ -571,14 +571,7 @@ fn direct_threaded_interpreters_jump_to_label_addresses_kept_in_memory() {
 fn computes_what_plain_clang_computes(name: &str) {
     let app = example(name);
     let plain = build_dir().join(format!("{name}.plain"));
-    let o = std::process::Command::new(examples().join("../scripts/musl-clang"))
-        .env("MUSL_ISA", "x86_64")
-        .args(["-O2", "-o"])
-        .arg(&plain)
-        .arg(examples().join(format!("{name}.c")))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    plain_build(&examples().join(format!("{name}.c")), &plain);
     let dir = tempfile::tempdir().unwrap();
     let want = native(&plain, &[], dir.path());
     assert_same(

@@ -658,16 +658,7 @@ int main(int argc, char **argv) {
         .replace("p.a + p.b", "p.a + p.b + p.c + p.e");
     write(p, "walk-big.c", &big);
     // The uninterrupted result, from plain clang.
-    let plain = Command::new("clang-22")
-        .args(["-O2", "walk-big.c", "-o", "walk-big-plain"])
-        .current_dir(p)
-        .output()
-        .unwrap();
-    assert!(
-        plain.status.success(),
-        "{}",
-        String::from_utf8_lossy(&plain.stderr)
-    );
+    plain_build(&p.join("walk-big.c"), &p.join("walk-big-plain"));
     let want = native(&p.join("walk-big-plain"), &[], p);
     for (src, expected) in [("walk.c", None), ("walk-big.c", Some(&want))] {
         for level in ["-O0", "-O2"] {
