@@ -1252,6 +1252,126 @@ int main(void) {
 }
 
 #[test]
+fn a_va_list_handed_to_a_call_that_never_returns_migrates() {
+    // GNU m4's m4_failure: va_start, then the va_list goes to a function
+    // that exits, and nothing after the call (`unreachable`). The va_list,
+    // read by the callee after a migration, is written back in the
+    // destination's layout from its frame — which nothing else carried
+    // there: hcc panicked ("no entry found for key") compiling it.
+    let dir = tempfile::tempdir().unwrap();
+    let source = r#"#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+static unsigned long spin(unsigned long x) {
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x >> 52) != 0x5a5);
+    return x;
+}
+static __attribute__((noinline)) void vreport(int code, const char *fmt, va_list ap) {
+    int n = va_arg(ap, int);
+    unsigned long x = 0;
+    for (int i = 0; i < n; i++)
+        x = spin(x + (unsigned long)i);
+    const char *s = va_arg(ap, const char *);
+    double d = va_arg(ap, double);
+    printf(fmt, n, s, d, x >> 40);
+    exit(code);
+}
+static __attribute__((noinline, noreturn)) void fail(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(code, fmt, ap);
+    __builtin_unreachable();
+}
+int main(int argc, char **argv) {
+    (void)argv;
+    unsigned long x = 1;
+    for (int i = 0; i < 20; i++) {
+        x = spin(x);
+        printf("%d %lu\n", i, x >> 40);
+    }
+    fail(2 + argc, "%d %s %.2f %lu\n", 40, "forty", 40.5, 3.25);
+}
+"#;
+    let app = compile_source(dir.path(), "fail", source);
+    let plain = dir.path().join("fail-plain");
+    plain_build(&dir.path().join("fail.c"), &plain);
+    let (want, got) = (
+        native(&plain, &[], dir.path()),
+        native(&app, &[], dir.path()),
+    );
+    assert_same(&want, &got, "hcc's build against plain clang's");
+    assert_eq!(got.code, Some(3));
+    // In vreport()'s loop, after its first va_arg and before the others.
+    migrates_deep(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 40_000), ("aarch64,x86_64", 50_000)],
+        3,
+    );
+}
+
+#[test]
+fn setjmp_right_after_a_call_in_its_block_compiles_and_migrates() {
+    // gawk's debug.c: a call that may reach a migration point, then
+    // setjmp in the same block, its result also a phi's incoming value.
+    // Splitting the block at those two calls rebuilt phis that hcc still
+    // held: it crashed (SIGSEGV) compiling such a function.
+    let dir = tempfile::tempdir().unwrap();
+    let source = r#"#include <setjmp.h>
+#include <stdio.h>
+static jmp_buf tag;
+static unsigned long total;
+static __attribute__((noinline)) void prepare(int n) {
+    for (volatile int i = 0; i < n; i++)
+        total += (unsigned long)i;
+}
+static __attribute__((noinline)) void step(unsigned long *x, int i) {
+    do
+        *x = *x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((*x >> 58) != 3);
+    if ((*x >> 60) == 7 && i > 1000)
+        longjmp(tag, i);
+}
+static __attribute__((noinline)) int run(int n, unsigned long seed) {
+    unsigned long x = seed;
+    prepare(3);
+    int code = setjmp(tag);
+    if (code == 0) {
+        for (int i = 0; i < n; i++)
+            step(&x, i);
+        return -1;
+    }
+    return code;
+}
+int main(void) {
+    for (int r = 0; r < 200; r++)
+        printf("%d\n", run(100000, (unsigned long)r));
+    printf("%lu\n", total);
+    return 0;
+}
+"#;
+    let app = compile_source(dir.path(), "armed", source);
+    let plain = dir.path().join("armed-plain");
+    plain_build(&dir.path().join("armed.c"), &plain);
+    let (want, got) = (
+        native(&plain, &[], dir.path()),
+        native(&app, &[], dir.path()),
+    );
+    assert_same(&want, &got, "hcc's build against plain clang's");
+    assert_eq!(got.stdout_str().lines().count(), 201);
+    // In step()'s loop, with run()'s setjmp armed: the longjmp after the
+    // migration lands in the buffer the resume path armed again.
+    migrates_deep(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 300_000), ("aarch64,x86_64", 3_000_000)],
+        3,
+    );
+}
+
+#[test]
 fn thread_local_addresses_kept_in_memory_stay_valid() {
     // step() counts through pointers to thread-locals kept on the heap
     // (&counter[2], &big[100]); main reads the thread-locals themselves.

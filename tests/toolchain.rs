@@ -622,6 +622,119 @@ int main(void) {
     );
 }
 
+#[test]
+fn a_cpu_macro_the_program_defines_is_named_when_a_variant_fails() {
+    // GNU m4's configure (gnulib's host CPU check) settles on "i386" under
+    // hcc and writes `#define __i386__ 1` into config.h, which every variant
+    // then sees: the aarch64 variant got x87 control-word asm and failed.
+    // hcc names the definition and the configure setting that avoids it.
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "config.h",
+        "/* CPU and C ABI indicator */\n#ifndef __i386__\n#define __i386__ 1\n#endif\n",
+    );
+    let fpu = r#"#include "config.h"
+#include <stdio.h>
+int main(void) {
+    unsigned short cw = 0;
+#if defined __i386__ || defined __x86_64__
+    __asm__ __volatile__ ("fnstcw %0" : "=m" (cw));
+#endif
+    printf("%d\n", cw != 0);
+    return 0;
+}
+"#;
+    write(d.path(), "fpu.c", fpu);
+    let r = hcc(&["-O2", "-c", "fpu.c"], d.path());
+    assert_ne!(r.code, Some(0), "hcc fpu.c should fail: {}", r.stderr);
+    assert!(r.stderr.contains("fpu.c: aarch64: "), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "config.h:3: note: the program defines __i386__, a CPU's macro, in every variant (aarch64 included)"
+        ) && r.stderr.contains("gl_cv_host_cpu_c_abi=no"),
+        "{}",
+        r.stderr
+    );
+    // The same in the front end: an #error only one variant reaches.
+    write(
+        d.path(),
+        "probe.c",
+        "#include \"config.h\"\n#if defined __aarch64__ && defined __i386__\n#error two CPUs\n#endif\nint x;\n",
+    );
+    let r = hcc(&["-c", "probe.c"], d.path());
+    assert_ne!(r.code, Some(0), "hcc probe.c should fail: {}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("errors above are from the aarch64 variant")
+            && r.stderr
+                .contains("config.h:3: note: the program defines __i386__"),
+        "{}",
+        r.stderr
+    );
+    // Without the definition both variants build, and nothing is said.
+    write(d.path(), "config.h", "/* nothing */\n");
+    let r = hcc(&["-O2", "-c", "fpu.c"], d.path());
+    assert_ok(&r, "hcc fpu.c without the definition");
+    assert!(!r.stderr.contains("note:"), "{}", r.stderr);
+}
+
+#[test]
+fn functions_the_optimizer_specializes_are_built_for_their_own_isa() {
+    // LLVM's function specialization clones `show` for the constant
+    // `fprintf` it is passed (gawk's debug.c: print_instruction). The clone
+    // copied the x86_64 CPU and features hcc's optimizer runs under, and
+    // the aarch64 back end warned about them ("'x86-64' is not a
+    // recognized processor for this target") and ignored them.
+    let d = tempfile::tempdir().unwrap();
+    let cases: String = (0..80)
+        .map(|i| {
+            format!(
+                "        case {i}: print(fp, \"op{i} %d %s\\n\", v * {}, names[(v + {i}) % 4]); if (v > {}) print(fp, \"  big{i}\\n\"); break;\n",
+                i + 3,
+                i * 7
+            )
+        })
+        .collect();
+    let src = format!(
+        r#"#include <stdio.h>
+typedef int (*print_fn)(FILE *, const char *, ...);
+static const char *names[] = {{"a", "b", "c", "d"}};
+static int quiet(FILE *fp, const char *fmt, ...) {{ (void)fp; (void)fmt; return 0; }}
+static __attribute__((noinline)) void show(int op, int v, print_fn print, FILE *fp) {{
+    switch (op) {{
+{cases}    default: print(fp, "?\n");
+    }}
+}}
+int main(int argc, char **argv) {{
+    (void)argv;
+    for (int i = 0; i < 200; i++) {{
+        show(i % 81, i + argc, fprintf, stdout);
+        show(i % 81, i, quiet, stdout);
+    }}
+    return 0;
+}}
+"#
+    );
+    write(d.path(), "spec.c", &src);
+    let r = hcc(&["-O2", "-o", "spec", "spec.c"], d.path());
+    assert_ok(&r, "hcc spec.c");
+    assert_eq!(r.stderr, "", "hcc said more than nothing");
+    let plain = d.path().join("spec-plain");
+    plain_build(&d.path().join("spec.c"), &plain);
+    let want = native(&plain, &[], d.path());
+    assert!(
+        want.stdout_str().lines().count() > 200,
+        "{}",
+        want.stdout_str()
+    );
+    let app = d.path().join("spec");
+    for isa in ["x86_64", "aarch64"] {
+        let got = hcontainer(&["run", "--isa", isa, app.to_str().unwrap()], d.path());
+        assert_same(&want, &got, isa);
+    }
+}
+
 /// A guaranteed tail call (`musttail`) passing a struct by value stays
 /// one: such a function keeps its parameters as they are (passing the
 /// address of a copy in the caller's frame, as other functions of a file

@@ -185,6 +185,7 @@ pub fn compile_file(inv: &Invocation, src: &Path, out: &Path) -> Result<()> {
         } else if !output.status.success() && !failed {
             eprint!("{stderr}");
             eprintln!("hcc: note: the errors above are from the {isa} variant");
+            note_cpu_macros(inv, src, isa);
         }
         if !output.status.success() {
             failed = true;
@@ -198,8 +199,18 @@ pub fn compile_file(inv: &Invocation, src: &Path, out: &Path) -> Result<()> {
     }
     let level = OptLevel::from_flag(inv.opt_level.as_deref());
     let source = src.display().to_string();
-    let unit = pipeline::compile_unit(&bitcode, &source, level)
-        .map_err(|e| Failure(format!("{}: {e}", src.display())))?;
+    let unit = pipeline::compile_unit(&bitcode, &source, level).map_err(|e| {
+        // "aarch64: <inline asm> ...": one variant's back end refused it.
+        if let Some(isa) = Isa::ALL
+            .into_iter()
+            .find(|i| *i != Isa::PRIMARY && e.starts_with(&format!("{i}: ")))
+        {
+            eprintln!("hcc: error: {}: {e}", src.display());
+            note_cpu_macros(inv, src, isa);
+            return Failure(String::new());
+        }
+        Failure(format!("{}: {e}", src.display()))
+    })?;
     let silenced = inv
         .frontend
         .iter()
@@ -337,6 +348,24 @@ fn answer_query(q: Query, arg: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// After a variant other than the primary failed: if the program itself
+/// defines a CPU's macro (config.h's `#define __i386__ 1`), say so — that
+/// variant was then compiled as code for that CPU. gnulib's host CPU check
+/// writes such lines: its `#if defined __x86_64__ ... #else error` probe
+/// fails under hcc (the aarch64 variant errs), so it settles on i386.
+fn note_cpu_macros(inv: &Invocation, src: &Path, isa: Isa) {
+    let found = frontend::cpu_macro_definitions(inv, src, isa);
+    let Some((file, line, name)) = found.first() else {
+        return;
+    };
+    eprintln!(
+        "{file}:{line}: note: the program defines {name}, a CPU's macro, in every variant ({isa} included), so each is compiled as code for that CPU"
+    );
+    eprintln!(
+        "hcc: note: a configure check that names the host CPU cannot name one for a multi-ISA build; for gnulib's (a \"CPU and C ABI indicator\" in config.h), run configure with gl_cv_host_cpu_c_abi=no"
+    );
 }
 
 /// After -Whc-mismatch warnings: where the source itself differs between

@@ -312,6 +312,56 @@ pub fn isa_specific_lines(inv: &Invocation, src: &Path) -> Option<Vec<SpecificLi
     Some(out)
 }
 
+/// Macros that name a CPU: the compilers' own and those gnulib's host CPU
+/// check (`host-cpu-c-abi.m4`) writes into config.h.
+const CPU_MACROS: &[&str] = &[
+    "__i386__",
+    "__i386",
+    "i386",
+    "__x86_64__",
+    "__x86_64",
+    "__x86_64_x32__",
+    "__amd64__",
+    "__amd64",
+    "__aarch64__",
+    "__arm64__",
+    "__arm64_ilp32__",
+    "__arm__",
+    "__armhf__",
+    "__riscv",
+    "__powerpc__",
+    "__powerpc64__",
+    "__s390x__",
+    "__mips__",
+    "__sparc__",
+];
+
+/// Where the program's own files (not system headers) `#define` a macro
+/// that names a CPU, as `isa` preprocesses `src`: (file, line, macro). Such
+/// a definition holds in every variant, so each takes the code meant for
+/// that one CPU. Empty when the preprocessor fails.
+pub fn cpu_macro_definitions(inv: &Invocation, src: &Path, isa: Isa) -> Vec<(String, u32, String)> {
+    let mut cmd = base_command(isa, inv);
+    cmd.arg(opt_flag(inv)).args(["-E", "-dD"]).arg(src);
+    let Ok(out) = cmd.stderr(std::process::Stdio::null()).output() else {
+        return Vec::new();
+    };
+    let own = own_lines(&String::from_utf8_lossy(&out.stdout));
+    let mut found = Vec::new();
+    for file in &own.order {
+        for (n, l) in &own.lines[file] {
+            let mut words = l.split_whitespace();
+            if words.next() == Some("#define") {
+                let name = words.next().unwrap_or("");
+                if CPU_MACROS.contains(&name) {
+                    found.push((file.clone(), *n, name.to_string()));
+                }
+            }
+        }
+    }
+    found
+}
+
 /// The non-blank lines `clang -E` output holds for each file that is not a
 /// system header, by file and line number (`# N "file" flags` markers say
 /// where each following line comes from; flag 3 marks a system header).

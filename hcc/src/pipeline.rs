@@ -590,7 +590,7 @@ fn optimize<'c>(
     // to the layout's native widths (x86_64 n8:16:32:64, aarch64 n32:64), so
     // with each its own the variants' values got different types. All LP64
     // layouts here agree on every size and ABI alignment.
-    let saved = swap_target_attributes(ctx, &module, Isa::PRIMARY, None);
+    let saved = impose_target_attributes(ctx, &module, Isa::PRIMARY);
     let own_layout =
         inkwell::targets::TargetData::create(&module.get_data_layout().as_str().to_string_lossy());
     module.set_data_layout(&opt_tm.get_target_data().get_data_layout());
@@ -599,7 +599,7 @@ fn optimize<'c>(
         .run_passes(level.pipeline(), opt_tm, opts)
         .map_err(|e| format!("optimization failed: {e}"))?;
     module.set_data_layout(&own_layout.get_data_layout());
-    swap_target_attributes(ctx, &module, Isa::PRIMARY, Some(saved));
+    restore_target_attributes(ctx, &module, saved, isa);
     timer.mark("optimize");
     dump_ir(&module, tm, source, "opt");
     Ok(module)
@@ -717,51 +717,62 @@ type TargetAttrs = Vec<(String, [Option<String>; 3])>;
 const TARGET_ATTRS: [&str; 3] = ["target-cpu", "target-features", "tune-cpu"];
 
 /// Sets every function's "target-cpu"/"target-features" to `isa`'s and
-/// returns the old values; with `restore`, puts those back instead.
-fn swap_target_attributes(
+/// returns the old values, for `restore_target_attributes`.
+fn impose_target_attributes(ctx: &Context, module: &Module, isa: Isa) -> TargetAttrs {
+    let info = isa.info();
+    let values = [info.cpu, info.features, info.tune_cpu].map(|v| Some(v.to_string()));
+    let mut saved = Vec::new();
+    for f in module.get_functions() {
+        let old = TARGET_ATTRS.map(|k| target_attribute(&f, k));
+        if old.iter().all(Option::is_none) {
+            continue;
+        }
+        saved.push((f.get_name().to_string_lossy().into_owned(), old));
+        set_target_attributes(ctx, &f, &values);
+    }
+    saved
+}
+
+/// Puts back what `impose_target_attributes` saved. Functions the optimizer
+/// made meanwhile (`f.specialized.1`, copied from an `f` that carried the
+/// imposed values) get `own`'s: the aarch64 back end warned about an
+/// x86-64 CPU and features in gawk's `print_instruction.specialized.1`.
+fn restore_target_attributes(ctx: &Context, module: &Module, saved: TargetAttrs, own: Isa) {
+    let info = own.info();
+    let own_values = [info.cpu, info.features, info.tune_cpu].map(|v| Some(v.to_string()));
+    let saved: BTreeMap<String, [Option<String>; 3]> = saved.into_iter().collect();
+    for f in module.get_functions() {
+        let name = f.get_name().to_string_lossy();
+        match saved.get(name.as_ref()) {
+            Some(values) => set_target_attributes(ctx, &f, values),
+            None if TARGET_ATTRS
+                .iter()
+                .any(|k| target_attribute(&f, k).is_some()) =>
+            {
+                set_target_attributes(ctx, &f, &own_values)
+            }
+            None => {}
+        }
+    }
+}
+
+fn target_attribute(f: &inkwell::values::FunctionValue, k: &str) -> Option<String> {
+    f.get_string_attribute(inkwell::attributes::AttributeLoc::Function, k)
+        .map(|a| a.get_string_value().to_string_lossy().into_owned())
+}
+
+fn set_target_attributes(
     ctx: &Context,
-    module: &Module,
-    isa: Isa,
-    restore: Option<TargetAttrs>,
-) -> TargetAttrs {
+    f: &inkwell::values::FunctionValue,
+    values: &[Option<String>; 3],
+) {
     use inkwell::attributes::AttributeLoc::Function as F;
-    let get = |f: &inkwell::values::FunctionValue, k: &str| {
-        f.get_string_attribute(F, k)
-            .map(|a| a.get_string_value().to_string_lossy().into_owned())
-    };
-    let set = |f: &inkwell::values::FunctionValue, k: &str, v: Option<&String>| {
+    for (k, v) in TARGET_ATTRS.iter().zip(values) {
         f.remove_string_attribute(F, k);
         if let Some(v) = v {
             f.add_attribute(F, ctx.create_string_attribute(k, v));
         }
-    };
-    let mut saved = Vec::new();
-    match restore {
-        None => {
-            let info = isa.info();
-            let values = [info.cpu, info.features, info.tune_cpu];
-            for f in module.get_functions() {
-                let old = TARGET_ATTRS.map(|k| get(&f, k));
-                if old.iter().all(Option::is_none) {
-                    continue;
-                }
-                saved.push((f.get_name().to_string_lossy().into_owned(), old));
-                for (k, v) in TARGET_ATTRS.iter().zip(values) {
-                    set(&f, k, Some(&v.to_string()));
-                }
-            }
-        }
-        Some(old) => {
-            for (name, values) in old {
-                if let Some(f) = module.get_function(&name) {
-                    for (k, v) in TARGET_ATTRS.iter().zip(&values) {
-                        set(&f, k, v.as_ref());
-                    }
-                }
-            }
-        }
     }
-    saved
 }
 
 /// Marks the named functions defined in `module` noinline.

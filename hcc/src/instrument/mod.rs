@@ -1557,16 +1557,26 @@ fn transform(
     let setjmp = plan.setjmp.map(|call| {
         let args: Vec<Val> = (0..call.num_args()).map(|j| call.operand(j)).collect();
         let next = call.next().expect("a call is not a terminator");
-        let uses = call.uses();
+        // Uses taken after the split: it rebuilds the phis of the block's
+        // successors, and the setjmp's result may be one's incoming value.
         let cont = ir::split_before(cx, next, "hc.setjmp.cont");
+        let uses = call.uses();
         b.at_start(cont);
         let result = b.phi(call.ty(), "hc.setjmp");
         for (user, idx) in uses {
             user.set_operand(idx, result);
         }
         result.add_incoming(call, call.block());
-        (call, args, cont, result)
+        (call, args, cont)
     });
+    // The phi's `Val` does not outlive the splits below: a site before the
+    // setjmp in its block moves it, and moving rebuilds `cont`'s phis.
+    let setjmp_result = |call: Val, cont: Block| {
+        cont.phis()
+            .into_iter()
+            .find(|p| p.incoming().iter().any(|(v, _)| *v == call))
+            .expect("the setjmp's result phi is in its continuation")
+    };
 
     // --- Each call site starts its own block, so the resume path can jump to it. ---
     let plan_calls: HashSet<Val> = plan.calls.iter().copied().collect();
@@ -1740,6 +1750,14 @@ fn transform(
                 if !s.derived.contains(&g) && !s.carried.contains(&g) {
                     s.derived.push(g);
                     s.derived.sort_by_key(|v| live.position(*v));
+                    // Recomputed from its frame, which nothing else may
+                    // carry here (m4's `m4_failure`: the callee is the
+                    // slot's only reader, and it never returns).
+                    let (frame, _) = shadow.slots[&g];
+                    if !s.carried.contains(&frame) {
+                        s.carried.push(frame);
+                        s.carried.sort_by_key(|v| live.position(*v));
+                    }
                 }
             }
         }
@@ -2068,7 +2086,7 @@ fn transform(
                 None => {
                     b.br(s.call.block());
                 }
-                Some((call, args, cont, result)) => {
+                Some((call, args, cont)) => {
                     let args: Vec<Val> = args
                         .iter()
                         .map(|a| match slot.get(a) {
@@ -2082,7 +2100,7 @@ fn transform(
                         .add_call_site_attribute(ir::FUNCTION_INDEX, cx.enum_attr("returns_twice"));
                     let armed = b.icmp(LLVMIntPredicate::LLVMIntEQ, again, cx.null(again.ty()), "");
                     b.cond_br(armed, s.call.block(), *cont);
-                    result.add_incoming(again, resume_block[k]);
+                    setjmp_result(*call, *cont).add_incoming(again, resume_block[k]);
                 }
             }
         }
