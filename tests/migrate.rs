@@ -2597,7 +2597,9 @@ fn calls_through_old_style_declarations_agree_and_migrate() {
     // did not, so the variants disagreed and main could not migrate
     // (-Whc-mismatch). Now both call `work(long, long *)` alike, and a
     // migration inside work, called through that declaration from main,
-    // carries main's frame too.
+    // carries main's frame too. The same for a call without arguments
+    // through a pointer so declared (`long (*run)();`, gawk's extension
+    // list in close_extensions): `(...)` on x86_64, `()` on aarch64.
     let dir = tempfile::tempdir().unwrap();
     let app = compile_without_mismatches(
         dir.path(),
@@ -2608,13 +2610,21 @@ fn calls_through_old_style_declarations_agree_and_migrate() {
                 "main.c",
                 r#"#include <stdio.h>
 long work();
+long tick();
 char *getenv();
+struct hook { struct hook *next; long (*run)(); };
 int main(void) {
     long acc = getenv("HCONTAINER_NO_SUCH_VARIABLE") ? 1 : 7;
     for (long k = 1; k <= 30; k++) {
         long r = work(k * 10, &acc);
         if (k % 10 == 0) printf("%ld %ld %ld\n", k, r, acc);
     }
+    struct hook last = {0, tick}, first = {&last, tick};
+    long t = 0;
+    for (int round = 0; round < 20; round++)
+        for (struct hook *h = &first; h; h = h->next)
+            t += h->run();
+    printf("%ld\n", t);
     return 0;
 }
 "#,
@@ -2634,6 +2644,15 @@ long work(long n, long *acc) {
     *acc = (long)(x >> 3);
     return (long)(x % 1000003);
 }
+static unsigned long state = 12345;
+static __attribute__((noinline)) unsigned long churn(unsigned long x) {
+    for (int i = 0; i < 20; i++) x = step(x + (unsigned long)i);
+    return x;
+}
+long tick() {
+    state = churn(state);
+    return (long)(state % 1000);
+}
 "#,
             ),
         ],
@@ -2644,6 +2663,13 @@ long work(long n, long *acc) {
         dir.path(),
         &[("x86_64,aarch64", 2000), ("aarch64,x86_64", 3001)],
         3,
+    );
+    // In churn(), called by tick() through the hook pointer.
+    migrates_deep(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 176_000), ("aarch64,x86_64", 174_000)],
+        4,
     );
 }
 

@@ -398,7 +398,9 @@ fn route_call_weak(cx: &Ctx, abi: &VaListAbi, call: Val, f: Val, thunks: &mut Th
 }
 
 /// Calls of functions declared without a prototype (`char f();`, old C and
-/// autoconf's link tests) become calls of the argument types they pass.
+/// autoconf's link tests), and calls without arguments through a pointer
+/// so declared (`void (*fini_func)();`, gawk's extension list), become
+/// calls of the argument types they pass.
 /// x86_64 makes such a call variadic (its ABI sets `%al` in case the callee
 /// is), aarch64 does not, so the variants disagreed: on x86_64 the call
 /// was no site and went through a thunk, on aarch64 a site, and the caller
@@ -415,9 +417,19 @@ pub fn prototype_calls(cx: &Ctx) {
                     continue;
                 }
                 let callee = i.called_operand();
-                let declared = callee.is_function()
-                    && callee.function_type().is_vararg_fn()
-                    && callee.function_type().param_types().is_empty();
+                let unprototyped = |t: Ty| t.is_vararg_fn() && t.param_types().is_empty();
+                // A function must be declared so. A pointer's call type
+                // tells only when nothing is passed: x86_64 gives a call
+                // through `long (*p)();` the arguments as named parameters
+                // (`(i64, ptr, ...)`), as a variadic pointer's call with no
+                // variable arguments, but `(...)` called with none can only
+                // be such a pointer (before C23 a variadic function has a
+                // named parameter, and a C23 one called so agrees anyway).
+                let declared = if callee.is_function() {
+                    unprototyped(callee.function_type())
+                } else {
+                    !callee.is_inline_asm() && unprototyped(i.called_type()) && i.num_args() == 0
+                };
                 if declared && i.called_type().is_vararg_fn() && !i.is_musttail() {
                     calls.push(i);
                 }
