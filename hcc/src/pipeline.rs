@@ -218,6 +218,9 @@ enum Command {
 }
 
 /// Compiles one translation unit from each ISA's bitcode.
+/// What a compiler thread's panic (a bug of hcc's, printed above it) says.
+const INTERNAL_ERROR: &str = "internal error: hcc stopped compiling this file (a bug in hcc: please report it with the source file and the command line)";
+
 pub fn compile_unit(
     bitcode: &BTreeMap<Isa, Vec<u8>>,
     source: &str,
@@ -252,7 +255,7 @@ pub fn compile_unit(
                         shapes.insert(isa, s);
                     }
                     Ok((isa, Err(e))) => failure = Some(format!("{isa}: {e}")),
-                    Err(_) => failure = Some("a compiler thread stopped".to_string()),
+                    Err(_) => failure = Some(INTERNAL_ERROR.to_string()),
                 }
             }
             if let Some(e) = failure {
@@ -299,7 +302,7 @@ pub fn compile_unit(
                 }
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => errors.push(format!("{isa}: {e}")),
-                Err(_) => errors.push(format!("{isa}: compiler thread panicked")),
+                Err(_) => errors.push(format!("{isa}: {INTERNAL_ERROR}")),
             }
         }
         let sites = result?;
