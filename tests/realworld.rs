@@ -2,7 +2,8 @@
 //! committed), built by its own build system with `CC=hcc`: Lua 5.4
 //! (Makefile), zlib (configure script), bzip2 (Makefile), the sqlite3 shell
 //! (autoconf), gzip, xz, mawk and gawk (autotools, each with its own test
-//! suite). Each must behave the same natively and as its aarch64 variant,
+//! suite) and cJSON (CMake, ctest). Each must behave the same natively and
+//! as its aarch64 variant,
 //! exchange files across ISAs, pass `hcontainer verify`, and keep its share of
 //! migratable call sites; Lua, bzip2 and sqlite3 migrate mid-run at seeded
 //! points and ping-pong, with output, files and exit status unchanged.
@@ -606,6 +607,53 @@ fn gawk_builds_with_autotools_and_fails_no_own_test_plain_clang_passes() {
     verify(&gawk);
     sites_at_least(&gawk, 98.5);
     awk_runs_alike_and_migrates(&gawk, &tree);
+}
+
+#[test]
+fn cjson_builds_with_cmake_and_passes_its_own_tests_on_both_isas() {
+    // A real CMake project: compiler identification, try_compile checks,
+    // a static library and 19 unit-test programs (Unity) that ctest runs.
+    // Its own warning flags are -std=c89 -pedantic -Werror, which musl's
+    // `isnan` (an `ULL` constant) fails with plain clang too, so they are
+    // left off. Each test program also passes as its aarch64 variant, with
+    // the same output.
+    let src = fresh_tree("cjson");
+    let build = src.with_file_name("cjson-build");
+    let _ = std::fs::remove_dir_all(&build);
+    std::fs::create_dir_all(&build).unwrap();
+    sh(
+        &build,
+        &format!(
+            "cmake -DCMAKE_C_COMPILER=hcc -DBUILD_SHARED_LIBS=OFF -DENABLE_CJSON_TEST=ON \
+             -DENABLE_CUSTOM_COMPILER_FLAGS=OFF {} >/dev/null && make -j2 >/dev/null 2>build.err \
+             && ctest --output-on-failure",
+            src.display()
+        ),
+    );
+    let warnings = std::fs::read_to_string(build.join("build.err")).unwrap();
+    assert!(!warnings.contains("Whc-mismatch"), "{warnings}");
+    let tests = build.join("tests");
+    let mut programs: Vec<PathBuf> = std::fs::read_dir(&tests)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            p.is_file() && std::fs::metadata(p).unwrap().permissions().mode() & 0o111 != 0
+        })
+        .collect();
+    programs.push(build.join("cJSON_test"));
+    programs.sort();
+    assert!(programs.len() >= 19, "{programs:?}");
+    verify(&build.join("cJSON_test"));
+    for p in &programs {
+        let x86 = native(p, &[], &tests);
+        assert_ok(&x86, &p.display().to_string());
+        assert_same(
+            &x86,
+            &on_aarch64(p, &[], &tests),
+            &format!("{} on aarch64", p.display()),
+        );
+    }
 }
 
 /// The sqlite3 shell, built once for the tests below.
