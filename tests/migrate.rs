@@ -3,7 +3,7 @@
 //! exit codes equal an uninterrupted native run (DESIGN.md §5).
 
 use hc_tests::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One example: its arguments, points for single migrations, points for
 /// ping-pong runs of ten hops.
@@ -1294,14 +1294,7 @@ int main(int argc, char **argv) {
     fail(2 + argc, "%d %s %.2f %lu\n", 40, "forty", 40.5, 3.25);
 }
 "#;
-    let app = compile_source(dir.path(), "fail", source);
-    let plain = dir.path().join("fail-plain");
-    plain_build(&dir.path().join("fail.c"), &plain);
-    let (want, got) = (
-        native(&plain, &[], dir.path()),
-        native(&app, &[], dir.path()),
-    );
-    assert_same(&want, &got, "hcc's build against plain clang's");
+    let (app, got) = runs_like_plain_clang(dir.path(), "fail", source);
     assert_eq!(got.code, Some(3));
     // In vreport()'s loop, after its first va_arg and before the others.
     migrates_deep(
@@ -1352,14 +1345,7 @@ int main(void) {
     return 0;
 }
 "#;
-    let app = compile_source(dir.path(), "armed", source);
-    let plain = dir.path().join("armed-plain");
-    plain_build(&dir.path().join("armed.c"), &plain);
-    let (want, got) = (
-        native(&plain, &[], dir.path()),
-        native(&app, &[], dir.path()),
-    );
-    assert_same(&want, &got, "hcc's build against plain clang's");
+    let (app, got) = runs_like_plain_clang(dir.path(), "armed", source);
     assert_eq!(got.stdout_str().lines().count(), 201);
     // In step()'s loop, with run()'s setjmp armed: the longjmp after the
     // migration lands in the buffer the resume path armed again.
@@ -2379,6 +2365,22 @@ fn migrates_deep(app: &Path, dir: &Path, points: &[(&str, u64)], frames: usize) 
             app.display()
         );
     }
+}
+
+/// Builds `source` as `dir/name` with hcc and with plain clang: the hcc
+/// build's native run must be plain clang's, byte for byte. Returns the
+/// hcc build and its run.
+fn runs_like_plain_clang(dir: &Path, name: &str, source: &str) -> (PathBuf, Run) {
+    let app = compile_source(dir, name, source);
+    let plain = dir.join(format!("{name}-plain"));
+    plain_build(&dir.join(format!("{name}.c")), &plain);
+    let (want, got) = (native(&plain, &[], dir), native(&app, &[], dir));
+    assert_same(
+        &want,
+        &got,
+        &format!("{name}: hcc's build against plain clang's"),
+    );
+    (app, got)
 }
 
 /// Migrates `app` along each route at the given point: the output must be

@@ -4,8 +4,8 @@
 //! (autoconf), gzip, xz, mawk and gawk (autotools, each with its own test
 //! suite) and cJSON (CMake, ctest). Each must behave the same natively and
 //! as its aarch64 variant, exchange files across ISAs, pass `hcontainer
-//! verify`, and keep its share of migratable call sites; Lua, bzip2, xz,
-//! mawk, gawk and sqlite3 migrate mid-run at seeded points and ping-pong,
+//! verify`, and keep its share of migratable call sites; Lua, bzip2, gzip,
+//! xz, mawk, gawk and sqlite3 migrate mid-run at seeded points and ping-pong,
 //! with output, files and exit status unchanged.
 //!
 //! Slow (a few minutes): its own test target, `cargo test --test realworld`.
