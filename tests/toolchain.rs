@@ -474,7 +474,8 @@ fn clear_errors() {
     );
     let r = hcc(&["-shared", "util.c"], p);
     assert!(
-        r.stderr.contains("shared libraries cannot be migrated"),
+        r.stderr.contains("shared libraries cannot be migrated")
+            && r.stderr.contains("--disable-shared"),
         "{}",
         r.stderr
     );

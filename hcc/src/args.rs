@@ -199,7 +199,7 @@ static TABLE: &[Spec] = &[
     spec("-rdynamic", Plain, Ignore("static executables export no dynamic symbols")),
     spec("-s", Plain, LinkIgnored),
     spec("-save-temps", Joined, WarnIgnore("intermediate files are kept in memory")),
-    spec("-shared", Plain, Unsupported("shared libraries cannot be migrated; hcc links static executables only")),
+    spec("-shared", Plain, Unsupported("shared libraries cannot be migrated; hcc links static executables only (configure with --disable-shared, or build only the program and its static libraries: `make <program>`, CMake's static targets)")),
     spec("-static", Plain, LinkIgnored),
     spec("-static-libgcc", Plain, LinkIgnored),
     spec("-static-pie", Plain, Unsupported("hcc links static executables at fixed addresses (every variant at the same addresses), not position-independent ones; use -static")),
