@@ -217,10 +217,10 @@ enum Command {
     Abort,
 }
 
-/// Compiles one translation unit from each ISA's bitcode.
 /// What a compiler thread's panic (a bug of hcc's, printed above it) says.
 const INTERNAL_ERROR: &str = "internal error: hcc stopped compiling this file (a bug in hcc: please report it with the source file and the command line)";
 
+/// Compiles one translation unit from each ISA's bitcode.
 pub fn compile_unit(
     bitcode: &BTreeMap<Isa, Vec<u8>>,
     source: &str,
