@@ -184,11 +184,16 @@ pub fn run_keeping(app: &Path, route: &str, at: u64, cwd: &Path) -> PathBuf {
     keep
 }
 
+/// `scripts/musl-clang`: plain clang-22 against the musl hcc uses.
+pub fn musl_clang() -> PathBuf {
+    examples().join("../scripts/musl-clang")
+}
+
 /// Builds `src` with plain `clang-22 -O2 -static` against the same musl
 /// as hcc (`scripts/musl-clang`, x86_64) into `out`: the baseline a
 /// migratable build must compute alike.
 pub fn plain_build(src: &Path, out: &Path) {
-    let o = Command::new(examples().join("../scripts/musl-clang"))
+    let o = Command::new(musl_clang())
         .env("MUSL_ISA", "x86_64")
         .args(["-O2", "-o"])
         .arg(out)

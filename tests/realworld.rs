@@ -43,16 +43,28 @@ fn fresh_tree(pkg: &str) -> PathBuf {
             String::from_utf8_lossy(&o.stderr)
         );
     }
-    let dest = build_dir().join(pkg);
+    copy_tree(&source_cache().join(pkg), pkg)
+}
+
+/// A fresh copy of the tree `from`, named `name` in the build directory.
+fn copy_tree(from: &Path, name: &str) -> PathBuf {
+    let dest = build_dir().join(name);
     let _ = std::fs::remove_dir_all(&dest);
     let o = Command::new("cp")
         .arg("-a")
-        .arg(source_cache().join(pkg))
+        .arg(from)
         .arg(&dest)
         .output()
         .expect("cp runs");
-    assert!(o.status.success(), "copying {pkg}");
+    assert!(o.status.success(), "copying {}", from.display());
     dest
+}
+
+/// The build's stderr, kept in `build_err`, has no -Whc-mismatch warning:
+/// every function agrees on every ISA.
+fn no_mismatch_warnings(build_err: &Path) {
+    let warnings = std::fs::read_to_string(build_err).unwrap();
+    assert!(!warnings.contains("Whc-mismatch"), "{warnings}");
 }
 
 /// PATH with hcc first, as a user who installed it would have.
@@ -462,8 +474,7 @@ fn xz_builds_with_autotools_passes_its_own_tests_and_migrates() {
         "./configure CC=hcc --quiet --disable-shared --disable-unaligned-access \
          && make -j2 >/dev/null 2>build.err && make check -j2",
     );
-    let warnings = std::fs::read_to_string(tree.join("build.err")).unwrap();
-    assert!(!warnings.contains("Whc-mismatch"), "{warnings}");
+    no_mismatch_warnings(&tree.join("build.err"));
     let xz = tree.join("src/xz/xz");
     verify(&xz);
     sites_at_least(&xz, 99.0);
@@ -533,8 +544,7 @@ fn mawk_builds_with_its_yacc_parser_passes_its_own_tests_and_migrates() {
         &tree,
         "./configure CC=hcc --quiet >/dev/null && make -j2 >/dev/null 2>build.err && make check",
     );
-    let warnings = std::fs::read_to_string(tree.join("build.err")).unwrap();
-    assert!(!warnings.contains("Whc-mismatch"), "{warnings}");
+    no_mismatch_warnings(&tree.join("build.err"));
     let mawk = tree.join("mawk");
     verify(&mawk);
     sites_at_least(&mawk, 99.5);
@@ -553,21 +563,11 @@ fn gawk_builds_with_autotools_and_fails_no_own_test_plain_clang_passes() {
     // thousands grouping for `%'d`, another stdio flush order), so the
     // suite's failures must be exactly plain clang's.
     let tree = fresh_tree("gawk");
-    let plain = tree.with_file_name("gawk-plain");
-    let _ = std::fs::remove_dir_all(&plain);
-    let o = Command::new("cp")
-        .arg("-a")
-        .arg(&tree)
-        .arg(&plain)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "copying gawk");
+    let plain = copy_tree(&tree, "gawk-plain");
     let build = "./configure CC=\"$CC\" --disable-extensions --quiet >/dev/null && make -j2 -C support >/dev/null && make -j2 gawk >/dev/null 2>build.err";
-    let musl_clang = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/musl-clang");
     sh(&tree, &format!("CC=hcc; {build}"));
-    sh(&plain, &format!("CC={}; {build}", musl_clang.display()));
-    let warnings = std::fs::read_to_string(tree.join("build.err")).unwrap();
-    assert!(!warnings.contains("Whc-mismatch"), "{warnings}");
+    sh(&plain, &format!("CC={}; {build}", musl_clang().display()));
+    no_mismatch_warnings(&tree.join("build.err"));
     // The suite leaves a `_name` file for each failed test.
     let failed = |t: &Path| -> Vec<String> {
         let o = Command::new("make")
@@ -630,8 +630,7 @@ fn cjson_builds_with_cmake_and_passes_its_own_tests_on_both_isas() {
             src.display()
         ),
     );
-    let warnings = std::fs::read_to_string(build.join("build.err")).unwrap();
-    assert!(!warnings.contains("Whc-mismatch"), "{warnings}");
+    no_mismatch_warnings(&build.join("build.err"));
     let tests = build.join("tests");
     let mut programs: Vec<PathBuf> = std::fs::read_dir(&tests)
         .unwrap()
@@ -734,16 +733,7 @@ fn sqlite3_migrates_while_running_a_write_heavy_script() {
 
 /// A copy of `examples/<name>` to build in.
 fn example_tree(name: &str) -> PathBuf {
-    let dest = build_dir().join(name);
-    let _ = std::fs::remove_dir_all(&dest);
-    let o = Command::new("cp")
-        .arg("-a")
-        .arg(examples().join(name))
-        .arg(&dest)
-        .output()
-        .expect("cp runs");
-    assert!(o.status.success(), "copying examples/{name}");
-    dest
+    copy_tree(&examples().join(name), name)
 }
 
 #[test]
