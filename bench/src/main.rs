@@ -790,8 +790,6 @@ fn build_real(
     Ok(exe)
 }
 
-/// A copy without debug information, for callgrind (valgrind 3.19 cannot
-/// read clang-22's DWARF 5).
 /// Runs `cmd`; a failure names `what` and carries the tool's stderr.
 fn run(cmd: &mut Command, what: String) -> Result<()> {
     let o = cmd.output()?;
@@ -801,6 +799,8 @@ fn run(cmd: &mut Command, what: String) -> Result<()> {
     Ok(())
 }
 
+/// A copy without debug information, for callgrind (valgrind 3.19 cannot
+/// read clang-22's DWARF 5).
 fn strip_debug(exe: &Path) -> Result<PathBuf> {
     let out = exe.with_extension("nodebug");
     run(
