@@ -2908,3 +2908,57 @@ fn compile_without_mismatches(
     assert!(!stderr.contains("Whc-mismatch"), "{stderr}");
     app
 }
+
+#[test]
+fn constructors_and_destructors_run_in_order_and_after_a_migration() {
+    // A target machine made through LLVM-C put constructors into `.ctors`,
+    // which musl never runs and hld could not place: any
+    // `__attribute__((constructor))` failed to link. They go into
+    // `.init_array` (priorities first, in order), destructors into
+    // `.fini_array`, and those of a migrated program run on the destination.
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = runs_like_plain_clang(
+        dir.path(),
+        "ctors",
+        r#"#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+static char order[32];
+static unsigned long sum;
+static void note(char c) { order[strlen(order)] = c; }
+// getenv keeps each from being evaluated at compile time.
+__attribute__((constructor(101))) static void early(void) {
+    note(getenv("HC_CTORS_UNSET") ? '?' : '1');
+}
+__attribute__((constructor)) static void plain(void) {
+    note(getenv("HC_CTORS_UNSET") ? '?' : 'P');
+}
+__attribute__((constructor(200))) static void middle(void) {
+    note(getenv("HC_CTORS_UNSET") ? '?' : '2');
+}
+static void at_exit(void) { printf("atexit: sum %lu\n", sum); }
+__attribute__((constructor)) static void registers(void) { atexit(at_exit); note('A'); }
+__attribute__((destructor)) static void done(void) {
+    printf("destructor: order %s, sum %lu\n", order, sum);
+}
+__attribute__((noinline)) static unsigned long step(unsigned long x) {
+    for (int i = 0; i < 8; i++) x = x * 6364136223846793005UL + 1442695040888963407UL;
+    return x >> 7;
+}
+int main(void) {
+    printf("main: order %s\n", order);
+    note('M');
+    for (int i = 0; i < 3000; i++) {
+        sum += step(i) & 0xffff;
+        if (i % 1000 == 0) printf("%d %lu\n", i, sum);
+    }
+    return 0;
+}
+"#,
+    );
+    migrates_once(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 150), ("aarch64,x86_64", 300)],
+    );
+}

@@ -124,6 +124,40 @@ fn compile_and_link_in_one_call_and_archives() {
     assert_eq!(native(&p.join("withlib"), &[], p).stdout, b"lib 139205 1\n");
     let v = hcontainer(&["verify", "withlib"], p);
     assert_eq!(v.code, Some(0), "{}", v.stderr);
+    // GNU ld's -l:FILE names the archive's file (mujs's Makefile), and a
+    // missing one is named as given.
+    let exact = hcc(
+        &[
+            "-Iinc",
+            "-DGREETING=\"exact\"",
+            "main.c",
+            "-L.",
+            "-l:libutil.a",
+            "-o",
+            "exact",
+        ],
+        p,
+    );
+    assert_eq!(exact.code, Some(0), "{}", exact.stderr);
+    assert_eq!(native(&p.join("exact"), &[], p).stdout, b"exact 139205 1\n");
+    let missing = hcc(
+        &[
+            "-Iinc",
+            "-DGREETING=\"x\"",
+            "main.c",
+            "-L.",
+            "-l:libnone.a",
+            "-o",
+            "x",
+        ],
+        p,
+    );
+    assert_ne!(missing.code, Some(0));
+    assert!(
+        missing.stderr.contains("cannot find -l:libnone.a"),
+        "{}",
+        missing.stderr
+    );
 }
 
 /// A call that returns a `long double` and may reach a migration point (in
@@ -438,6 +472,35 @@ fn hcontainer_strip_removes_debug_information_from_every_variant() {
         Vec::<String>::new()
     );
     assert_same(&want, &native(&p.join("dbg"), &[], p), "stripped in place");
+    // The link strips too, when asked as gcc (-s) or ld (-Wl,-s, mujs's
+    // release build; -Wl,--strip-debug) is: lld's own stripping took the
+    // symbols hld reads ("__hc_build_id missing"), so hld does it.
+    for (flag, name) in [("-s", "s1"), ("-Wl,-s", "s2"), ("-Wl,--strip-debug", "s3")] {
+        let b = hcc(
+            &[
+                "-O2",
+                "-g",
+                "-Iinc",
+                "-DGREETING=\"s\"",
+                "main.c",
+                "util.c",
+                flag,
+                "-o",
+                name,
+            ],
+            p,
+        );
+        assert_eq!(b.code, Some(0), "{flag}: {}", b.stderr);
+        let exe = std::fs::read(p.join(name)).unwrap();
+        assert_eq!(debug_sections(&exe), Vec::<String>::new(), "{flag}");
+        assert_eq!(
+            debug_sections(&variant(&p.join(name))),
+            Vec::<String>::new(),
+            "{flag}"
+        );
+        assert_ok(&hcontainer(&["verify", name], p), flag);
+        assert_same(&want, &native(&p.join(name), &[], p), flag);
+    }
 }
 
 #[test]

@@ -197,7 +197,7 @@ static TABLE: &[Spec] = &[
     spec("-print-search-dirs", Plain, Query(self::Query::PrintSearchDirs)),
     spec("-pthread", Plain, Pthread),
     spec("-rdynamic", Plain, Ignore("static executables export no dynamic symbols")),
-    spec("-s", Plain, LinkIgnored),
+    spec("-s", Plain, LinkFlag),
     spec("-save-temps", Joined, WarnIgnore("intermediate files are kept in memory")),
     spec("-shared", Plain, Unsupported("shared libraries cannot be migrated; hcc links static executables only (configure with --disable-shared, or build only the program and its static libraries: `make <program>`, CMake's static targets)")),
     spec("-static", Plain, LinkIgnored),

@@ -271,6 +271,11 @@ impl Val {
         // SAFETY: see module docs; only called on unused functions.
         unsafe { LLVMDeleteFunction(self.0) }
     }
+    /// Removes a global variable (with no remaining uses) from its module.
+    pub fn delete_global(self) {
+        // SAFETY: see module docs; only called on unused global variables.
+        unsafe { LLVMDeleteGlobal(self.0) }
+    }
     pub fn erase(self) {
         // SAFETY: see module docs; the instruction has no remaining uses.
         unsafe { LLVMInstructionEraseFromParent(self.0) }

@@ -9,6 +9,7 @@
 use crate::instrument;
 use crate::instrument::frame::{AgreedFrame, SlotShape};
 use crate::instrument::{Agreements, FrameShapes};
+use crate::ir::Val;
 use hc_metadata::isa::EntryRedirect;
 use hc_metadata::sites::{FunctionSites, SiteTable};
 use hc_metadata::Isa;
@@ -644,6 +645,7 @@ fn finish(isa: Isa, module: &Module, tm: &TargetMachine, source: &str) -> Result
         )
         .map_err(|e| format!("SSA repair after instrumentation failed: {e}"))?;
     timer.mark("ssa-repair");
+    init_arrays(module);
     if !instrument::ablated("patched-polls") {
         instrument::poll::make_patchable(&crate::ir::Ctx::new(module), isa);
     }
@@ -656,6 +658,40 @@ fn finish(isa: Isa, module: &Module, tm: &TargetMachine, source: &str) -> Result
     }
     timer.mark("verify");
     Ok(())
+}
+
+/// Puts constructors and destructors (`llvm.global_ctors`/`_dtors`) into
+/// `.init_array`/`.fini_array` as clang does: a target machine made through
+/// LLVM-C keeps LLVM's old default, `.ctors`/`.dtors`, which musl never
+/// runs and hld cannot place (`__attribute__((constructor))` failed to
+/// link). One pointer-sized entry each, in the list's order, a priority
+/// below the default in `.init_array.NNNNN` (ld sorts those first).
+fn init_arrays(module: &Module) {
+    let cx = crate::ir::Ctx::new(module);
+    for (list, section) in [
+        ("llvm.global_ctors", ".init_array"),
+        ("llvm.global_dtors", ".fini_array"),
+    ] {
+        let Some(g) = cx.global(list) else {
+            continue;
+        };
+        // Entries are {i32 priority, ptr function, ptr data}.
+        let entries: Vec<Val> = g
+            .initializer()
+            .map(|a| a.operands().collect())
+            .unwrap_or_default();
+        for (i, e) in entries.into_iter().enumerate() {
+            let prio = e.operand(0).const_int_value().unwrap_or(65535);
+            let t = cx.constant_table(&format!("hc{list}.{i}"), cx.ptr(), &[e.operand(1)], 8);
+            t.set_global_constant(false);
+            t.set_section(&if prio < 65535 {
+                format!("{section}.{prio:05}")
+            } else {
+                section.to_string()
+            });
+        }
+        g.delete_global();
+    }
 }
 
 /// HCC_TIME=1 prints how long each step of the pipeline took, per ISA.

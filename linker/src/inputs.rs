@@ -204,10 +204,14 @@ pub fn unique_member_names(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `-lNAME` is `libNAME.a` in the first directory that has it; `-l:FILE`
+/// (GNU ld's form, mujs's Makefile links `-l:libmujs.a`) is FILE itself.
 fn find_library(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
-    dirs.iter()
-        .map(|d| d.join(format!("lib{name}.a")))
-        .find(|p| p.exists())
+    let file = match name.strip_prefix(':') {
+        Some(exact) => exact.to_string(),
+        None => format!("lib{name}.a"),
+    };
+    dirs.iter().map(|d| d.join(&file)).find(|p| p.exists())
 }
 
 /// Unpacks the user's inputs and the runtime into `tmp/<isa>/`.

@@ -53,6 +53,9 @@ pub struct Options {
     pub nostartfiles: bool,
     pub nodefaultlibs: bool,
     pub verbose: bool,
+    /// `-s`/`-S` (`--strip-all`, `--strip-debug`): every variant without
+    /// its debug information. Symbols stay: hld and hcontainer read them.
+    pub strip_debug: bool,
     /// Keep the per-variant scripts, maps and executables in this directory.
     pub keep: Option<PathBuf>,
 }
@@ -287,6 +290,9 @@ fn link_in(
     let build_id = package::patch_build_id(&mut exes)?;
     let meta = package::build_meta(&plan, &prepared.sites, &exes, build_id)?;
     package::drop_stack_maps(&mut exes)?;
+    if opts.strip_debug {
+        package::drop_debug_info(&mut exes)?;
+    }
     let container = package::container(&exes, &meta)?;
     Ok((container, meta))
 }

@@ -21,9 +21,16 @@ Options:
   -nostartfiles    no crt1.o/crti.o/crtn.o
   -nodefaultlibs   no libc.a/libgcc.a
   -nostdlib        both of the above
+  -u SYM, -e SYM   undefined symbol, entry point (as ld's)
+  -s, -S           no debug information in any variant (--strip-all and
+                   --strip-debug as ld args too; symbols stay, hcontainer
+                   reads them)
   --keep-temps=DIR keep linker scripts, maps and variants in DIR
   -v               print the link commands and a summary
 ";
+
+/// ld's stripping options, which hld carries out itself (`-s`).
+const STRIP_ARGS: &[&str] = &["-s", "-S", "--strip-all", "--strip-debug"];
 
 fn parse(args: Vec<String>) -> Result<Options, String> {
     let mut o = Options::default();
@@ -39,6 +46,11 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             "-L" => o.lib_dirs.push(PathBuf::from(value(&mut it, "-L")?)),
             "-l" => o.items.push(Item::Lib(value(&mut it, "-l")?)),
             "-v" => o.verbose = true,
+            "-s" | "-S" => o.strip_debug = true,
+            "-u" => o
+                .ld_args
+                .push(format!("--undefined={}", value(&mut it, "-u")?)),
+            "-e" => o.ld_args.push(format!("--entry={}", value(&mut it, "-e")?)),
             "-nostartfiles" => o.nostartfiles = true,
             "-nodefaultlibs" => o.nodefaultlibs = true,
             "-nostdlib" => {
@@ -52,7 +64,17 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             _ if a.starts_with("-L") => o.lib_dirs.push(PathBuf::from(&a[2..])),
             _ if a.starts_with("-l") => o.items.push(Item::Lib(a[2..].to_string())),
             _ if a.starts_with("-o") => output = Some(PathBuf::from(&a[2..])),
-            _ if a.starts_with("--ld-arg=") => o.ld_args.push(a["--ld-arg=".len()..].to_string()),
+            _ if a.starts_with("-u") => o.ld_args.push(format!("--undefined={}", &a[2..])),
+            _ if a.starts_with("-e") => o.ld_args.push(format!("--entry={}", &a[2..])),
+            _ if a.starts_with("--ld-arg=") => {
+                let arg = &a["--ld-arg=".len()..];
+                // Stripping lld's output would take the symbols hld reads.
+                if STRIP_ARGS.contains(&arg) {
+                    o.strip_debug = true;
+                } else {
+                    o.ld_args.push(arg.to_string());
+                }
+            }
             _ if a.starts_with("--keep-temps=") => {
                 o.keep = Some(PathBuf::from(&a["--keep-temps=".len()..]))
             }
