@@ -852,3 +852,56 @@ int main(int argc, char **argv) {
         }
     }
 }
+
+#[test]
+fn an_archive_member_pulled_in_by_dash_u_runs_its_constructor() {
+    // `-u SYM` makes the link take the archive member defining SYM though
+    // nothing calls it; its constructor then runs before main (hld did not
+    // know -u, and constructors went into `.ctors`, which it refused).
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    write(
+        p,
+        "plugin.c",
+        "#include <stdio.h>\n#include <stdlib.h>\n\
+         int plugin_marker;\n\
+         __attribute__((constructor)) static void announce(void) {\n\
+             printf(\"plugin loaded%s\\n\", getenv(\"HC_UNSET_VAR\") ? \"?\" : \"\");\n}\n",
+    );
+    write(
+        p,
+        "main.c",
+        "#include <stdio.h>\nint main(void) { puts(\"main\"); return 0; }\n",
+    );
+    assert_ok(&hcc(&["-O2", "-c", "plugin.c"], p), "plugin.c");
+    let ar = Command::new("ar")
+        .args(["rcs", "libplugin.a", "plugin.o"])
+        .current_dir(p)
+        .status()
+        .unwrap();
+    assert!(ar.success());
+    assert_ok(
+        &hcc(&["main.c", "-L.", "-lplugin", "-o", "without"], p),
+        "link",
+    );
+    assert_eq!(native(&p.join("without"), &[], p).stdout, b"main\n");
+    assert_ok(
+        &hcc(
+            &[
+                "main.c",
+                "-u",
+                "plugin_marker",
+                "-L.",
+                "-lplugin",
+                "-o",
+                "with",
+            ],
+            p,
+        ),
+        "link with -u",
+    );
+    let want = b"plugin loaded\nmain\n";
+    assert_eq!(native(&p.join("with"), &[], p).stdout, want);
+    let arm = hcontainer(&["run", "--isa", "aarch64", "./with"], p);
+    assert_eq!(arm.stdout, want, "{}", arm.stderr);
+}
