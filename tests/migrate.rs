@@ -2962,3 +2962,75 @@ int main(void) {
         &[("x86_64,aarch64", 150), ("aarch64,x86_64", 300)],
     );
 }
+
+#[test]
+fn small_structs_returned_by_value_agree_and_migrate() {
+    // `fp` (a 64-bit and a 32-bit field) returned by value leaves mul as
+    // { i64, i32 } on x86_64 and [2 x i64] on aarch64; inlined, work
+    // carried the 64-bit element on one ISA and the field on the other, and
+    // consensus gave it up (mujs's `js_grisu2`, 4 sites). A static function
+    // now writes such a struct into its caller's temporary, on every ISA.
+    // Migrations inside collatz, called by mul while work waits for its
+    // result: four frames, the temporary in work's frame.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_without_mismatches(
+        dir.path(),
+        "returned",
+        &[],
+        &[(
+            "returned.c",
+            r#"#include <stdio.h>
+#include <stdlib.h>
+typedef struct { unsigned long long f; int e; } fp;
+typedef struct { int a, b; } pair;
+__attribute__((noinline)) static int collatz(unsigned long long v) {
+    int n = 0;
+    while (v > 1) { v = (v & 1) ? 3 * v + 1 : v / 2; n++; }
+    return n;
+}
+__attribute__((noinline)) static fp mul(fp x, fp y) {
+    fp r;
+    r.e = collatz((x.f & 1023) + 7);
+    r.f = x.f * y.f + 1;
+    r.e += x.e + y.e + 1;
+    for (int j = 0; j < (int)(x.f & 3) + 1; j++) r.f ^= r.f >> (7 + j);
+    return r;
+}
+static fp norm(fp in) { while (!(in.f >> 60)) { in.f <<= 1; in.e--; } return in; }
+static pair swap(pair p) { pair q = { p.b, p.a + 1 }; return q; }
+static fp pick(int c, fp a, fp b) { if (c) return a; return b; }
+__attribute__((noinline)) static long work(int n) {
+    fp acc = { 3, 1 }, k = { 5, 2 };
+    pair p = { 1, 2 };
+    long s = 0;
+    for (int i = 0; i < n; i++) {
+        acc = norm(mul(acc, k));
+        p = swap(p);
+        fp c = pick(i & 1, acc, k);
+        s += (long)(acc.f >> 40) + acc.e + p.a + c.e;
+        if (i % 500 == 0) printf("%d %llu %d %d %ld\n", i, acc.f, acc.e, p.b, s);
+    }
+    return s;
+}
+int main(int argc, char **argv) {
+    printf("%ld\n", work(argc > 1 ? atoi(argv[1]) : 3000));
+    return 0;
+}
+"#,
+        )],
+    );
+    sites_at_least(&app, 100.0);
+    let plain = dir.path().join("returned-plain");
+    plain_build(&dir.path().join("returned.c"), &plain);
+    assert_same(
+        &native(&plain, &[], dir.path()),
+        &native(&app, &[], dir.path()),
+        "hcc's build against plain clang's",
+    );
+    migrates_deep(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 101), ("aarch64,x86_64", 2002)],
+        4,
+    );
+}

@@ -94,6 +94,11 @@ impl Ty {
         unsafe { LLVMIsFunctionVarArg(self.0) != 0 }
     }
     /// Parameter types of a function type.
+    /// The number of elements of a struct type.
+    pub fn struct_field_count(self) -> u32 {
+        // SAFETY: see module docs; only called on struct types.
+        unsafe { LLVMCountStructElementTypes(self.0) }
+    }
     pub fn param_types(self) -> Vec<Ty> {
         // SAFETY: see module docs; only called on function types, and the
         // buffer is sized by LLVM's own count.
@@ -703,6 +708,12 @@ impl Val {
             let init = LLVMGetInitializer(self.0);
             !init.is_null() && LLVMIsNull(init) != 0
         }
+    }
+    /// The one index of an `extractvalue` (None for a nested one).
+    pub fn extract_index(self) -> Option<u32> {
+        // SAFETY: see module docs; only called on extractvalue instructions,
+        // whose index list LLVM sizes.
+        unsafe { (LLVMGetNumIndices(self.0) == 1).then(|| *LLVMGetIndices(self.0)) }
     }
     /// The source element type of a GEP.
     pub fn gep_source_type(self) -> Ty {

@@ -583,6 +583,7 @@ fn optimize<'c>(
     instrument::labels::neutralize(&crate::ir::Ctx::new(&module));
     instrument::byval::pass_by_pointer(&crate::ir::Ctx::new(&module));
     instrument::byval::coerced_by_pointer(&crate::ir::Ctx::new(&module));
+    instrument::byval::returned_by_pointer(&crate::ir::Ctx::new(&module));
     keep_out_of_line(ctx, &module, &decisions.noinline);
     dump_ir(&module, tm, source, "pre");
     timer.mark("parse");

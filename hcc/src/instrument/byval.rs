@@ -467,3 +467,229 @@ fn loaded_from(cx: &Ctx, call: Val, group: &Coerced, size: u64) -> Option<Val> {
     }
     Some(base)
 }
+
+/// Small structs returned by value travel alike on every ISA too.
+///
+/// A struct returned in registers leaves the callee as each ISA's calling
+/// convention shapes it — `struct { uint64_t f; int e; }` as `{ i64, i32 }`
+/// on x86_64 and `[2 x i64]` on aarch64 — and the caller stores those
+/// pieces into a temporary; inlined, the caller carried the 64-bit element
+/// on one ISA and the field on the other, and consensus gave the function
+/// up (mujs's `js_grisu2`: `diy_fp_t` from `multiply`, `minus` and
+/// `normalize_boundary`). Like parameters (`coerced_by_pointer`), a
+/// function only its translation unit calls instead writes the struct
+/// into the caller's temporary, whose address comes first: the slot it
+/// returned from becomes that parameter. Only 8- and 16-byte structs, and
+/// only when every caller stores the whole result straight into a slot of
+/// its own, as clang emits it.
+pub fn returned_by_pointer(cx: &Ctx) {
+    let b = Builder::new(cx);
+    for f in cx.functions() {
+        if f.function_type().is_vararg_fn() || f.function_type().return_type().is_void() {
+            continue;
+        }
+        let Some(calls) = rewritable_calls(f) else {
+            continue;
+        };
+        let Some((slot, rets)) = returned_slot(cx, f) else {
+            continue;
+        };
+        let size = cx.abi_size(slot.allocated_type());
+        let Some(dests) = calls
+            .iter()
+            .map(|&c| result_destination(cx, c, size))
+            .collect::<Option<Vec<_>>>()
+        else {
+            continue;
+        };
+        if calls.is_empty() {
+            continue;
+        }
+        let fty = f.function_type();
+        let params: Vec<Ty> = std::iter::once(cx.ptr()).chain(fty.param_types()).collect();
+        let g = cx.function_like(
+            f,
+            &format!("{}.hc.returned", f.name()),
+            cx.fn_type(cx.void(), &params, false),
+            0,
+        );
+        for a in g.attributes_at(0) {
+            if let Some(k) = crate::ir::Attr(a).kind() {
+                g.remove_enum_attr_at(0, k);
+            }
+        }
+        for a in ["noalias", "noundef", "nonnull"] {
+            g.add_attribute_at(param_index(0), cx.enum_attr(a));
+        }
+        g.add_attribute_at(
+            param_index(0),
+            cx.int_attr("align", slot.alignment().max(1) as u64),
+        );
+        g.add_attribute_at(param_index(0), cx.int_attr("dereferenceable", size));
+        for i in 0..fty.param_types().len() as u32 {
+            for a in f.attributes_at(param_index(i)) {
+                g.add_attribute_at(param_index(i + 1), crate::ir::Attr(a));
+            }
+        }
+        for (call, (dest, pieces)) in calls.into_iter().zip(dests) {
+            b.before(call);
+            let args: Vec<Val> = std::iter::once(dest)
+                .chain((0..call.num_args()).map(|j| call.operand(j)))
+                .collect();
+            let new = b.call(g.function_type(), g, &args, "");
+            new.set_call_conv(call.call_conv());
+            new.copy_debug_loc(call);
+            for a in call.call_site_attributes(crate::ir::FUNCTION_INDEX) {
+                new.add_call_site_attribute(crate::ir::FUNCTION_INDEX, a);
+            }
+            for j in 0..call.num_args() {
+                for a in call.call_site_attributes(param_index(j)) {
+                    new.add_call_site_attribute(param_index(j + 1), a);
+                }
+            }
+            // The stores of the result (and the extractvalues and address
+            // computations only they used) go with the call.
+            for store in pieces {
+                let (v, at) = (store.operand(0), store.operand(1));
+                store.erase();
+                if v != call && v.uses().is_empty() {
+                    v.erase();
+                }
+                if at != dest && at.uses().is_empty() {
+                    at.erase();
+                }
+            }
+            call.erase();
+        }
+        cx.move_blocks(f, g);
+        let (old, new) = (f.params(), g.params());
+        for (i, p) in old.iter().enumerate() {
+            p.replace_all_uses_with(new[i + 1]);
+        }
+        for (ret, load) in rets {
+            b.before(ret);
+            b.ret_void();
+            ret.erase();
+            load.erase();
+        }
+        // Lifetime markers apply to allocas only: the caller's slot has its own.
+        for (user, _) in slot.uses() {
+            if user.opcode() == Some(LLVMOpcode::LLVMCall)
+                && user.called_operand().name().starts_with("llvm.lifetime.")
+            {
+                user.erase();
+            }
+        }
+        slot.replace_all_uses_with(new[0]);
+        slot.erase();
+        let name = f.name();
+        f.move_subprogram_to(g);
+        f.delete_function();
+        g.set_name(&name);
+    }
+}
+
+/// The entry-block slot of struct type (8 or 16 bytes) every `ret` of `f`
+/// returns a load of, with each (ret, load).
+fn returned_slot(cx: &Ctx, f: Val) -> Option<(Val, Vec<(Val, Val)>)> {
+    let entry = f.entry();
+    let mut slot = None;
+    let mut rets = Vec::new();
+    for bb in f.blocks() {
+        let t = bb.terminator()?;
+        if t.opcode() != Some(LLVMOpcode::LLVMRet) {
+            continue;
+        }
+        let load = t.operand(0);
+        if load.opcode() != Some(LLVMOpcode::LLVMLoad)
+            || load.is_volatile()
+            || load.uses().len() != 1
+            || !load.operand(0).is_alloca()
+        {
+            return None;
+        }
+        let s = load.operand(0);
+        if *slot.get_or_insert(s) != s {
+            return None;
+        }
+        rets.push((t, load));
+    }
+    let slot = slot?;
+    let size = cx.abi_size(slot.allocated_type());
+    let fits = rets.iter().all(|(_, l)| cx.abi_size(l.ty()) <= size);
+    (slot.block() == entry
+        && slot.allocated_type().kind() == LLVMTypeKind::LLVMStructTypeKind
+        && (size == 8 || size == 16)
+        && fits)
+        .then_some((slot, rets))
+}
+
+/// Where `call` stores its whole result, if it does so right after the
+/// call into a slot of the caller's of at least `size` bytes: the result
+/// itself (`store [2 x i64] %r, ptr %tmp`) or each of its elements at its
+/// offset in the result's type (`extractvalue`, `store` to `gep {i64, i32},
+/// %tmp, 0, k`). Returns the slot and the stores.
+fn result_destination(cx: &Ctx, call: Val, size: u64) -> Option<(Val, Vec<Val>)> {
+    let ty = call.ty();
+    let is_dest = |a: Val| a.is_alloca() && cx.abi_size(a.allocated_type()) >= size;
+    let uses = call.uses();
+    let (dest, stores) = match uses[..] {
+        [(store, 0)]
+            if store.opcode() == Some(LLVMOpcode::LLVMStore) && is_dest(store.operand(1)) =>
+        {
+            (store.operand(1), vec![store])
+        }
+        _ => {
+            if ty.kind() != LLVMTypeKind::LLVMStructTypeKind {
+                return None;
+            }
+            let mut dest = None;
+            let mut stores = Vec::new();
+            let mut seen = Vec::new();
+            for (x, _) in uses {
+                let k = (x.opcode() == Some(LLVMOpcode::LLVMExtractValue))
+                    .then(|| x.extract_index())
+                    .flatten()?;
+                let [(store, 0)] = x.uses()[..] else {
+                    return None;
+                };
+                let at = store.operand(1);
+                let gep_ok = store.opcode() == Some(LLVMOpcode::LLVMStore)
+                    && at.opcode() == Some(LLVMOpcode::LLVMGetElementPtr)
+                    && at.gep_source_type() == ty
+                    && at.num_operands() == 3
+                    && at.operand(1).const_int_value() == Some(0)
+                    && at.operand(2).const_int_value() == Some(k as u64);
+                if !gep_ok || seen.contains(&k) {
+                    return None;
+                }
+                let base = at.operand(0);
+                if !is_dest(base) || *dest.get_or_insert(base) != base {
+                    return None;
+                }
+                seen.push(k);
+                stores.push(store);
+            }
+            if seen.len() != ty.struct_field_count() as usize {
+                return None;
+            }
+            (dest?, stores)
+        }
+    };
+    // Right after the call: nothing in between may touch memory (the end
+    // of the argument copies' lifetimes, `rewrite_call`'s, may come first).
+    let mut left = stores.clone();
+    let mut i = call;
+    while !left.is_empty() {
+        i = i.next()?;
+        match i.opcode() {
+            Some(LLVMOpcode::LLVMStore) if left.contains(&i) => left.retain(|s| *s != i),
+            Some(LLVMOpcode::LLVMExtractValue | LLVMOpcode::LLVMGetElementPtr) => {}
+            Some(LLVMOpcode::LLVMCall)
+                if i.called_operand().is_function()
+                    && i.called_operand().name().starts_with("llvm.lifetime.") => {}
+            _ => return None,
+        }
+    }
+    Some((dest, stores))
+}
