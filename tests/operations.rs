@@ -1130,3 +1130,110 @@ int main(int argc, char **argv) {
         run.stderr
     );
 }
+
+#[test]
+fn reading_a_stream_that_holds_unwritten_output_writes_it_first() {
+    // A socket's "r+" FILE: the parent writes a line and reads the answer
+    // without fflush, as musl allows (its read functions write pending
+    // output out first). The wrapper that lets fgets migrate while it
+    // waits polled before musl ran, so the line was never sent and both
+    // processes waited for each other (jimtcl's socket and interactive
+    // tests hung).
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let app = compile_source(
+        dir,
+        "rw",
+        r#"#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    alarm(20); /* a hang fails the test instead of stalling it */
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return 1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        FILE *c = fdopen(sv[1], "r+");
+        char line[64];
+        while (fgets(line, sizeof line, c)) {
+            fprintf(c, "echo %s", line);
+            fflush(c);
+        }
+        _exit(0);
+    }
+    close(sv[1]);
+    FILE *s = fdopen(sv[0], "r+");
+    char line[64];
+    for (int i = 0; i < 3; i++) {
+        fprintf(s, "line %d\n", i); /* no fflush: reading writes it out */
+        if (!fgets(line, sizeof line, s)) return 2;
+        printf("%s", line);
+    }
+    fclose(s);
+    waitpid(pid, 0, 0);
+    return 0;
+}
+"#,
+    );
+    let plain = dir.join("rw-plain");
+    plain_build(&dir.join("rw.c"), &plain);
+    let want = native(&plain, &[], dir);
+    assert_eq!(want.stdout, b"echo line 0\necho line 1\necho line 2\n");
+    assert_same(&want, &native(&app, &[], dir), "x86_64");
+    let arm = hcontainer(&["run", "--isa", "aarch64", app.to_str().unwrap()], dir);
+    assert_same(&want, &arm, "aarch64");
+}
+
+#[test]
+fn stdio_reads_of_a_non_blocking_descriptor_fail_at_once() {
+    // fgets/fread on an O_NONBLOCK descriptor with nothing to read fail
+    // with EAGAIN in musl; the wrapper that lets them migrate while they
+    // wait waited for input instead (jimtcl's expect package, reading a
+    // pty that way, hung). alarm() turns a hang into a failure.
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let app = compile_source(
+        dir,
+        "nb",
+        r#"#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(void) {
+    alarm(10);
+    int p[2];
+    pipe(p);
+    fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
+    FILE *f = fdopen(p[0], "r");
+    char line[32];
+    errno = 0;
+    char *r = fgets(line, sizeof line, f);
+    printf("fgets on an empty non-blocking pipe: %s, errno %s\n", r ? "data" : "NULL", errno == EAGAIN ? "EAGAIN" : strerror(errno));
+    clearerr(f);
+    write(p[1], "hi\n", 3);
+    r = fgets(line, sizeof line, f);
+    printf("then: %s", r ? line : "NULL\n");
+    char buf[8];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    printf("fread on empty: %zu, %s\n", n, ferror(f) && errno == EAGAIN ? "EAGAIN" : "other");
+    return 0;
+}
+"#,
+    );
+    let plain = dir.join("nb-plain");
+    plain_build(&dir.join("nb.c"), &plain);
+    let want = native(&plain, &[], dir);
+    assert!(
+        String::from_utf8_lossy(&want.stdout).contains("NULL, errno EAGAIN"),
+        "{}",
+        String::from_utf8_lossy(&want.stdout)
+    );
+    assert_same(&want, &native(&app, &[], dir), "x86_64");
+    let arm = hcontainer(&["run", "--isa", "aarch64", app.to_str().unwrap()], dir);
+    assert_same(&want, &arm, "aarch64");
+}

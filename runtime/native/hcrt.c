@@ -3062,6 +3062,10 @@ static int stdio_fd(FILE *f) {
 struct musl_file_head {
     unsigned flags;
     unsigned char *rpos, *rend;
+    int (*close)(FILE *);
+    unsigned char *wend, *wpos;
+    unsigned char *mustbezero_1;
+    unsigned char *wbase;
 };
 
 static int stdio_buffered(FILE *f) {
@@ -3069,11 +3073,30 @@ static int stdio_buffered(FILE *f) {
     return h->rpos != h->rend;
 }
 
-/* Whether musl's function can run at once: something is buffered, or the
- * waiting could not migrate anyway. */
+/* Output a stream read and written holds (a socket's or a pty's "r+"
+ * FILE): musl's read functions write it out before they wait, so the
+ * wrappers must too — the peer answers only what it was sent (jimtcl's
+ * socket and interactive tests waited for each other forever). */
+static int stdio_pending_output(FILE *f) {
+    const struct musl_file_head *h = (const void *)f;
+    return h->wpos != h->wbase;
+}
+
+/* Whether the FILE's descriptor never waits (O_NONBLOCK): musl's function
+ * then fails at once with EAGAIN, which the program expects (jimtcl's
+ * expect package reads a pty that way); waiting for input first hung it. */
+static int stdio_nonblocking(FILE *f) {
+    int e = errno, fl = fcntl(stdio_fd(f), F_GETFL);
+    errno = e;
+    return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+/* Whether musl's function can run at once: something is buffered, the
+ * descriptor does not block, or the waiting could not migrate anyway. */
 static __attribute__((noinline)) int stdio_direct_slow(FILE *f) {
     return hc_blocking_depth || __freadahead(f) || (uint64_t)__builtin_thread_pointer() != hc.main_tp ||
-           __atomic_load_n(&hc_threads, __ATOMIC_SEQ_CST) > 0 || hc.sandboxed || stdio_fd(f) < 0;
+           __atomic_load_n(&hc_threads, __ATOMIC_SEQ_CST) > 0 || hc.sandboxed || stdio_fd(f) < 0 ||
+           stdio_nonblocking(f);
 }
 
 static int stdio_direct(FILE *f) {
@@ -3100,7 +3123,9 @@ static long stdio_real(uint32_t op, const uint64_t *a, uint64_t *ptrs) {
 /* Until the FILE's descriptor has input (or end of file, or an error, which
  * musl's function then reports). */
 static long stdio_wait(uint32_t op, const uint64_t *a) {
-    struct pollfd p = {stdio_fd(stdio_file(op, a)), POLLIN, 0};
+    FILE *f = stdio_file(op, a);
+    if (stdio_pending_output(f)) fflush(f);
+    struct pollfd p = {stdio_fd(f), POLLIN, 0};
     uint64_t w[6] = {(uint64_t)&p, 1, (uint64_t)-1};
     long v;
     do v = blocking_syscall(HC_OP_poll, w);
