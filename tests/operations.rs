@@ -1179,13 +1179,20 @@ int main(void) {
 }
 "#,
     );
-    let plain = dir.join("rw-plain");
-    plain_build(&dir.join("rw.c"), &plain);
-    let want = native(&plain, &[], dir);
+    let want = alike_on_both_isas(dir, "rw", &app);
     assert_eq!(want.stdout, b"echo line 0\necho line 1\necho line 2\n");
-    assert_same(&want, &native(&app, &[], dir), "x86_64");
+}
+
+/// Runs `app` natively and on aarch64 against a plain clang build of
+/// `<name>.c` beside it: the same output every time. Returns plain's run.
+fn alike_on_both_isas(dir: &Path, name: &str, app: &Path) -> Run {
+    let plain = dir.join(format!("{name}-plain"));
+    plain_build(&dir.join(format!("{name}.c")), &plain);
+    let want = native(&plain, &[], dir);
+    assert_same(&want, &native(app, &[], dir), "x86_64");
     let arm = hcontainer(&["run", "--isa", "aarch64", app.to_str().unwrap()], dir);
     assert_same(&want, &arm, "aarch64");
+    want
 }
 
 #[test]
@@ -1225,15 +1232,10 @@ int main(void) {
 }
 "#,
     );
-    let plain = dir.join("nb-plain");
-    plain_build(&dir.join("nb.c"), &plain);
-    let want = native(&plain, &[], dir);
+    let want = alike_on_both_isas(dir, "nb", &app);
     assert!(
         String::from_utf8_lossy(&want.stdout).contains("NULL, errno EAGAIN"),
         "{}",
         String::from_utf8_lossy(&want.stdout)
     );
-    assert_same(&want, &native(&app, &[], dir), "x86_64");
-    let arm = hcontainer(&["run", "--isa", "aarch64", app.to_str().unwrap()], dir);
-    assert_same(&want, &arm, "aarch64");
 }
