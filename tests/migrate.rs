@@ -3034,3 +3034,51 @@ int main(int argc, char **argv) {
         4,
     );
 }
+
+#[test]
+fn va_lists_passed_on_at_o0_agree_and_migrate() {
+    // record_v hands its va_list on to vsnprintf: aarch64 passes a copy,
+    // which hcc elides so both ISAs pass the object itself; at -O0 no
+    // optimizer then removed the unused copy's slot, and aarch64's frames
+    // had one more (jansson's CMake build, -O0 by default: error.c and
+    // pack_unpack.c, "left 7 stack slots for x86_64 and 8 for aarch64").
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_without_mismatches(
+        dir.path(),
+        "va0",
+        &["-O0"],
+        &[(
+            "va0.c",
+            r#"#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+static char last[200];
+static unsigned long checksum;
+void record_v(int code, const char *fmt, va_list ap) {
+    vsnprintf(last, sizeof last - 1, fmt, ap);
+    for (const char *p = last; *p; p++) checksum = checksum * 31 + (unsigned char)*p + (unsigned)code;
+}
+void record(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    record_v(code, fmt, ap);
+    va_end(ap);
+}
+int main(void) {
+    for (int i = 0; i < 4000; i++) {
+        record(i % 7, "item %d of %s: %f", i, "run", i * 0.5);
+        if (i % 1000 == 0) printf("%s %lu\n", last, checksum);
+    }
+    printf("%lu\n", checksum);
+    return 0;
+}
+"#,
+        )],
+    );
+    migrates_deep(
+        &app,
+        dir.path(),
+        &[("x86_64,aarch64", 3000), ("aarch64,x86_64", 9000)],
+        3,
+    );
+}

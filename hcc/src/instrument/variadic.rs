@@ -469,6 +469,7 @@ pub fn prototype_calls(cx: &Ctx) {
 fn elide_va_list_copies(cx: &Ctx, abi: &VaListAbi, f: Val) {
     let dead_on_return = Ctx::enum_kind("dead_on_return");
     let want = abi.ir_type();
+    let mut elided: Vec<Val> = Vec::new();
     for blk in f.blocks() {
         let insts = blk.instructions();
         // The most recent full-size copy into each slot, in this block.
@@ -494,10 +495,31 @@ fn elide_va_list_copies(cx: &Ctx, abi: &VaListAbi, f: Val) {
                     continue;
                 }
                 if let Some(&src) = copied_from.get(&i.operand(j)) {
+                    let tmp = i.operand(j);
                     i.set_operand(j, src);
                     i.remove_call_site_enum_attr(at, dead_on_return);
+                    elided.push(tmp);
                 }
             }
+        }
+    }
+    // The temporaries nothing reads now go (at -O0 no optimizer removes
+    // them, and aarch64's frame had a slot more than x86_64's).
+    let mut seen = std::collections::HashSet::new();
+    elided.retain(|t| seen.insert(*t));
+    for tmp in elided {
+        let uses = tmp.uses();
+        let only_filled = uses.iter().all(|(u, idx)| {
+            u.is_call()
+                && u.called_operand().is_function()
+                && (u.called_operand().name().starts_with("llvm.lifetime.")
+                    || (u.called_operand().name().starts_with("llvm.memcpy") && *idx == 0))
+        });
+        if only_filled {
+            for (u, _) in uses {
+                u.erase();
+            }
+            tmp.erase();
         }
     }
 }
