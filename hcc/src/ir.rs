@@ -93,12 +93,12 @@ impl Ty {
         // SAFETY: see module docs; only called on function types.
         unsafe { LLVMIsFunctionVarArg(self.0) != 0 }
     }
-    /// Parameter types of a function type.
     /// The number of elements of a struct type.
     pub fn struct_field_count(self) -> u32 {
         // SAFETY: see module docs; only called on struct types.
         unsafe { LLVMCountStructElementTypes(self.0) }
     }
+    /// Parameter types of a function type.
     pub fn param_types(self) -> Vec<Ty> {
         // SAFETY: see module docs; only called on function types, and the
         // buffer is sized by LLVM's own count.

@@ -211,19 +211,21 @@ pub fn build_meta(
 /// them: the metadata holds all the locations the rewriter needs, and no
 /// code reads `.llvm_stackmaps` at run time (it is linked unloaded, see
 /// layout::script). Without them each variant is ~40% smaller.
-/// Takes the debug information out of every variant (`-s`, `-S`).
-pub fn drop_debug_info(exes: &mut BTreeMap<Isa, Vec<u8>>) -> Result<(), LinkError> {
-    let debug = |name: &[u8]| name.starts_with(b".debug") || name.starts_with(b".zdebug");
-    for data in exes.values_mut() {
-        *data = container::remove_sections(data, debug)
-            .map_err(|e| LinkError::Internal(e.to_string()))?;
-    }
-    Ok(())
+pub fn drop_stack_maps(exes: &mut BTreeMap<Isa, Vec<u8>>) -> Result<(), LinkError> {
+    drop_sections(exes, |n| n == b".llvm_stackmaps")
 }
 
-pub fn drop_stack_maps(exes: &mut BTreeMap<Isa, Vec<u8>>) -> Result<(), LinkError> {
+/// Takes the debug information out of every variant (`-s`, `-S`).
+pub fn drop_debug_info(exes: &mut BTreeMap<Isa, Vec<u8>>) -> Result<(), LinkError> {
+    drop_sections(exes, container::is_debug_section)
+}
+
+fn drop_sections(
+    exes: &mut BTreeMap<Isa, Vec<u8>>,
+    drop: impl Fn(&[u8]) -> bool + Copy,
+) -> Result<(), LinkError> {
     for (isa, data) in exes.iter_mut() {
-        *data = container::remove_sections(data, |n| n == b".llvm_stackmaps")
+        *data = container::remove_sections(data, drop)
             .map_err(|e| LinkError::Internal(format!("{isa}: {e}")))?;
     }
     Ok(())

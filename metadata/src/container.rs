@@ -56,6 +56,11 @@ pub fn strip_container_sections(data: &[u8]) -> Result<Vec<u8>, ContainerError> 
     remove_sections(data, |name| name.starts_with(PREFIX.as_bytes()))
 }
 
+/// Whether a section holds debug information (plain or compressed).
+pub fn is_debug_section(name: &[u8]) -> bool {
+    name.starts_with(b".debug") || name.starts_with(b".zdebug")
+}
+
 /// Returns `elf` without the sections whose names `drop` selects.
 pub fn remove_sections(
     data: &[u8],

@@ -136,17 +136,18 @@ impl Binary {
     /// --strip-debug` does to a plain executable, which cannot reach the
     /// variants packed inside this one.
     pub fn strip_debug(&self) -> Result<Vec<u8>, BinaryError> {
-        let debug = |name: &[u8]| name.starts_with(b".debug") || name.starts_with(b".zdebug");
         let internal = |e: hc_metadata::container::ContainerError| BinaryError::NotElf {
             path: self.path.clone(),
             why: e.to_string(),
         };
         let mut packed = Vec::new();
         for &isa in self.variants.keys() {
-            let exe = container::remove_sections(self.variant(isa)?, debug).map_err(internal)?;
+            let exe = container::remove_sections(self.variant(isa)?, container::is_debug_section)
+                .map_err(internal)?;
             packed.push((meta::variant_section(isa), meta::pack_variant(&exe)));
         }
-        let primary = container::remove_sections(&self.data, debug).map_err(internal)?;
+        let primary = container::remove_sections(&self.data, container::is_debug_section)
+            .map_err(internal)?;
         let sections: Vec<(&str, &[u8])> = packed
             .iter()
             .map(|(n, b)| (n.as_str(), b.as_slice()))

@@ -488,7 +488,7 @@ pub fn returned_by_pointer(cx: &Ctx) {
         if f.function_type().is_vararg_fn() || f.function_type().return_type().is_void() {
             continue;
         }
-        let Some(calls) = rewritable_calls(f) else {
+        let Some(calls) = rewritable_calls(f).filter(|c| !c.is_empty()) else {
             continue;
         };
         let Some((slot, rets)) = returned_slot(cx, f) else {
@@ -502,9 +502,6 @@ pub fn returned_by_pointer(cx: &Ctx) {
         else {
             continue;
         };
-        if calls.is_empty() {
-            continue;
-        }
         let fty = f.function_type();
         let params: Vec<Ty> = std::iter::once(cx.ptr()).chain(fty.param_types()).collect();
         let g = cx.function_like(
@@ -574,9 +571,7 @@ pub fn returned_by_pointer(cx: &Ctx) {
         }
         // Lifetime markers apply to allocas only: the caller's slot has its own.
         for (user, _) in slot.uses() {
-            if user.opcode() == Some(LLVMOpcode::LLVMCall)
-                && user.called_operand().name().starts_with("llvm.lifetime.")
-            {
+            if super::shadow::is_lifetime_marker(user) {
                 user.erase();
             }
         }
@@ -685,9 +680,7 @@ fn result_destination(cx: &Ctx, call: Val, size: u64) -> Option<(Val, Vec<Val>)>
         match i.opcode() {
             Some(LLVMOpcode::LLVMStore) if left.contains(&i) => left.retain(|s| *s != i),
             Some(LLVMOpcode::LLVMExtractValue | LLVMOpcode::LLVMGetElementPtr) => {}
-            Some(LLVMOpcode::LLVMCall)
-                if i.called_operand().is_function()
-                    && i.called_operand().name().starts_with("llvm.lifetime.") => {}
+            Some(LLVMOpcode::LLVMCall) if super::shadow::is_lifetime_marker(i) => {}
             _ => return None,
         }
     }

@@ -156,7 +156,8 @@ fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a) * a
 }
 
-fn is_lifetime_marker(i: Val) -> bool {
+/// Whether `i` is an `llvm.lifetime.start`/`end` call.
+pub(super) fn is_lifetime_marker(i: Val) -> bool {
     i.is_call() && i.called_operand().name().starts_with("llvm.lifetime.")
 }
 

@@ -510,10 +510,10 @@ fn elide_va_list_copies(cx: &Ctx, abi: &VaListAbi, f: Val) {
     for tmp in elided {
         let uses = tmp.uses();
         let only_filled = uses.iter().all(|(u, idx)| {
-            u.is_call()
-                && u.called_operand().is_function()
-                && (u.called_operand().name().starts_with("llvm.lifetime.")
-                    || (u.called_operand().name().starts_with("llvm.memcpy") && *idx == 0))
+            super::shadow::is_lifetime_marker(*u)
+                || (u.is_call()
+                    && u.called_operand().name().starts_with("llvm.memcpy")
+                    && *idx == 0)
         });
         if only_filled {
             for (u, _) in uses {
