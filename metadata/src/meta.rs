@@ -83,9 +83,11 @@ fn inflate(r: &mut Reader, max: u64) -> Result<Vec<u8>> {
 }
 const MAGIC: &[u8; 8] = b"HCMETA\0\0";
 const WHAT: &str = "hcontainer metadata";
+/// Version 5: a direct location is a value's stack slot (resume copies
+/// pass slots to their statepoints); before, no location was direct.
 /// Version 4: a poll's site location may list its values (polls with many
 /// values pass them as deopt operands); before, polls had none.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// Largest body a reader inflates: far above any real program's (sqlite3's
 /// is ~10 MiB), low enough that a corrupt length cannot exhaust memory.
 const MAX_BODY: u64 = 1 << 30;

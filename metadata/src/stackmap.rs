@@ -23,7 +23,8 @@ pub enum Location {
         reg: u16,
         size: u16,
     },
-    /// The value *is* the address reg + offset.
+    /// In LLVM's terms the value *is* the address reg + offset; hcc passes
+    /// only stack slots so (resume copies), and the value is in memory there.
     Direct {
         reg: u16,
         offset: i32,

@@ -76,10 +76,15 @@ fn read_value(
             .chain(std::iter::repeat(0))
             .take(size)
             .collect(),
-        Location::Direct { .. } => {
-            return Err(
-                "a value is an address in the native stack frame, which does not migrate".into(),
-            )
+        // hcc passes a resume copy's stack slot itself to the statepoint:
+        // the value is in memory at the slot's address.
+        Location::Direct { reg, offset } => {
+            let base = st.get64(reg).ok_or_else(|| {
+                format!("value in a slot addressed from DWARF register {reg}, which has no value")
+            })?;
+            mem.read(base.wrapping_add(offset as i64 as u64), size)
+                .map_err(|e| e.to_string())?
+                .to_vec()
         }
     };
     out[..size].copy_from_slice(&bytes);

@@ -5,7 +5,8 @@
 //! Shape of an instrumented function:
 //!
 //! ```text
-//! hc.entry:   slots for values live at sites (promoted away by mem2reg)
+//! hc.entry:   slots for values live at sites (promoted away by mem2reg;
+//!             a copy keeps them, its statepoints take the slots)
 //!             if (volatile __hc_poll) goto hc.entry.slow          ; cold
 //! entry:      shadow frame, original code ...
 //!   loop H:   phis; if (volatile __hc_poll) goto H.slow           ; cold
@@ -996,7 +997,7 @@ pub fn instrument_module(
                         }
                         let (pc, blocker) = plan(&cx, &rt, copy, frame, &point_free);
                         assert!(blocker.is_none(), "a copy plans like its original");
-                        let tc = transform(&cx, &rt, copy, pc, frame, Resume::Here, &entry_polled);
+                        let tc = transform(&cx, &rt, copy, pc, frame, Resume::Copy, &entry_polled);
                         let entry_poll = polled.contains(&f) || ablated("entry-poll-pruning");
                         // An entry poll is a redirected entry (FORMATS §5), no
                         // instruction in the code that runs, in a function
@@ -1338,8 +1339,11 @@ struct Transformed {
 /// "Resume copies").
 #[derive(Clone, Copy)]
 enum Resume {
-    /// In the function itself (a function without a copy, or the copy).
+    /// In the function itself, which has no copy.
     Here,
+    /// In the function itself, a copy: values live at its sites stay in
+    /// their stack slots, which its statepoints take (FORMATS §4 v5).
+    Copy,
     /// In this copy, which restores enter directly (frame records name it),
     /// so the function's own code has no resume edges joining it. With
     /// `poll`, a migration request met at entry forwards the call there;
@@ -1361,7 +1365,11 @@ fn transform(
 ) -> Transformed {
     let b = Builder::new(cx);
     // Frame records name the function a restore enters: `f` itself.
-    let here = matches!(resume, Resume::Here);
+    let here = matches!(resume, Resume::Here | Resume::Copy);
+    // Only a restore runs a copy, so its code may be slower for being
+    // smaller and quicker to compile: no phi joins each site with its
+    // resume path, a value's uses load it from its slot.
+    let in_slots = matches!(resume, Resume::Copy) && !ablated("slot-operands");
     let (i32t, ptr) = (cx.i32(), cx.ptr());
     let prof = cx.md_kind("prof");
     let cold = cx.branch_weights(1, 2000);
@@ -1407,7 +1415,7 @@ fn transform(
         b.load(i32t, at, "hc.site")
     };
     let site_idx = match resume {
-        Resume::Here => site_of(rec),
+        Resume::Here | Resume::Copy => site_of(rec),
         Resume::In { .. } => {
             b.unreachable();
             cx.null(i32t)
@@ -1965,9 +1973,15 @@ fn transform(
             b.after(v);
         }
         b.store(v, slot[&v]);
+        // A phi takes one value per predecessor block, however many edges
+        // (switch cases) come from it: one load per block.
+        let mut at_end: HashMap<(Val, Val), Val> = HashMap::new();
         for (user, idx) in uses {
-            b.before(ir::use_point(user, idx));
-            let l = b.load(v.ty(), slot[&v], "");
+            let point = ir::use_point(user, idx);
+            let l = *at_end.entry((user, point)).or_insert_with(|| {
+                b.before(point);
+                b.load(v.ty(), slot[&v], "")
+            });
             user.set_operand(idx, l);
         }
     }
@@ -2194,7 +2208,13 @@ fn transform(
         } else {
             carried[k]
                 .iter()
-                .flat_map(|(ty, sl)| pieces::split(cx, &b, b.load(*ty, *sl, "")))
+                .flat_map(|&(ty, sl)| {
+                    if in_slots && value_type(ty).is_some() {
+                        vec![sl]
+                    } else {
+                        pieces::split(cx, &b, b.load(ty, sl, ""))
+                    }
+                })
                 .chain(s.va_lists.iter().map(|(_, v)| b.load(ptr, slot[v], "")))
                 .collect()
         };
