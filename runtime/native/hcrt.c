@@ -2427,20 +2427,24 @@ int __hc_resume_site(void) {
     return (int)cur_frame()->site;
 }
 
+/* A call re-issued on resume with no callee record: fails the restore (it
+ * is entered in the callee's place, with the call's arguments). */
+__attribute__((noreturn)) static void resume_no_callee(void) {
+    restore_fail("restore: an indirect call has no callee frame record", 0);
+}
+
+/* Uses up the current frame record; returns the function a call re-issued
+ * on resume must enter: the one whose frame record is next. One call does
+ * both, as every resume path needs both (a call fewer in each of them). */
 void *__hc_resume_take(void) {
     const struct hc_frame *f = cur_frame();
     hc.frame += sizeof *f + f->size;
     hc.frames_left--;
-    return (void *)(f + 1);
-}
-
-/* The function an indirect call re-issued on resume must call: the one
- * whose frame record is next (after __hc_resume_take). */
-void *__hc_resume_callee(void) {
+    if (hc.frames_left) return (void *)cur_frame()->fn;
     /* The innermost frame waited in a blocking call: make it again. */
-    if (!hc.frames_left && __hc_pending.op) return (void *)__wrap___hc_resume_blocked_call;
-    if (!hc.frames_left) restore_fail("restore: an indirect call has no callee frame record", 0);
-    return (void *)cur_frame()->fn;
+    if (__hc_pending.op) return (void *)__wrap___hc_resume_blocked_call;
+    /* A poll site's resume path calls nothing: no record needed. */
+    return (void *)resume_no_callee;
 }
 
 void __hc_resume_bad(void *fn, int site) {
@@ -2802,7 +2806,7 @@ int __wrap___clock_nanosleep(clockid_t clk, int flags, const struct timespec *re
  * migration then happens right there: the caller's frame is at the call's
  * site (hcc makes these calls sites), the call itself is kept in
  * __hc_pending (migrated memory), and the destination makes it again when
- * the resumed caller re-issues the call (__hc_resume_callee ->
+ * the resumed caller re-issues the call (__hc_resume_take ->
  * __hc_resume_blocked). Only the main thread, while it is the only one,
  * waits so; otherwise musl's own call runs (a cancellation point). ---- */
 #define HC_BLOCKING_CALLS(X)                                                                        \

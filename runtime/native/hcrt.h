@@ -228,7 +228,6 @@ void *__hc_resume_frame(void *fn);
 int __hc_resume_site(void);
 void *__hc_resume_take(void);
 void __hc_resume_bad(void *fn, int site) __attribute__((noreturn));
-void *__hc_resume_callee(void);
 extern const unsigned char __hc_zero_page[4096];
 extern const unsigned char __hc_build_id[16];
 

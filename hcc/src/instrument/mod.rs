@@ -16,7 +16,7 @@
 //!                sites in loop L -> L's header (enter loops only there)
 //! H.slow:        switch __hc_resume_site(): sites in H -> hc.resume.k or an
 //!                inner header; default -> migration point, then H.body
-//! hc.resume.k:   values = __hc_resume_take(); reload live values; -> site k
+//! hc.resume.k:   callee = __hc_resume_take(); -> site k (values restored above)
 //! ```
 //! The re-issued call is the site's own call instruction, so a later capture
 //! finds the same site; the callee, also in restore mode, resumes likewise.
@@ -63,7 +63,6 @@ pub mod abi {
     pub const RESUME_SITE: &str = "__hc_resume_site";
     pub const RESUME_TAKE: &str = "__hc_resume_take";
     pub const RESUME_BAD: &str = "__hc_resume_bad";
-    pub const RESUME_CALLEE: &str = "__hc_resume_callee";
     pub const ZERO_PAGE: &str = "__hc_zero_page";
     /// The buffer polls write their frame record into, and its size
     /// (hcrt.h `HC_POLL_RECORD_SIZE`): a record that does not fit goes into a
@@ -274,8 +273,6 @@ pub struct Runtime {
     pub resume_take_ty: Ty,
     pub resume_bad: Val,
     pub resume_bad_ty: Ty,
-    pub resume_callee: Val,
-    pub resume_callee_ty: Ty,
     pub zero_page: Val,
     pub poll_record: Val,
     pub poll_record_busy: Val,
@@ -297,7 +294,6 @@ impl Runtime {
         let resume_site_ty = cx.fn_type(i32t, &[], false);
         let resume_take_ty = cx.fn_type(ptr, &[], false);
         let resume_bad_ty = cx.fn_type(void, &[ptr, i32t], false);
-        let resume_callee_ty = cx.fn_type(ptr, &[], false);
         let statepoint = cx.intrinsic("llvm.experimental.gc.statepoint", &[ptr]);
         let rt = Runtime {
             poll: cx.declare_global(abi::POLL, i32t, false),
@@ -312,8 +308,6 @@ impl Runtime {
             resume_take_ty,
             resume_bad: cx.declare(abi::RESUME_BAD, resume_bad_ty),
             resume_bad_ty,
-            resume_callee: cx.declare(abi::RESUME_CALLEE, resume_callee_ty),
-            resume_callee_ty,
             zero_page: cx.declare_global(abi::ZERO_PAGE, cx.i8(), false),
             poll_record: cx.declare_global(abi::POLL_RECORD, cx.i8(), false),
             poll_record_busy: cx.declare_global(abi::POLL_RECORD_BUSY, i32t, false),
@@ -485,7 +479,7 @@ fn holds_long_double(ty: Ty) -> bool {
 /// with the caller's calling convention and arguments and result that all
 /// travel in registers. Such a call is no site: a capture never finds its
 /// caller's frame, and the caller's caller re-issues its own call to the
-/// function whose record comes next (`__hc_resume_callee`), which is where the
+/// function whose record comes next (`__hc_resume_take`), which is where the
 /// sibling call would have gone. (Should a backend still make it a call, the
 /// frame has no site there and the migration is refused, not corrupted.)
 fn is_sibling_call(f: Val, call: Val, has_slots: bool) -> bool {
@@ -1335,6 +1329,11 @@ struct Transformed {
     shapes: Vec<frame::SlotShape>,
 }
 
+/// Carried (site, value) pairs from which a resume copy keeps its values
+/// in their slots (`transform`): sqlite3.c's copies with fewer grew by
+/// 8-11% so, those with more shrank by 5-25% (2026-12-03).
+const MIN_SLOT_JOINS: usize = 64;
+
 /// Where an instrumented function's resume paths are (DESIGN-NOTES
 /// "Resume copies").
 #[derive(Clone, Copy)]
@@ -1366,10 +1365,6 @@ fn transform(
     let b = Builder::new(cx);
     // Frame records name the function a restore enters: `f` itself.
     let here = matches!(resume, Resume::Here | Resume::Copy);
-    // Only a restore runs a copy, so its code may be slower for being
-    // smaller and quicker to compile: no phi joins each site with its
-    // resume path, a value's uses load it from its slot.
-    let in_slots = matches!(resume, Resume::Copy) && !ablated("slot-operands");
     let (i32t, ptr) = (cx.i32(), cx.ptr());
     let prof = cx.md_kind("prof");
     let cold = cx.branch_weights(1, 2000);
@@ -1643,7 +1638,7 @@ fn transform(
         }
     };
     // An indirect call's target is not carried: on resume it is the
-    // function of the next frame record (`__hc_resume_callee`).
+    // function of the next frame record (`__hc_resume_take`).
     let site_vals: Vec<Vec<Val>> = sites
         .iter()
         .enumerate()
@@ -1914,9 +1909,10 @@ fn transform(
         assert_eq!(preds.len(), 1, "a site's block has one predecessor");
         let pred = blocks[preds[0]];
         let r = cx.append_block(f, &format!("hc.resume.{k}"));
-        // The frame's record is used up; the next one is the callee's.
+        // The frame's record is used up; the next one is the callee's,
+        // whose function the runtime returns.
         b.at_end(r);
-        b.call(rt.resume_take_ty, rt.resume_take, &[], "");
+        let next = b.call(rt.resume_take_ty, rt.resume_take, &[], "hc.callee");
         let nargs = s.call.num_args();
         for j in 0..=nargs {
             let o = s.call.operand(j);
@@ -1932,8 +1928,7 @@ fn transform(
                 continue;
             }
             let dummy = if j == nargs {
-                b.at_end(r);
-                b.call(rt.resume_callee_ty, rt.resume_callee, &[], "hc.callee")
+                next
             } else if s.call.has_call_site_enum_attr(param_index(j), byval) {
                 rt.zero_page
             } else {
@@ -2143,6 +2138,14 @@ fn transform(
     // order), so a signal handler's poll in between is caught
     // (`__hc_migrate_point_c`). Polls with many values pass them as deopt
     // operands, like calls (`poll::buffered`).
+    // Only a restore runs a copy, so its code may be slower for being
+    // smaller and quicker to compile: where SSA repair would join many
+    // values with their resume paths (one phi per value at each site), the
+    // values stay in their slots, loaded at each use, and the statepoints
+    // take the slots. Below that the loads cost more than the phis.
+    let in_slots = matches!(resume, Resume::Copy)
+        && !ablated("slot-operands")
+        && sites.iter().map(|s| s.carried.len()).sum::<usize>() >= MIN_SLOT_JOINS;
     let buffered: Vec<bool> = sites
         .iter()
         .map(|s| {

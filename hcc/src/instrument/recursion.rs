@@ -13,7 +13,7 @@
 //! through a call this analysis cannot follow, whose caller keeps its poll.
 //!
 //! Restores do not need the poll: they enter the resume copy directly
-//! (frame records name it, `__hc_resume_callee` returns it).
+//! (frame records name it, `__hc_resume_take` returns it).
 
 use super::{classify_call, function_cfg, CallClass};
 use crate::ir::{Ctx, Val};
