@@ -1252,6 +1252,98 @@ int main(void) {
 }
 
 #[test]
+fn a_setjmp_inside_a_loop_migrates_and_catches_errors_after_it() {
+    // serve() arms its buffer in every round of its loop, as a REPL or a
+    // server recovering from errors does: its first spin() call and the
+    // loop's header run before the frame armed the buffer (round 0) and
+    // after (every later round), so hcc left the whole function
+    // unmigratable ("a call runs both with and without its setjmp buffer
+    // armed"). The frame now carries whether it armed the buffer, and
+    // `before` and the saved shadow stack pointer, defined in the loop
+    // before the setjmp, in slots of their own: a migration anywhere, in
+    // round 0 or later, re-arms only what was armed, and the errors
+    // step() throws after it land where they did natively.
+    let dir = tempfile::tempdir().unwrap();
+    let (app, run) = runs_like_plain_clang(
+        dir.path(),
+        "setjmp_loop",
+        r#"#include <setjmp.h>
+#include <stdio.h>
+static sigjmp_buf env;
+static __attribute__((noinline)) unsigned long spin(unsigned long x, int n) {
+    for (int i = 0; i < n; i++)
+        do
+            x = x * 6364136223846793005ul + 1442695040888963407ul;
+        while ((x >> 58) != 0x2a);
+    return x;
+}
+static __attribute__((noinline)) unsigned long step(int round, unsigned long x) {
+    x = spin(x, 30 + round % 7);
+    if (((x * 0x9e3779b97f4a7c15ul) >> 61) == 3)
+        siglongjmp(env, (int)(x % 1000) + 1);
+    return x;
+}
+static __attribute__((noinline)) unsigned long serve(int rounds) {
+    volatile unsigned long x = 1, sum = 0;
+    volatile int errors = 0;
+    for (volatile int round = 0; round < rounds; round = round + 1) {
+        unsigned long before = spin(x, 20);
+        int code = sigsetjmp(env, 0);
+        if (code) {
+            errors = errors + 1;
+            sum = sum * 31 + (unsigned long)code + (before >> 50);
+            x = before + (unsigned long)code;
+            if (errors % 50 == 0)
+                printf("round %d errors %d sum %lu\n", round, errors, sum);
+            continue;
+        }
+        x = step(round, x);
+        sum = sum + (x >> 40);
+    }
+    printf("%d errors, sum %lu\n", errors, sum);
+    return sum;
+}
+int main(void) {
+    printf("%lu\n", serve(3000));
+    return 0;
+}
+"#,
+    );
+    let errors: u32 = run
+        .stdout_str()
+        .lines()
+        .rev()
+        .nth(1)
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the errors line");
+    assert!(errors > 100, "too few errors to test: {}", run.stdout_str());
+    sites_at_least(&app, 100.0);
+    // In spin() called before the setjmp, early (round 0, not armed yet)
+    // and later (armed), and in step() after it.
+    let deep = migrates_once(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 3),
+            ("aarch64,x86_64", 1000),
+            ("x86_64,aarch64", 100_000),
+            ("aarch64,x86_64", 1_000_000),
+        ],
+    );
+    assert!(
+        deep.iter().any(|m| m.contains(" 4 frames")),
+        "no migration inside step(): {deep:?}"
+    );
+    for (first, n) in [("x86_64", 7), ("aarch64", 3001), ("x86_64", 20011)] {
+        let route = ping_pong(first, 10);
+        let got = run_migrating(&app, &route, n, dir.path());
+        assert_same(&run, &got, &format!("setjmp_loop {route} at {n}"));
+        assert_eq!(got.migrations().len(), 10, "{route} at {n}: {}", got.stderr);
+    }
+}
+
+#[test]
 fn a_va_list_handed_to_a_call_that_never_returns_migrates() {
     // GNU m4's m4_failure: va_start, then the va_list goes to a function
     // that exits, and nothing after the call (`unreachable`). The va_list,

@@ -701,15 +701,14 @@ fn plan(
             .iter()
             .copied()
             .chain(heads.iter().filter_map(|&h| blocks[h].first_non_phi()));
-        if let Some(p) = points.into_iter().find(|p| armed.at(*p).is_none()) {
-            let what = if p.is_call() { "a call" } else { "a loop" };
-            block(
-                &mut blocker,
-                (
-                    "setjmp",
-                    format!("{what} runs both with and without its setjmp buffer armed"),
-                ),
-            );
+        // Points that run both ways carry whether this frame armed the
+        // buffer (setjmp.rs "Armed on some paths"), as long as re-arming
+        // once restores what a longjmp could find.
+        if points.into_iter().any(|p| armed.at(p).is_none()) {
+            let live = record_liveness(cx, f, &blocks, &cfg);
+            if let Err(why) = setjmp::rearmable_on_some_paths(&blocks, &cfg, &loops, &live, s) {
+                block(&mut blocker, ("setjmp", why));
+            }
         }
     }
     if blocker.is_some() {
@@ -1581,6 +1580,58 @@ fn transform(
             .expect("the setjmp's result phi is in its continuation")
     };
 
+    // --- A setjmp armed on some paths only (setjmp.rs): a slot with the
+    // flag, 0 at entry and 1 once the setjmp returned, and slots for the
+    // values live after it that do not exist everywhere the flag matters;
+    // every record carries them all: (slot, type). ---
+    let mut in_memory: Vec<(Val, Ty)> = Vec::new();
+    let mut memory_slot: HashMap<Val, Val> = HashMap::new();
+    let mut armed_flag: Option<Val> = None;
+    if let Some((call, ..)) = &setjmp {
+        let (blocks, cfg) = function_cfg(f);
+        let armed = setjmp::Armed::new(&blocks, &cfg, *call);
+        let ambiguous: Vec<Val> = plan
+            .calls
+            .iter()
+            .chain(loop_mps.iter())
+            .copied()
+            .filter(|p| armed.at(*p).is_none())
+            .collect();
+        if !ambiguous.is_empty() {
+            let live = record_liveness(cx, f, &blocks, &cfg);
+            let values = setjmp::memory_carried(&blocks, &cfg, &live, *call, &ambiguous);
+            b.before(hc_entry.first().expect("hc.entry has the poll"));
+            let flag = b.alloca(cx.i8(), "hc.armed");
+            for &v in &values {
+                memory_slot.insert(v, b.alloca(v.ty(), "hc.armed.value"));
+            }
+            b.store(cx.const_int(cx.i8(), 0), flag);
+            b.after(*call).store(cx.const_int(cx.i8(), 1), flag);
+            in_memory.push((flag, cx.i8()));
+            for &v in &values {
+                let sl = memory_slot[&v];
+                let uses = v.uses();
+                if v.is_phi() {
+                    b.at_start(v.block());
+                } else {
+                    b.after(v);
+                }
+                b.store(v, sl);
+                let mut at_end: HashMap<(Val, Val), Val> = HashMap::new();
+                for (user, idx) in uses {
+                    let point = ir::use_point(user, idx);
+                    let l = *at_end.entry((user, point)).or_insert_with(|| {
+                        b.before(point);
+                        b.load(v.ty(), sl, "")
+                    });
+                    user.set_operand(idx, l);
+                }
+                in_memory.push((sl, v.ty()));
+            }
+            armed_flag = Some(flag);
+        }
+    }
+
     // --- Each call site starts its own block, so the resume path can jump to it. ---
     let plan_calls: HashSet<Val> = plan.calls.iter().copied().collect();
     for &call in &plan.calls {
@@ -1627,16 +1678,19 @@ fn transform(
     let live = record_liveness(cx, f, &blocks, &cfg);
     // Sites that run with the setjmp buffer armed re-arm it on resume; the
     // values live after the setjmp are live there too (the longjmp edge).
-    let rearm: Vec<bool> = match &setjmp {
-        None => vec![false; sites.len()],
+    // None: armed on some paths, re-armed when the carried flag says so.
+    let armed_at: Vec<Option<bool>> = match &setjmp {
+        None => vec![Some(false); sites.len()],
         Some((call, ..)) => {
             let armed = setjmp::Armed::new(&blocks, &cfg, *call);
-            sites
-                .iter()
-                .map(|s| armed.at(s.call).expect("checked in plan()"))
-                .collect()
+            sites.iter().map(|s| armed.at(s.call)).collect()
         }
     };
+    assert!(
+        armed_flag.is_some() || !armed_at.contains(&None),
+        "checked in plan()"
+    );
+    let rearm: Vec<bool> = armed_at.iter().map(|a| *a != Some(false)).collect();
     // An indirect call's target is not carried: on resume it is the
     // function of the next frame record (`__hc_resume_take`).
     let site_vals: Vec<Vec<Val>> = sites
@@ -1647,7 +1701,8 @@ fn transform(
             if let Some((call, args, ..)) = setjmp.as_ref().filter(|_| rearm[k]) {
                 let extra = live.live_after(*call);
                 for v in extra.into_iter().chain(args.iter().copied()) {
-                    if v.is_register() && !vals.contains(&v) {
+                    // (An operand kept in a slot of its own is carried there.)
+                    if v.is_register() && !vals.contains(&v) && !memory_slot.contains_key(&v) {
                         vals.push(v);
                     }
                 }
@@ -1832,6 +1887,13 @@ fn transform(
         .map(|(i, k)| (*k, record_types.len() + i))
         .collect();
     record_types.extend(va_keys.iter().map(|_| ValueType::VaList));
+    // Then what a setjmp armed on some paths keeps in slots, at every site.
+    let memory_index = record_types.len();
+    record_types.extend(
+        in_memory
+            .iter()
+            .map(|(_, ty)| value_type(*ty).expect("checked in plan()")),
+    );
     let (record_offsets, _) = record_layout(&record_types);
     // (byte offset in the record, IR type) of each piece of a carried value.
     let piece_slots = |v: &Val| -> Vec<(u64, Ty)> {
@@ -2090,15 +2152,55 @@ fn transform(
                     variadic::write_stack_form(cx, &b, rt.va_list, object, next);
                 }
             }
+            // What a setjmp armed on some paths keeps in slots, back in them.
+            if !in_memory.is_empty() {
+                b.before(resume_block[k].first().expect("resume_take is there"));
+                let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[f], "hc.rec");
+                let vals = b.gep_i8(
+                    cx,
+                    rec,
+                    cx.const_int(cx.i64(), abi::RECORD_VALUES_OFFSET),
+                    "hc.values",
+                );
+                for (i, (sl, ty)) in in_memory.iter().enumerate() {
+                    let off = record_offsets[memory_index + i] as u64;
+                    let at = b.gep_i8(cx, vals, cx.const_int(cx.i64(), off), "");
+                    let x = b.load(*ty, at, "");
+                    b.store(x, *sl);
+                }
+            }
             b.at_end(resume_block[k]);
+            let site = s.call.block();
             match setjmp.as_ref().filter(|_| rearm[k]) {
                 None => {
-                    b.br(s.call.block());
+                    b.br(site);
                 }
                 Some((call, args, cont)) => {
+                    // Armed on some paths: re-armed only if the flag is set.
+                    let at = match (armed_at[k], armed_flag) {
+                        (None, Some(flag)) => {
+                            let rb = cx.append_block(f, &format!("hc.rearm.{k}"));
+                            let set = b.load(cx.i8(), flag, "hc.armed");
+                            let set =
+                                b.icmp(LLVMIntPredicate::LLVMIntNE, set, cx.null(set.ty()), "");
+                            b.cond_br(set, rb, site);
+                            for phi in site.phis() {
+                                let from_r = phi
+                                    .incoming()
+                                    .into_iter()
+                                    .find(|(_, p)| *p == resume_block[k])
+                                    .map(|(v, _)| v)
+                                    .expect("a site's phis take the resume path's values");
+                                phi.add_incoming(from_r, rb);
+                            }
+                            b.at_end(rb);
+                            rb
+                        }
+                        _ => resume_block[k],
+                    };
                     let args: Vec<Val> = args
                         .iter()
-                        .map(|a| match slot.get(a) {
+                        .map(|a| match slot.get(a).or(memory_slot.get(a)) {
                             Some(sl) => b.load(a.ty(), *sl, ""),
                             None => *a,
                         })
@@ -2108,8 +2210,8 @@ fn transform(
                     again
                         .add_call_site_attribute(ir::FUNCTION_INDEX, cx.enum_attr("returns_twice"));
                     let armed = b.icmp(LLVMIntPredicate::LLVMIntEQ, again, cx.null(again.ty()), "");
-                    b.cond_br(armed, s.call.block(), *cont);
-                    setjmp_result(*call, *cont).add_incoming(again, resume_block[k]);
+                    b.cond_br(armed, site, *cont);
+                    setjmp_result(*call, *cont).add_incoming(again, at);
                 }
             }
         }
@@ -2154,7 +2256,8 @@ fn transform(
                 .iter()
                 .map(|v| record_pieces[v].1.len())
                 .sum::<usize>()
-                + s.va_lists.len();
+                + s.va_lists.len()
+                + in_memory.len();
             s.kind.is_poll() && (poll::buffered(words) || ablated("deopt-polls"))
         })
         .collect();
@@ -2206,6 +2309,12 @@ fn transform(
                 st.set_alignment(8);
                 st.set_volatile();
             }
+            for (i, (sl, ty)) in in_memory.iter().enumerate() {
+                let x = b.load(*ty, *sl, "");
+                let off = record_offsets[memory_index + i] as u64;
+                let at = b.gep_i8(cx, buf, cx.const_int(cx.i64(), off), "");
+                b.store(x, at).set_volatile();
+            }
             call.set_operand(0, buf);
             Vec::new()
         } else {
@@ -2219,6 +2328,7 @@ fn transform(
                     }
                 })
                 .chain(s.va_lists.iter().map(|(_, v)| b.load(ptr, slot[v], "")))
+                .chain(in_memory.iter().map(|(sl, ty)| b.load(*ty, *sl, "")))
                 .collect()
         };
         let nargs = call.num_args();
@@ -2272,6 +2382,7 @@ fn transform(
                     (*first..first + tys.len()).map(|i| i as u32)
                 })
                 .chain(s.va_lists.iter().map(|(key, _)| va_index[key] as u32))
+                .chain((0..in_memory.len()).map(|i| (memory_index + i) as u32))
                 .collect(),
         });
     }

@@ -11,8 +11,24 @@
 //!
 //! hcc also makes `jmp_buf` one size on every ISA (`include/bits/setjmp.h`),
 //! so structs holding one lay out alike in the shadow stack.
+//!
+//! Armed on some paths: a setjmp inside a loop (`for (;;) { if
+//! (sigsetjmp(env, 1)) recover(); work(); }`) leaves points that run both
+//! before the frame first armed the buffer and after (the loop's header,
+//! calls before the setjmp in its body). The frame then keeps a flag in a
+//! stack slot, 0 at entry and 1 once the setjmp returned, which every
+//! record carries; a resume path at such a point re-arms only when the
+//! flag is set. Values live after the setjmp that do not exist at every
+//! such point (defined in the loop before the setjmp: the saved shadow
+//! stack pointer, a value the recovery reads) live in slots of their own,
+//! carried by every record the same way. Re-arming once is right only
+//! when every arming targets the same buffer: the setjmp's operands must
+//! not change while the frame lives (defined outside every loop around
+//! it); a frame arming several buffers (mujs's try stack) keeps its sites
+//! out, as before.
 
-use super::cfg::Cfg;
+use super::cfg::{Cfg, Loop};
+use super::liveness::Liveness;
 use super::Runtime;
 use crate::ir::{self, Block, Builder, Ctx, Val};
 use std::collections::{HashMap, HashSet};
@@ -64,6 +80,93 @@ pub fn returns_twice_calls(f: Val) -> Vec<Val> {
             }
         })
         .collect()
+}
+
+/// Whether points that run both with and without `s`'s buffer armed can
+/// carry the flag (module docs); Err: why not.
+pub fn rearmable_on_some_paths(
+    blocks: &[Block],
+    cfg: &Cfg,
+    loops: &[Loop],
+    live: &Liveness,
+    s: Val,
+) -> Result<(), String> {
+    let armed_some = "runs both with and without its setjmp buffer armed";
+    if !cfg.irreducible_edges().is_empty() {
+        return Err(format!("a loop {armed_some}, in a cycle that is no loop"));
+    }
+    let index: HashMap<Block, usize> = blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let s_block = index[&s.block()];
+    for a in operands(s) {
+        if a.is_instruction() {
+            let d = index[&a.block()];
+            let varies = loops.iter().any(|l| {
+                l.blocks.binary_search(&s_block).is_ok() && l.blocks.binary_search(&d).is_ok()
+            });
+            if varies {
+                return Err(format!(
+                    "a loop {armed_some}, and its setjmp's buffer is computed in the loop"
+                ));
+            }
+        }
+    }
+    if let Some(v) = live
+        .live_after(s)
+        .into_iter()
+        .chain(operands(s))
+        .find(|v| super::value_type(v.ty()).is_none())
+    {
+        return Err(format!(
+            "a loop {armed_some}, and a value of type {} is live after the setjmp",
+            v.ty().print()
+        ));
+    }
+    Ok(())
+}
+
+/// The register operands of call `s` (its callee aside).
+fn operands(s: Val) -> Vec<Val> {
+    (0..s.num_args())
+        .map(|j| s.operand(j))
+        .filter(|a| a.is_register())
+        .collect()
+}
+
+/// Values live after `s` or operands of it that do not exist at every point
+/// of `ambiguous` (their definition does not dominate it): they are
+/// carried through slots of their own (module docs).
+pub fn memory_carried(
+    blocks: &[Block],
+    cfg: &Cfg,
+    live: &Liveness,
+    s: Val,
+    ambiguous: &[Val],
+) -> Vec<Val> {
+    let index: HashMap<Block, usize> = blocks.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let dominates = |v: Val, p: Val| {
+        if v.is_argument() {
+            return true;
+        }
+        let (dv, dp) = (index[&v.block()], index[&p.block()]);
+        if dv != dp {
+            return cfg.dominates(dv, dp);
+        }
+        let mut cur = v.next();
+        while let Some(i) = cur {
+            if i == p {
+                return true;
+            }
+            cur = i.next();
+        }
+        false
+    };
+    let mut out: Vec<Val> = Vec::new();
+    for v in live.live_after(s).into_iter().chain(operands(s)) {
+        if !out.contains(&v) && ambiguous.iter().any(|p| !dominates(v, *p)) {
+            out.push(v);
+        }
+    }
+    out
 }
 
 /// Which program points run with the buffer of setjmp call `s` armed by
