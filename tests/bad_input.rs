@@ -644,3 +644,90 @@ int main(void) {
         got.stderr
     );
 }
+
+#[test]
+fn a_function_that_cannot_migrate_delays_a_migration_without_dumping() {
+    // crunch() has other code on each ISA, so hcc leaves it unmigratable,
+    // and the program spends nearly all its time in it, in mix() calls
+    // whose polls are migration points. Each attempt used to dump the whole
+    // 256 MiB heap before the rewriter found crunch() on the stack and
+    // refused (xz -9e: 674 MiB per attempt, and it never migrated). hcc now
+    // names crunch() in `__hc_unmigratable` while it calls out, and the
+    // migration point keeps the request until crunch() has returned: one
+    // dump, written where the program can migrate.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_source(
+        dir.path(),
+        "unmigratable",
+        r#"#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+static __attribute__((noinline)) unsigned long mix(unsigned long x, int rounds) {
+    for (int i = 0; i < rounds; i++)
+        do
+            x = (x ^ (x >> 29)) * 0xbf58476d1ce4e5b9ul + 1;
+        while ((x >> 58) != 5);
+    return x;
+}
+static volatile int half = 50;
+/* Other code on each ISA (the same results): hcc cannot migrate it. */
+static __attribute__((noinline)) unsigned long crunch(unsigned long x, long n) {
+    int r = half;
+    for (long i = 0; i < n; i++) {
+#if defined(__x86_64__)
+        x = mix(mix(x, r), r) + (unsigned long)i;
+#else
+        x = mix(x, 2 * r) + (unsigned long)i;
+#endif
+    }
+    return x;
+}
+int main(void) {
+    size_t big = 256u << 20;
+    char *volatile heap = malloc(big);
+    memset(heap, 1, big);
+    unsigned long h = 1;
+    for (int r = 0; r < 3000; r++) {
+        h = crunch(h, 25);
+        heap[r] = (char)h;
+    }
+    printf("%lu %d\n", h, heap[7]);
+    return 0;
+}
+"#,
+    );
+    let r = hcontainer(&["sites", app.to_str().unwrap()], dir.path());
+    assert!(
+        r.stdout_str().contains("crunch (") && r.stdout_str().contains("isa-mismatch"),
+        "crunch() is expected to be unmigratable: {}",
+        r.stdout_str()
+    );
+    let want = native(&app, &[], dir.path());
+    let keep = dir.path().join("keep");
+    let got = hcontainer(
+        &[
+            "run",
+            "--migrate",
+            "x86_64,aarch64",
+            "--every",
+            "300ms",
+            "--keep",
+            keep.to_str().unwrap(),
+            app.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_same(&want, &got, "unmigratable crunch()");
+    let m = got.migrations();
+    assert_eq!(m.len(), 1, "{}", got.stderr);
+    assert!(!m[0].contains("refused"), "{}", got.stderr);
+    let dumps = std::fs::read_dir(&keep)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("dump-") && !name.ends_with(".snap")
+        })
+        .count();
+    assert_eq!(dumps, 1, "dumps written: {}", got.stderr);
+}

@@ -60,6 +60,9 @@
 
 volatile int __hc_poll;
 __thread char *__hc_ssp;
+/* The innermost function that cannot migrate and is calling out (hcc sets
+ * it around such a function's calls): a migration point declines at once. */
+__thread const void *__hc_unmigratable;
 /* First byte of the TLS block in every variant (hld places it first). */
 __thread long __hc_tls_anchor = 0x6863746c73; /* "hctls": in .tdata, not .tbss */
 
@@ -121,6 +124,7 @@ static struct {
     int spare_fd;
     const struct hc_process *creds; /* restore: the user to become at the end */
     volatile int retry_on_unlock; /* hcontainer retries: try again when one is released */
+    uint64_t declined_since; /* the request waits for a function that cannot migrate to return */
     /* The program installed a seccomp filter (or strict mode): it takes no
      * migration requests any more (seccomp_install). */
     volatile int sandboxed;
@@ -2612,6 +2616,10 @@ static int unmap_program_memory(const struct map *m, void *arg) {
 
 /* ---- Migration point. ---- */
 
+/* How long a request waits, migration point after migration point, for a
+ * function that cannot migrate to leave the stack before it is refused. */
+#define HC_DECLINE_NS 500000000ull
+
 void __hc_migrate_point_c(struct hc_regs *r) {
     int err = errno;
     if (__hc_poll == HC_POLL_RESTORE) {
@@ -2636,6 +2644,19 @@ void __hc_migrate_point_c(struct hc_regs *r) {
         if (!intact) return;
     }
     if (hc.countdown > 0 && --hc.countdown > 0) return;
+    if (__hc_unmigratable && hc.ctl >= 0) {
+        /* A function that cannot migrate is on the stack: the request
+         * stays, and the first migration point after it returned takes it.
+         * Only after HC_DECLINE_NS of that is it refused (below, without a
+         * dump), so hcontainer can say why and decide. */
+        uint64_t t = now_ns();
+        if (!hc.declined_since) hc.declined_since = t;
+        if (t - hc.declined_since < HC_DECLINE_NS) {
+            errno = err;
+            return;
+        }
+    }
+    hc.declined_since = 0;
     poll_set(HC_POLL_OFF);
     if (hc.ctl < 0) {
         /* Started plainly: the signal was `hcontainer adopt` asking to
@@ -2651,7 +2672,13 @@ void __hc_migrate_point_c(struct hc_regs *r) {
     char *o;
     sigset_t pend;
     sigpending(&pend);
-    if (__atomic_load_n(&hc_threads, __ATOMIC_SEQ_CST) > 0) {
+    if (__hc_unmigratable) {
+        /* hcontainer names the function (its metadata has the reason). */
+        o = put_hex(put_str(msg, "NOTHERE "), (uint64_t)(uintptr_t)__hc_unmigratable);
+        *o++ = '\n';
+        *o = 0;
+        ctl_send(msg);
+    } else if (__atomic_load_n(&hc_threads, __ATOMIC_SEQ_CST) > 0) {
         /* Only this thread's state would be dumped: nothing may be lost. */
         ctl_send("DUMPFAIL the program has other threads running, and threads do not migrate yet\n");
     } else if (__atomic_load_n(&hc_timers, __ATOMIC_SEQ_CST) > 0) {

@@ -223,6 +223,7 @@ struct hc_pending {
 /* Called by instrumented code. */
 extern volatile int __hc_poll;
 extern __thread char *__hc_ssp;
+extern __thread const void *__hc_unmigratable;
 void __hc_migrate_point(void); /* asm: preserve_all, saves hc_regs */
 void *__hc_resume_frame(void *fn);
 int __hc_resume_site(void);

@@ -534,6 +534,22 @@ fn retry_delay(refused: u64, dump_bytes: u64) -> Duration {
     Duration::from_millis(2 << refused.min(5)).max(Duration::from_millis(dump_bytes >> 18))
 }
 
+/// Why a migration point declined without writing a dump: the function
+/// hcc names in `__hc_unmigratable` (`addr`, hex) was on the stack, calling
+/// out. Functions have one address in every variant.
+fn unmigratable_on_stack(bin: &Binary, addr: &str) -> String {
+    let at = u64::from_str_radix(addr.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+    match bin.meta.functions.iter().find(|f| f.addr == at) {
+        Some(f) if !f.reason.is_empty() => {
+            format!(
+                "{} is on the stack and is not migratable: {}",
+                f.name, f.reason
+            )
+        }
+        _ => format!("a function that cannot migrate ({addr}) is on the stack"),
+    }
+}
+
 /// The seccomp mode and filter count /proc/PID/status shows (`self` too).
 fn seccomp_of(pid: &str) -> (u32, u32) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -853,10 +869,16 @@ fn supervise(
             }
             continue;
         }
+        let from = cur.isa;
         let (path, dump_failure) = if let Some(p) = msg.strip_prefix("DUMP ") {
             (p, None)
         } else if let Some(why) = msg.strip_prefix("DUMPFAIL ") {
-            ("", Some(why.to_string()))
+            (
+                "",
+                Some(format!("the {from} process could not dump: {why}")),
+            )
+        } else if let Some(addr) = msg.strip_prefix("NOTHERE ") {
+            ("", Some(unmigratable_on_stack(bin, addr)))
         } else {
             eprintln!("hcontainer: unexpected message from the runtime: {msg:?}");
             continue;
@@ -866,10 +888,9 @@ fn supervise(
         // program's memory.
         let dump_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         if let Some((mut client, req, since)) = pending.take() {
-            let from = cur.isa;
             let mut settled = false;
             let result = match (&dump_failure, &req) {
-                (Some(why), _) => Err(format!("the {from} process could not dump: {why}")),
+                (Some(why), _) => Err(why.clone()),
                 (None, Request::Migrate(isa)) => {
                     let target = Target {
                         bin,
@@ -971,7 +992,7 @@ fn supervise(
             keep: opts.keep.is_some(),
         };
         let outcome = match dump_failure {
-            Some(why) => Outcome::Refused(format!("the {} process could not dump: {why}", cur.isa)),
+            Some(why) => Outcome::Refused(why),
             None => migrate(target, &mut cur, Path::new(path))?,
         };
         cur.passed.clear();

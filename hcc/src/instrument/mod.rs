@@ -58,6 +58,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub mod abi {
     pub const POLL: &str = "__hc_poll";
     pub const SSP: &str = "__hc_ssp";
+    /// Thread-local: the innermost function that cannot migrate and is
+    /// calling out (null: none), so a migration point declines at once.
+    pub const UNMIGRATABLE: &str = "__hc_unmigratable";
     pub const MIGRATE_POINT: &str = "__hc_migrate_point";
     pub const RESUME_FRAME: &str = "__hc_resume_frame";
     pub const RESUME_SITE: &str = "__hc_resume_site";
@@ -263,6 +266,7 @@ fn is_leaf_libc(name: &str) -> bool {
 pub struct Runtime {
     pub poll: Val,
     pub ssp: Val,
+    pub unmigratable: Val,
     pub migrate_point: Val,
     pub migrate_point_ty: Ty,
     pub resume_frame: Val,
@@ -298,6 +302,7 @@ impl Runtime {
         let rt = Runtime {
             poll: cx.declare_global(abi::POLL, i32t, false),
             ssp: cx.declare_global(abi::SSP, ptr, true),
+            unmigratable: cx.declare_global(abi::UNMIGRATABLE, ptr, true),
             migrate_point: cx.declare(abi::MIGRATE_POINT, migrate_point_ty),
             migrate_point_ty,
             resume_frame: cx.declare(abi::RESUME_FRAME, resume_frame_ty),
@@ -810,6 +815,33 @@ impl Plan {
     }
 }
 
+/// Has every call of `f`, a function that cannot migrate, name `f` in
+/// `__hc_unmigratable` while it runs (the value before it back after): a
+/// migration point reached below then declines at once instead of writing
+/// a dump the rewriter would refuse (xz -9: 674 MiB per attempt while its
+/// encoder's `lzma_lzma_optimum_normal` was on the stack). A longjmp past
+/// `f` is mended by the setjmp it lands at (`setjmp::keep_shadow_stack`).
+fn mark_calls_out(cx: &Ctx, rt: &Runtime, f: Val) {
+    let b = Builder::new(cx);
+    let calls: Vec<Val> = f
+        .blocks()
+        .iter()
+        .flat_map(|blk| blk.instructions())
+        .filter(|i| {
+            i.opcode() == Some(LLVMOpcode::LLVMCall) && {
+                let callee = i.called_operand();
+                !callee.is_inline_asm() && !callee.name().starts_with("llvm.")
+            }
+        })
+        .collect();
+    for call in calls {
+        b.before(call);
+        let outer = b.load(cx.ptr(), rt.unmigratable, "hc.unmigratable");
+        b.store(f, rt.unmigratable);
+        b.after(call).store(outer, rt.unmigratable);
+    }
+}
+
 /// Gives every function and global a section of its own, as clang's
 /// -ffunction-sections/-fdata-sections would (those are code-generator
 /// options LLVM-C cannot set), so hld can place each at one address in every
@@ -947,6 +979,7 @@ pub fn instrument_module(
                 entry.reason = format!("{category}: {detail}");
                 if would_be > 0 {
                     entry.lost.push((category.to_string(), would_be));
+                    mark_calls_out(&cx, &rt, f);
                 }
             }
             None if p.calls.is_empty() && p.loops == 0 => {

@@ -51,6 +51,10 @@ pub fn is_rearmable(name: &str) -> bool {
 /// there. The saved value is live after the setjmp, so sites it arms carry
 /// it (a pointer into the shadow stack, the same on every ISA) and a resume
 /// path's re-armed setjmp restores it from there.
+///
+/// `__hc_unmigratable` likewise: a longjmp past a function that cannot
+/// migrate skips the store that names the function's caller again there
+/// (`mark_calls_out`), which would have kept every later migration out.
 pub fn keep_shadow_stack(cx: &Ctx, rt: &Runtime) {
     let b = Builder::new(cx);
     for f in cx.functions().into_iter().filter(|f| !f.is_declaration()) {
@@ -58,7 +62,9 @@ pub fn keep_shadow_stack(cx: &Ctx, rt: &Runtime) {
             if is_rearmable(&call.called_operand().name()) {
                 b.before(call);
                 let saved = b.load(cx.ptr(), rt.ssp, "hc.ssp.setjmp");
+                let marked = b.load(cx.ptr(), rt.unmigratable, "hc.unmigratable.setjmp");
                 b.after(call).store(saved, rt.ssp);
+                b.after(call).store(marked, rt.unmigratable);
             }
         }
     }
