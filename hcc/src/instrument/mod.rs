@@ -1362,9 +1362,14 @@ struct Transformed {
 }
 
 /// Carried (site, value) pairs from which a resume copy keeps its values
-/// in their slots (`transform`): sqlite3.c's copies with fewer grew by
-/// 8-11% so, those with more shrank by 5-25% (2026-12-03).
-const MIN_SLOT_JOINS: usize = 64;
+/// in their slots (`transform`), and the most uses of those slots per pair
+/// it may have. Measured on sqlite3.c's and bzip2's copies (2026-12-03):
+/// the copies' code grew below 32 pairs and above 2 uses per pair, it
+/// shrank otherwise (sqlite3VdbeExec's copy by a quarter); with both
+/// bounds the copies are 10.4% smaller, 10.9% if each function took the
+/// better form.
+const MIN_SLOT_JOINS: usize = 32;
+const MAX_LOADS_PER_JOIN: usize = 2;
 
 /// Where an instrumented function's resume paths are (DESIGN-NOTES
 /// "Resume copies").
@@ -2277,10 +2282,23 @@ fn transform(
     // smaller and quicker to compile: where SSA repair would join many
     // values with their resume paths (one phi per value at each site), the
     // values stay in their slots, loaded at each use, and the statepoints
-    // take the slots. Below that the loads cost more than the phis.
+    // take the slots. With few joins, or many uses for each (bzip2's
+    // `BZ2_decompress`: 14133 loads for 4813 joins, its copy twice as
+    // large), the loads cost more than the phis.
+    let joins: usize = sites.iter().map(|s| s.carried.len()).sum();
+    let loads = || {
+        let mut values: Vec<Val> = sites
+            .iter()
+            .flat_map(|s| s.carried.iter().copied())
+            .collect();
+        values.sort_by_key(|v| live.position(*v));
+        values.dedup();
+        values.iter().map(|v| slot[v].uses().len()).sum::<usize>()
+    };
     let in_slots = matches!(resume, Resume::Copy)
         && !ablated("slot-operands")
-        && sites.iter().map(|s| s.carried.len()).sum::<usize>() >= MIN_SLOT_JOINS;
+        && joins >= MIN_SLOT_JOINS
+        && loads() <= MAX_LOADS_PER_JOIN * joins;
     let buffered: Vec<bool> = sites
         .iter()
         .map(|s| {
