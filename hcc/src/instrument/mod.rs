@@ -1361,6 +1361,31 @@ struct Transformed {
     shapes: Vec<frame::SlotShape>,
 }
 
+/// Moves `v` into stack slot `sl`: stored where it is defined (an argument
+/// before `arg_point`), loaded at each use.
+fn demote(b: &Builder, v: Val, sl: Val, arg_point: Val) {
+    let uses = v.uses();
+    if v.is_argument() {
+        b.before(arg_point);
+    } else if v.is_phi() {
+        b.at_start(v.block());
+    } else {
+        b.after(v);
+    }
+    b.store(v, sl);
+    // A phi takes one value per predecessor block, however many edges
+    // (switch cases) come from it: one load per block.
+    let mut at_end: HashMap<(Val, Val), Val> = HashMap::new();
+    for (user, idx) in uses {
+        let point = ir::use_point(user, idx);
+        let l = *at_end.entry((user, point)).or_insert_with(|| {
+            b.before(point);
+            b.load(v.ty(), sl, "")
+        });
+        user.set_operand(idx, l);
+    }
+}
+
 /// Carried (site, value) pairs from which a resume copy keeps its values
 /// in their slots (`transform`), and the most uses of those slots per pair
 /// it may have. Measured on sqlite3.c's and bzip2's copies (2026-12-03):
@@ -1647,24 +1672,9 @@ fn transform(
             b.after(*call).store(cx.const_int(cx.i8(), 1), flag);
             in_memory.push((flag, cx.i8()));
             for &v in &values {
-                let sl = memory_slot[&v];
-                let uses = v.uses();
-                if v.is_phi() {
-                    b.at_start(v.block());
-                } else {
-                    b.after(v);
-                }
-                b.store(v, sl);
-                let mut at_end: HashMap<(Val, Val), Val> = HashMap::new();
-                for (user, idx) in uses {
-                    let point = ir::use_point(user, idx);
-                    let l = *at_end.entry((user, point)).or_insert_with(|| {
-                        b.before(point);
-                        b.load(v.ty(), sl, "")
-                    });
-                    user.set_operand(idx, l);
-                }
-                in_memory.push((sl, v.ty()));
+                // (No argument: an argument exists at every point.)
+                demote(&b, v, memory_slot[&v], v);
+                in_memory.push((memory_slot[&v], v.ty()));
             }
             armed_flag = Some(flag);
         }
@@ -2059,26 +2069,7 @@ fn transform(
     }
     let after_slots = hc_entry.instructions()[demoted.len()];
     for &v in &demoted {
-        let uses = v.uses();
-        if v.is_argument() {
-            b.before(after_slots);
-        } else if v.is_phi() {
-            b.at_start(v.block());
-        } else {
-            b.after(v);
-        }
-        b.store(v, slot[&v]);
-        // A phi takes one value per predecessor block, however many edges
-        // (switch cases) come from it: one load per block.
-        let mut at_end: HashMap<(Val, Val), Val> = HashMap::new();
-        for (user, idx) in uses {
-            let point = ir::use_point(user, idx);
-            let l = *at_end.entry((user, point)).or_insert_with(|| {
-                b.before(point);
-                b.load(v.ty(), slot[&v], "")
-            });
-            user.set_operand(idx, l);
-        }
+        demote(&b, v, slot[&v], after_slots);
     }
 
     // Restores one level's values from the record at `rec` into their slots.
@@ -2171,9 +2162,10 @@ fn transform(
             b.switch(site_of(rec), bad, &loop_cases[li]);
         }
         for (k, s) in sites.iter().enumerate() {
-            // The record names each `va_list`'s next argument: written back
-            // in this ISA's layout before the record is used up.
-            if !s.va_lists.is_empty() {
+            // The record names each `va_list`'s next argument, and what a
+            // setjmp armed on some paths keeps in slots: written back (the
+            // `va_list`s in this ISA's layout) before the record is used up.
+            if !s.va_lists.is_empty() || !in_memory.is_empty() {
                 b.before(resume_block[k].first().expect("resume_take is there"));
                 let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[f], "hc.rec");
                 let vals = b.gep_i8(
@@ -2182,28 +2174,17 @@ fn transform(
                     cx.const_int(cx.i64(), abi::RECORD_VALUES_OFFSET),
                     "hc.values",
                 );
+                let at = |index: usize| {
+                    let off = record_offsets[index] as u64;
+                    b.gep_i8(cx, vals, cx.const_int(cx.i64(), off), "")
+                };
                 for (key, v) in &s.va_lists {
-                    let off = record_offsets[va_index[key]] as u64;
-                    let at = b.gep_i8(cx, vals, cx.const_int(cx.i64(), off), "");
-                    let next = b.load(ptr, at, "hc.va.next");
+                    let next = b.load(ptr, at(va_index[key]), "hc.va.next");
                     let object = b.load(ptr, slot[v], "");
                     variadic::write_stack_form(cx, &b, rt.va_list, object, next);
                 }
-            }
-            // What a setjmp armed on some paths keeps in slots, back in them.
-            if !in_memory.is_empty() {
-                b.before(resume_block[k].first().expect("resume_take is there"));
-                let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[f], "hc.rec");
-                let vals = b.gep_i8(
-                    cx,
-                    rec,
-                    cx.const_int(cx.i64(), abi::RECORD_VALUES_OFFSET),
-                    "hc.values",
-                );
                 for (i, (sl, ty)) in in_memory.iter().enumerate() {
-                    let off = record_offsets[memory_index + i] as u64;
-                    let at = b.gep_i8(cx, vals, cx.const_int(cx.i64(), off), "");
-                    let x = b.load(*ty, at, "");
+                    let x = b.load(*ty, at(memory_index + i), "");
                     b.store(x, *sl);
                 }
             }
