@@ -2267,15 +2267,8 @@ fn transform(
     // `BZ2_decompress`: 14133 loads for 4813 joins, its copy twice as
     // large), the loads cost more than the phis.
     let joins: usize = sites.iter().map(|s| s.carried.len()).sum();
-    let loads = || {
-        let mut values: Vec<Val> = sites
-            .iter()
-            .flat_map(|s| s.carried.iter().copied())
-            .collect();
-        values.sort_by_key(|v| live.position(*v));
-        values.dedup();
-        values.iter().map(|v| slot[v].uses().len()).sum::<usize>()
-    };
+    // (`record`: every carried value, once.)
+    let loads = || record.iter().map(|v| slot[v].uses().len()).sum::<usize>();
     let in_slots = matches!(resume, Resume::Copy)
         && !ablated("slot-operands")
         && joins >= MIN_SLOT_JOINS
