@@ -125,6 +125,7 @@ static struct {
     const struct hc_process *creds; /* restore: the user to become at the end */
     volatile int retry_on_unlock; /* hcontainer retries: try again when one is released */
     uint64_t declined_since; /* the request waits for a function that cannot migrate to return */
+    uint64_t busy_since;     /* ... with the polls on since then (HC_BUSY_NS) */
     /* The program installed a seccomp filter (or strict mode): it takes no
      * migration requests any more (seccomp_install). */
     volatile int sandboxed;
@@ -2616,9 +2617,13 @@ static int unmap_program_memory(const struct map *m, void *arg) {
 
 /* ---- Migration point. ---- */
 
-/* How long a request waits, migration point after migration point, for a
- * function that cannot migrate to leave the stack before it is refused. */
+/* How long a request waits for a function that cannot migrate to leave
+ * the stack before it is refused (checked at a migration point each time
+ * hcontainer signals again after a BUSY). */
 #define HC_DECLINE_NS 500000000ull
+/* How long polls stay on meanwhile before they go off until hcontainer
+ * signals again (BUSY). */
+#define HC_BUSY_NS 1000000ull
 
 void __hc_migrate_point_c(struct hc_regs *r) {
     int err = errno;
@@ -2651,11 +2656,23 @@ void __hc_migrate_point_c(struct hc_regs *r) {
          * dump), so hcontainer can say why and decide. */
         uint64_t t = now_ns();
         if (!hc.declined_since) hc.declined_since = t;
+        if (!hc.busy_since) hc.busy_since = t;
         if (t - hc.declined_since < HC_DECLINE_NS) {
+            /* Polls stay on for HC_BUSY_NS, which catches a function that
+             * returns soon (one called over and over by code that can
+             * migrate), then go off: a tight loop under a long call
+             * (qsort's comparator) comes through here at every poll and
+             * ran several times slower. hcontainer signals again shortly. */
+            if (t - hc.busy_since >= HC_BUSY_NS) {
+                hc.busy_since = 0;
+                poll_set(HC_POLL_OFF);
+                ctl_send("BUSY\n");
+            }
             errno = err;
             return;
         }
     }
+    hc.busy_since = 0;
     hc.declined_since = 0;
     poll_set(HC_POLL_OFF);
     if (hc.ctl < 0) {

@@ -168,9 +168,11 @@ impl Binary {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let out = dir.join(format!("{name}.{}", isa.name()));
-        // Never rewrite a file a running variant maps: write once per
-        // directory, atomically.
-        if !out.exists() {
+        // A file a running variant maps is replaced atomically, never
+        // rewritten; one another build left (`run --keep DIR` again after
+        // a rebuild) is replaced: restoring with it failed ("snapshot is for
+        // another build of this program").
+        if std::fs::read(&out).ok().as_deref() != Some(bytes) {
             write_exe(&out, bytes).map_err(|error| BinaryError::Io {
                 path: out.clone(),
                 error,

@@ -530,23 +530,43 @@ const CHEAP_DUMP: u64 = 16 << 20;
 /// time while its unmigratable match finder was on the stack, ran 12
 /// minutes instead of 2 seconds, retried back to back.) The dump's size,
 /// not its time, so the spacing does not depend on the machine's load.
+/// How soon a runtime that answered `BUSY` is signalled again: how late a
+/// migration can come after the function that held it returned, against
+/// patching the polls on and off again (a signal and two `mprotect`s).
+const BUSY_RECHECK: Duration = Duration::from_millis(10);
+
 fn retry_delay(refused: u64, dump_bytes: u64) -> Duration {
     Duration::from_millis(2 << refused.min(5)).max(Duration::from_millis(dump_bytes >> 18))
 }
 
 /// Why a migration point declined without writing a dump: the function
 /// hcc names in `__hc_unmigratable` (`addr`, hex) was on the stack, calling
-/// out. Functions have one address in every variant.
-fn unmigratable_on_stack(bin: &Binary, addr: &str) -> String {
+/// out. Functions have one address in every variant; hcc names the library
+/// functions that call back into the program (qsort) likewise around its
+/// calls of them, found by their address in the running variant.
+fn unmigratable_on_stack(bin: &Binary, isa: Isa, addr: &str) -> String {
     let at = u64::from_str_radix(addr.trim().trim_start_matches("0x"), 16).unwrap_or(0);
-    match bin.meta.functions.iter().find(|f| f.addr == at) {
-        Some(f) if !f.reason.is_empty() => {
-            format!(
+    if let Some(f) = bin.meta.functions.iter().find(|f| f.addr == at) {
+        if !f.reason.is_empty() {
+            return format!(
                 "{} is on the stack and is not migratable: {}",
                 f.name, f.reason
-            )
+            );
         }
-        _ => format!("a function that cannot migrate ({addr}) is on the stack"),
+    }
+    // hcc also names the libc functions that call back into the program
+    // (qsort and its comparator): their address in the running variant.
+    let library = bin
+        .variant(isa)
+        .ok()
+        .and_then(|exe| crate::binary::symbolize(exe, at))
+        .and_then(|s| s.strip_suffix("+0x0").map(str::to_string));
+    match library {
+        Some(name) => format!(
+            "the program is inside {name}, a library function that calls back into it: \
+             frames under {name} cannot migrate; it can once {name} has returned"
+        ),
+        None => format!("a function that cannot migrate ({addr}) is on the stack"),
     }
 }
 
@@ -702,6 +722,9 @@ fn supervise(
     let mut refused = 0u64;
     let mut last_reason = String::new();
     let mut retry_at: Option<Instant> = None;
+    // The runtime declined for now (`BUSY`: a function that cannot migrate
+    // is on the stack, its polls are off): when to signal it again.
+    let mut recheck_at: Option<Instant> = None;
     // The program installed a seccomp filter: no more requests.
     let mut sandboxed = false;
     loop {
@@ -713,10 +736,12 @@ fn supervise(
             }
             _ => None,
         };
-        let signal_due = [every_due, retry_at.filter(|_| !requested)]
-            .into_iter()
-            .flatten()
-            .min();
+        let signal_due = recheck_at.or_else(|| {
+            [every_due, retry_at.filter(|_| !requested)]
+                .into_iter()
+                .flatten()
+                .min()
+        });
         // A request still waiting after WAIT_NOTE: say where the program is.
         let note_due = pending
             .as_ref()
@@ -776,6 +801,7 @@ fn supervise(
                 cur.kill(MIGRATE_SIGNAL);
                 requested = true;
                 retry_at = None;
+                recheck_at = None;
                 continue;
             }
             Event::Signals(sigs) => {
@@ -851,6 +877,13 @@ fn supervise(
             }
             return Ok(code);
         };
+        if msg == "BUSY" {
+            // Not an attempt: the request stands, and the runtime looks
+            // again when signalled (until it refuses with NOTHERE).
+            requested = false;
+            recheck_at = Some(Instant::now() + BUSY_RECHECK);
+            continue;
+        }
         if let Some(rest) = msg.strip_prefix("DUMPING ") {
             // A large dump under way: its size shows how far it is.
             if let Some((total, p)) = rest.split_once(' ') {
@@ -878,7 +911,7 @@ fn supervise(
                 Some(format!("the {from} process could not dump: {why}")),
             )
         } else if let Some(addr) = msg.strip_prefix("NOTHERE ") {
-            ("", Some(unmigratable_on_stack(bin, addr)))
+            ("", Some(unmigratable_on_stack(bin, from, addr)))
         } else {
             eprintln!("hcontainer: unexpected message from the runtime: {msg:?}");
             continue;

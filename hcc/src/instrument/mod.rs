@@ -435,7 +435,9 @@ fn classify_call(call: Val) -> CallClass {
         if callee.intrinsic_id() != 0 {
             return CallClass::NotSite;
         }
-        if is_leaf_libc(&callee.name()) {
+        // A library callback's frames decline a migration themselves
+        // (`mark_library_callbacks`).
+        if is_leaf_libc(&callee.name()) || is_callback_libc(&callee.name()) {
             return CallClass::NotSite;
         }
     }
@@ -815,6 +817,62 @@ impl Plan {
     }
 }
 
+/// libc functions that call back into the program (comparators, tree and
+/// directory walkers, atexit handlers): a frame of the program under one of
+/// them cannot migrate, since the library frame between has no site. Calls
+/// to them are no sites; `mark_library_callbacks` names the callee in
+/// `__hc_unmigratable` around each.
+const CALLBACK_LIBC: &[&str] = &[
+    "bsearch",
+    "exit",
+    "ftw",
+    "glob",
+    "lfind",
+    "lsearch",
+    "nftw",
+    "pthread_once",
+    "qsort",
+    "qsort_r",
+    "scandir",
+    "tdelete",
+    "tdestroy",
+    "tfind",
+    "tsearch",
+    "twalk",
+];
+
+fn is_callback_libc(name: &str) -> bool {
+    CALLBACK_LIBC.binary_search(&name).is_ok()
+}
+
+/// Has every direct call of a `CALLBACK_LIBC` function name that function in
+/// `__hc_unmigratable` while it runs, as `mark_calls_out` does for a
+/// function hcc leaves unmigratable: a comparator's migration point then
+/// keeps a request until the sort has returned instead of writing a dump
+/// the rewriter would refuse (the whole heap, once per attempt).
+fn mark_library_callbacks(cx: &Ctx, rt: &Runtime) {
+    let b = Builder::new(cx);
+    for f in cx.functions().into_iter().filter(|f| !f.is_declaration()) {
+        let calls: Vec<Val> = f
+            .blocks()
+            .iter()
+            .flat_map(|blk| blk.instructions())
+            .filter(|i| {
+                i.opcode() == Some(LLVMOpcode::LLVMCall) && {
+                    let callee = i.called_operand();
+                    callee.is_function() && is_callback_libc(&callee.name())
+                }
+            })
+            .collect();
+        for call in calls {
+            b.before(call);
+            let outer = b.load(cx.ptr(), rt.unmigratable, "hc.unmigratable");
+            b.store(call.called_operand(), rt.unmigratable);
+            b.after(call).store(outer, rt.unmigratable);
+        }
+    }
+}
+
 /// Has every call of `f`, a function that cannot migrate, name `f` in
 /// `__hc_unmigratable` while it runs (the value before it back after): a
 /// migration point reached below then declines at once instead of writing
@@ -915,6 +973,7 @@ pub fn instrument_module(
     assign_sections(&cx);
     let rt = Runtime::declare(&cx, isa);
     setjmp::keep_shadow_stack(&cx, &rt);
+    mark_library_callbacks(&cx, &rt);
     let polled = recursion::needing_entry_polls(&cx);
     let point_free = if ablated("point-free-calls") {
         HashSet::new()
@@ -2449,7 +2508,7 @@ fn transform(
 mod tests {
     #[test]
     fn libc_lists_are_sorted_for_binary_search() {
-        for list in [super::LEAF_LIBC, super::LIBC_VARIADIC] {
+        for list in [super::LEAF_LIBC, super::LIBC_VARIADIC, super::CALLBACK_LIBC] {
             assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
         }
     }
