@@ -127,6 +127,21 @@ pub fn point_free(cx: &Ctx, polled: &HashSet<Val>) -> HashSet<Val> {
         .collect()
 }
 
+/// The defined functions whose entry poll would be a redirected entry (no
+/// instruction: `transform`), which reach a migration point without one:
+/// those with loops that can return before entering one or calling
+/// (`poll::returns_early`). Not variadic ones, whose entry poll is a real
+/// one (they have no resume copy).
+pub fn redirectable(cx: &Ctx) -> Vec<Val> {
+    defined(cx)
+        .0
+        .into_iter()
+        .filter(|&f| {
+            !f.function_type().is_vararg_fn() && has_cycles(f) && super::poll::returns_early(f)
+        })
+        .collect()
+}
+
 /// Whether `f` has a loop or another cycle (irreducible control flow):
 /// somewhere to poll.
 fn has_cycles(f: Val) -> bool {
