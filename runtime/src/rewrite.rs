@@ -235,7 +235,9 @@ pub fn rewrite<'a>(bin: &Binary, dump: &Image<'a>) -> Result<Image<'a>, RewriteE
         // the migration point in a buffer (first argument register); one
         // with many has them located like a call's, in the registers the
         // migration point saved or in its frame.
-        let buffered = fsite.kind.is_poll() && site.locations.is_empty();
+        // A poll without values has no record to read either way (a resume
+        // copy's polls all pass deopt operands: its entry poll, say).
+        let buffered = fsite.kind.is_poll() && site.locations.is_empty() && !fsite.slots.is_empty();
         if buffered {
             let addr = st.get64(isa.info().dwarf_arg0).unwrap_or(0);
             let bytes = mem.read(addr, size).map_err(|e| RewriteError::Value {

@@ -2341,6 +2341,12 @@ fn transform(
         && !ablated("slot-operands")
         && joins >= MIN_SLOT_JOINS
         && loads() <= MAX_LOADS_PER_JOIN * joins;
+    // A copy's polls pass deopt operands whatever their number: a buffered
+    // poll's stores are code (7-10 bytes a word on x86_64, Lua's copies
+    // 481 KB -> 422 KB without them), and how fast a copy's loops run
+    // matters only after a restore (Lua's bench script migrated early ran
+    // as fast).
+    let copy_buffers = ablated("copy-deopt-polls");
     let buffered: Vec<bool> = sites
         .iter()
         .map(|s| {
@@ -2351,7 +2357,9 @@ fn transform(
                 .sum::<usize>()
                 + s.va_lists.len()
                 + in_memory.len();
-            s.kind.is_poll() && (poll::buffered(words) || ablated("deopt-polls"))
+            s.kind.is_poll()
+                && (ablated("deopt-polls")
+                    || (poll::buffered(words) && (copy_buffers || !matches!(resume, Resume::Copy))))
         })
         .collect();
     let (_, record_size) = record_layout(&record_types);
