@@ -409,7 +409,13 @@ fn compare(
                             sa.len(),
                             sb.len()
                         )),
-                        Some(g) if fa.frame == fb.frame && *g == agree_on_frame(sa, sb) => None,
+                        // At the agreed layout the sites must agree too (a
+                        // variadic body carried 5 values at a poll on x86_64
+                        // and 4 on aarch64, and nothing compared them).
+                        Some(g) if fa.frame == fb.frame && *g == agree_on_frame(sa, sb) => {
+                            (fa.sites != fb.sites || fa.record != fb.record)
+                                .then(|| describe_site_diff(fa, fb, first_isa, isa))
+                        }
                         Some(_) => Some(format!(
                             "stack slots differ between {first_isa} and {isa} even at the agreed layout"
                         )),
