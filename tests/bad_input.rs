@@ -117,15 +117,19 @@ fn frames_inside_libc_callbacks_wait_for_the_library_to_return() {
         got.stderr
     );
     assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
-    let dumps = std::fs::read_dir(&keep)
+    assert_eq!(dumps_kept(&keep), 1, "dumps written: {}", got.stderr);
+}
+
+/// How many dumps `run --keep DIR` left in DIR (each attempt that dumped).
+fn dumps_kept(keep: &Path) -> usize {
+    std::fs::read_dir(keep)
         .unwrap()
         .filter(|e| {
             let name = e.as_ref().unwrap().file_name();
             let name = name.to_string_lossy();
             name.starts_with("dump-") && !name.ends_with(".snap")
         })
-        .count();
-    assert_eq!(dumps, 1, "dumps written: {}", got.stderr);
+        .count()
 }
 
 /// A real dump of `linked`, kept by `run --keep`.
@@ -734,15 +738,7 @@ int main(void) {
     let m = got.migrations();
     assert_eq!(m.len(), 1, "{}", got.stderr);
     assert!(!m[0].contains("refused"), "{}", got.stderr);
-    let dumps = std::fs::read_dir(&keep)
-        .unwrap()
-        .filter(|e| {
-            let name = e.as_ref().unwrap().file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("dump-") && !name.ends_with(".snap")
-        })
-        .count();
-    assert_eq!(dumps, 1, "dumps written: {}", got.stderr);
+    assert_eq!(dumps_kept(&keep), 1, "dumps written: {}", got.stderr);
 }
 
 #[test]

@@ -851,25 +851,32 @@ fn is_callback_libc(name: &str) -> bool {
 /// keeps a request until the sort has returned instead of writing a dump
 /// the rewriter would refuse (the whole heap, once per attempt).
 fn mark_library_callbacks(cx: &Ctx, rt: &Runtime) {
-    let b = Builder::new(cx);
     for f in cx.functions().into_iter().filter(|f| !f.is_declaration()) {
-        let calls: Vec<Val> = f
-            .blocks()
-            .iter()
-            .flat_map(|blk| blk.instructions())
-            .filter(|i| {
-                i.opcode() == Some(LLVMOpcode::LLVMCall) && {
-                    let callee = i.called_operand();
-                    callee.is_function() && is_callback_libc(&callee.name())
-                }
-            })
-            .collect();
-        for call in calls {
-            b.before(call);
-            let outer = b.load(cx.ptr(), rt.unmigratable, "hc.unmigratable");
-            b.store(call.called_operand(), rt.unmigratable);
-            b.after(call).store(outer, rt.unmigratable);
-        }
+        mark_calls(cx, rt, f, None, |callee| {
+            callee.is_function() && is_callback_libc(&callee.name())
+        });
+    }
+}
+
+/// Wraps the calls of `f` whose callee `wanted` picks in `old =
+/// __hc_unmigratable; __hc_unmigratable = marker (the callee if None);
+/// call; __hc_unmigratable = old`.
+fn mark_calls(cx: &Ctx, rt: &Runtime, f: Val, marker: Option<Val>, wanted: impl Fn(Val) -> bool) {
+    let b = Builder::new(cx);
+    let calls: Vec<Val> = f
+        .blocks()
+        .iter()
+        .flat_map(|blk| blk.instructions())
+        .filter(|i| i.opcode() == Some(LLVMOpcode::LLVMCall) && wanted(i.called_operand()))
+        .collect();
+    for call in calls {
+        b.before(call);
+        let outer = b.load(cx.ptr(), rt.unmigratable, "hc.unmigratable");
+        b.store(
+            marker.unwrap_or_else(|| call.called_operand()),
+            rt.unmigratable,
+        );
+        b.after(call).store(outer, rt.unmigratable);
     }
 }
 
@@ -880,24 +887,9 @@ fn mark_library_callbacks(cx: &Ctx, rt: &Runtime) {
 /// encoder's `lzma_lzma_optimum_normal` was on the stack). A longjmp past
 /// `f` is mended by the setjmp it lands at (`setjmp::keep_shadow_stack`).
 fn mark_calls_out(cx: &Ctx, rt: &Runtime, f: Val) {
-    let b = Builder::new(cx);
-    let calls: Vec<Val> = f
-        .blocks()
-        .iter()
-        .flat_map(|blk| blk.instructions())
-        .filter(|i| {
-            i.opcode() == Some(LLVMOpcode::LLVMCall) && {
-                let callee = i.called_operand();
-                !callee.is_inline_asm() && !callee.name().starts_with("llvm.")
-            }
-        })
-        .collect();
-    for call in calls {
-        b.before(call);
-        let outer = b.load(cx.ptr(), rt.unmigratable, "hc.unmigratable");
-        b.store(f, rt.unmigratable);
-        b.after(call).store(outer, rt.unmigratable);
-    }
+    mark_calls(cx, rt, f, Some(f), |callee| {
+        !callee.is_inline_asm() && !callee.name().starts_with("llvm.")
+    });
 }
 
 /// Gives every function and global a section of its own, as clang's
