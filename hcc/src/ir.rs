@@ -1565,6 +1565,12 @@ impl Builder {
         // SAFETY: see module docs.
         Val(unsafe { LLVMBuildMul(self.0, a.0, b.0, c.as_ptr()) })
     }
+    /// `freeze`: an arbitrary but fixed value where `v` is poison.
+    pub fn freeze(&self, v: Val, name: &str) -> Val {
+        let c = cstr(name);
+        // SAFETY: see module docs.
+        Val(unsafe { LLVMBuildFreeze(self.0, v.0, c.as_ptr()) })
+    }
     pub fn zext(&self, v: Val, ty: Ty, name: &str) -> Val {
         let c = cstr(name);
         // SAFETY: see module docs.

@@ -2066,7 +2066,8 @@ fn transform(
     // --- The last step of each resume path (filled after demotion), and the
     // operands of each re-issued call that no record carries: their values do
     // not matter (the callee resumes from its own record) but must be well
-    // defined, so the resume edge brings zeros (byval: a zero page). ---
+    // defined, so the resume edge brings frozen poison (byval: a zero page,
+    // which the call copies from). ---
     let byval = ir::Ctx::enum_kind("byval");
     let derived_anywhere: HashSet<Val> = sites
         .iter()
@@ -2101,8 +2102,14 @@ fn transform(
                 next
             } else if s.call.has_call_site_enum_attr(param_index(j), byval) {
                 rt.zero_page
-            } else {
+            } else if ablated("zero-resume-args") {
                 cx.null(o.ty())
+            } else {
+                // Whatever the register holds (`freeze poison` is no
+                // instruction): zeros cost an instruction each, and Lua's
+                // copies 3% of their size.
+                b.at_end(r);
+                b.freeze(cx.poison(o.ty()), "hc.any")
             };
             b.at_start(target);
             let phi = b.phi(o.ty(), "hc.arg");
