@@ -639,9 +639,12 @@ int main(void) {
 "#,
     );
     let want = native(&app, &[], dir.path());
+    let keep = dir.path().join("keep");
     let got = hcontainer(
         &[
             "run",
+            "--keep",
+            keep.to_str().unwrap(),
             "--migrate",
             "x86_64,aarch64",
             "--every",
@@ -658,11 +661,11 @@ int main(void) {
         .nth(1)
         .and_then(|r| r.split(' ').next()?.parse().ok())
         .unwrap_or(0);
-    assert!(
-        (1..=6).contains(&attempts),
-        "{attempts} refused attempts: {}",
-        got.stderr
-    );
+    // The request came during the sort (refused at least once, each
+    // refusal half a second of waiting, how many depends on the machine's
+    // speed), and the heap was dumped once: for the migration.
+    assert!(attempts >= 1, "no refused attempt: {}", got.stderr);
+    assert_eq!(dumps_kept(&keep), 1, "dumps written: {}", got.stderr);
 }
 
 #[test]
