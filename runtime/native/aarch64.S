@@ -181,6 +181,48 @@ hc_blocking_cancel:
     ret
     .size   hc_blocking_syscall, .-hc_blocking_syscall
 
+/* __hc_resume_enter: a call re-issued on a resume path goes here in place
+ * of its callee. It uses up the caller's frame record (__hc_resume_take)
+ * and jumps to the function whose record is next, with the call's
+ * arguments untouched (x0-x8 and q0-q7 saved around the call, x30 the
+ * site's return address; stack arguments stay where they are). One stub
+ * instead of a call to __hc_resume_take in every resume path. */
+    .section .text.__hc_resume_enter,"ax",%progbits
+    .globl  __hc_resume_enter
+    .type   __hc_resume_enter,%function
+    .p2align 4
+__hc_resume_enter:
+    .cfi_startproc
+    stp     x29, x30, [sp, #-224]!
+    .cfi_def_cfa_offset 224
+    .cfi_offset x29, -224
+    .cfi_offset x30, -216
+    stp     x0, x1, [sp, #16]
+    stp     x2, x3, [sp, #32]
+    stp     x4, x5, [sp, #48]
+    stp     x6, x7, [sp, #64]
+    str     x8, [sp, #80]
+    stp     q0, q1, [sp, #96]
+    stp     q2, q3, [sp, #128]
+    stp     q4, q5, [sp, #160]
+    stp     q6, q7, [sp, #192]
+    bl      __hc_resume_take
+    mov     x16, x0
+    ldp     q0, q1, [sp, #96]
+    ldp     q2, q3, [sp, #128]
+    ldp     q4, q5, [sp, #160]
+    ldp     q6, q7, [sp, #192]
+    ldr     x8, [sp, #80]
+    ldp     x6, x7, [sp, #64]
+    ldp     x4, x5, [sp, #48]
+    ldp     x2, x3, [sp, #32]
+    ldp     x0, x1, [sp, #16]
+    ldp     x29, x30, [sp], #224
+    .cfi_def_cfa_offset 0
+    br      x16
+    .cfi_endproc
+    .size   __hc_resume_enter, .-__hc_resume_enter
+
 /* void hc_switch_stack(void *top, void (*fn)(void *), void *arg): runs
  * fn(arg) on the stack ending at top; fn never returns. */
     .section .text.hc_switch_stack,"ax",%progbits

@@ -168,6 +168,72 @@ hc_blocking_cancel:
     ret
     .size   hc_blocking_syscall, .-hc_blocking_syscall
 
+/* __hc_resume_enter: a call re-issued on a resume path goes here in place
+ * of its callee. It uses up the caller's frame record (__hc_resume_take)
+ * and jumps to the function whose record is next, with the call's
+ * arguments untouched (registers saved around the call; stack arguments
+ * and the return address stay where they are). One stub instead of a
+ * call to __hc_resume_take in every resume path. */
+    .section .text.__hc_resume_enter,"ax",@progbits
+    .globl  __hc_resume_enter
+    .type   __hc_resume_enter,@function
+    .p2align 4
+__hc_resume_enter:
+    .cfi_startproc
+    pushq   %rdi
+    .cfi_adjust_cfa_offset 8
+    pushq   %rsi
+    .cfi_adjust_cfa_offset 8
+    pushq   %rdx
+    .cfi_adjust_cfa_offset 8
+    pushq   %rcx
+    .cfi_adjust_cfa_offset 8
+    pushq   %r8
+    .cfi_adjust_cfa_offset 8
+    pushq   %r9
+    .cfi_adjust_cfa_offset 8
+    pushq   %rax
+    .cfi_adjust_cfa_offset 8
+    subq    $128, %rsp
+    .cfi_adjust_cfa_offset 128
+    movups  %xmm0, 0(%rsp)
+    movups  %xmm1, 16(%rsp)
+    movups  %xmm2, 32(%rsp)
+    movups  %xmm3, 48(%rsp)
+    movups  %xmm4, 64(%rsp)
+    movups  %xmm5, 80(%rsp)
+    movups  %xmm6, 96(%rsp)
+    movups  %xmm7, 112(%rsp)
+    callq   __hc_resume_take
+    movq    %rax, %r11
+    movups  0(%rsp), %xmm0
+    movups  16(%rsp), %xmm1
+    movups  32(%rsp), %xmm2
+    movups  48(%rsp), %xmm3
+    movups  64(%rsp), %xmm4
+    movups  80(%rsp), %xmm5
+    movups  96(%rsp), %xmm6
+    movups  112(%rsp), %xmm7
+    addq    $128, %rsp
+    .cfi_adjust_cfa_offset -128
+    popq    %rax
+    .cfi_adjust_cfa_offset -8
+    popq    %r9
+    .cfi_adjust_cfa_offset -8
+    popq    %r8
+    .cfi_adjust_cfa_offset -8
+    popq    %rcx
+    .cfi_adjust_cfa_offset -8
+    popq    %rdx
+    .cfi_adjust_cfa_offset -8
+    popq    %rsi
+    .cfi_adjust_cfa_offset -8
+    popq    %rdi
+    .cfi_adjust_cfa_offset -8
+    jmpq    *%r11
+    .cfi_endproc
+    .size   __hc_resume_enter, .-__hc_resume_enter
+
 /* void hc_switch_stack(void *top, void (*fn)(void *), void *arg): runs
  * fn(arg) on the stack ending at top; fn never returns. */
     .section .text.hc_switch_stack,"ax",@progbits

@@ -16,7 +16,10 @@
 //!                sites in loop L -> L's header (enter loops only there)
 //! H.slow:        switch __hc_resume_site(): sites in H -> hc.resume.k or an
 //!                inner header; default -> migration point, then H.body
-//! hc.resume.k:   callee = __hc_resume_take(); -> site k (values restored above)
+//! hc.resume.k:   -> site k, the call re-issued to __hc_resume_enter, which
+//!                uses up the record and jumps to the next frame's function
+//!                (a poll's path calls __hc_resume_take itself; values
+//!                restored above)
 //! ```
 //! The re-issued call is the site's own call instruction, so a later capture
 //! finds the same site; the callee, also in restore mode, resumes likewise.
@@ -65,6 +68,7 @@ pub mod abi {
     pub const RESUME_FRAME: &str = "__hc_resume_frame";
     pub const RESUME_SITE: &str = "__hc_resume_site";
     pub const RESUME_TAKE: &str = "__hc_resume_take";
+    pub const RESUME_ENTER: &str = "__hc_resume_enter";
     pub const RESUME_BAD: &str = "__hc_resume_bad";
     pub const ZERO_PAGE: &str = "__hc_zero_page";
     /// The buffer polls write their frame record into, and its size
@@ -275,6 +279,8 @@ pub struct Runtime {
     pub resume_site_ty: Ty,
     pub resume_take: Val,
     pub resume_take_ty: Ty,
+    /// The stub a re-issued call enters: takes the record and jumps on.
+    pub resume_enter: Val,
     pub resume_bad: Val,
     pub resume_bad_ty: Ty,
     pub zero_page: Val,
@@ -311,6 +317,7 @@ impl Runtime {
             resume_site_ty,
             resume_take: cx.declare(abi::RESUME_TAKE, resume_take_ty),
             resume_take_ty,
+            resume_enter: cx.declare(abi::RESUME_ENTER, cx.fn_type(cx.void(), &[], false)),
             resume_bad: cx.declare(abi::RESUME_BAD, resume_bad_ty),
             resume_bad_ty,
             zero_page: cx.declare_global(abi::ZERO_PAGE, cx.i8(), false),
@@ -2083,7 +2090,18 @@ fn transform(
         // The frame's record is used up; the next one is the callee's,
         // whose function the runtime returns.
         b.at_end(r);
-        let next = b.call(rt.resume_take_ty, rt.resume_take, &[], "hc.callee");
+        // A call goes to the stub that takes the record and jumps to the
+        // next frame's function with the call's arguments: no call to
+        // `__hc_resume_take` here (Lua's copies: 4982 of them). A poll, and
+        // a call recomputed on resume, take it themselves.
+        let enters = !ablated("resume-take-calls")
+            && s.kind == SiteKind::Call
+            && !derived_anywhere.contains(&s.call);
+        let next = if enters {
+            rt.resume_enter
+        } else {
+            b.call(rt.resume_take_ty, rt.resume_take, &[], "hc.callee")
+        };
         let nargs = s.call.num_args();
         for j in 0..=nargs {
             let o = s.call.operand(j);
@@ -2233,7 +2251,7 @@ fn transform(
             // setjmp armed on some paths keeps in slots: written back (the
             // `va_list`s in this ISA's layout) before the record is used up.
             if !s.va_lists.is_empty() || !in_memory.is_empty() {
-                b.before(resume_block[k].first().expect("resume_take is there"));
+                b.at_start(resume_block[k]);
                 let rec = b.call(rt.resume_frame_ty, rt.resume_frame, &[f], "hc.rec");
                 let vals = b.gep_i8(
                     cx,
