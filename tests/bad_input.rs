@@ -96,19 +96,7 @@ fn frames_inside_libc_callbacks_wait_for_the_library_to_return() {
     let dir = tempfile::tempdir().unwrap();
     let expected = native(&app, &[], dir.path());
     let keep = dir.path().join("keep");
-    let got = hcontainer(
-        &[
-            "run",
-            "--keep",
-            keep.to_str().unwrap(),
-            "--migrate",
-            "x86_64,aarch64",
-            "--at-point",
-            "500",
-            app.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let got = run_kept(&app, &keep, ["--at-point", "500"], dir.path());
     assert_same(&expected, &got, "callback");
     assert!(
         got.stderr
@@ -118,6 +106,26 @@ fn frames_inside_libc_callbacks_wait_for_the_library_to_return() {
     );
     assert_eq!(got.migrations().len(), 1, "{}", got.stderr);
     assert_eq!(dumps_kept(&keep), 1, "dumps written: {}", got.stderr);
+}
+
+/// `hcontainer run --keep KEEP --migrate x86_64,aarch64 TRIGGER APP`
+/// (`TRIGGER`: `--at-point N` or `--every T`).
+fn run_kept(app: &Path, keep: &Path, trigger: [&str; 2], dir: &Path) -> Run {
+    let (keep, app) = (keep.to_str().unwrap(), app.to_str().unwrap());
+    let [how, when] = trigger;
+    hcontainer(
+        &[
+            "run",
+            "--keep",
+            keep,
+            "--migrate",
+            "x86_64,aarch64",
+            how,
+            when,
+            app,
+        ],
+        dir,
+    )
 }
 
 /// How many dumps `run --keep DIR` left in DIR (each attempt that dumped).
@@ -640,19 +648,7 @@ int main(void) {
     );
     let want = native(&app, &[], dir.path());
     let keep = dir.path().join("keep");
-    let got = hcontainer(
-        &[
-            "run",
-            "--keep",
-            keep.to_str().unwrap(),
-            "--migrate",
-            "x86_64,aarch64",
-            "--every",
-            "500ms",
-            app.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let got = run_kept(&app, &keep, ["--every", "500ms"], dir.path());
     assert_same(&want, &got, "large heap, unmigratable sort");
     let m = got.migrations();
     assert_eq!(m.len(), 1, "{}", got.stderr);
@@ -727,19 +723,7 @@ int main(void) {
     );
     let want = native(&app, &[], dir.path());
     let keep = dir.path().join("keep");
-    let got = hcontainer(
-        &[
-            "run",
-            "--migrate",
-            "x86_64,aarch64",
-            "--every",
-            "300ms",
-            "--keep",
-            keep.to_str().unwrap(),
-            app.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let got = run_kept(&app, &keep, ["--every", "300ms"], dir.path());
     assert_same(&want, &got, "unmigratable crunch()");
     let m = got.migrations();
     assert_eq!(m.len(), 1, "{}", got.stderr);
@@ -771,19 +755,7 @@ int main(void) {{
     for greeting in ["first", "second"] {
         let app = compile_source(dir.path(), "rebuilt", &program(greeting));
         let want = native(&app, &[], dir.path());
-        let got = hcontainer(
-            &[
-                "run",
-                "--keep",
-                keep.to_str().unwrap(),
-                "--migrate",
-                "x86_64,aarch64",
-                "--at-point",
-                "5",
-                app.to_str().unwrap(),
-            ],
-            dir.path(),
-        );
+        let got = run_kept(&app, &keep, ["--at-point", "5"], dir.path());
         assert_same(&want, &got, greeting);
         assert_eq!(got.migrations().len(), 1, "{greeting}: {}", got.stderr);
     }

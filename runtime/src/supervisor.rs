@@ -521,6 +521,11 @@ fn run_passing(
 /// of writing) may be retried at the next few migration points.
 const CHEAP_DUMP: u64 = 16 << 20;
 
+/// How soon a runtime that answered `BUSY` is signalled again: how late a
+/// migration can come after the function that held it returned, against
+/// patching the polls on and off again (a signal and two `mprotect`s).
+const BUSY_RECHECK: Duration = Duration::from_millis(10);
+
 /// How long the program runs before the next attempt after `refused`
 /// refusals, the last of which wrote a dump of `dump_bytes`: 2, 4 ... 64
 /// ms, and at least a millisecond per 256 KiB dumped — about four times
@@ -530,11 +535,6 @@ const CHEAP_DUMP: u64 = 16 << 20;
 /// time while its unmigratable match finder was on the stack, ran 12
 /// minutes instead of 2 seconds, retried back to back.) The dump's size,
 /// not its time, so the spacing does not depend on the machine's load.
-/// How soon a runtime that answered `BUSY` is signalled again: how late a
-/// migration can come after the function that held it returned, against
-/// patching the polls on and off again (a signal and two `mprotect`s).
-const BUSY_RECHECK: Duration = Duration::from_millis(10);
-
 fn retry_delay(refused: u64, dump_bytes: u64) -> Duration {
     Duration::from_millis(2 << refused.min(5)).max(Duration::from_millis(dump_bytes >> 18))
 }
