@@ -367,7 +367,8 @@ fn verify_catches_a_moved_symbol() {
     let at = symbol_value_offset(&exe, "global_calls");
     let v = u64::from_le_bytes(exe[at..at + 8].try_into().unwrap());
     exe[at..at + 8].copy_from_slice(&(v + 0x10).to_le_bytes());
-    let data = container::add_sections(&data, &[(&name, &meta::pack_variant(&exe))]).unwrap();
+    let data = container::add_sections(&data, &[(&name, &meta::pack_variant(&exe, Isa::Aarch64))])
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("tls-corrupt");
     std::fs::write(&copy, &data).unwrap();

@@ -234,16 +234,21 @@ fn drop_sections(
 /// The container: the primary variant, with the others and the metadata in
 /// non-allocated sections.
 pub fn container(exes: &BTreeMap<Isa, Vec<u8>>, meta: &BinaryMeta) -> Result<Vec<u8>, LinkError> {
-    let encoded = meta.encode();
     let names: Vec<(Isa, String)> = exes
         .keys()
         .filter(|i| **i != Isa::PRIMARY)
         .map(|i| (*i, meta::variant_section(*i)))
         .collect();
-    let packed: Vec<Vec<u8>> = names
-        .iter()
-        .map(|(isa, _)| meta::pack_variant(&exes[isa]))
-        .collect();
+    // Both compress (FORMATS §3, §4): side by side.
+    let (encoded, packed) = rayon::join(
+        || meta.encode(),
+        || -> Vec<Vec<u8>> {
+            names
+                .iter()
+                .map(|(isa, _)| meta::pack_variant(&exes[isa], *isa))
+                .collect()
+        },
+    );
     let mut sections: Vec<(&str, &[u8])> = vec![(meta::SECTION, &encoded)];
     for ((_, name), bytes) in names.iter().zip(&packed) {
         sections.push((name.as_str(), bytes.as_slice()));

@@ -279,28 +279,96 @@ fn a_migration_snapshot_refers_to_the_dump_for_memory() {
 
 #[test]
 fn damaged_compressed_metadata_is_named() {
-    let mut enc = sample_meta().encode();
-    // Past magic, version and length: inside the zlib stream.
+    let enc = sample_meta().encode();
+    // Past magic, version and length: inside the xz stream.
     let n = enc.len();
-    enc[n - 6] ^= 0x55;
-    let e = BinaryMeta::decode(&enc).unwrap_err().to_string();
-    assert!(e.contains("hcontainer metadata"), "{e}");
-    assert!(e.contains("inflate") || e.contains("inflates to"), "{e}");
+    for damaged in [
+        enc[..n - 6].to_vec(),
+        enc.iter()
+            .enumerate()
+            .map(|(i, b)| if i == 20 + (n - 20) / 2 { b ^ 0x55 } else { *b })
+            .collect(),
+    ] {
+        let e = BinaryMeta::decode(&damaged).unwrap_err().to_string();
+        assert!(e.contains("hcontainer metadata"), "{e}");
+        assert!(
+            e.contains("cannot unpack") || e.contains("unpacks to"),
+            "{e}"
+        );
+    }
+}
+
+/// Metadata an earlier hld wrote (version 5: the same body, deflated) still
+/// decodes.
+#[test]
+fn deflated_metadata_of_earlier_builds_still_decodes() {
+    use std::io::Write as _;
+    let body = sample_meta().encode_body();
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&body).unwrap();
+    let mut v5 = b"HCMETA\0\0".to_vec();
+    v5.extend(5u32.to_le_bytes());
+    v5.extend((body.len() as u64).to_le_bytes());
+    v5.extend(z.finish().unwrap());
+    assert_eq!(BinaryMeta::decode(&v5).unwrap(), sample_meta());
+    let mut v4 = v5.clone();
+    v4[8..12].copy_from_slice(&4u32.to_le_bytes());
+    let e = BinaryMeta::decode(&v4).unwrap_err().to_string();
+    assert!(e.contains("hcontainer metadata") && e.contains('4'), "{e}");
 }
 
 #[test]
 fn packed_variants_unpack_to_their_bytes_or_say_what_is_wrong() {
     let exe: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 13) as u8).collect();
-    let packed = meta::pack_variant(&exe);
-    assert!(packed.len() < exe.len() / 4, "{} bytes", packed.len());
-    assert_eq!(meta::unpack_variant(&packed).unwrap(), exe);
-    let mut bad = packed.clone();
-    let n = bad.len();
-    bad[n - 6] ^= 0x55;
-    let e = meta::unpack_variant(&bad).unwrap_err().to_string();
-    assert!(e.contains("packed variant") && e.contains("inflate"), "{e}");
+    for isa in [Isa::Aarch64, Isa::X86_64] {
+        let packed = meta::pack_variant(&exe, isa);
+        assert!(
+            packed.len() < exe.len() / 4,
+            "{isa}: {} bytes",
+            packed.len()
+        );
+        assert_eq!(meta::unpack_variant(&packed).unwrap(), exe, "{isa}");
+        let mut bad = packed.clone();
+        let n = bad.len();
+        bad[n / 2] ^= 0x55;
+        let e = meta::unpack_variant(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("packed variant") && e.contains("cannot unpack"),
+            "{e}"
+        );
+        let e = meta::unpack_variant(&packed[..n - 20])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("packed variant") && e.contains("cannot unpack"),
+            "{e}"
+        );
+    }
     let e = meta::unpack_variant(&exe).unwrap_err().to_string();
     assert!(e.contains("bad magic"), "{e}");
+    let mut future = meta::pack_variant(&exe, Isa::Aarch64);
+    future[8..12].copy_from_slice(&9u32.to_le_bytes());
+    let e = meta::unpack_variant(&future).unwrap_err().to_string();
+    assert!(e.contains("packed variant") && e.contains('9'), "{e}");
+}
+
+/// Executables an earlier hld deflated (version 1) still unpack.
+#[test]
+fn deflated_variants_of_earlier_builds_still_unpack() {
+    use std::io::Write as _;
+    let exe: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 13) as u8).collect();
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(2));
+    z.write_all(&exe).unwrap();
+    let mut v1 = b"HCEXEZ\0\0".to_vec();
+    v1.extend(1u32.to_le_bytes());
+    v1.extend(0u32.to_le_bytes());
+    v1.extend((exe.len() as u64).to_le_bytes());
+    v1.extend(z.finish().unwrap());
+    assert_eq!(meta::unpack_variant(&v1).unwrap(), exe);
+    let n = v1.len();
+    v1[n - 6] ^= 0x55;
+    let e = meta::unpack_variant(&v1).unwrap_err().to_string();
+    assert!(e.contains("packed variant") && e.contains("inflate"), "{e}");
 }
 
 #[test]
@@ -329,7 +397,7 @@ proptest! {
         let mem = vec![0x11u8; 64];
         let file = vec![0x22u8; 80_000];
         let referencing = referencing_snapshot(&mem, &file).encode();
-        let variant = meta::pack_variant(&file[..3000]);
+        let variant = meta::pack_variant(&file[..3000], Isa::Aarch64);
         for enc in [sample_snapshot(&mem).encode(), referencing, sample_meta().encode(), sample_meta().encode_body(), sample_table().encode(), variant] {
             let mut changed = enc.clone();
             let i = pos.index(changed.len());

@@ -144,7 +144,7 @@ impl Binary {
         for &isa in self.variants.keys() {
             let exe = container::remove_sections(self.variant(isa)?, container::is_debug_section)
                 .map_err(internal)?;
-            packed.push((meta::variant_section(isa), meta::pack_variant(&exe)));
+            packed.push((meta::variant_section(isa), meta::pack_variant(&exe, isa)));
         }
         let primary = container::remove_sections(&self.data, container::is_debug_section)
             .map_err(internal)?;
