@@ -269,15 +269,45 @@ pub fn link(opts: &Options) -> Result<Report, LinkError> {
     })
 }
 
+/// HCC_TIME=1 prints how long each step of a link took (as hcc does for
+/// its compile steps).
+struct Steps {
+    on: bool,
+    last: std::cell::Cell<Instant>,
+}
+
+impl Steps {
+    fn new() -> Steps {
+        Steps {
+            on: std::env::var_os("HCC_TIME").is_some(),
+            last: std::cell::Cell::new(Instant::now()),
+        }
+    }
+    fn mark(&self, step: &str) {
+        if self.on {
+            let now = Instant::now();
+            eprintln!(
+                "hld: {step}: {:.0} ms",
+                (now - self.last.get()).as_secs_f64() * 1000.0
+            );
+            self.last.set(now);
+        }
+    }
+}
+
 fn link_in(
     opts: &Options,
     dir: &Path,
 ) -> Result<(Vec<u8>, hc_metadata::meta::BinaryMeta), LinkError> {
+    let steps = Steps::new();
     let prepared = inputs::prepare(&opts.items, &opts.lib_dirs, dir)?;
+    steps.mark("inputs");
     let pass1 = per_isa(|isa| lld(isa, opts, &prepared, dir, 1, None))?;
+    steps.mark("lld pass 1");
     let maps: BTreeMap<Isa, mapfile::LinkMap> =
         pass1.into_iter().map(|(i, (_, m))| (i, m)).collect();
     let plan = layout::plan(&maps)?;
+    steps.mark("layout");
     let pass2 = per_isa(|isa| {
         let script = dir.join(format!("{}.ld", isa.name()));
         std::fs::write(&script, layout::script(&plan, isa))
@@ -286,14 +316,17 @@ fn link_in(
         layout::check(&plan, isa, &map).map_err(LinkError::Internal)?;
         std::fs::read(&exe).map_err(|e| LinkError::Io(e.to_string()))
     })?;
+    steps.mark("lld pass 2");
     let mut exes = pass2;
     let build_id = package::patch_build_id(&mut exes)?;
     let meta = package::build_meta(&plan, &prepared.sites, &exes, build_id)?;
+    steps.mark("metadata");
     package::drop_stack_maps(&mut exes)?;
     if opts.strip_debug {
         package::drop_debug_info(&mut exes)?;
     }
     let container = package::container(&exes, &meta)?;
+    steps.mark("container (packing)");
     Ok((container, meta))
 }
 
