@@ -95,13 +95,17 @@ pub fn unpack_variant(section: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
+/// Threads an xz encoder or decoder uses: the machine's, at most four.
+fn threads() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as u32
+}
+
 /// `data` as one xz stream through `filters` (CRC32 checks), in blocks of
 /// `VARIANT_BLOCK` compressed in parallel.
 fn xz(data: &[u8], filters: liblzma::stream::Filters) -> Vec<u8> {
     use liblzma::stream::{Action, Check, MtStreamBuilder, Status};
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as u32;
     let mut stream = MtStreamBuilder::new()
-        .threads(threads)
+        .threads(threads())
         .block_size(VARIANT_BLOCK)
         .filters(filters)
         .check(Check::Crc32)
@@ -133,7 +137,12 @@ fn unxz(r: &mut Reader, max: u64) -> Result<Vec<u8>> {
         return Err(r.invalid_at(at, &format!("length {len} is implausible")));
     }
     let compressed = r.bytes(r.remaining())?;
-    let stream = liblzma::stream::Stream::new_stream_decoder(VARIANT_DECODER_MEMORY, 0)
+    // Blocks unpack in parallel too (large variants have several).
+    let stream = liblzma::stream::MtStreamBuilder::new()
+        .threads(threads())
+        .memlimit_stop(VARIANT_DECODER_MEMORY)
+        .memlimit_threading(VARIANT_DECODER_MEMORY)
+        .decoder()
         .map_err(|e| r.invalid_at(at + 8, &format!("cannot unpack: {e}")))?;
     let mut out = Vec::with_capacity(len as usize);
     liblzma::read::XzDecoder::new_stream(compressed, stream)
