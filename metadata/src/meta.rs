@@ -85,8 +85,8 @@ pub fn unpack_variant(section: &[u8]) -> Result<Vec<u8>> {
     let version = r.u32()?;
     r.u32()?;
     match version {
-        VARIANT_VERSION => unxz(&mut r, MAX_VARIANT),
-        VARIANT_ZLIB => inflate(&mut r, MAX_VARIANT),
+        VARIANT_VERSION => unpack(&mut r, MAX_VARIANT, Codec::Xz),
+        VARIANT_ZLIB => unpack(&mut r, MAX_VARIANT, Codec::Zlib),
         found => Err(crate::DecodeError::BadVersion {
             what: VARIANT_WHAT,
             expected: VARIANT_VERSION,
@@ -128,8 +128,16 @@ fn xz(data: &[u8], filters: liblzma::stream::Filters) -> Vec<u8> {
     }
 }
 
-/// Reads `len u64 | xz stream` (the rest of `r`): exactly `len` bytes.
-fn unxz(r: &mut Reader, max: u64) -> Result<Vec<u8>> {
+/// How a section's stream is compressed.
+#[derive(Clone, Copy, Debug)]
+enum Codec {
+    Xz,
+    /// Versions 1 (variants) and 3 to 5 (metadata).
+    Zlib,
+}
+
+/// Reads `len u64 | stream` (the rest of `r`): exactly `len` bytes.
+fn unpack(r: &mut Reader, max: u64, codec: Codec) -> Result<Vec<u8>> {
     use std::io::Read as _;
     let at = r.pos();
     let len = r.u64()?;
@@ -137,43 +145,33 @@ fn unxz(r: &mut Reader, max: u64) -> Result<Vec<u8>> {
         return Err(r.invalid_at(at, &format!("length {len} is implausible")));
     }
     let compressed = r.bytes(r.remaining())?;
-    // Blocks unpack in parallel too (large variants have several).
-    let stream = liblzma::stream::MtStreamBuilder::new()
-        .threads(threads())
-        .memlimit_stop(VARIANT_DECODER_MEMORY)
-        .memlimit_threading(VARIANT_DECODER_MEMORY)
-        .decoder()
-        .map_err(|e| r.invalid_at(at + 8, &format!("cannot unpack: {e}")))?;
+    let failed = |e: &dyn std::fmt::Display| {
+        r.invalid_at(at + 8, &format!("cannot unpack ({codec:?}): {e}"))
+    };
+    let reader: Box<dyn std::io::Read> = match codec {
+        Codec::Zlib => Box::new(flate2::read::ZlibDecoder::new(compressed)),
+        Codec::Xz => {
+            // Blocks unpack in parallel too (large variants have several).
+            let stream = liblzma::stream::MtStreamBuilder::new()
+                .threads(threads())
+                .memlimit_stop(VARIANT_DECODER_MEMORY)
+                .memlimit_threading(VARIANT_DECODER_MEMORY)
+                .decoder()
+                .map_err(|e| failed(&e))?;
+            Box::new(liblzma::read::XzDecoder::new_stream(compressed, stream))
+        }
+    };
     let mut out = Vec::with_capacity(len as usize);
-    liblzma::read::XzDecoder::new_stream(compressed, stream)
+    reader
         .take(len + 1)
         .read_to_end(&mut out)
-        .map_err(|e| r.invalid_at(at + 8, &format!("cannot unpack: {e}")))?;
+        .map_err(|e| failed(&e))?;
     if out.len() as u64 != len {
         return Err(r.invalid_at(at, &format!("unpacks to {} bytes, not {len}", out.len())));
     }
     Ok(out)
 }
 
-/// Reads `len u64 | zlib stream` (the rest of `r`): exactly `len` bytes.
-fn inflate(r: &mut Reader, max: u64) -> Result<Vec<u8>> {
-    use std::io::Read as _;
-    let at = r.pos();
-    let len = r.u64()?;
-    if len > max {
-        return Err(r.invalid_at(at, &format!("length {len} is implausible")));
-    }
-    let compressed = r.bytes(r.remaining())?;
-    let mut out = Vec::with_capacity(len as usize);
-    flate2::read::ZlibDecoder::new(compressed)
-        .take(len + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| r.invalid_at(at + 8, &format!("cannot inflate: {e}")))?;
-    if out.len() as u64 != len {
-        return Err(r.invalid_at(at, &format!("inflates to {} bytes, not {len}", out.len())));
-    }
-    Ok(out)
-}
 const MAGIC: &[u8; 8] = b"HCMETA\0\0";
 const WHAT: &str = "hcontainer metadata";
 /// Version 6: the body is an xz stream (LZMA2 preset `META_PRESET`); it
@@ -327,9 +325,9 @@ impl BinaryMeta {
         let mut r = Reader::new(data, WHAT);
         r.magic(MAGIC)?;
         let body = match r.u32()? {
-            VERSION => unxz(&mut r, MAX_BODY)?,
+            VERSION => unpack(&mut r, MAX_BODY, Codec::Xz)?,
             // The same body, deflated.
-            META_ZLIB => inflate(&mut r, MAX_BODY)?,
+            META_ZLIB => unpack(&mut r, MAX_BODY, Codec::Zlib)?,
             found => {
                 return Err(crate::DecodeError::BadVersion {
                     what: WHAT,
