@@ -39,11 +39,12 @@ const MAX_VARIANT: u64 = 1 << 32;
 /// LZMA2 preset: 6 (8 MiB dictionary) takes Lua's 1.47 MB aarch64 variant
 /// to 374 KB in 0.6 s; 2 leaves 405 KB. Deflate (version 1) left 566 KB.
 const VARIANT_PRESET: u32 = 6;
-/// Blocks compressed in parallel: large variants (sqlite3's 6.4 MB) take
-/// two threads; smaller ones are one block, as with one thread.
-const VARIANT_BLOCK: u64 = 3 << 20;
-/// Memory an xz decoder may take: preset 6 needs 9 MiB.
-const VARIANT_DECODER_MEMORY: u64 = 256 << 20;
+/// Blocks of an xz stream, compressed and unpacked in parallel: large
+/// variants (sqlite3's 6.4 MB) take two threads; smaller ones and most
+/// metadata bodies are one block, as with one thread.
+const XZ_BLOCK: u64 = 3 << 20;
+/// Memory an xz decoder may take: a preset 6 stream needs 9 MiB a thread.
+const XZ_DECODER_MEMORY: u64 = 256 << 20;
 
 /// A variant's executable as its section holds it (FORMATS.md §3, "packed
 /// variant"): it only runs after being written out for qemu, so it travels
@@ -101,12 +102,12 @@ fn threads() -> u32 {
 }
 
 /// `data` as one xz stream through `filters` (CRC32 checks), in blocks of
-/// `VARIANT_BLOCK` compressed in parallel.
+/// `XZ_BLOCK` compressed in parallel.
 fn xz(data: &[u8], filters: liblzma::stream::Filters) -> Vec<u8> {
     use liblzma::stream::{Action, Check, MtStreamBuilder, Status};
     let mut stream = MtStreamBuilder::new()
         .threads(threads())
-        .block_size(VARIANT_BLOCK)
+        .block_size(XZ_BLOCK)
         .filters(filters)
         .check(Check::Crc32)
         .encoder()
@@ -154,8 +155,8 @@ fn unpack(r: &mut Reader, max: u64, codec: Codec) -> Result<Vec<u8>> {
             // Blocks unpack in parallel too (large variants have several).
             let stream = liblzma::stream::MtStreamBuilder::new()
                 .threads(threads())
-                .memlimit_stop(VARIANT_DECODER_MEMORY)
-                .memlimit_threading(VARIANT_DECODER_MEMORY)
+                .memlimit_stop(XZ_DECODER_MEMORY)
+                .memlimit_threading(XZ_DECODER_MEMORY)
                 .decoder()
                 .map_err(|e| failed(&e))?;
             Box::new(liblzma::read::XzDecoder::new_stream(compressed, stream))
@@ -185,7 +186,7 @@ const META_ZLIB: u32 = 5;
 /// LZMA2 preset of the body: 2 takes sqlite3's 11.9 MB body to 0.81 MB
 /// in about the time deflate took (1.09 MB); unpacking it takes ~40 ms.
 const META_PRESET: u32 = 2;
-/// Largest body a reader inflates: far above any real program's (sqlite3's
+/// Largest body a reader unpacks: far above any real program's (sqlite3's
 /// is ~10 MiB), low enough that a corrupt length cannot exhaust memory.
 const MAX_BODY: u64 = 1 << 30;
 
@@ -341,7 +342,7 @@ impl BinaryMeta {
 
     /// Reads what `encode_body` wrote.
     pub fn decode_body(data: &[u8]) -> Result<BinaryMeta> {
-        // Offsets in errors are the inflated body's.
+        // Offsets in errors are the unpacked body's.
         let mut r = Reader::new(data, WHAT);
         let build_id = r.array::<16>()?;
         let layout = Layout {
