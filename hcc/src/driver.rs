@@ -32,6 +32,8 @@ Not supported, with a clear error: -m*/-march (ISA-specific), -shared, -pie,
   assembly input, -flto, -fsanitize, -ffast-math.
 Diagnostics: functions that cannot migrate are reported as
   warning: ... [-Whc-mismatch]  (silence with -Wno-hc-mismatch or -w)
+Environment: HCC_TIME=1 prints how long each compile step (per ISA) and
+  each link step took; HCC_DUMP_IR=DIR writes each ISA's IR at every stage.
 
 Run `hcontainer --help` for running and migrating the programs hcc builds.
 ";

@@ -27,6 +27,7 @@ Options:
                    reads them)
   --keep-temps=DIR keep linker scripts, maps and variants in DIR
   -v               print the link commands and a summary
+Environment: HCC_TIME=1 prints how long each step of the link took.
 ";
 
 /// ld's stripping options, which hld carries out itself (`-s`).
