@@ -298,18 +298,29 @@ fn damaged_compressed_metadata_is_named() {
     }
 }
 
+/// `data` as a zlib stream, the form of variants (v1) and metadata (v5)
+/// before xz (any level: readers do not depend on it).
+fn deflated(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(data).unwrap();
+    z.finish().unwrap()
+}
+
+/// Bytes that compress well, standing in for an executable.
+fn sample_exe() -> Vec<u8> {
+    (0..50_000u32).map(|i| (i * 7 % 13) as u8).collect()
+}
+
 /// Metadata an earlier hld wrote (version 5: the same body, deflated) still
 /// decodes.
 #[test]
 fn deflated_metadata_of_earlier_builds_still_decodes() {
-    use std::io::Write as _;
     let body = sample_meta().encode_body();
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    z.write_all(&body).unwrap();
     let mut v5 = b"HCMETA\0\0".to_vec();
     v5.extend(5u32.to_le_bytes());
     v5.extend((body.len() as u64).to_le_bytes());
-    v5.extend(z.finish().unwrap());
+    v5.extend(deflated(&body));
     assert_eq!(BinaryMeta::decode(&v5).unwrap(), sample_meta());
     let mut v4 = v5.clone();
     v4[8..12].copy_from_slice(&4u32.to_le_bytes());
@@ -319,7 +330,7 @@ fn deflated_metadata_of_earlier_builds_still_decodes() {
 
 #[test]
 fn packed_variants_unpack_to_their_bytes_or_say_what_is_wrong() {
-    let exe: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 13) as u8).collect();
+    let exe = sample_exe();
     for isa in [Isa::Aarch64, Isa::X86_64] {
         let packed = meta::pack_variant(&exe, isa);
         assert!(
@@ -355,15 +366,12 @@ fn packed_variants_unpack_to_their_bytes_or_say_what_is_wrong() {
 /// Executables an earlier hld deflated (version 1) still unpack.
 #[test]
 fn deflated_variants_of_earlier_builds_still_unpack() {
-    use std::io::Write as _;
-    let exe: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 13) as u8).collect();
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(2));
-    z.write_all(&exe).unwrap();
+    let exe = sample_exe();
     let mut v1 = b"HCEXEZ\0\0".to_vec();
     v1.extend(1u32.to_le_bytes());
     v1.extend(0u32.to_le_bytes());
     v1.extend((exe.len() as u64).to_le_bytes());
-    v1.extend(z.finish().unwrap());
+    v1.extend(deflated(&exe));
     assert_eq!(meta::unpack_variant(&v1).unwrap(), exe);
     let n = v1.len();
     v1[n - 6] ^= 0x55;
