@@ -596,6 +596,33 @@ fn queries_and_dependency_files() {
     assert!(String::from_utf8_lossy(&e.stdout).contains("long scale(int);"));
 }
 
+/// gcc's `-x c` holds for every input after it, whatever its name: dash's
+/// build makes `builtins.def` with `$(CC) -E -x c -o builtins.def
+/// builtins.def.in`, which clang took for a linker input (an empty output,
+/// and the build failed on the identifiers it should have defined).
+#[test]
+fn dash_x_c_makes_any_file_a_c_source() {
+    let d = project();
+    let p = d.path();
+    write(
+        p,
+        "table.def.in",
+        "#define ENTRY(n) entry_##n\nENTRY(exec)\n",
+    );
+    let r = hcc(&["-E", "-x", "c", "-o", "table.def", "table.def.in"], p);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let def = std::fs::read_to_string(p.join("table.def")).unwrap();
+    assert!(def.contains("entry_exec"), "{def}");
+    write(p, "prog.txt", "int main(void) { return 42; }\n");
+    let r = hcc(&["-x", "c", "-c", "prog.txt"], p);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    // `-x none` gives names their meaning back: the object links as one.
+    let r = hcc(&["-x", "c", "-x", "none", "prog.o", "-o", "prog"], p);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let status = Command::new(p.join("prog")).status().unwrap();
+    assert_eq!(status.code(), Some(42));
+}
+
 #[test]
 fn functions_the_isas_compile_differently_are_reported_with_the_lines_that_differ() {
     // Source that is another program on each ISA cannot agree: hcc names

@@ -246,6 +246,17 @@ pub struct Invocation {
     /// Warnings to print (flags ignored with a reason).
     pub warnings: Vec<String>,
     pub notes: Vec<String>,
+    /// Sources a `-x` before them gave a language (gcc: it holds for every
+    /// input after it until `-x none`): the front end is told so, or clang
+    /// takes a name like `builtins.def.in` for a linker input.
+    pub languages: std::collections::HashMap<PathBuf, String>,
+}
+
+impl Invocation {
+    /// The language `-x` gave `src`, if any.
+    pub fn language(&self, src: &Path) -> Option<&str> {
+        self.languages.get(src).map(String::as_str)
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -444,7 +455,8 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, ArgError> {
 
 fn classify_input(inv: &mut Invocation, arg: &str, language: Option<&str>) -> Result<(), ArgError> {
     let path = PathBuf::from(arg);
-    if language.is_some() {
+    if let Some(lang) = language {
+        inv.languages.insert(path.clone(), lang.to_string());
         inv.inputs.push(Input::Source(path));
         return Ok(());
     }

@@ -210,8 +210,16 @@ pub fn bitcode_command(
     if let Some(dep) = depfile {
         cmd.args(dep);
     }
-    cmd.arg(src);
+    source_arg(&mut cmd, inv, src);
     cmd
+}
+
+/// `src` as the front end's input, after the `-x` it was given.
+fn source_arg(cmd: &mut Command, inv: &Invocation, src: &Path) {
+    if let Some(lang) = inv.language(src) {
+        cmd.args(["-x", lang]);
+    }
+    cmd.arg(src);
 }
 
 /// Dependency flags with gcc's defaults filled in: with -MD/-MMD and no -MF,
@@ -247,7 +255,7 @@ pub fn preprocess_command(inv: &Invocation, src: &Path, out: Option<&PathBuf>) -
     if let Some(o) = out {
         cmd.arg("-o").arg(o);
     }
-    cmd.arg(src);
+    source_arg(&mut cmd, inv, src);
     cmd
 }
 
@@ -265,7 +273,8 @@ pub fn isa_specific_lines(inv: &Invocation, src: &Path) -> Option<Vec<SpecificLi
     let mut texts = Vec::new();
     for isa in Isa::ALL {
         let mut cmd = base_command(isa, inv);
-        cmd.arg(opt_flag(inv)).arg("-E").arg(src);
+        cmd.arg(opt_flag(inv)).arg("-E");
+        source_arg(&mut cmd, inv, src);
         let out = cmd.stderr(std::process::Stdio::null()).output().ok()?;
         if !out.status.success() {
             return None;
@@ -342,7 +351,8 @@ const CPU_MACROS: &[&str] = &[
 /// that one CPU. Empty when the preprocessor fails.
 pub fn cpu_macro_definitions(inv: &Invocation, src: &Path, isa: Isa) -> Vec<(String, u32, String)> {
     let mut cmd = base_command(isa, inv);
-    cmd.arg(opt_flag(inv)).args(["-E", "-dD"]).arg(src);
+    cmd.arg(opt_flag(inv)).args(["-E", "-dD"]);
+    source_arg(&mut cmd, inv, src);
     let Ok(out) = cmd.stderr(std::process::Stdio::null()).output() else {
         return Vec::new();
     };
