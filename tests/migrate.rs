@@ -2968,6 +2968,116 @@ int main(void) {
 }
 
 #[test]
+fn external_functions_taking_structs_by_value_agree_and_migrate() {
+    // `push(entry)` (16 bytes: (i32, i64) on x86_64, [2 x i64] on aarch64)
+    // and `mix(config, ...)` (40 bytes: byval on x86_64, the address of
+    // the caller's copy on aarch64) are external: other files call them
+    // (here main, directly and through pointers), so their ABI stays. bc's
+    // dc (`dc_push(dc_data)` inlined into three functions of its file) and
+    // lz4's frame API were left unmigratable (-Whc-mismatch): only
+    // internal functions took structs alike on both ISAs. Their bodies now
+    // move to internal functions that this file calls; the external
+    // symbols become wrappers that copy the struct into their own frame.
+    // main's calls copy theirs as aarch64's do. A migration inside the
+    // first call, made through a pointer (main -> mix's wrapper -> its
+    // body -> step), and later ones inside fill, keep the output: x86_64's
+    // byval argument area is never what the body reads after a restore.
+    let dir = tempfile::tempdir().unwrap();
+    const TYPES: &str = r#"
+typedef struct { int kind; long value; } entry;
+typedef struct { long seed; long rounds; char tag[24]; } config;
+unsigned long step(unsigned long x);
+void push(entry e);
+long pop_sum(void);
+unsigned long mix(config c, unsigned long x);
+void fill(int n, config c);
+"#;
+    let lib = format!(
+        "#include <stdio.h>\n#include <stdlib.h>\n{TYPES}{}",
+        r#"
+static entry stack[256];
+static int top;
+__attribute__((noinline)) unsigned long step(unsigned long x) {
+    x |= 1;
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x & 0xff) != 0x5a);
+    return x;
+}
+void push(entry e) {
+    if (e.kind != 1 && e.kind != 2) {
+        fprintf(stderr, "bad entry kind %d\n", e.kind);
+        abort();
+    }
+    stack[top++ & 255] = e;
+}
+long pop_sum(void) {
+    long s = 0;
+    while (top > 0) s = s * 3 + stack[--top & 255].value;
+    return s;
+}
+unsigned long mix(config c, unsigned long x) {
+    for (long i = 0; i < c.rounds; i++) x = step(x ^ (unsigned long)c.seed) + (unsigned char)c.tag[i % 24];
+    c.seed = 0; /* its own copy: the caller's stays */
+    return x;
+}
+void fill(int n, config c) {
+    for (int i = 0; i < n; i++) {
+        entry e = {1 + (i & 1), (long)(mix(c, (unsigned long)i) % 1000)};
+        push(e);
+    }
+}
+"#
+    );
+    let main = format!(
+        "#include <stdio.h>\n{TYPES}{}",
+        r#"
+int main(void) {
+    config c = {12345, 40, "external-by-value"};
+    unsigned long (*m)(config, unsigned long) = mix;
+    void (*p)(entry) = push;
+    config big = c;
+    big.rounds = 3000;
+    unsigned long first = m(big, 1);
+    long total = (long)(first % 1000);
+    for (int round = 0; round < 6; round++) {
+        fill(20, c);
+        entry e = {2, (long)(m(c, (unsigned long)round) % 777)};
+        p(e);
+        push((entry){1, round});
+        total = total * 7 + pop_sum();
+        c.rounds += 3;
+        printf("round %d: %ld seed %ld %ld\n", round, total % 1000003, c.seed, big.seed);
+    }
+    printf("%s %d\n", p == push ? "same" : "different", m == mix);
+    return 0;
+}
+"#
+    );
+    let app = compile_without_mismatches(
+        dir.path(),
+        "byvalue-external",
+        &[],
+        &[("lib.c", &lib), ("main.c", &main)],
+    );
+    sites_at_least(&app, 100.0);
+    // Its address is the wrapper's, the same in every file.
+    let out = native(&app, &[], dir.path()).stdout_str();
+    assert!(out.ends_with("same 1\n"), "{out}");
+    migrates_deep(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 300),
+            ("aarch64,x86_64", 2900),
+            ("x86_64,aarch64", 5000),
+            ("aarch64,x86_64", 5000),
+        ],
+        4,
+    );
+}
+
+#[test]
 fn values_loaded_from_constants_are_reloaded_not_carried() {
     // `motto` and `limits` are constants defined in another file: main
     // loads them once, before its loop, and uses them after every call.

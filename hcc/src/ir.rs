@@ -375,6 +375,15 @@ impl Val {
             }
         }
     }
+    /// The type of type attribute `kind` (byval) at call-site `index`.
+    pub fn call_site_type_attr(self, index: u32, kind: u32) -> Option<Ty> {
+        // SAFETY: see module docs; the attribute, when present, is a type
+        // attribute.
+        unsafe {
+            let a = LLVMGetCallSiteEnumAttribute(self.0, index, kind);
+            (!a.is_null()).then(|| Ty(LLVMGetTypeAttributeValue(a)))
+        }
+    }
     /// The value of integer attribute `kind` at call-site `index`, if present.
     pub fn call_site_enum_attr_value(self, index: u32, kind: u32) -> Option<u64> {
         // SAFETY: see module docs.
@@ -481,6 +490,16 @@ impl Val {
             LLVMSetTailCallKind(
                 self.0,
                 inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindTail,
+            )
+        }
+    }
+    /// Never a tail call, not even in code generation.
+    pub fn set_notail(self) {
+        // SAFETY: see module docs; only called on calls.
+        unsafe {
+            LLVMSetTailCallKind(
+                self.0,
+                inkwell::llvm_sys::LLVMTailCallKind::LLVMTailCallKindNoTail,
             )
         }
     }

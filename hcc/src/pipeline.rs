@@ -228,6 +228,11 @@ pub fn compile_unit(
     level: OptLevel,
 ) -> Result<UnitOutput, String> {
     init_llvm();
+    let layouts = match bitcode.get(&Isa::PRIMARY) {
+        Some(bc) => instrument::byval::struct_layouts(bc)?,
+        None => Default::default(),
+    };
+    let layouts = &layouts;
     std::thread::scope(|scope| {
         let (res_tx, res_rx) = mpsc::channel::<(Isa, Result<Instrumented, String>)>();
         let mut commands = BTreeMap::new();
@@ -238,7 +243,7 @@ pub fn compile_unit(
             let res_tx = res_tx.clone();
             workers.push((
                 isa,
-                scope.spawn(move || worker(isa, bc, source, level, rx, res_tx)),
+                scope.spawn(move || worker(isa, bc, source, level, layouts, rx, res_tx)),
             ));
         }
         drop(res_tx);
@@ -495,6 +500,7 @@ fn worker(
     bitcode: &[u8],
     source: &str,
     level: OptLevel,
+    layouts: &instrument::byval::StructLayouts,
     commands: mpsc::Receiver<Command>,
     results: mpsc::Sender<(Isa, Result<Instrumented, String>)>,
 ) -> Result<Option<Vec<u8>>, String> {
@@ -524,7 +530,9 @@ fn worker(
             let module = match &optimized {
                 Some((noinline, m)) if *noinline == decisions.noinline => clone_module(m),
                 _ => {
-                    let m = optimize(isa, &ctx, &tm, &opt_tm, bitcode, source, level, &decisions)?;
+                    let m = optimize(
+                        isa, &ctx, &tm, &opt_tm, bitcode, source, level, layouts, &decisions,
+                    )?;
                     optimized = Some((decisions.noinline.clone(), clone_module(&m)));
                     m
                 }
@@ -576,6 +584,7 @@ fn optimize<'c>(
     bitcode: &[u8],
     source: &str,
     level: OptLevel,
+    layouts: &instrument::byval::StructLayouts,
     decisions: &Decisions,
 ) -> Result<Module<'c>, String> {
     let timer = Timer::new(source, tm);
@@ -587,7 +596,9 @@ fn optimize<'c>(
         instrument::variadic::lower(&module, &isa.info().va_list)?;
     }
     instrument::labels::neutralize(&crate::ir::Ctx::new(&module));
+    instrument::byval::split_external(&crate::ir::Ctx::new(&module), layouts);
     instrument::byval::pass_by_pointer(&crate::ir::Ctx::new(&module));
+    instrument::byval::copy_before_byval_calls(&crate::ir::Ctx::new(&module));
     instrument::byval::coerced_by_pointer(&crate::ir::Ctx::new(&module));
     instrument::byval::returned_by_pointer(&crate::ir::Ctx::new(&module));
     keep_out_of_line(ctx, &module, &decisions.noinline);

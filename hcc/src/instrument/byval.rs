@@ -16,6 +16,146 @@
 use crate::ir::{param_index, Builder, Ctx, Ty, Val};
 use inkwell::llvm_sys::{LLVMLinkage, LLVMOpcode, LLVMTypeKind};
 
+/// External functions that take a struct by value keep that ABI for other
+/// translation units, but their body moves to an internal function
+/// (`f.hc.local`) that this file's own calls go to, so the rewrites below
+/// give it the struct by address on every ISA; `f` itself becomes a
+/// wrapper that calls it (and is what other files call and what `&f`
+/// names, one address in every file). Without this, only functions with
+/// internal linkage agreed: dc's `dc_push(dc_data)` reached the IR as
+/// (i32, ptr) on x86_64 and [2 x i64] on aarch64, and the three functions
+/// of bc's `dc/stack.c` that inline it folded a type check on one ISA
+/// only; lz4's `LZ4F_createCDict_advanced(LZ4F_CustomMem, ...)` loaded its
+/// allocator once from x86_64's byval copy but after every call from
+/// aarch64's pointer. Functions other files may replace (weak, inline
+/// definitions) keep their calls: those must reach the replacement.
+pub fn split_external(cx: &Ctx, layouts: &StructLayouts) {
+    let b = Builder::new(cx);
+    for f in cx.functions() {
+        // Which functions, the primary ISA decides for all (`layouts`): an
+        // aarch64 `va_list` is a struct passed by address, x86_64's a
+        // pointer, and gnulib's `version_etc_va` was split on one ISA only.
+        let Some(sizes) = layouts.get(&f.name()) else {
+            continue;
+        };
+        if f.is_declaration()
+            || f.function_type().is_vararg_fn()
+            || f.uses().iter().any(|(u, _)| u.is_call() && u.is_musttail())
+        {
+            continue;
+        }
+        let ty = f.function_type();
+        let nparams = f.params().len() as u32;
+        let body = cx.function_like(f, &format!("{}.hc.local", f.name()), ty, nparams);
+        body.set_linkage(LLVMLinkage::LLVMInternalLinkage);
+        cx.move_blocks(f, body);
+        for (old, new) in f.params().into_iter().zip(body.params()) {
+            old.replace_all_uses_with(new);
+        }
+        f.move_subprogram_to(body);
+        // This file's calls (the body's own recursion too) go to the body;
+        // other uses (its address) keep naming `f`.
+        for (user, idx) in f.uses() {
+            if user.is_call() && user.called_operand() == f && idx >= user.num_args() {
+                user.set_operand(idx, body);
+            }
+        }
+        let entry = cx.append_block(f, "entry");
+        b.at_end(entry);
+        let call = b.call(ty, body, &f.params(), "");
+        // The body gets its structs in a slot of the wrapper's frame, on
+        // every ISA: x86_64's `byval` argument lies in the caller's native
+        // frame, which a pointer to would outlive on the other ISA (after a
+        // migration in the body, a restore on aarch64 read it at random, or
+        // crashed); aarch64's is the address of the caller's copy, copied
+        // too so both wrappers have the slot. Volatile: MemCpyOpt would
+        // otherwise pass the original on to a body that only reads it.
+        call.set_call_conv(f.function_call_conv());
+        for i in 0..nparams {
+            for a in f.attributes_at(param_index(i)) {
+                call.add_call_site_attribute(param_index(i), crate::ir::Attr(a));
+            }
+        }
+        // The return first: the copies' lifetimes end between it and the call.
+        if ty.return_type().is_void() {
+            b.ret_void();
+        } else {
+            b.ret(call);
+        }
+        let (dead, byval) = (Ctx::enum_kind("dead_on_return"), Ctx::enum_kind("byval"));
+        for i in 0..nparams {
+            let Some(ty) = f.type_attr_at(param_index(i), byval) else {
+                continue;
+            };
+            let align = f
+                .enum_attr_value(param_index(i), Ctx::enum_kind("align"))
+                .unwrap_or(0)
+                .max(cx.abi_align(ty) as u64) as u32;
+            // Bytes, as aarch64's copy must be (its pointer has no type):
+            // slots of one shape on both ISAs.
+            let size = cx.abi_size(ty);
+            let bytes = crate::ir::array_type(cx.i8(), size);
+            let copy = slot_around(cx, &b, call, bytes, align, "hc.byval");
+            volatile_memcpy(cx, &b, copy, call.operand(i), size);
+            call.set_operand(i, copy);
+        }
+        let indirect: Vec<u32> = (0..nparams)
+            .filter(|&i| f.enum_attr_value(param_index(i), dead).is_some())
+            .collect();
+        // The primary ISA's `byval` types say how large each struct is: an
+        // address does not. (A count that differs, such as a struct one ABI
+        // passes in memory and the other in registers, leaves them as they
+        // are: the wrapper then differs, not the body.)
+        if sizes.len() == indirect.len() {
+            for (&i, &(size, align)) in indirect.iter().zip(sizes) {
+                let ty = crate::ir::array_type(cx.i8(), size);
+                let copy = slot_around(cx, &b, call, ty, align, "hc.byval");
+                volatile_memcpy(cx, &b, copy, call.operand(i), size);
+                call.set_operand(i, copy);
+            }
+        }
+        // Inlined, the wrapper would hold the body in each ISA's own shape.
+        call.add_call_site_attribute(crate::ir::FUNCTION_INDEX, cx.enum_attr("noinline"));
+        call.set_notail();
+    }
+}
+
+/// The external functions of a translation unit that take a struct by
+/// value on the primary ISA, each with the size and alignment of the ones
+/// it takes `byval`, in order (`split_external` copies aarch64's alike).
+pub type StructLayouts = std::collections::BTreeMap<String, Vec<(u64, u32)>>;
+
+/// `StructLayouts` from the primary ISA's bitcode.
+pub fn struct_layouts(bitcode: &[u8]) -> Result<StructLayouts, String> {
+    let ctx = inkwell::context::Context::create();
+    let buf =
+        inkwell::memory_buffer::MemoryBuffer::create_from_memory_range_copy(bitcode, "layouts");
+    let module = inkwell::module::Module::parse_bitcode_from_buffer(&buf, &ctx)
+        .map_err(|e| e.to_string())?;
+    let cx = Ctx::new(&module);
+    let byval = Ctx::enum_kind("byval");
+    let mut out = StructLayouts::new();
+    for f in cx.functions() {
+        if f.is_declaration() || f.linkage() != LLVMLinkage::LLVMExternalLinkage {
+            continue;
+        }
+        let list: Vec<(u64, u32)> = (0..f.params().len() as u32)
+            .filter_map(|i| {
+                let ty = f.type_attr_at(param_index(i), byval)?;
+                let align = f
+                    .enum_attr_value(param_index(i), Ctx::enum_kind("align"))
+                    .unwrap_or(0)
+                    .max(cx.abi_align(ty) as u64) as u32;
+                Some((cx.abi_size(ty), align))
+            })
+            .collect();
+        if !list.is_empty() || !coerced_params(&cx, f).is_empty() {
+            out.insert(f.name(), list);
+        }
+    }
+    Ok(out)
+}
+
 /// Rewrites the byval parameters of `cx`'s internal functions, and their
 /// calls, to pointers to the caller's copy.
 pub fn pass_by_pointer(cx: &Ctx) {
@@ -37,6 +177,37 @@ pub fn pass_by_pointer(cx: &Ctx) {
         for &(i, _) in &params {
             f.remove_enum_attr_at(param_index(i), byval);
             f.add_attribute_at(param_index(i), cx.enum_attr("dead_on_return"));
+        }
+    }
+}
+
+/// Calls that keep passing a struct `byval` (to another file's function,
+/// or through a pointer) get it from a copy in the caller's frame, as
+/// aarch64's calls do (the address of a copy the caller makes): x86_64's
+/// caller had one stack slot fewer per such call and consensus gave it up
+/// ("optimization left 1 stack slots for x86_64 and 2 for aarch64"). The
+/// callee still gets its own copy, from that one; the ABI is the same.
+pub fn copy_before_byval_calls(cx: &Ctx) {
+    let byval = Ctx::enum_kind("byval");
+    let b = Builder::new(cx);
+    for f in cx.functions() {
+        for call in f.blocks().iter().flat_map(|blk| blk.instructions()) {
+            if !call.is_call() || call.is_musttail() {
+                continue;
+            }
+            for i in 0..call.num_args() {
+                let Some(ty) = call.call_site_type_attr(param_index(i), byval) else {
+                    continue;
+                };
+                let arg = call.operand(i);
+                let align = call
+                    .call_site_enum_attr_value(param_index(i), Ctx::enum_kind("align"))
+                    .unwrap_or(0)
+                    .max(cx.abi_align(ty) as u64) as u32;
+                let copy = slot_around(cx, &b, call, ty, align, "hc.byval");
+                memcpy(cx, &b, copy, arg, cx.abi_size(ty));
+                call.set_operand(i, copy);
+            }
         }
     }
 }
@@ -73,6 +244,11 @@ fn copy_arguments(cx: &Ctx, b: &Builder, call: Val, params: &[(u32, Ty)]) {
     let byval = Ctx::enum_kind("byval");
     for &(i, ty) in params {
         let arg = call.operand(i);
+        if filled_for(arg, call) {
+            call.remove_call_site_enum_attr(param_index(i), byval);
+            call.add_call_site_attribute(param_index(i), cx.enum_attr("dead_on_return"));
+            continue;
+        }
         let align = call
             .call_site_enum_attr_value(param_index(i), Ctx::enum_kind("align"))
             .unwrap_or(0)
@@ -83,6 +259,19 @@ fn copy_arguments(cx: &Ctx, b: &Builder, call: Val, params: &[(u32, Ty)]) {
         call.remove_call_site_enum_attr(param_index(i), byval);
         call.add_call_site_attribute(param_index(i), cx.enum_attr("dead_on_return"));
     }
+}
+
+/// Whether `arg` is a slot filled only to be passed to `call` (a wrapper's
+/// copy, `split_external`): its own copy already, which needs no other.
+fn filled_for(arg: Val, call: Val) -> bool {
+    arg.is_alloca()
+        && arg.uses().iter().all(|&(user, idx)| {
+            user == call
+                || super::shadow::is_lifetime_marker(user)
+                || (user.is_call()
+                    && user.called_operand().name().starts_with("llvm.memcpy")
+                    && idx == 0)
+        })
 }
 
 /// A fresh slot of type `ty` in `call`'s caller (placed by
@@ -111,10 +300,19 @@ fn slot_around(cx: &Ctx, b: &Builder, call: Val, ty: Ty, align: u32, name: &str)
 
 /// `size` bytes from `from` to `to`, at the builder.
 fn memcpy(cx: &Ctx, b: &Builder, to: Val, from: Val, size: u64) {
+    copy_bytes(cx, b, to, from, size, false);
+}
+
+/// `memcpy` that no optimization removes or forwards.
+fn volatile_memcpy(cx: &Ctx, b: &Builder, to: Val, from: Val, size: u64) {
+    copy_bytes(cx, b, to, from, size, true);
+}
+
+fn copy_bytes(cx: &Ctx, b: &Builder, to: Val, from: Val, size: u64, volatile: bool) {
     let ptr = cx.ptr();
     let f = cx.intrinsic("llvm.memcpy", &[ptr, ptr, cx.i64()]);
     let n = cx.const_int(cx.i64(), size);
-    let volatile = cx.const_int(cx.i1(), 0);
+    let volatile = cx.const_int(cx.i1(), volatile as u64);
     b.call(f.function_type(), f, &[to, from, n, volatile], "");
 }
 
