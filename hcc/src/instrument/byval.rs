@@ -316,11 +316,14 @@ fn copy_bytes(cx: &Ctx, b: &Builder, to: Val, from: Val, size: u64, volatile: bo
     b.call(f.function_type(), f, &[to, from, n, volatile], "");
 }
 
-/// Where the copy for `call` goes among the caller's stack slots: before
-/// the first one clang created after emitting the call (its first use comes
-/// later in the function), as clang places the copy on aarch64. The
-/// variants' slots pair up in this order, so a copy placed elsewhere would
-/// pair one variant's slot with another slot of the other.
+/// Where the copy for `call` goes among the caller's stack slots: after
+/// the last one clang created before emitting the call (its first use comes
+/// before it), as clang places the copy on aarch64. The variants' slots
+/// pair up in this order, so a copy placed elsewhere would pair one
+/// variant's slot with another slot of the other. (Not "before the first
+/// slot used after the call": clang makes the return value's slot first
+/// and uses it last, and libyaml's scanner had its `yaml_mark_t` copies
+/// before all its locals on x86_64, after them on aarch64.)
 fn slot_position(caller: Val, call: Val) -> Option<Val> {
     let order: std::collections::HashMap<Val, usize> = caller
         .blocks()
@@ -331,17 +334,23 @@ fn slot_position(caller: Val, call: Val) -> Option<Val> {
         .collect();
     let at = order[&call];
     let entry = caller.entry().instructions();
-    let slots = entry.iter().take_while(|i| i.is_alloca());
-    slots
+    let slots: Vec<Val> = entry
+        .iter()
         .copied()
-        .find(|slot| {
-            slot.uses()
-                .iter()
-                .filter_map(|(user, _)| order.get(user))
-                .min()
-                .is_some_and(|&first| first > at)
-        })
-        .or_else(|| entry.iter().copied().find(|i| !i.is_alloca()))
+        .take_while(|i| i.is_alloca())
+        .collect();
+    let used_before = |slot: &Val| {
+        slot.uses()
+            .iter()
+            .filter_map(|(user, _)| order.get(user))
+            .min()
+            .is_some_and(|&first| first < at)
+    };
+    match slots.iter().rposition(used_before) {
+        Some(last) => slots.get(last + 1).copied(),
+        None => slots.first().copied(),
+    }
+    .or_else(|| entry.iter().copied().find(|i| !i.is_alloca()))
 }
 
 /// A struct parameter as one ISA's calling convention split it: the
