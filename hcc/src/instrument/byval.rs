@@ -63,13 +63,6 @@ pub fn split_external(cx: &Ctx, layouts: &StructLayouts) {
         let entry = cx.append_block(f, "entry");
         b.at_end(entry);
         let call = b.call(ty, body, &f.params(), "");
-        // The body gets its structs in a slot of the wrapper's frame, on
-        // every ISA: x86_64's `byval` argument lies in the caller's native
-        // frame, which a pointer to would outlive on the other ISA (after a
-        // migration in the body, a restore on aarch64 read it at random, or
-        // crashed); aarch64's is the address of the caller's copy, copied
-        // too so both wrappers have the slot. Volatile: MemCpyOpt would
-        // otherwise pass the original on to a body that only reads it.
         call.set_call_conv(f.function_call_conv());
         for i in 0..nparams {
             for a in f.attributes_at(param_index(i)) {
@@ -82,22 +75,26 @@ pub fn split_external(cx: &Ctx, layouts: &StructLayouts) {
         } else {
             b.ret(call);
         }
-        let (dead, byval) = (Ctx::enum_kind("dead_on_return"), Ctx::enum_kind("byval"));
-        for i in 0..nparams {
-            let Some(ty) = f.type_attr_at(param_index(i), byval) else {
-                continue;
-            };
-            let align = f
-                .enum_attr_value(param_index(i), Ctx::enum_kind("align"))
-                .unwrap_or(0)
-                .max(cx.abi_align(ty) as u64) as u32;
-            // Bytes, as aarch64's copy must be (its pointer has no type):
-            // slots of one shape on both ISAs.
-            let size = cx.abi_size(ty);
+        // The body gets its structs in a slot of the wrapper's frame, on
+        // every ISA: x86_64's `byval` argument lies in the caller's native
+        // frame, which a pointer to would outlive on the other ISA (after a
+        // migration in the body, a restore on aarch64 read it at random, or
+        // crashed); aarch64's is the address of the caller's copy, copied
+        // too so both wrappers have the slot. In bytes, as aarch64's copy
+        // must be (its pointer has no type): slots of one shape. Volatile:
+        // MemCpyOpt would otherwise pass the original on to a body that
+        // only reads it.
+        let copy_in = |i: u32, size: u64, align: u32| {
             let bytes = crate::ir::array_type(cx.i8(), size);
             let copy = slot_around(cx, &b, call, bytes, align, "hc.byval");
             volatile_memcpy(cx, &b, copy, call.operand(i), size);
             call.set_operand(i, copy);
+        };
+        let (dead, byval) = (Ctx::enum_kind("dead_on_return"), Ctx::enum_kind("byval"));
+        for i in 0..nparams {
+            if let Some(ty) = f.type_attr_at(param_index(i), byval) {
+                copy_in(i, cx.abi_size(ty), param_align(cx, f, i, ty));
+            }
         }
         let indirect: Vec<u32> = (0..nparams)
             .filter(|&i| f.enum_attr_value(param_index(i), dead).is_some())
@@ -108,10 +105,7 @@ pub fn split_external(cx: &Ctx, layouts: &StructLayouts) {
         // are: the wrapper then differs, not the body.)
         if sizes.len() == indirect.len() {
             for (&i, &(size, align)) in indirect.iter().zip(sizes) {
-                let ty = crate::ir::array_type(cx.i8(), size);
-                let copy = slot_around(cx, &b, call, ty, align, "hc.byval");
-                volatile_memcpy(cx, &b, copy, call.operand(i), size);
-                call.set_operand(i, copy);
+                copy_in(i, size, align);
             }
         }
         // Inlined, the wrapper would hold the body in each ISA's own shape.
@@ -142,11 +136,7 @@ pub fn struct_layouts(bitcode: &[u8]) -> Result<StructLayouts, String> {
         let list: Vec<(u64, u32)> = (0..f.params().len() as u32)
             .filter_map(|i| {
                 let ty = f.type_attr_at(param_index(i), byval)?;
-                let align = f
-                    .enum_attr_value(param_index(i), Ctx::enum_kind("align"))
-                    .unwrap_or(0)
-                    .max(cx.abi_align(ty) as u64) as u32;
-                Some((cx.abi_size(ty), align))
+                Some((cx.abi_size(ty), param_align(&cx, f, i, ty)))
             })
             .collect();
         if !list.is_empty() || !coerced_params(&cx, f).is_empty() {
@@ -154,6 +144,21 @@ pub fn struct_layouts(bitcode: &[u8]) -> Result<StructLayouts, String> {
         }
     }
     Ok(out)
+}
+
+/// The alignment of `f`'s struct parameter `i` of type `ty`: its `align`
+/// attribute (ABI for `byval`: it places the copy), at least the type's.
+fn param_align(cx: &Ctx, f: Val, i: u32, ty: Ty) -> u32 {
+    f.enum_attr_value(param_index(i), Ctx::enum_kind("align"))
+        .unwrap_or(0)
+        .max(cx.abi_align(ty) as u64) as u32
+}
+
+/// `param_align` for argument `i` of `call`.
+fn argument_align(cx: &Ctx, call: Val, i: u32, ty: Ty) -> u32 {
+    call.call_site_enum_attr_value(param_index(i), Ctx::enum_kind("align"))
+        .unwrap_or(0)
+        .max(cx.abi_align(ty) as u64) as u32
 }
 
 /// Rewrites the byval parameters of `cx`'s internal functions, and their
@@ -200,10 +205,7 @@ pub fn copy_before_byval_calls(cx: &Ctx) {
                     continue;
                 };
                 let arg = call.operand(i);
-                let align = call
-                    .call_site_enum_attr_value(param_index(i), Ctx::enum_kind("align"))
-                    .unwrap_or(0)
-                    .max(cx.abi_align(ty) as u64) as u32;
+                let align = argument_align(cx, call, i, ty);
                 let copy = slot_around(cx, &b, call, ty, align, "hc.byval");
                 memcpy(cx, &b, copy, arg, cx.abi_size(ty));
                 call.set_operand(i, copy);
@@ -249,10 +251,7 @@ fn copy_arguments(cx: &Ctx, b: &Builder, call: Val, params: &[(u32, Ty)]) {
             call.add_call_site_attribute(param_index(i), cx.enum_attr("dead_on_return"));
             continue;
         }
-        let align = call
-            .call_site_enum_attr_value(param_index(i), Ctx::enum_kind("align"))
-            .unwrap_or(0)
-            .max(cx.abi_align(ty) as u64) as u32;
+        let align = argument_align(cx, call, i, ty);
         let copy = slot_around(cx, b, call, ty, align, "hc.byval");
         memcpy(cx, b, copy, arg, cx.abi_size(ty));
         call.set_operand(i, copy);
