@@ -146,19 +146,19 @@ pub fn struct_layouts(bitcode: &[u8]) -> Result<StructLayouts, String> {
     Ok(out)
 }
 
-/// The alignment of `f`'s struct parameter `i` of type `ty`: its `align`
-/// attribute (ABI for `byval`: it places the copy), at least the type's.
-fn param_align(cx: &Ctx, f: Val, i: u32, ty: Ty) -> u32 {
-    f.enum_attr_value(param_index(i), Ctx::enum_kind("align"))
-        .unwrap_or(0)
-        .max(cx.abi_align(ty) as u64) as u32
+/// The alignment of a struct of type `ty` passed with `align` attribute
+/// `attr` (ABI for `byval`: it places the copy): at least the type's.
+fn struct_align(cx: &Ctx, attr: Option<u64>, ty: Ty) -> u32 {
+    attr.unwrap_or(0).max(cx.abi_align(ty) as u64) as u32
 }
 
-/// `param_align` for argument `i` of `call`.
-fn argument_align(cx: &Ctx, call: Val, i: u32, ty: Ty) -> u32 {
-    call.call_site_enum_attr_value(param_index(i), Ctx::enum_kind("align"))
-        .unwrap_or(0)
-        .max(cx.abi_align(ty) as u64) as u32
+/// The alignment of `f`'s struct parameter `i` of type `ty`.
+fn param_align(cx: &Ctx, f: Val, i: u32, ty: Ty) -> u32 {
+    struct_align(
+        cx,
+        f.enum_attr_value(param_index(i), Ctx::enum_kind("align")),
+        ty,
+    )
 }
 
 /// Rewrites the byval parameters of `cx`'s internal functions, and their
@@ -201,14 +201,9 @@ pub fn copy_before_byval_calls(cx: &Ctx) {
                 continue;
             }
             for i in 0..call.num_args() {
-                let Some(ty) = call.call_site_type_attr(param_index(i), byval) else {
-                    continue;
-                };
-                let arg = call.operand(i);
-                let align = argument_align(cx, call, i, ty);
-                let copy = slot_around(cx, &b, call, ty, align, "hc.byval");
-                memcpy(cx, &b, copy, arg, cx.abi_size(ty));
-                call.set_operand(i, copy);
+                if let Some(ty) = call.call_site_type_attr(param_index(i), byval) {
+                    copy_argument(cx, &b, call, i, ty);
+                }
             }
         }
     }
@@ -245,19 +240,21 @@ fn rewritable_calls(f: Val) -> Option<Vec<Val>> {
 fn copy_arguments(cx: &Ctx, b: &Builder, call: Val, params: &[(u32, Ty)]) {
     let byval = Ctx::enum_kind("byval");
     for &(i, ty) in params {
-        let arg = call.operand(i);
-        if filled_for(arg, call) {
-            call.remove_call_site_enum_attr(param_index(i), byval);
-            call.add_call_site_attribute(param_index(i), cx.enum_attr("dead_on_return"));
-            continue;
+        if !filled_for(call.operand(i), call) {
+            copy_argument(cx, b, call, i, ty);
         }
-        let align = argument_align(cx, call, i, ty);
-        let copy = slot_around(cx, b, call, ty, align, "hc.byval");
-        memcpy(cx, b, copy, arg, cx.abi_size(ty));
-        call.set_operand(i, copy);
         call.remove_call_site_enum_attr(param_index(i), byval);
         call.add_call_site_attribute(param_index(i), cx.enum_attr("dead_on_return"));
     }
+}
+
+/// Argument `i` of `call`, a struct of type `ty`, becomes a fresh copy of
+/// it in the caller's frame (`slot_around`).
+fn copy_argument(cx: &Ctx, b: &Builder, call: Val, i: u32, ty: Ty) {
+    let attr = call.call_site_enum_attr_value(param_index(i), Ctx::enum_kind("align"));
+    let copy = slot_around(cx, b, call, ty, struct_align(cx, attr, ty), "hc.byval");
+    memcpy(cx, b, copy, call.operand(i), cx.abi_size(ty));
+    call.set_operand(i, copy);
 }
 
 /// Whether `arg` is a slot filled only to be passed to `call` (a wrapper's
