@@ -608,6 +608,8 @@ fn a_long_unmigratable_stretch_with_a_large_heap_is_retried_sparingly() {
     // since hcc names qsort in `__hc_unmigratable` around the call, one
     // made during the sort waits and is refused without a dump (3 refused
     // attempts here, then one dump of the 258 MiB after the sort).
+    // The heap is filled by the first comparison, so that under a loaded
+    // machine the first request still comes during the sort, not before.
     let dir = tempfile::tempdir().unwrap();
     let app = compile_source(
         dir.path(),
@@ -616,18 +618,20 @@ fn a_long_unmigratable_stretch_with_a_large_heap_is_retried_sparingly() {
 #include <stdlib.h>
 #include <string.h>
 static volatile int sink;
+static char *volatile heap;
+static size_t big = 256u << 20;
 static int twist(int x) { return x % 50; }
 static int (*volatile bound)(int) = twist;
 static int slow_compare(const void *a, const void *b) {
+    if (!heap[big - 1])
+        memset(heap, 1, big);
     int x = *(const int *)a, y = *(const int *)b;
     for (int i = 0; i < bound(x); i++)
         sink += i;
     return (x > y) - (x < y);
 }
 int main(void) {
-    size_t big = 256u << 20;
-    char *volatile heap = malloc(big);
-    memset(heap, 1, big);
+    heap = calloc(big, 1);
     size_t n = 600000;
     int *v = malloc(n * sizeof *v);
     unsigned s = 12345;
