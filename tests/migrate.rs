@@ -3241,6 +3241,169 @@ unsigned long step(unsigned long x) {
     );
 }
 
+#[test]
+fn structs_holding_nlink_t_and_blksize_t_read_alike_after_a_migration() {
+    // musl makes nlink_t and blksize_t int-sized on aarch64 and long on
+    // x86_64, so a struct holding one had another layout on each ISA: GNU
+    // tar's hard-link table entries ({dev_t, ino_t, nlink_t, name}) written
+    // on one ISA read back with the name shifted by 4 bytes and nlink
+    // mixed with the name's first bytes on the other. hcc's bits/alltypes.h
+    // gives both the long width on every ISA, as its struct stat does.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_without_mismatches(
+        dir.path(),
+        "links",
+        &[],
+        &[(
+            "links.c",
+            r#"#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+struct link { dev_t dev; ino_t ino; nlink_t nlink; char name[1]; };
+struct hint { blksize_t block; int tag; };
+static struct link *table[40];
+static struct hint *hints;
+static unsigned long sink;
+static __attribute__((noinline)) unsigned long step(unsigned long x) {
+    x |= 1;
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x & 0xff) != 0x5a);
+    return x;
+}
+int main(void) {
+    hints = malloc(40 * sizeof *hints);
+    for (int i = 0; i < 40; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "dir/file-%02d", i);
+        struct link *l = malloc(offsetof(struct link, name) + strlen(name) + 1);
+        l->dev = 2049;
+        l->ino = 1000 + i;
+        l->nlink = (nlink_t)(i % 3 + 1);
+        strcpy(l->name, name);
+        table[i] = l;
+        hints[i].block = 512 << (i % 4);
+        hints[i].tag = -i;
+        sink = step(sink + i);
+    }
+    for (int i = 0; i < 40; i++) {
+        struct link *l = table[i];
+        sink = step(sink ^ l->ino);
+        printf("%s %lu %lu %lu %ld %d %lu\n", l->name, (unsigned long)l->dev,
+               (unsigned long)l->ino, (unsigned long)l->nlink, (long)hints[i].block,
+               hints[i].tag, sink % 1000);
+    }
+    return 0;
+}
+"#,
+        )],
+    );
+    sites_at_least(&app, 100.0);
+    let want = native(&app, &[], dir.path());
+    let got = hcontainer(
+        &["run", "--isa", "aarch64", app.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_same(&want, &got, "links on aarch64");
+    // 20: the table half written; 60: half read.
+    migrates_once(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 20),
+            ("aarch64,x86_64", 20),
+            ("x86_64,aarch64", 60),
+            ("aarch64,x86_64", 60),
+        ],
+    );
+}
+
+#[test]
+fn a_struct_passed_in_registers_is_built_where_it_is_passed() {
+    // `cmp` is an inline definition (available_externally) taking structs
+    // by value: aarch64 passes `[2 x i64]`, x86_64 two i64. The optimizer
+    // hoisted the first link of aarch64's `insertvalue` chain for `show(t)`
+    // above the `now` call, so a half-built aggregate was live there on
+    // aarch64 only, the sites' values differed and `check` could not
+    // migrate (GNU tar's check_time with gnulib's timespec_cmp). hcc now
+    // builds such a chain again right before its use.
+    let dir = tempfile::tempdir().unwrap();
+    let app = compile_without_mismatches(
+        dir.path(),
+        "spans",
+        &[],
+        &[
+            (
+                "spans.c",
+                r#"#include <stdio.h>
+struct span { long sec, nsec; };
+extern struct span started;
+const char *show(struct span s);
+void now(struct span *s);
+__attribute__((noinline)) unsigned long step(unsigned long x) {
+    x |= 1;
+    do
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    while ((x & 0xff) != 0x5a);
+    return x;
+}
+inline int cmp(struct span a, struct span b) {
+    return 2 * ((a.sec > b.sec) - (a.sec < b.sec)) + ((a.nsec > b.nsec) - (a.nsec < b.nsec));
+}
+static __attribute__((noinline)) void check(const char *name, struct span t) {
+    if (t.sec < 0)
+        printf("%s: old %s\n", name, show(t));
+    else if (cmp(started, t) < 0) {
+        struct span n;
+        now(&n);
+        if (cmp(n, t) < 0)
+            printf("%s: future %s\n", name, show(t));
+    }
+}
+int main(void) {
+    for (int r = 0; r < 60; r++) {
+        struct span t = {(long)(r % 7) - 2, r * 1000};
+        check(r % 2 ? "odd" : "even", t);
+        printf("%d\n", r);
+    }
+    return 0;
+}
+"#,
+            ),
+            (
+                "clock.c",
+                r#"#include <stdio.h>
+struct span { long sec, nsec; };
+struct span started = {1, 500};
+unsigned long step(unsigned long x);
+static char buf[64];
+static unsigned long ticks;
+void now(struct span *s) { ticks = step(ticks); s->sec = 2; s->nsec = (long)(ticks % 1000); }
+const char *show(struct span s) { ticks = step(ticks + 1); snprintf(buf, sizeof buf, "%ld.%06ld", s.sec, s.nsec); return buf; }
+int cmp(struct span a, struct span b) {
+    return 2 * ((a.sec > b.sec) - (a.sec < b.sec)) + ((a.nsec > b.nsec) - (a.nsec < b.nsec));
+}
+"#,
+            ),
+        ],
+    );
+    sites_at_least(&app, 100.0);
+    // 50: in `step` under `now` under `check` (5 frames); 150, 300 later.
+    migrates_once(
+        &app,
+        dir.path(),
+        &[
+            ("x86_64,aarch64", 50),
+            ("aarch64,x86_64", 50),
+            ("x86_64,aarch64", 150),
+            ("aarch64,x86_64", 300),
+        ],
+    );
+}
+
 /// Writes `sources` into `dir` and builds them into one program with
 /// `hcc -O2 -Wall FLAGS`, which must succeed with no -Whc-mismatch warning
 /// (every function agreed on by both ISAs).

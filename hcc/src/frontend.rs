@@ -30,6 +30,10 @@ pub const FORCED_FLAGS: &[&str] = &[
 
 /// hcc's own headers, searched before musl's (`hcc/include/`).
 const OWN_HEADERS: &[(&str, &str)] = &[
+    (
+        "bits/alltypes.h",
+        include_str!("../include/bits/alltypes.h"),
+    ),
     ("bits/setjmp.h", include_str!("../include/bits/setjmp.h")),
     ("bits/stat.h", include_str!("../include/bits/stat.h")),
 ];

@@ -30,6 +30,7 @@
 //! the call to the copy (`musttail`) when the poll word is set, and loop
 //! polls go straight to the migration point (DESIGN-NOTES "Resume copies").
 
+mod aggregate;
 pub mod align;
 pub mod byval;
 pub mod cfg;
@@ -969,6 +970,7 @@ pub fn instrument_module(
     let cx = Ctx::new(module);
     neutral::redirect(&cx);
     scanf::redirect(&cx);
+    aggregate::rebuild_at_uses(&cx);
     assign_sections(&cx);
     let rt = Runtime::declare(&cx, isa);
     setjmp::keep_shadow_stack(&cx, &rt);
