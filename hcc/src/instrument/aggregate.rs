@@ -77,26 +77,8 @@ pub fn rebuild_at_uses(cx: &Ctx) {
             .collect();
         for top in tops {
             let Some(links) = chain(top) else { continue };
-            let mut rebuilt = false;
-            for (user, k) in top.uses() {
-                if user.opcode() == Some(LLVMOpcode::LLVMInsertValue) {
-                    continue;
-                }
-                if user.is_phi() {
-                    let from = user.incoming()[k as usize].1;
-                    if !apart(links[0], None, from) {
-                        continue;
-                    }
-                    b.before(
-                        from.terminator()
-                            .expect("a block with a successor ends in one"),
-                    );
-                } else {
-                    if !apart(links[0], Some(user), user.block()) {
-                        continue;
-                    }
-                    b.before(user);
-                }
+            let build = |at: Val| {
+                b.before(at);
                 let mut agg = links[0].operand(0);
                 for link in &links {
                     let copy = link.clone_inst();
@@ -104,6 +86,36 @@ pub fn rebuild_at_uses(cx: &Ctx) {
                     copy.set_operand(0, agg);
                     agg = copy;
                 }
+                agg
+            };
+            let mut rebuilt = false;
+            // One copy per incoming block: a phi may list a block twice
+            // (a switch's cases), and then with one value.
+            let mut at_block_end: Vec<(Block, Val)> = Vec::new();
+            for (user, k) in top.uses() {
+                if user.opcode() == Some(LLVMOpcode::LLVMInsertValue) {
+                    continue;
+                }
+                let agg = if user.is_phi() {
+                    let from = user.incoming()[k as usize].1;
+                    if !apart(links[0], None, from) {
+                        continue;
+                    }
+                    match at_block_end.iter().find(|(bl, _)| *bl == from) {
+                        Some(&(_, agg)) => agg,
+                        None => {
+                            let end = from.terminator().expect("a predecessor ends in a branch");
+                            let agg = build(end);
+                            at_block_end.push((from, agg));
+                            agg
+                        }
+                    }
+                } else {
+                    if !apart(links[0], Some(user), user.block()) {
+                        continue;
+                    }
+                    build(user)
+                };
                 user.set_operand(k, agg);
                 rebuilt = true;
             }
@@ -113,5 +125,120 @@ pub fn rebuild_at_uses(cx: &Ctx) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inkwell::context::Context;
+    use inkwell::memory_buffer::MemoryBuffer;
+
+    /// Runs the rewrite on `ir` and returns the module's text; panics if the
+    /// result does not verify.
+    fn rebuilt(ir: &str) -> String {
+        let ctx = Context::create();
+        let buf = MemoryBuffer::create_from_memory_range_copy(ir.as_bytes(), "t");
+        let m = ctx.create_module_from_ir(buf).expect("test IR parses");
+        rebuild_at_uses(&Ctx::new(&m));
+        m.verify()
+            .unwrap_or_else(|e| panic!("{}\n{}", e, m.print_to_string()));
+        m.print_to_string().to_string()
+    }
+
+    /// The lines of function `f`'s body from `text`, trimmed.
+    fn body(text: &str) -> Vec<&str> {
+        text.lines()
+            .skip_while(|l| !l.starts_with("define"))
+            .skip(1)
+            .take_while(|l| *l != "}")
+            .map(str::trim)
+            .collect()
+    }
+
+    #[test]
+    fn a_chain_hoisted_above_a_call_is_built_after_it() {
+        let text = rebuilt(
+            r#"
+declare void @now(ptr)
+declare ptr @show([2 x i64])
+define ptr @f(i64 %sec, ptr %p, ptr %n) {
+  %half = insertvalue [2 x i64] poison, i64 %sec, 0
+  call void @now(ptr %n)
+  %nsec = load i64, ptr %p
+  %t = insertvalue [2 x i64] %half, i64 %nsec, 1
+  %s = call ptr @show([2 x i64] %t)
+  ret ptr %s
+}
+"#,
+        );
+        let lines = body(&text);
+        let now = lines.iter().position(|l| l.contains("@now")).unwrap();
+        let first = lines
+            .iter()
+            .position(|l| l.contains("insertvalue"))
+            .unwrap();
+        assert!(first > now, "{text}");
+        assert_eq!(
+            lines.iter().filter(|l| l.contains("insertvalue")).count(),
+            2,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_chain_next_to_its_use_stays() {
+        let ir = r#"
+declare ptr @show([2 x i64])
+define ptr @f(i64 %sec, i64 %nsec) {
+  %half = insertvalue [2 x i64] poison, i64 %sec, 0
+  %t = insertvalue [2 x i64] %half, i64 %nsec, 1
+  %s = call ptr @show([2 x i64] %t)
+  ret ptr %s
+}
+"#;
+        let text = rebuilt(ir);
+        assert!(
+            text.contains("%half = insertvalue") && text.contains("%t = insertvalue"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_phi_listing_a_block_twice_gets_one_value_from_it() {
+        // A switch whose two cases go to `join`: the phi names `entry`
+        // twice, and both entries must stay the same value.
+        let text = rebuilt(
+            r#"
+declare void @g()
+declare void @use([2 x i64])
+define void @f(i32 %k, i64 %a, i64 %b) {
+entry:
+  %half = insertvalue [2 x i64] poison, i64 %a, 0
+  %t = insertvalue [2 x i64] %half, i64 %b, 1
+  call void @g()
+  switch i32 %k, label %other [ i32 1, label %join
+                                i32 2, label %join ]
+other:
+  br label %join
+join:
+  %v = phi [2 x i64] [ %t, %entry ], [ %t, %entry ], [ zeroinitializer, %other ]
+  call void @use([2 x i64] %v)
+  ret void
+}
+"#,
+        );
+        let lines = body(&text);
+        let g = lines.iter().position(|l| l.contains("@g()")).unwrap();
+        let first = lines
+            .iter()
+            .position(|l| l.contains("insertvalue"))
+            .unwrap();
+        assert!(first > g, "{text}");
+        assert_eq!(
+            lines.iter().filter(|l| l.contains("insertvalue")).count(),
+            2,
+            "{text}"
+        );
     }
 }
